@@ -1,0 +1,117 @@
+// Python bindings for the fused quadratic solver. Arrays arrive already validated and
+// C-contiguous from hetmtl.fusion.solver; results go back as dicts of NumPy arrays.
+#include <pybind11/eigen.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "hetmtl/fused.hpp"
+
+namespace py = pybind11;
+using hetmtl::RowMatrix;
+using hetmtl::Vector;
+
+namespace {
+
+using RowRef = Eigen::Ref<const RowMatrix>;
+using VecRef = Eigen::Ref<const Vector>;
+
+// Stack fits into (L, K, p) / (L, p) / (L, K) arrays.
+py::dict stack_fits(const std::vector<hetmtl::FusedResult>& fits, int K, int p) {
+    const py::ssize_t L = static_cast<py::ssize_t>(fits.size());
+    py::array_t<double> theta({L, static_cast<py::ssize_t>(K), static_cast<py::ssize_t>(p)});
+    py::array_t<double> center({L, static_cast<py::ssize_t>(p)});
+    py::array_t<bool> fused({L, static_cast<py::ssize_t>(K)});
+    py::array_t<int> iterations(L), status(L);
+    py::array_t<double> kkt(L);
+    auto th = theta.mutable_unchecked<3>();
+    auto ce = center.mutable_unchecked<2>();
+    auto fu = fused.mutable_unchecked<2>();
+    auto it = iterations.mutable_unchecked<1>();
+    auto st = status.mutable_unchecked<1>();
+    auto kk = kkt.mutable_unchecked<1>();
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    for (py::ssize_t l = 0; l < L; ++l) {
+        const auto& f = fits[l];
+        const bool ok = f.theta.rows() == K;
+        for (int k = 0; k < K; ++k) {
+            for (int j = 0; j < p; ++j) th(l, k, j) = ok ? f.theta(k, j) : nan;
+            fu(l, k) = ok && f.fused[k] != 0;
+        }
+        for (int j = 0; j < p; ++j) ce(l, j) = ok ? f.center(j) : nan;
+        it(l) = f.iterations;
+        st(l) = static_cast<int>(f.status);
+        kk(l) = ok ? f.kkt : nan;
+    }
+    py::dict out;
+    out["theta"] = theta;
+    out["center"] = center;
+    out["fused"] = fused;
+    out["iterations"] = iterations;
+    out["kkt"] = kkt;
+    out["status"] = status;
+    return out;
+}
+
+}  // namespace
+
+void register_fused(py::module_& m) {
+    py::enum_<hetmtl::Penalty>(m, "Penalty")
+        .value("l2", hetmtl::Penalty::L2)
+        .value("l2sq", hetmtl::Penalty::L2Squared);
+    py::enum_<hetmtl::SolveStatus>(m, "SolveStatus")
+        .value("converged", hetmtl::SolveStatus::Converged)
+        .value("max_iterations", hetmtl::SolveStatus::MaxIterations)
+        .value("not_positive_definite", hetmtl::SolveStatus::NotPositiveDefinite)
+        .value("numerical_failure", hetmtl::SolveStatus::NumericalFailure);
+
+    py::class_<hetmtl::FusedOptions>(m, "FusedOptions")
+        .def(py::init<>())
+        .def_readwrite("penalty", &hetmtl::FusedOptions::penalty)
+        .def_readwrite("tol", &hetmtl::FusedOptions::tol)
+        .def_readwrite("max_iter", &hetmtl::FusedOptions::max_iter)
+        .def_readwrite("n_threads", &hetmtl::FusedOptions::n_threads);
+
+    py::class_<hetmtl::FusedProblem>(m, "FusedProblem")
+        .def(py::init<const RowRef&, const VecRef&, const VecRef&>(), py::arg("W").noconvert(),
+             py::arg("n").noconvert(), py::arg("weights").noconvert())
+        .def_property_readonly("positive_definite", &hetmtl::FusedProblem::positive_definite)
+        .def("pooled", &hetmtl::FusedProblem::pooled, py::arg("theta_hat").noconvert())
+        .def("lambda_max", &hetmtl::FusedProblem::lambda_max, py::arg("theta_hat").noconvert())
+        .def(
+            "solve",
+            [](const hetmtl::FusedProblem& pb, const RowRef& theta_hat, double lam,
+               const hetmtl::FusedOptions& opt) {
+                std::vector<hetmtl::FusedResult> fits(1);
+                {
+                    py::gil_scoped_release release;
+                    fits[0] = pb.solve(theta_hat, lam, opt);
+                }
+                return stack_fits(fits, pb.n_sites(), pb.dim());
+            },
+            py::arg("theta_hat").noconvert(), py::arg("lam"), py::arg("options"))
+        .def(
+            "path",
+            [](const hetmtl::FusedProblem& pb, const RowRef& theta_hat, const std::vector<double>& lams,
+               const hetmtl::FusedOptions& opt) {
+                hetmtl::FusedPathResult path;
+                {
+                    py::gil_scoped_release release;
+                    path = hetmtl::fused_path(pb, theta_hat, lams, opt);
+                }
+                return stack_fits(path.fits, pb.n_sites(), pb.dim());
+            },
+            py::arg("theta_hat").noconvert(), py::arg("lambdas"), py::arg("options"))
+        .def(
+            "solve_batch",
+            [](const hetmtl::FusedProblem& pb, const RowRef& theta_hats, double lam,
+               const hetmtl::FusedOptions& opt) {
+                std::vector<hetmtl::FusedResult> fits;
+                {
+                    py::gil_scoped_release release;
+                    fits = hetmtl::fused_solve_batch(pb, theta_hats, lam, opt);
+                }
+                return stack_fits(fits, pb.n_sites(), pb.dim());
+            },
+            py::arg("theta_hats").noconvert(), py::arg("lam"), py::arg("options"));
+}

@@ -1,0 +1,11 @@
+// The private extension module hetmtl._core: one register_<area> call per area.
+#include <pybind11/pybind11.h>
+
+namespace py = pybind11;
+
+void register_fused(py::module_& m);
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "hetmtl compiled core (private; use the public hetmtl API)";
+    register_fused(m);
+}

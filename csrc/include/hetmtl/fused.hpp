@@ -1,0 +1,103 @@
+// Fused quadratic solver: the central problem of late fusion.
+//
+//   minimize over theta_1..theta_K, u:
+//     sum_k (n_k / 2) (theta_k - that_k)' W_k (theta_k - that_k) + lambda * sum_k w_k pen(theta_k - u)
+//
+// with pen = ||.||_2 ("l2", fuses sites exactly) or pen = ||.||_2^2 / 2 ("l2sq", ridge shrinkage).
+// Inputs are row-major: theta_hat is K x p, W is K x (p*p) (each row one symmetric p x p matrix).
+#pragma once
+
+#include <Eigen/Dense>
+#include <cstdint>
+#include <vector>
+
+namespace hetmtl {
+
+using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using Vector = Eigen::VectorXd;
+
+enum class Penalty : int { L2 = 0, L2Squared = 1 };
+
+enum class SolveStatus : int {
+    Converged = 0,
+    MaxIterations = 1,
+    NotPositiveDefinite = 2,  // some W_k has a non-positive eigenvalue
+    NumericalFailure = 3,     // non-finite values appeared during the iterations
+};
+
+struct FusedOptions {
+    Penalty penalty = Penalty::L2;
+    double tol = 1e-10;   // relative KKT tolerance
+    int max_iter = 20000;
+    int n_threads = 1;
+};
+
+struct FusedResult {
+    RowMatrix theta;                 // K x p
+    Vector center;                   // p
+    std::vector<std::uint8_t> fused; // K, 1 where theta_k == u exactly
+    int iterations = 0;
+    double kkt = 0.0;                // relative KKT residual at the returned point
+    SolveStatus status = SolveStatus::Converged;
+};
+
+struct FusedPathResult {
+    std::vector<FusedResult> fits;   // one per lambda, in the order given
+};
+
+// The eigen-decomposed, weighted problem data shared by every solve on the same (W, n, w).
+class FusedProblem {
+public:
+    FusedProblem(const Eigen::Ref<const RowMatrix>& W, const Eigen::Ref<const Vector>& n,
+                 const Eigen::Ref<const Vector>& weights);
+
+    int n_sites() const { return K_; }
+    int dim() const { return p_; }
+    bool positive_definite() const { return positive_definite_; }
+
+    // Inverse-variance pooled estimate (sum A_k)^-1 sum A_k that_k, with A_k = n_k W_k.
+    Vector pooled(const Eigen::Ref<const RowMatrix>& theta_hat) const;
+    // Smallest lambda at which every site is fused (l2 penalty).
+    double lambda_max(const Eigen::Ref<const RowMatrix>& theta_hat) const;
+
+    // Solve at one lambda; `warm` (K x p offsets v_k = theta_k - u) may be empty.
+    FusedResult solve(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
+                      const FusedOptions& opt, const RowMatrix* warm = nullptr) const;
+
+    // Relative KKT residual of a candidate (theta, u).
+    double kkt_residual(const Eigen::Ref<const RowMatrix>& theta_hat, const RowMatrix& theta,
+                        const Vector& center, double lambda, Penalty penalty) const;
+
+private:
+    FusedResult solve_l2(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
+                         const FusedOptions& opt, const RowMatrix* warm) const;
+    FusedResult solve_l2sq(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda) const;
+    // u(v) = (sum A_k)^-1 sum A_k (that_k - v_k)
+    Vector center_for(const Eigen::Ref<const RowMatrix>& theta_hat, const RowMatrix& v) const;
+    // argmin_x 1/2 (x - z)' A_k (x - z) + tau ||x||
+    Vector site_prox(int k, const Vector& z, double tau) const;
+    Vector apply_A(int k, const Vector& x) const;
+    double residual_scale(const Eigen::Ref<const RowMatrix>& theta_hat) const;
+
+    int K_ = 0;
+    int p_ = 0;
+    bool positive_definite_ = true;
+    std::vector<Eigen::MatrixXd> A_;        // n_k W_k
+    std::vector<Eigen::MatrixXd> Q_;        // eigenvectors of A_k
+    std::vector<Vector> evals_;             // eigenvalues of A_k (ascending)
+    Vector w_;                              // penalty weights
+    Eigen::LDLT<Eigen::MatrixXd> A_sum_;    // factorization of sum_k A_k
+};
+
+// Lambda path with warm starts: lambdas are solved in decreasing order, results returned in the
+// order given.
+FusedPathResult fused_path(const FusedProblem& problem, const Eigen::Ref<const RowMatrix>& theta_hat,
+                           const std::vector<double>& lambdas, const FusedOptions& opt);
+
+// Many independent right-hand sides on the same problem (bootstrap draws, simulation replicates):
+// theta_hats stacks B blocks of K rows. Parallel over blocks with OpenMP.
+std::vector<FusedResult> fused_solve_batch(const FusedProblem& problem,
+                                           const Eigen::Ref<const RowMatrix>& theta_hats, double lambda,
+                                           const FusedOptions& opt);
+
+}  // namespace hetmtl

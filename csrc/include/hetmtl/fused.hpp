@@ -71,6 +71,17 @@ public:
 private:
     FusedResult solve_l2(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
                          const FusedOptions& opt, const RowMatrix* warm) const;
+    // Damped Newton on the center: F(u) = sum_k min_v site loss is smooth and convex in u.
+    // Returns false (leaving `u` at its best point) when the line search stalls.
+    bool newton_center(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
+                       const FusedOptions& opt, Vector& u, int& iterations) const;
+    // Site offsets v_k = prox_k(that_k - u), objective F(u), gradient and (optionally) Hessian.
+    double center_objective(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, const Vector& u,
+                            RowMatrix& v, Vector& grad, Eigen::MatrixXd* hess, int n_threads) const;
+    Vector fista_center(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, const FusedOptions& opt,
+                        RowMatrix v, int& iterations) const;
+    FusedResult finish_l2(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, const Vector& u,
+                          int iterations, const FusedOptions& opt) const;
     FusedResult solve_l2sq(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda) const;
     // u(v) = (sum A_k)^-1 sum A_k (that_k - v_k)
     Vector center_for(const Eigen::Ref<const RowMatrix>& theta_hat, const RowMatrix& v) const;

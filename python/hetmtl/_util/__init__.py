@@ -1,0 +1,1 @@
+"""Internal helpers shared across hetmtl's subpackages (not public API)."""

@@ -1,0 +1,53 @@
+"""Input validation at the public boundary: every message names the argument and the problem."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def as_float_array(value: Any, name: str, ndim: int | None = None) -> np.ndarray:
+    """Convert ``value`` to a finite float64 array, raising a ValueError that names ``name``."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name}: cannot be converted to a float array ({exc})") from None
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-dimensional array, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"{name}: contains {bad} NaN or infinite value(s)")
+    return arr
+
+
+def check_symmetric_pd(mats: np.ndarray, name: str, rtol: float = 1e-8) -> None:
+    """Check that every matrix in a (K, p, p) stack is symmetric positive definite."""
+    asym = np.abs(mats - np.swapaxes(mats, -1, -2))
+    scale = np.maximum(np.abs(mats).max(axis=(-1, -2)), 1e-300)
+    bad_sym = np.nonzero(asym.max(axis=(-1, -2)) > rtol * scale)[0]
+    if bad_sym.size:
+        raise ValueError(f"{name}: matrix {int(bad_sym[0])} is not symmetric")
+    sym = 0.5 * (mats + np.swapaxes(mats, -1, -2))
+    eig_min = np.linalg.eigvalsh(sym)[..., 0]
+    bad_pd = np.nonzero(eig_min <= 1e-12 * scale)[0]
+    if bad_pd.size:
+        k = int(bad_pd[0])
+        raise ValueError(
+            f"{name}: matrix {k} is not positive definite (smallest eigenvalue {eig_min[k]:.3g})"
+        )
+
+
+def check_positive(arr: np.ndarray, name: str, strict: bool = True) -> None:
+    """Raise if any entry is negative (or non-positive when ``strict``)."""
+    bad = arr <= 0 if strict else arr < 0
+    if np.any(bad):
+        what = "positive" if strict else "non-negative"
+        raise ValueError(f"{name}: all values must be {what}, got {arr[bad].ravel()[0]!r}")
+
+
+def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
+    """Check that a string option is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name}: must be one of {choices}, got {value!r}")
+    return value

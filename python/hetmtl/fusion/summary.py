@@ -1,0 +1,309 @@
+"""Site summaries: everything a site sends to the center, and nothing row-level.
+
+A summary holds the site's DML estimate ``theta`` (p,), the score Jacobian ``J`` = (1/n) sum
+d psi / d theta (p, p), the score covariance ``Omega`` = (1/n) sum psi psi' (p, p), the sample
+size ``n``, the same quantities per cross-fitting fold (for summary-level tuning of lambda) and
+metadata. The sandwich covariance of ``theta`` is ``V = J^-1 Omega J^-T / n``.
+
+Summaries are exchanged as versioned JSON (``schema = "hetmtl.site_summary"``); loading validates
+shapes, finiteness, positive definiteness and the schema version, and refuses unknown fields so
+that row-level data cannot ride along.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from .._util.io import atomic_write_json
+from .._util.validation import as_float_array, check_choice
+
+SCHEMA_NAME = "hetmtl.site_summary"
+SCHEMA_VERSION = 1
+WEIGHTS = ("precision", "hessian")
+_TOP_KEYS = {"schema", "schema_version", "site", "model", "coef_names", "n", "theta", "J", "Omega",
+             "folds", "metadata"}
+_FOLD_KEYS = {"n", "theta", "J", "Omega"}
+
+
+@dataclass(frozen=True)
+class FoldSummary:
+    """Score summary of one cross-fitting fold (its held-out observations only).
+
+    Attributes
+    ----------
+    n : int
+        Rows in the fold.
+    theta : ndarray of shape (p,)
+        Estimate solved from this fold's scores alone.
+    J : ndarray of shape (p, p)
+        Mean score Jacobian on the fold.
+    Omega : ndarray of shape (p, p)
+        Mean outer product of the scores on the fold, at the fold's ``theta``.
+    """
+
+    n: int
+    theta: np.ndarray
+    J: np.ndarray
+    Omega: np.ndarray
+
+
+def _check_theta_J_Omega(theta, J, Omega, n, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    th = as_float_array(theta, f"{where}theta")
+    if th.ndim == 0:
+        th = th.reshape(1)
+    if th.ndim != 1 or th.size == 0:
+        raise ValueError(f"{where}theta: expected a non-empty vector, got shape {th.shape}")
+    p = th.size
+    Ja = as_float_array(J, f"{where}J").reshape(p, p) if np.size(J) == p * p else None
+    if Ja is None:
+        raise ValueError(f"{where}J: expected shape ({p}, {p}), got {np.shape(J)}")
+    Oa = as_float_array(Omega, f"{where}Omega").reshape(p, p) if np.size(Omega) == p * p else None
+    if Oa is None:
+        raise ValueError(f"{where}Omega: expected shape ({p}, {p}), got {np.shape(Omega)}")
+    if abs(np.linalg.det(Ja)) <= 1e-14 * max(np.abs(Ja).max(), 1e-300) ** p:
+        raise ValueError(f"{where}J: the score Jacobian is singular (the site's design does not "
+                         "identify theta)")
+    if not np.allclose(Oa, Oa.T, rtol=1e-8, atol=1e-12 * np.abs(Oa).max()):
+        raise ValueError(f"{where}Omega: not symmetric")
+    if np.linalg.eigvalsh(0.5 * (Oa + Oa.T))[0] <= 0:
+        raise ValueError(f"{where}Omega: not positive definite")
+    if not (isinstance(n, (int, np.integer, float)) and np.isfinite(n) and n >= 1):
+        raise ValueError(f"{where}n: must be a number >= 1, got {n!r}")
+    return th, Ja, Oa
+
+
+@dataclass(frozen=True)
+class SiteSummary:
+    """What one site sends to the center: estimate, score moments, size, fold summaries, metadata.
+
+    Build one with :class:`hetmtl.fusion.SiteDML` (``.summary_``), from a published estimate with
+    :meth:`from_estimate`, or load one with :meth:`from_json`.
+
+    Attributes
+    ----------
+    theta : ndarray of shape (p,)
+        Site DML estimate.
+    J : ndarray of shape (p, p)
+        Score Jacobian (1/n) sum d psi / d theta.
+    Omega : ndarray of shape (p, p)
+        Score covariance (1/n) sum psi psi' at ``theta``.
+    n : float
+        Sample size (an effective size for summaries built from published estimates).
+    site : str
+        Site name.
+    model : str
+        Model that produced the score (``"plr"``, ``"irm"``, ``"cate_linear"``, ``"estimate"``).
+    coef_names : list of str
+        Names of the p coordinates.
+    folds : tuple of FoldSummary
+        Per-fold summaries (empty when unknown).
+    metadata : dict
+        Free-form, JSON-serializable description (learners, n_folds, n_rep, package version).
+    """
+
+    theta: np.ndarray
+    J: np.ndarray
+    Omega: np.ndarray
+    n: float
+    site: str = "site"
+    model: str = "plr"
+    coef_names: Sequence[str] = ()
+    folds: tuple[FoldSummary, ...] = ()
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        th, Ja, Oa = _check_theta_J_Omega(self.theta, self.J, self.Omega, self.n, "")
+        object.__setattr__(self, "theta", th)
+        object.__setattr__(self, "J", Ja)
+        object.__setattr__(self, "Omega", Oa)
+        names = list(self.coef_names) or ([f"theta{j}" for j in range(th.size)] if th.size > 1
+                                          else ["theta"])
+        if len(names) != th.size:
+            raise ValueError(f"coef_names: expected {th.size} names, got {len(names)}")
+        object.__setattr__(self, "coef_names", names)
+        folds = []
+        for i, f in enumerate(self.folds):
+            fth, fJ, fO = _check_theta_J_Omega(f.theta, f.J, f.Omega, f.n, f"folds[{i}].")
+            if fth.size != th.size:
+                raise ValueError(f"folds[{i}].theta: expected {th.size} values, got {fth.size}")
+            folds.append(FoldSummary(int(f.n), fth, fJ, fO))
+        object.__setattr__(self, "folds", tuple(folds))
+
+    # ---------------------------------------------------------------- derived quantities
+    @property
+    def dim(self) -> int:
+        """Number of target coordinates p."""
+        return self.theta.size
+
+    @property
+    def cov(self) -> np.ndarray:
+        """Sandwich covariance ``J^-1 Omega J^-T / n`` of ``theta``."""
+        Jinv = np.linalg.inv(self.J)
+        V = Jinv @ self.Omega @ Jinv.T / self.n
+        return 0.5 * (V + V.T)
+
+    @property
+    def se(self) -> np.ndarray:
+        """Standard errors of ``theta``."""
+        return np.sqrt(np.diag(self.cov))
+
+    def weight_matrix(self, weight: str = "precision") -> np.ndarray:
+        """Per-observation weight matrix W of the central quadratic.
+
+        ``"precision"``: ``(n V)^-1 = J' Omega^-1 J``; ``"hessian"``: ``-J`` (needs a symmetric
+        negative definite Jacobian, as for PLR).
+        """
+        check_choice(weight, "weight", WEIGHTS)
+        return _weight_from_moments(self.J, self.Omega, weight, self.site)
+
+    def fold_excluded(self, fold: int, weight: str = "precision") -> tuple[np.ndarray, np.ndarray, float]:
+        """Estimate, weight matrix and size of the site with fold ``fold`` left out.
+
+        Every score here is linear in theta, so the estimate from the remaining folds' pooled score
+        is exactly ``(sum_g n_g J_g)^-1 sum_g n_g J_g theta_g``; its score covariance is taken as
+        the size-weighted mean of the remaining folds' (each evaluated at its own fold estimate).
+        """
+        if not self.folds:
+            raise ValueError(f"site {self.site!r}: has no fold summaries")
+        rest = [f for i, f in enumerate(self.folds) if i != fold]
+        if not rest:
+            raise ValueError(f"site {self.site!r}: needs at least two folds to leave one out")
+        nJ = sum(f.n * f.J for f in rest)
+        n_rest = float(sum(f.n for f in rest))
+        theta = np.linalg.solve(nJ, sum(f.n * f.J @ f.theta for f in rest))
+        J = nJ / n_rest
+        Omega = sum(f.n * f.Omega for f in rest) / n_rest
+        return theta, _weight_from_moments(J, Omega, weight, self.site), n_rest
+
+    # ---------------------------------------------------------------- constructors
+    @classmethod
+    def from_estimate(cls, estimate, se=None, *, cov=None, n: float | None = None,
+                      site: str = "site", coef_names: Sequence[str] = (),
+                      metadata: dict | None = None) -> "SiteSummary":
+        """Summary from a published estimate and its standard error (or covariance).
+
+        Parameters
+        ----------
+        estimate : float or array_like of shape (p,)
+            The site's estimate.
+        se : float or array_like of shape (p,), optional
+            Standard errors (a diagonal covariance). Give ``se`` or ``cov``.
+        cov : array_like of shape (p, p), optional
+            Full covariance of the estimate.
+        n : float, optional
+            Sample size. Only the penalty weights ``sqrt(n)`` depend on it; when unknown the
+            effective size ``1 / mean(diag(cov))`` is used (per-observation variance one).
+        site, coef_names, metadata
+            Descriptive fields.
+
+        Notes
+        -----
+        The moments are set so that both weights equal the precision: ``J = -Omega = -(n V)^-1``.
+        There are no fold summaries, so lambda is then chosen without cross-validation.
+        """
+        est = as_float_array(estimate, "estimate").reshape(-1)
+        p = est.size
+        if (se is None) == (cov is None):
+            raise ValueError("se/cov: give exactly one of se or cov")
+        if se is not None:
+            se_a = as_float_array(se, "se").reshape(-1)
+            if se_a.size != p:
+                raise ValueError(f"se: expected {p} value(s), got {se_a.size}")
+            if np.any(se_a <= 0):
+                raise ValueError("se: standard errors must be positive")
+            V = np.diag(se_a**2)
+        else:
+            V = as_float_array(cov, "cov").reshape(p, p) if np.size(cov) == p * p else None
+            if V is None:
+                raise ValueError(f"cov: expected shape ({p}, {p}), got {np.shape(cov)}")
+        n_eff = float(n) if n is not None else 1.0 / float(np.mean(np.diag(V)))
+        if not (np.isfinite(n_eff) and n_eff > 0):
+            raise ValueError(f"n: must be positive, got {n!r}")
+        try:
+            P = np.linalg.inv(n_eff * V)
+        except np.linalg.LinAlgError:
+            raise ValueError("cov: singular covariance") from None
+        meta = {"source": "published estimate", **(metadata or {})}
+        return cls(theta=est, J=-P, Omega=P, n=n_eff, site=site, model="estimate",
+                   coef_names=coef_names, metadata=meta)
+
+    # ---------------------------------------------------------------- JSON
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict following the versioned schema."""
+        return {
+            "schema": SCHEMA_NAME,
+            "schema_version": SCHEMA_VERSION,
+            "site": self.site,
+            "model": self.model,
+            "coef_names": list(self.coef_names),
+            "n": float(self.n),
+            "theta": self.theta.tolist(),
+            "J": self.J.tolist(),
+            "Omega": self.Omega.tolist(),
+            "folds": [{"n": f.n, "theta": f.theta.tolist(), "J": f.J.tolist(), "Omega": f.Omega.tolist()}
+                      for f in self.folds],
+            "metadata": self.metadata,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SiteSummary":
+        """Validate a schema dict and build the summary (inverse of :meth:`to_dict`)."""
+        if not isinstance(d, dict):
+            raise ValueError("summary: expected a JSON object")
+        if d.get("schema") != SCHEMA_NAME:
+            raise ValueError(f"summary: not a hetmtl site summary (schema={d.get('schema')!r})")
+        version = d.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ValueError(f"summary: unsupported schema_version {version!r} "
+                             f"(this version of hetmtl reads {SCHEMA_VERSION})")
+        extra = set(d) - _TOP_KEYS
+        if extra:
+            raise ValueError(f"summary: unknown field(s) {sorted(extra)}; summaries carry no row-level data")
+        missing = {"theta", "J", "Omega", "n"} - set(d)
+        if missing:
+            raise ValueError(f"summary: missing field(s) {sorted(missing)}")
+        folds = []
+        for i, f in enumerate(d.get("folds", [])):
+            if not isinstance(f, dict) or set(f) != _FOLD_KEYS:
+                raise ValueError(f"summary: folds[{i}] must have exactly the fields {sorted(_FOLD_KEYS)}")
+            folds.append(FoldSummary(f["n"], np.asarray(f["theta"], float), np.asarray(f["J"], float),
+                                     np.asarray(f["Omega"], float)))
+        meta = d.get("metadata", {})
+        if not isinstance(meta, dict):
+            raise ValueError("summary: metadata must be an object")
+        return cls(theta=np.asarray(d["theta"], float), J=np.asarray(d["J"], float),
+                   Omega=np.asarray(d["Omega"], float), n=d["n"], site=str(d.get("site", "site")),
+                   model=str(d.get("model", "plr")), coef_names=d.get("coef_names", ()),
+                   folds=tuple(folds), metadata=meta)
+
+    def to_json(self, path: str | os.PathLike) -> None:
+        """Write the summary as versioned JSON, atomically."""
+        atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> "SiteSummary":
+        """Load and validate a summary written by :meth:`to_json` (or by the R package / CLI)."""
+        try:
+            with open(path, encoding="utf-8") as fh:
+                d = json.load(fh)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"path: {os.fspath(path)!r} is not valid JSON ({exc})") from None
+        return cls.from_dict(d)
+
+
+def _weight_from_moments(J: np.ndarray, Omega: np.ndarray, weight: str, site: str) -> np.ndarray:
+    if weight == "precision":
+        W = J.T @ np.linalg.solve(Omega, J)
+    else:
+        if not np.allclose(J, J.T, rtol=1e-8, atol=1e-12 * np.abs(J).max()):
+            raise ValueError(f"weight: 'hessian' needs a symmetric score Jacobian; site {site!r} has "
+                             "none (use weight='precision')")
+        W = -J
+        if np.linalg.eigvalsh(0.5 * (W + W.T))[0] <= 0:
+            raise ValueError(f"weight: -J is not positive definite for site {site!r}")
+    return 0.5 * (W + W.T)

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Set up hetmtl on a fresh Debian machine: R and its packages (Debian), a virtual environment in
+# .venv with the package and its extras, and the R package. Safe to run again.
+#   HETMTL_DEV=1  installs the Python package in editable mode (C++ rebuilt on import).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+R_PKGS="r-base-core r-cran-reticulate r-cran-testthat r-cran-callr r-cran-metafor r-cran-jsonlite"
+missing=""
+for pkg in $R_PKGS; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
+  echo "[setup] installing Debian packages:$missing"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "[setup] creating .venv"
+  "$PY" -m venv .venv
+fi
+PIP=".venv/bin/python -m pip"
+$PIP install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
+
+# torch must be exactly the CPU build that pip finds locally; a loose pin pulls a multi-GB CUDA build.
+if ! .venv/bin/python -c "import torch" 2>/dev/null; then
+  echo "[setup] installing torch (CPU)"
+  $PIP install -q "torch==2.13.0" 2>&1 | grep -v "is ignored" || true
+fi
+
+echo "[setup] building and installing hetmtl"
+if [ "${HETMTL_DEV:-0}" = "1" ]; then
+  $PIP install -q scikit-build-core pybind11 cmeel-eigen ninja 2>&1 | grep -v "is ignored" || true
+  $PIP install -q --no-build-isolation -Ceditable.rebuild=true -Cbuild-dir=build/dev -e ".[test,data,r]" 2>&1 | grep -v "is ignored" || true
+else
+  $PIP install -q ".[test,data,r]" 2>&1 | grep -v "is ignored" || true
+fi
+.venv/bin/python -c "import hetmtl._core" || { echo "[setup] hetmtl failed to install" >&2; exit 1; }
+
+if [ -f r-wrapper/DESCRIPTION ]; then
+  echo "[setup] installing the R package"
+  mkdir -p .venv/R-library
+  R CMD INSTALL --no-test-load --library=.venv/R-library r-wrapper >/dev/null
+fi
+echo "[setup] done"

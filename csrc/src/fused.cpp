@@ -205,6 +205,8 @@ bool FusedProblem::newton_center(const Eigen::Ref<const RowMatrix>& theta_hat, d
     double radius = 0.0;
     for (int k = 0; k < K_; ++k) radius = std::max(radius, (theta_hat.row(k).transpose() - u).norm());
     radius = 2.0 * radius + kTiny;
+    double curvature_scale = 0.0;
+    for (int k = 0; k < K_; ++k) curvature_scale += evals_[k].sum() / p_;
     RowMatrix v(K_, p_), v_try(K_, p_);
     Vector g(p_), g_try(p_);
     Eigen::MatrixXd H(p_, p_);
@@ -212,7 +214,10 @@ bool FusedProblem::newton_center(const Eigen::Ref<const RowMatrix>& theta_hat, d
     while (iterations < opt.max_iter) {
         if (g.norm() <= opt.tol * scale) return true;
         ++iterations;
-        const double ridge = 1e-12 * std::max(H.trace() / p_, kTiny);
+        // Where no site is fused along a direction, F is flat-curved there (H singular): a ridge
+        // on the scale of the full curvature keeps the step finite; the radius cap and the line
+        // search then act like a bisection along that direction.
+        const double ridge = 1e-10 * std::max(curvature_scale, kTiny);
         Vector d = -(H + ridge * Eigen::MatrixXd::Identity(p_, p_)).ldlt().solve(g);
         if (!d.allFinite()) return false;
         const double dn = d.norm();

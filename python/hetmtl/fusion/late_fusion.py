@@ -1,0 +1,372 @@
+"""The center of late fusion: fuse site summaries with an adaptive, outlier-robust penalty."""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn.base import BaseEstimator
+
+from .._util.validation import check_choice
+from .inference import INFERENCE, FusedInference, bootstrap_inference, conditional_inference
+from .lambda_cv import LambdaCV, cross_validate_lambda, n_common_folds
+from .solver import (PENALTIES, FusedPath, lambda_grid, make_options, path_prepared, prepare_problem,
+                     solve_prepared)
+from .summary import WEIGHTS, SiteSummary
+
+CV_RULES = ("min", "1se")
+
+
+class LambdaSelectionWarning(UserWarning):
+    """Cross-validation of lambda was asked for but is not possible; a default was used."""
+
+
+def _as_summary_list(summaries) -> tuple[list[SiteSummary], list[str]]:
+    if isinstance(summaries, SiteSummary):
+        summaries = [summaries]
+    if isinstance(summaries, Mapping):
+        names = [str(k) for k in summaries]
+        items = list(summaries.values())
+    else:
+        items = list(summaries)
+        names = [getattr(s, "site", f"site{i}") for i, s in enumerate(items)]
+    if not items:
+        raise ValueError("summaries: needs at least one site summary")
+    for i, s in enumerate(items):
+        if not isinstance(s, SiteSummary):
+            raise ValueError(f"summaries: item {i} is a {type(s).__name__}, not a SiteSummary "
+                             "(load files with SiteSummary.from_json)")
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"summaries: site names must be unique, repeated: {dup}")
+    p = items[0].dim
+    for name, s in zip(names, items):
+        if s.dim != p:
+            raise ValueError(f"summaries: site {name!r} has {s.dim} coefficient(s), "
+                             f"site {names[0]!r} has {p}")
+        if list(s.coef_names) != list(items[0].coef_names):
+            raise ValueError(f"summaries: site {name!r} names its coefficients {list(s.coef_names)}, "
+                             f"site {names[0]!r} {list(items[0].coef_names)}")
+    return items, names
+
+
+class LateFusion(BaseEstimator):
+    """Fuse per-site DML summaries: similar sites borrow strength, different ones keep their own.
+
+    Solves, for site estimates ``theta_hat_k`` with weight matrices ``W_k`` and sizes ``n_k``::
+
+        min  sum_k (n_k / 2) (theta_k - theta_hat_k)' W_k (theta_k - theta_hat_k)
+           + lam * sum_k w_k ||theta_k - u||
+
+    with ``w_k = sqrt(n_k)``. The unsquared norm fuses sites near the center exactly and caps each
+    site's pull on the center, so outlying sites neither drag the center nor get pulled in.
+
+    Parameters
+    ----------
+    lam : float or {"cv"}, default="cv"
+        Penalty level, or ``"cv"`` for summary-level cross-validation over a lambda path (needs
+        fold summaries from every site; otherwise ``C * sqrt(p)`` is used with a
+        :class:`LambdaSelectionWarning`).
+    weight : {"precision", "hessian"}, default="precision"
+        ``W_k = (n_k V_k)^-1`` (inverse per-observation variance), or ``-J_k`` (the score
+        Jacobian; for PLR this makes late fusion equal the same penalized problem on the
+        residualized row-level data).
+    penalty : {"l2", "l2sq"}, default="l2"
+        Unsquared (exact fusion, robust) or squared (ridge-type shrinkage) penalty.
+    cv_rule : {"min", "1se"}, default="min"
+        Pick the CV minimizer, or the largest lambda within one standard error of it.
+    C : float, default=0.1
+        Constant of the fallback ``lam = C * sqrt(p)`` when cross-validation is impossible.
+    n_lambda : int, default=50
+        Size of the lambda path (log grid from ``lambda_max`` down).
+    lambda_ratio : float, default=1e-4
+        Smallest over largest lambda on the path.
+    inference : {"bootstrap", "conditional", "none"}, default="bootstrap"
+        How fused estimates get standard errors and intervals (see :mod:`hetmtl.fusion.inference`).
+    n_boot : int, default=1000
+        Parametric bootstrap draws.
+    level : float, default=0.95
+        Confidence level of reported intervals.
+    tol : float, default=1e-10
+        Relative KKT tolerance of the solver.
+    max_iter : int, default=20000
+        Solver iteration cap.
+    n_threads : int, default=1
+        Threads of the compiled core (bootstrap draws run in parallel).
+    random_state : int, numpy Generator or None
+        Seed of the bootstrap.
+
+    Attributes
+    ----------
+    site_names_ : list of str
+    weight_matrices_ : ndarray of shape (K, p, p)
+        The ``W_k`` used.
+    n_ : ndarray of shape (K,)
+        Site sizes.
+    coef_names_ : list of str
+    theta_hat_ : ndarray of shape (K, p)
+        Site estimates.
+    theta_ : ndarray of shape (K, p)
+        Fused site estimates.
+    center_ : ndarray of shape (p,)
+        The common center.
+    fused_mask_ : ndarray of shape (K,), bool
+        Sites fused exactly with the center.
+    lambda_ : float
+        Chosen penalty level.
+    lambda_max_ : float
+        Smallest lambda fusing every site.
+    path_ : FusedPath
+        Solutions along the lambda grid.
+    cv_ : LambdaCV or None
+        Cross-validation curve when ``lam="cv"`` was used.
+    inference_ : FusedInference or None
+        Standard errors and intervals of the fused estimates.
+    kkt_ : float
+        Relative KKT residual of the returned solution.
+    """
+
+    def __init__(self, lam="cv", weight: str = "precision", penalty: str = "l2", cv_rule: str = "min",
+                 C: float = 0.1, n_lambda: int = 50, lambda_ratio: float = 1e-4,
+                 inference: str = "bootstrap", n_boot: int = 1000, level: float = 0.95,
+                 tol: float = 1e-10, max_iter: int = 20000, n_threads: int = 1, random_state=None):
+        self.lam = lam
+        self.weight = weight
+        self.penalty = penalty
+        self.cv_rule = cv_rule
+        self.C = C
+        self.n_lambda = n_lambda
+        self.lambda_ratio = lambda_ratio
+        self.inference = inference
+        self.n_boot = n_boot
+        self.level = level
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_threads = n_threads
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ fitting
+    def _check_params(self) -> None:
+        check_choice(self.weight, "weight", WEIGHTS)
+        check_choice(self.penalty, "penalty", PENALTIES)
+        check_choice(self.cv_rule, "cv_rule", CV_RULES)
+        check_choice(self.inference, "inference", INFERENCE)
+        if isinstance(self.lam, str):
+            check_choice(self.lam, "lam", ("cv",))
+        elif not (isinstance(self.lam, numbers.Real) and np.isfinite(self.lam) and self.lam >= 0):
+            raise ValueError(f"lam: must be 'cv' or a finite non-negative number, got {self.lam!r}")
+        if not (np.isfinite(self.C) and self.C >= 0):
+            raise ValueError(f"C: must be a finite non-negative number, got {self.C!r}")
+        if int(self.n_boot) < 2:
+            raise ValueError(f"n_boot: must be at least 2, got {self.n_boot!r}")
+        if not 0 < self.level < 1:
+            raise ValueError(f"level: must lie in (0, 1), got {self.level!r}")
+
+    def fit(self, summaries: Sequence[SiteSummary] | Mapping[str, SiteSummary]) -> "LateFusion":
+        """Fuse site summaries.
+
+        Parameters
+        ----------
+        summaries : list of SiteSummary, or dict mapping site name to SiteSummary
+            One summary per site, all with the same coefficients.
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        items, names = _as_summary_list(summaries)
+        self.summaries_ = items
+        self.site_names_ = names
+        self.coef_names_ = list(items[0].coef_names)
+        theta_hat = np.stack([s.theta for s in items])
+        W = np.stack([s.weight_matrix(self.weight) for s in items])
+        n = np.array([s.n for s in items], dtype=float)
+        self.theta_hat_ = theta_hat
+        self.site_cov_ = np.stack([s.cov for s in items])
+        options = make_options(self.penalty, self.tol, self.max_iter, self.n_threads)
+        problem = prepare_problem(theta_hat, W, n)
+        self.weight_matrices_ = problem.W
+        self.n_ = n
+        self.lambda_max_ = problem.lambda_max()
+        grid = lambda_grid(self.lambda_max_, self.n_lambda, self.lambda_ratio)
+        self.path_ = path_prepared(problem, grid, options)
+        self.cv_ = None
+        self.lambda_ = self._choose_lambda(items, grid, options)
+        fit = solve_prepared(problem, self.lambda_, options)
+        self.theta_, self.center_, self.fused_mask_, self.kkt_ = fit.theta, fit.center, fit.fused, fit.kkt
+        self.inference_ = self._infer(problem, options)
+        return self
+
+    def _choose_lambda(self, items: list[SiteSummary], grid: np.ndarray, options) -> float:
+        if not isinstance(self.lam, str):
+            self.lambda_rule_ = "given"
+            return float(self.lam)
+        if len(items) == 1:
+            self.lambda_rule_ = "single site (no fusion possible)"
+            return 0.0
+        if n_common_folds(items) < 2:
+            fallback = float(self.C * np.sqrt(items[0].dim))
+            missing = [s.site for s in items if len(s.folds) < 2]
+            warnings.warn(
+                f"lam='cv' needs fold summaries from every site; {len(missing)} site(s) have none "
+                f"(e.g. {missing[0]!r}); using lam = C * sqrt(p) = {fallback:.4g}",
+                LambdaSelectionWarning, stacklevel=3)
+            self.lambda_rule_ = "default C*sqrt(p)"
+            return fallback
+        self.cv_ = cross_validate_lambda(items, grid, weight=self.weight, penalty_weights=None,
+                                         options=options)
+        self.lambda_rule_ = f"cv ({self.cv_rule})"
+        return self.cv_.best_min if self.cv_rule == "min" else self.cv_.best_1se
+
+    def _infer(self, problem, options) -> FusedInference | None:
+        if self.inference == "none":
+            return None
+        if self.inference == "conditional":
+            return conditional_inference(problem, self.site_cov_, self.theta_, self.center_,
+                                         self.fused_mask_, self.level)
+        rng = np.random.default_rng(self.random_state)
+        return bootstrap_inference(problem, self.site_cov_, self.lambda_, options,
+                                   n_boot=int(self.n_boot), level=self.level, rng=rng)
+
+    # ------------------------------------------------------------------ results
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "theta_"):
+            raise RuntimeError("LateFusion: call fit(summaries) first")
+
+    def summary(self, level: float | None = None) -> pd.DataFrame:
+        """Per-site table: own estimate with SE and CI, fused estimate with SE and CI, fusion.
+
+        Parameters
+        ----------
+        level : float, optional
+            Confidence level (default: the ``level`` given at construction).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per site and coefficient (index ``site``, ``coef`` when p > 1).
+        """
+        self._check_fitted()
+        level = self.level if level is None else level
+        zq = stats.norm.ppf(0.5 + level / 2)
+        se_raw = np.sqrt(np.diagonal(self.site_cov_, axis1=1, axis2=2))
+        inf = self.inference_.at_level(level) if self.inference_ is not None else None
+        K, p = self.theta_.shape
+        A = self.weight_matrices_ * self.n_[:, None, None]
+        # Share of each site in the fixed-effect pool (trace of its information).
+        share = np.trace(A, axis1=1, axis2=2) / np.trace(A.sum(axis=0))
+        rows = []
+        for k in range(K):
+            for j in range(p):
+                row = {
+                    "site": self.site_names_[k], "coef": self.coef_names_[j], "n": self.summaries_[k].n,
+                    "estimate": self.theta_hat_[k, j], "std err": se_raw[k, j],
+                    "ci lower": self.theta_hat_[k, j] - zq * se_raw[k, j],
+                    "ci upper": self.theta_hat_[k, j] + zq * se_raw[k, j],
+                    "fused estimate": self.theta_[k, j],
+                    "fused std err": inf.se[k, j] if inf else np.nan,
+                    "fused ci lower": inf.lower[k, j] if inf else np.nan,
+                    "fused ci upper": inf.upper[k, j] if inf else np.nan,
+                    "fused": bool(self.fused_mask_[k]),
+                    "weight %": 100.0 * share[k],
+                }
+                rows.append(row)
+        df = pd.DataFrame(rows)
+        if p == 1:
+            return df.drop(columns="coef").set_index("site")
+        return df.set_index(["site", "coef"])
+
+    def center_summary(self, level: float | None = None) -> pd.DataFrame:
+        """The common center with its standard error and interval (from the chosen inference)."""
+        self._check_fitted()
+        level = self.level if level is None else level
+        inf = self.inference_.at_level(level) if self.inference_ is not None else None
+        return pd.DataFrame({
+            "center": self.center_,
+            "std err": inf.center_se if inf else np.nan,
+            "ci lower": inf.center_lower if inf else np.nan,
+            "ci upper": inf.center_upper if inf else np.nan,
+        }, index=pd.Index(self.coef_names_, name="coef"))
+
+    def confint(self, level: float | None = None) -> pd.DataFrame:
+        """Intervals of the fused estimates (columns ``lower``, ``upper``)."""
+        df = self.summary(level)
+        return df[["fused ci lower", "fused ci upper"]].rename(
+            columns={"fused ci lower": "lower", "fused ci upper": "upper"})
+
+    def to_dict(self) -> dict:
+        """JSON-ready description of the fit (per-site results, center, lambda, path)."""
+        self._check_fitted()
+        return {
+            "site_names": list(self.site_names_), "coef_names": list(self.coef_names_),
+            "lambda": float(self.lambda_), "lambda_max": float(self.lambda_max_),
+            "lambda_rule": self.lambda_rule_,
+            "theta_hat": self.theta_hat_.tolist(), "theta": self.theta_.tolist(),
+            "center": self.center_.tolist(), "fused": self.fused_mask_.tolist(),
+            "summary": self.summary().reset_index().to_dict(orient="records"),
+            "params": self.get_params(),
+        }
+
+    # ------------------------------------------------------------------ meta-analysis views
+    def heterogeneity(self, coef: int | str = 0, level: float | None = None):
+        """Classic meta-analysis of the site estimates of one coefficient.
+
+        Fixed-effect and random-effects (DerSimonian-Laird, REML) pooled estimates, Cochran's Q,
+        I^2, H^2, tau^2 and the prediction interval for a new site; see
+        :func:`hetmtl.fusion.heterogeneity.meta_analysis`.
+        """
+        from .heterogeneity import meta_analysis
+
+        self._check_fitted()
+        j = self.coef_names_.index(coef) if isinstance(coef, str) else int(coef)
+        se = np.sqrt(self.site_cov_[:, j, j])
+        return meta_analysis(self.theta_hat_[:, j], se, level=self.level if level is None else level,
+                             site_names=self.site_names_)
+
+    def leave_one_out(self) -> pd.DataFrame:
+        """Refit without each site in turn (same options); one row per left-out site and coefficient.
+
+        Returns the center and the lambda of each refit, and how far the center moved.
+        """
+        self._check_fitted()
+        if len(self.summaries_) < 2:
+            raise ValueError("leave_one_out: needs at least two sites")
+        rows = []
+        params = {**self.get_params(), "inference": "none"}
+        for k, name in enumerate(self.site_names_):
+            rest = [s for i, s in enumerate(self.summaries_) if i != k]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", LambdaSelectionWarning)
+                refit = LateFusion(**params).fit(dict(zip(
+                    [nm for i, nm in enumerate(self.site_names_) if i != k], rest)))
+            for j, coef in enumerate(self.coef_names_):
+                rows.append({"left out": name, "coef": coef, "center": refit.center_[j],
+                             "center shift": refit.center_[j] - self.center_[j],
+                             "lambda": refit.lambda_, "n fused": int(refit.fused_mask_.sum())})
+        df = pd.DataFrame(rows)
+        if len(self.coef_names_) == 1:
+            return df.drop(columns="coef").set_index("left out")
+        return df.set_index(["left out", "coef"])
+
+    # ------------------------------------------------------------------ plots
+    def plot_forest(self, coef: int | str = 0, ax=None, level: float | None = None):
+        """Forest plot: each site's own and fused estimate with intervals, and the center."""
+        from .plots import forest_plot
+
+        self._check_fitted()
+        return forest_plot(self, coef=coef, ax=ax, level=level)
+
+    def plot_path(self, coef: int | str = 0, ax=None):
+        """Fusion path: each site's fused estimate against lambda, with the chosen lambda marked."""
+        from .plots import path_plot
+
+        self._check_fitted()
+        return path_plot(self, coef=coef, ax=ax)
+
+
+__all__ = ["LateFusion", "LambdaSelectionWarning", "FusedPath", "LambdaCV"]

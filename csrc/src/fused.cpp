@@ -40,12 +40,48 @@ FusedProblem::FusedProblem(const Eigen::Ref<const RowMatrix>& W, const Eigen::Re
     A_sum_.compute(A_sum);
 }
 
-Vector FusedProblem::apply_A(int k, const Vector& x) const { return A_[k] * x; }
+FusedProblem FusedProblem::diagonal(const Eigen::Ref<const RowMatrix>& D, const Eigen::Ref<const Vector>& n,
+                                    const Eigen::Ref<const Vector>& weights, bool allow_semidefinite) {
+    FusedProblem pb;
+    pb.diagonal_ = true;
+    pb.K_ = static_cast<int>(D.rows());
+    pb.p_ = static_cast<int>(D.cols());
+    pb.w_ = weights;
+    pb.evals_.resize(pb.K_);
+    pb.A_sum_diag_ = Vector::Zero(pb.p_);
+    for (int k = 0; k < pb.K_; ++k) {
+        pb.evals_[k] = n(k) * D.row(k).transpose();
+        const double lo = pb.evals_[k].minCoeff();
+        if (!(allow_semidefinite ? lo >= 0.0 : lo > 0.0)) pb.positive_definite_ = false;
+        pb.A_sum_diag_ += pb.evals_[k];
+    }
+    if (!(pb.A_sum_diag_.minCoeff() > 0.0)) pb.positive_definite_ = false;
+    return pb;
+}
+
+Vector FusedProblem::apply_A(int k, const Vector& x) const {
+    return diagonal_ ? Vector(evals_[k].cwiseProduct(x)) : Vector(A_[k] * x);
+}
+
+Vector FusedProblem::to_eigen(int k, const Vector& z) const {
+    return diagonal_ ? z : Vector(Q_[k].transpose() * z);
+}
+
+Vector FusedProblem::from_eigen(int k, const Vector& x) const { return diagonal_ ? x : Vector(Q_[k] * x); }
+
+Eigen::MatrixXd FusedProblem::eigen_matrix(int k, const Vector& d) const {
+    if (diagonal_) return d.asDiagonal();
+    return Q_[k] * d.asDiagonal() * Q_[k].transpose();
+}
+
+Vector FusedProblem::solve_A_sum(const Vector& rhs) const {
+    return diagonal_ ? Vector(rhs.cwiseQuotient(A_sum_diag_)) : Vector(A_sum_.solve(rhs));
+}
 
 Vector FusedProblem::pooled(const Eigen::Ref<const RowMatrix>& theta_hat) const {
     Vector rhs = Vector::Zero(p_);
-    for (int k = 0; k < K_; ++k) rhs.noalias() += A_[k] * theta_hat.row(k).transpose();
-    return A_sum_.solve(rhs);
+    for (int k = 0; k < K_; ++k) rhs.noalias() += apply_A(k, theta_hat.row(k).transpose());
+    return solve_A_sum(rhs);
 }
 
 double FusedProblem::lambda_max(const Eigen::Ref<const RowMatrix>& theta_hat) const {
@@ -53,7 +89,7 @@ double FusedProblem::lambda_max(const Eigen::Ref<const RowMatrix>& theta_hat) co
     double lmax = 0.0;
     for (int k = 0; k < K_; ++k) {
         const Vector d = theta_hat.row(k).transpose() - ubar;
-        lmax = std::max(lmax, (A_[k] * d).norm() / w_(k));
+        lmax = std::max(lmax, apply_A(k, d).norm() / w_(k));
     }
     return lmax;
 }
@@ -64,8 +100,8 @@ double FusedProblem::residual_scale(const Eigen::Ref<const RowMatrix>& theta_hat
     double level = 0.0;
     for (int k = 0; k < K_; ++k) {
         const Vector tk = theta_hat.row(k).transpose();
-        spread = std::max(spread, (A_[k] * (tk - ubar)).norm());
-        level = std::max(level, (A_[k] * tk).norm());
+        spread = std::max(spread, apply_A(k, tk - ubar).norm());
+        level = std::max(level, apply_A(k, tk).norm());
     }
     return std::max({spread, 1e-12 * level, kTiny});
 }
@@ -73,15 +109,15 @@ double FusedProblem::residual_scale(const Eigen::Ref<const RowMatrix>& theta_hat
 Vector FusedProblem::center_for(const Eigen::Ref<const RowMatrix>& theta_hat, const RowMatrix& v) const {
     Vector rhs = Vector::Zero(p_);
     for (int k = 0; k < K_; ++k) {
-        rhs.noalias() += A_[k] * (theta_hat.row(k) - v.row(k)).transpose();
+        rhs.noalias() += apply_A(k, (theta_hat.row(k) - v.row(k)).transpose());
     }
-    return A_sum_.solve(rhs);
+    return solve_A_sum(rhs);
 }
 
 Vector FusedProblem::site_prox(int k, const Vector& z, double tau) const {
     // In the eigenbasis of A: x_i = b_i rho / (l_i rho + tau) with b = Lambda Q'z, where rho = ||x||
     // solves sum_i (b_i / (l_i rho + tau))^2 = 1. The root lies in (0, ||z||].
-    const Vector c = Q_[k].transpose() * z;
+    const Vector c = to_eigen(k, z);
     const Vector& l = evals_[k];
     const Vector b = l.cwiseProduct(c);
     const double bnorm = b.norm();
@@ -116,7 +152,7 @@ Vector FusedProblem::site_prox(int k, const Vector& z, double tau) const {
     }
     Vector x(p_);
     for (int i = 0; i < p_; ++i) x(i) = b(i) * rho / (l(i) * rho + tau);
-    return Q_[k] * x;
+    return from_eigen(k, x);
 }
 
 double FusedProblem::kkt_residual(const Eigen::Ref<const RowMatrix>& theta_hat, const RowMatrix& theta,
@@ -124,7 +160,7 @@ double FusedProblem::kkt_residual(const Eigen::Ref<const RowMatrix>& theta_hat, 
     double worst = 0.0;
     Vector gsum = Vector::Zero(p_);
     for (int k = 0; k < K_; ++k) {
-        const Vector g = A_[k] * (theta.row(k) - theta_hat.row(k)).transpose();
+        const Vector g = apply_A(k, (theta.row(k) - theta_hat.row(k)).transpose());
         const Vector v = theta.row(k).transpose() - center;
         const double tau = lambda * w_(k);
         double r = 0.0;
@@ -169,19 +205,19 @@ double FusedProblem::center_objective(const Eigen::Ref<const RowMatrix>& theta_h
         const Vector z = theta_hat.row(k).transpose() - u;
         const Vector vk = site_prox(k, z, tau);
         const Vector r = vk - z;
-        grads[k] = A_[k] * r;
+        grads[k] = apply_A(k, r);
         const double vn = vk.norm();
         parts[k] = 0.5 * r.dot(grads[k]) + tau * vn;
         v.row(k) = vk.transpose();
         if (!hess) continue;
         if (vn == 0.0) {
-            hessians[k] = A_[k];
+            hessians[k] = eigen_matrix(k, evals_[k]);
         } else {
             // Hessian of the infimal convolution of (1/2) x'A x and tau ||x|| at an unfused point:
             // B^-1 restricted to the complement of s = v/||v||, with B = A^-1 + (||v||/tau) I.
             const double c = vn / tau;
             const Vector d = evals_[k].array() / (1.0 + c * evals_[k].array());
-            const Eigen::MatrixXd Binv = Q_[k] * d.asDiagonal() * Q_[k].transpose();
+            const Eigen::MatrixXd Binv = eigen_matrix(k, d);
             const Vector Bs = Binv * (vk / vn);
             hessians[k] = Binv - Bs * Bs.transpose() / std::max((vk / vn).dot(Bs), kTiny);
         }
@@ -294,7 +330,7 @@ Vector FusedProblem::fista_center(const Eigen::Ref<const RowMatrix>& theta_hat, 
         double f = 0.0;
         for (int k = 0; k < K_; ++k) {
             const Vector r = (vv.row(k) + uu.transpose() - theta_hat.row(k)).transpose();
-            f += 0.5 * r.dot(A_[k] * r) + lambda * w_(k) * vv.row(k).norm();
+            f += 0.5 * r.dot(apply_A(k, r)) + lambda * w_(k) * vv.row(k).norm();
         }
         return f;
     };
@@ -340,7 +376,7 @@ FusedResult FusedProblem::solve_l2sq(const Eigen::Ref<const RowMatrix>& theta_ha
     std::vector<Eigen::MatrixXd> CA(K_);
     for (int k = 0; k < K_; ++k) {
         const Vector shrink = evals_[k].array() / (evals_[k].array() + lambda * w_(k));
-        CA[k] = Q_[k] * shrink.asDiagonal() * Q_[k].transpose();
+        CA[k] = eigen_matrix(k, shrink);
         M.noalias() += w_(k) * CA[k];
         rhs.noalias() += w_(k) * (CA[k] * theta_hat.row(k).transpose());
     }

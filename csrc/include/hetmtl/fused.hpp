@@ -51,6 +51,12 @@ public:
     FusedProblem(const Eigen::Ref<const RowMatrix>& W, const Eigen::Ref<const Vector>& n,
                  const Eigen::Ref<const Vector>& weights);
 
+    // Diagonal weights (row k holds the diagonal of W_k), as in kernel nuisance fusion where every
+    // coordinate is one grid point. With allow_semidefinite, zero entries (unreleased grid points)
+    // are allowed as long as every coordinate has positive weight at some site.
+    static FusedProblem diagonal(const Eigen::Ref<const RowMatrix>& D, const Eigen::Ref<const Vector>& n,
+                                 const Eigen::Ref<const Vector>& weights, bool allow_semidefinite);
+
     int n_sites() const { return K_; }
     int dim() const { return p_; }
     bool positive_definite() const { return positive_definite_; }
@@ -87,13 +93,20 @@ private:
     Vector center_for(const Eigen::Ref<const RowMatrix>& theta_hat, const RowMatrix& v) const;
     // argmin_x 1/2 (x - z)' A_k (x - z) + tau ||x||
     Vector site_prox(int k, const Vector& z, double tau) const;
+    FusedProblem() = default;
     Vector apply_A(int k, const Vector& x) const;
+    Vector to_eigen(int k, const Vector& z) const;         // Q_k' z
+    Vector from_eigen(int k, const Vector& x) const;       // Q_k x
+    Eigen::MatrixXd eigen_matrix(int k, const Vector& d) const;  // Q_k diag(d) Q_k'
+    Vector solve_A_sum(const Vector& rhs) const;
     double residual_scale(const Eigen::Ref<const RowMatrix>& theta_hat) const;
 
     int K_ = 0;
     int p_ = 0;
     bool positive_definite_ = true;
-    std::vector<Eigen::MatrixXd> A_;        // n_k W_k
+    bool diagonal_ = false;                 // A_k diagonal: Q_k = I, evals_ = diagonal
+    Vector A_sum_diag_;                     // diagonal of sum_k A_k (diagonal mode)
+    std::vector<Eigen::MatrixXd> A_;        // n_k W_k (dense mode)
     std::vector<Eigen::MatrixXd> Q_;        // eigenvectors of A_k
     std::vector<Vector> evals_;             // eigenvalues of A_k (ascending)
     Vector w_;                              // penalty weights

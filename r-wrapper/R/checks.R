@@ -1,0 +1,120 @@
+# Argument checks at the R boundary. Every message names the argument and the problem, in the
+# same "arg: problem" form as the Python package.
+
+arg_error <- function(arg, ...) {
+  stop(paste0(arg, ": ", ...), call. = FALSE)
+}
+
+fmt_values <- function(x) {
+  paste0("'", x, "'", collapse = ", ")
+}
+
+check_string <- function(x, arg, allow_null = FALSE) {
+  if (is.null(x) && allow_null) {
+    return(NULL)
+  }
+  if (!is.character(x) || length(x) != 1L || is.na(x) || !nzchar(x)) {
+    arg_error(arg, "must be a single non-empty string")
+  }
+  x
+}
+
+check_choice <- function(x, arg, choices) {
+  if (!is.character(x) || length(x) != 1L || is.na(x) || !(x %in% choices)) {
+    shown <- if (is.character(x) && length(x) == 1L) fmt_values(x) else deparse1(x)
+    arg_error(arg, "must be one of ", fmt_values(choices), ", got ", shown)
+  }
+  x
+}
+
+# A whole number >= lower, returned as an integer (so that Python receives an int, not a float).
+check_count <- function(x, arg, lower) {
+  if (!is.numeric(x) || length(x) != 1L || is.na(x) || !is.finite(x) || x != round(x) ||
+        x < lower || x > .Machine$integer.max) {
+    arg_error(arg, "must be a whole number >= ", lower, ", got ", deparse1(x))
+  }
+  as.integer(x)
+}
+
+check_seed <- function(x, arg = "seed") {
+  if (is.null(x)) {
+    return(NULL)
+  }
+  check_count(x, arg, 0L)
+}
+
+check_level <- function(x, arg = "level", allow_null = FALSE) {
+  if (is.null(x) && allow_null) {
+    return(NULL)
+  }
+  if (!is.numeric(x) || length(x) != 1L || is.na(x) || x <= 0 || x >= 1) {
+    arg_error(arg, "must be a number in (0, 1), got ", deparse1(x))
+  }
+  as.double(x)
+}
+
+check_number <- function(x, arg, lower = -Inf, lower_open = FALSE) {
+  if (!is.numeric(x) || length(x) != 1L || is.na(x) || !is.finite(x) ||
+        x < lower || (lower_open && x == lower)) {
+    bound <- if (lower_open) paste0("> ", lower) else paste0(">= ", lower)
+    arg_error(arg, "must be a finite number ", bound, ", got ", deparse1(x))
+  }
+  as.double(x)
+}
+
+# Column names of `data`: a character vector whose entries all exist.
+check_columns <- function(cols, data, arg, max_len = Inf) {
+  if (!is.character(cols) || length(cols) == 0L || anyNA(cols)) {
+    arg_error(arg, "must be ", if (max_len == 1) "a column name" else "column name(s)",
+              " of data (a character ", if (max_len == 1) "string" else "vector", ")")
+  }
+  if (length(cols) > max_len) {
+    arg_error(arg, "must be a single column name, got ", length(cols), " names")
+  }
+  missing <- setdiff(cols, names(data))
+  if (length(missing)) {
+    arg_error(arg, "column(s) ", fmt_values(missing), " not found in data")
+  }
+  if (anyDuplicated(cols)) {
+    arg_error(arg, "repeats column(s) ", fmt_values(unique(cols[duplicated(cols)])))
+  }
+  cols
+}
+
+# A numeric column as double (R integers would reach numpy as int32, logicals as bool).
+numeric_column <- function(data, col, arg) {
+  v <- data[[col]]
+  if (is.factor(v) || is.character(v)) {
+    arg_error(arg, "column '", col, "' is ", if (is.factor(v)) "a factor" else "character",
+              ", not numeric; encode it as numbers first (for example with model.matrix())")
+  }
+  if (!(is.numeric(v) || is.logical(v))) {
+    arg_error(arg, "column '", col, "' is of class ", class(v)[1], ", not numeric")
+  }
+  if (anyNA(v)) {
+    arg_error(arg, "column '", col, "' has ", sum(is.na(v)), " missing value(s)")
+  }
+  v <- as.double(v)
+  if (any(!is.finite(v))) {
+    arg_error(arg, "column '", col, "' has ", sum(!is.finite(v)), " infinite value(s)")
+  }
+  v
+}
+
+# Whole R numbers become integers where the estimator's default for that parameter is a Python
+# int (n_estimators, max_depth of boosting, ...), so `n_estimators = 50` works as it would in
+# Python. Parameters whose default is a float or None are left alone: for some of them an int and
+# a float mean different things (max_features = 1 is one feature, 1.0 is all of them).
+as_python_args <- function(args, defaults) {
+  out <- args
+  for (nm in names(args)) {
+    a <- args[[nm]]
+    d <- defaults[[nm]]
+    default_is_int <- is.integer(d) && length(d) == 1L
+    if (default_is_int && is.double(a) && length(a) == 1L && !is.na(a) && is.finite(a) &&
+          a == round(a) && abs(a) <= .Machine$integer.max) {
+      out[[nm]] <- as.integer(a)
+    }
+  }
+  out
+}

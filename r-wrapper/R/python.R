@@ -1,0 +1,132 @@
+# Access to the Python package: lazy import, clear errors, Python warnings and exceptions turned
+# into R conditions.
+
+.hetmtl <- new.env(parent = emptyenv())
+
+.onLoad <- function(libname, pkgname) {
+  # delay_load: loading the R package never starts Python; the first function that needs it does
+  # (through py_module(), which imports the submodules it needs). reticulate chooses the
+  # interpreter (RETICULATE_PYTHON first), so nothing is forced here.
+  .hetmtl$py <- reticulate::import("hetmtl", delay_load = TRUE, convert = FALSE)
+  .hetmtl$modules <- list()
+}
+
+# Is the hetmtl Python package usable? (documented in man/).
+hetmtl_python_available <- function() {
+  ok <- tryCatch(reticulate::py_available(initialize = TRUE) &&
+                   reticulate::py_module_available("hetmtl"),
+                 error = function(e) FALSE)
+  isTRUE(ok)
+}
+
+python_missing_message <- function() {
+  python <- tryCatch(reticulate::py_config()$python, error = function(e) NA_character_)
+  if (is.null(python) || is.na(python)) {
+    requested <- Sys.getenv("RETICULATE_PYTHON")
+    where <- if (nzchar(requested)) paste0(" (RETICULATE_PYTHON is '", requested, "')") else ""
+    return(paste0("hetmtl: no usable Python interpreter was found", where, ". Install Python ",
+                  ">= 3.10 with the 'hetmtl' package and point RETICULATE_PYTHON to it."))
+  }
+  paste0("hetmtl: the Python package 'hetmtl' cannot be imported by the Python reticulate uses (",
+         python, "). Install it there (pip install hetmtl), or set RETICULATE_PYTHON to a ",
+         "Python that has it before the first call (a new R session is needed once Python ",
+         "has started).")
+}
+
+# The Python module hetmtl.fusion.<name>, imported once, without automatic conversion so that
+# numbers cross the boundary only where this package converts them explicitly.
+py_module <- function(name) {
+  mod <- .hetmtl$modules[[name]]
+  if (!is.null(mod)) {
+    return(mod)
+  }
+  if (!hetmtl_python_available()) {
+    stop(python_missing_message(), call. = FALSE)
+  }
+  mod <- reticulate::import(paste0("hetmtl.fusion.", name), convert = FALSE)
+  .hetmtl$modules[[name]] <- mod
+  mod
+}
+
+py_builtin_module <- function(name) {
+  reticulate::import(name, convert = FALSE)
+}
+
+# Strip reticulate's decoration from a Python exception: ValueErrors already name the argument,
+# so the R user sees exactly the Python message; other exceptions keep their class name.
+clean_python_error <- function(e) {
+  msg <- conditionMessage(e)
+  msg <- sub("\n*Run `reticulate::py_last_error\\(\\)` for details\\.?\\s*$", "", msg)
+  msg <- sub("^ValueError: ", "", trimws(msg))
+  msg
+}
+
+# Evaluate `expr` (which calls into Python) with Python warnings recorded and re-signalled as R
+# warnings after the call, and Python exceptions turned into R errors with a clean message.
+py_call <- function(expr) {
+  warnings_mod <- py_builtin_module("warnings")
+  ctx <- warnings_mod$catch_warnings(record = TRUE)
+  recorded <- NULL
+  value <- tryCatch(
+    with(ctx %as% rec, {
+      recorded <- rec
+      expr
+    }),
+    error = function(e) stop(clean_python_error(e), call. = FALSE)
+  )
+  if (!is.null(recorded)) {
+    messages <- character(0)
+    for (i in seq_len(reticulate::py_len(recorded)) - 1L) {
+      w <- reticulate::py_get_item(recorded, i)
+      messages <- c(messages, reticulate::py_str(w$message))
+    }
+    # A learner may warn once per fold; one R warning per distinct message is enough.
+    for (m in unique(messages)) {
+      warning(m, call. = FALSE)
+    }
+  }
+  value
+}
+
+# ---------------------------------------------------------------- conversions Python -> R
+
+py_num <- function(x) {
+  v <- reticulate::py_to_r(x)
+  if (is.list(v)) {
+    v <- unlist(v)
+  }
+  as.numeric(v)
+}
+
+py_chr <- function(x) {
+  v <- reticulate::py_to_r(x)
+  as.character(unlist(v))
+}
+
+py_lgl <- function(x) {
+  v <- reticulate::py_to_r(x)
+  as.logical(unlist(v))
+}
+
+py_mat <- function(x) {
+  m <- reticulate::py_to_r(x)
+  m <- as.matrix(m)
+  storage.mode(m) <- "double"
+  m[is.nan(m)] <- NA_real_
+  m
+}
+
+# A column of a pandas DataFrame as an R vector (via tolist(), so object columns of strings and
+# bool columns convert cleanly whatever pandas' dtype).
+py_column <- function(df, name) {
+  col <- reticulate::py_get_item(df, name)
+  v <- reticulate::py_to_r(col$tolist())
+  if (is.list(v)) {
+    v <- unlist(lapply(v, function(e) if (is.null(e)) NA else e))
+  }
+  # Python reports "not available" as NaN; R's missing value is NA.
+  if (is.double(v)) {
+    v[is.nan(v)] <- NA_real_
+  }
+  v
+}

@@ -1,0 +1,330 @@
+# Per-site double machine learning: site_dml() and its methods.
+
+MODELS <- c("plr", "irm", "cate_linear")
+# Learner roles of each model, in the order the Python package seeds its default learners.
+MODEL_ROLES <- list(plr = c("ml_l", "ml_m"), irm = c("ml_g", "ml_m"),
+                    cate_linear = c("ml_l", "ml_m"))
+
+# Double machine learning at one site (documented in man/).
+site_dml <- function(data, y, d, x = NULL, cluster = NULL, model = "plr", learner = "rf",
+                     n_folds = 5, n_rep = 1, site = "site", seed = NULL, learner_args = list(),
+                     basis = NULL, clip = 0.01, folds = NULL) {
+  call <- match.call()
+  if (!is.data.frame(data)) {
+    arg_error("data", "must be a data frame, got ", class(data)[1])
+  }
+  if (nrow(data) == 0L) {
+    arg_error("data", "has no rows")
+  }
+  if (anyDuplicated(names(data))) {
+    arg_error("data", "has repeated column names ", fmt_values(unique(names(data)[duplicated(names(data))])))
+  }
+  model <- check_choice(model, "model", MODELS)
+  y <- check_columns(y, data, "y", max_len = 1)
+  d <- check_columns(d, data, "d")
+  if (!is.null(cluster)) {
+    cluster <- check_columns(cluster, data, "cluster", max_len = 1)
+  }
+  taken <- c(y, d, cluster)
+  if (y %in% d) {
+    arg_error("d", "must not contain the outcome column '", y, "'")
+  }
+  if (!is.null(cluster) && cluster %in% c(y, d)) {
+    arg_error("cluster", "must differ from the outcome and treatment columns")
+  }
+  if (!is.null(basis)) {
+    if (model != "cate_linear") {
+      arg_error("basis", "only used by model 'cate_linear', not by '", model, "'")
+    }
+    basis <- check_columns(basis, data, "basis")
+  }
+  if (is.null(x)) {
+    x <- setdiff(names(data), taken)
+    if (length(x) == 0L) {
+      arg_error("x", "no covariate columns left in data besides y, d and cluster")
+    }
+  } else {
+    x <- check_columns(x, data, "x")
+    clash <- intersect(x, taken)
+    if (length(clash)) {
+      arg_error("x", "must not contain the outcome, treatment or cluster column(s) ", fmt_values(clash))
+    }
+  }
+  n_folds <- check_count(n_folds, "n_folds", 2L)
+  n_rep <- check_count(n_rep, "n_rep", 1L)
+  site <- check_string(site, "site")
+  seed <- check_seed(seed)
+  clip <- check_number(clip, "clip", lower = 0)
+  if (!is.list(learner_args) || (length(learner_args) &&
+                                   (is.null(names(learner_args)) || any(!nzchar(names(learner_args)))))) {
+    arg_error("learner_args", "must be a named list of learner parameters")
+  }
+
+  # Only the columns the fit uses cross to Python, each numeric one as double.
+  columns <- list()
+  for (col in unique(c(y, d, x, basis))) {
+    role <- if (col == y) "y" else if (col %in% d) "d" else if (col %in% x) "x" else "basis"
+    columns[[col]] <- numeric_column(data, col, role)
+  }
+  if (!is.null(cluster)) {
+    labels <- data[[cluster]]
+    if (anyNA(labels)) {
+      arg_error("cluster", "column '", cluster, "' has ", sum(is.na(labels)), " missing value(s)")
+    }
+    columns[[cluster]] <- as.character(labels)
+  }
+  py_folds <- convert_folds(folds, nrow(data))
+
+  mod <- py_module("site_dml")
+  learners <- resolve_learners(learner, model, seed, learner_args)
+  frame <- py_frame(columns)
+  fit <- py_call({
+    est <- mod$SiteDML(model = model, ml_l = learners$ml_l, ml_m = learners$ml_m,
+                       ml_g = learners$ml_g, n_folds = n_folds, n_rep = n_rep,
+                       basis = if (is.null(basis)) NULL else as.list(basis), clip = clip,
+                       site = site, random_state = seed)
+    est$fit(frame, y = y, d = as.list(d), x = as.list(x),
+            cluster = cluster, folds = py_folds)
+  })
+  new_site_dml(fit, call, learner_label(learner))
+}
+
+# A pandas DataFrame from a named list of R vectors (doubles and character labels).
+py_frame <- function(columns) {
+  pd <- py_builtin_module("pandas")
+  values <- lapply(columns, function(v) {
+    if (is.double(v)) reticulate::np_array(v, dtype = "float64") else reticulate::r_to_py(as.list(v))
+  })
+  pd$DataFrame(reticulate::py_dict(names(columns), unname(values), convert = FALSE))
+}
+
+# How the learners are described when printing: names, or the Python class of an object.
+learner_label <- function(learner) {
+  one <- function(l) {
+    if (is.character(l)) l else py_chr(reticulate::py_get_attr(l, "__class__")$`__name__`)
+  }
+  if (is.list(learner) && !inherits(learner, "python.builtin.object")) {
+    return(paste(names(learner), vapply(learner, one, character(1)), sep = " = ", collapse = ", "))
+  }
+  one(learner)
+}
+
+resolve_learners <- function(learner, model, seed, learner_args) {
+  roles <- MODEL_ROLES[[model]]
+  # The same seed streams as the Python package's default learners.
+  seeds <- NULL
+  if (!is.null(seed)) {
+    np <- py_builtin_module("numpy")
+    state <- np$random$SeedSequence(seed, spawn_key = reticulate::tuple(1L))$generate_state(2L)
+    seeds <- vapply(0:1, function(i) py_num(reticulate::py_get_item(state, i)), numeric(1))
+  }
+  if (is.list(learner) && !inherits(learner, "python.builtin.object")) {
+    nms <- names(learner)
+    if (is.null(nms) || any(!nzchar(nms))) {
+      arg_error("learner", "a list of learners must be named by role (", fmt_values(roles), ")")
+    }
+    extra <- setdiff(nms, roles)
+    if (length(extra)) {
+      arg_error("learner", "role(s) ", fmt_values(extra), " not used by model '", model,
+                "' (it uses ", fmt_values(roles), ")")
+    }
+    missing <- setdiff(roles, nms)
+    if (length(missing)) {
+      arg_error("learner", "no learner given for role(s) ", fmt_values(missing))
+    }
+    per_role <- learner[roles]
+  } else {
+    per_role <- rep(list(learner), length(roles))
+    names(per_role) <- roles
+  }
+  if (length(learner_args) && !any(vapply(per_role, is.character, logical(1)))) {
+    arg_error("learner_args", "only used by named learners; set the parameters of a Python ",
+              "learner object on the object itself")
+  }
+  out <- list(ml_l = NULL, ml_m = NULL, ml_g = NULL)
+  for (i in seq_along(roles)) {
+    role <- roles[i]
+    l <- per_role[[role]]
+    if (inherits(l, "python.builtin.object")) {
+      out[[role]] <- l
+    } else if (is.character(l) && length(l) == 1L) {
+      check_choice(l, "learner", LEARNER_NAMES)
+      type <- if (role == "ml_m" && model != "plr") "classifier" else "regressor"
+      # seeds are uint32 (up to 2^32 - 1): they go to Python as exact whole doubles, then int().
+      rs <- if (is.null(seeds)) NULL else py_builtin_module("builtins")$int(seeds[i])
+      out[[role]] <- py_call(build_learner(l, type, NULL, learner_args))
+      if (!is.null(rs) && l != "linear" && !("random_state" %in% names(learner_args))) {
+        set_random_state(out[[role]], rs)
+      }
+    } else {
+      arg_error("learner", "expected one of ", fmt_values(LEARNER_NAMES),
+                ", a Python scikit-learn estimator, or a named list of those")
+    }
+  }
+  out
+}
+
+set_random_state <- function(est, random_state) {
+  params <- names(reticulate::py_to_r(est$get_params(deep = TRUE)))
+  keys <- params[params == "random_state" | grepl("__random_state$", params)]
+  for (k in keys) {
+    args <- list(random_state)
+    names(args) <- k
+    do.call(est$set_params, args)
+  }
+  invisible(est)
+}
+
+convert_folds <- function(folds, n) {
+  if (is.null(folds)) {
+    return(NULL)
+  }
+  np <- py_builtin_module("numpy")
+  to_py <- function(rows, where) {
+    if (!is.numeric(rows) || length(rows) == 0L || anyNA(rows) || any(rows != round(rows))) {
+      arg_error("folds", where, " must be a non-empty vector of row numbers")
+    }
+    if (min(rows) < 1 || max(rows) > n) {
+      arg_error("folds", where, " has row numbers outside 1..", n)
+    }
+    # Python counts rows from 0.
+    reticulate::np_array(as.integer(rows) - 1L, dtype = "int64")
+  }
+  if (is.atomic(folds)) {
+    if (length(folds) != n || anyNA(folds)) {
+      arg_error("folds", "a vector of fold labels needs one label per row (", n, "), got ", length(folds))
+    }
+    groups <- split(seq_len(n), factor(folds))
+    return(reticulate::r_to_py(unname(lapply(seq_along(groups), function(k) {
+      to_py(groups[[k]], paste0("fold ", k))
+    }))))
+  }
+  if (!is.list(folds) || length(folds) == 0L) {
+    arg_error("folds", "expected a vector of fold labels, a list of row-number vectors, or a list of such lists")
+  }
+  nested <- is.list(folds[[1]])
+  reps <- if (nested) folds else list(folds)
+  sizes <- vapply(reps, function(r) if (is.list(r)) length(r) else NA_integer_, integer(1))
+  if (!anyNA(sizes) && any(sizes != sizes[1])) {
+    r <- which(sizes != sizes[1])[1]
+    arg_error("folds", "repetition ", r, " has ", sizes[r], " folds, repetition 1 has ", sizes[1])
+  }
+  py_reps <- lapply(seq_along(reps), function(r) {
+    rep_folds <- reps[[r]]
+    if (!is.list(rep_folds) || length(rep_folds) < 2L) {
+      arg_error("folds", "repetition ", r, " must be a list of at least 2 folds")
+    }
+    lapply(seq_along(rep_folds), function(k) {
+      to_py(rep_folds[[k]], paste0("repetition ", r, ", fold ", k))
+    })
+  })
+  reticulate::r_to_py(py_reps)
+}
+
+new_site_dml <- function(fit, call, learner) {
+  terms <- py_chr(fit$coef_names_)
+  coef <- stats::setNames(py_num(fit$coef_), terms)
+  se <- stats::setNames(py_num(fit$se_), terms)
+  vc <- py_mat(fit$cov_)
+  dimnames(vc) <- list(terms, terms)
+  n_clusters <- reticulate::py_to_r(fit$n_clusters_)
+  n_clusters <- if (is.null(n_clusters)) NA_integer_ else as.integer(n_clusters)
+  structure(list(
+    py = fit,
+    call = call,
+    model = py_chr(fit$model),
+    site = py_chr(fit$site),
+    learner = learner,
+    coefficients = coef,
+    se = se,
+    vcov = vc,
+    nobs = as.integer(py_num(fit$n_obs_)),
+    n_folds = as.integer(py_num(fit$n_folds_)),
+    n_rep = as.integer(py_num(fit$n_rep_)),
+    n_clusters = n_clusters,
+    summary = new_site_summary(fit$summary_)
+  ), class = "hetmtl_site_dml")
+}
+
+check_python_object <- function(x, what) {
+  if (reticulate::py_is_null_xptr(x$py)) {
+    stop(what, ": the Python object of this fit is gone (fits do not survive saveRDS() or a ",
+         "new session; site summaries do); fit again", call. = FALSE)
+  }
+}
+
+print.hetmtl_site_dml <- function(x, digits = max(3L, getOption("digits") - 3L), ...) {
+  cat(sprintf("Site DML at site '%s': model '%s', n = %d%s, %d folds x %d repetition(s), learner %s\n\n",
+              x$site, x$model, x$nobs,
+              if (is.na(x$n_clusters)) "" else sprintf(" in %d clusters", x$n_clusters),
+              x$n_folds, x$n_rep, x$learner))
+  z <- x$coefficients / x$se
+  tab <- cbind(Estimate = x$coefficients, `Std. Error` = x$se, `z value` = z,
+               `Pr(>|z|)` = 2 * stats::pnorm(-abs(z)))
+  stats::printCoefmat(tab, digits = digits, has.Pvalue = TRUE)
+  invisible(x)
+}
+
+# Result table of a site DML fit (documented in man/).
+summary.hetmtl_site_dml <- function(object, level = 0.95, ...) {
+  level <- check_level(level)
+  check_python_object(object, "summary")
+  tab <- py_call(object$py$summary(level = level))
+  terms <- py_chr(tab$index$tolist())
+  cols <- py_chr(tab$columns$tolist())
+  out <- data.frame(
+    term = terms,
+    estimate = as.numeric(py_column(tab, "coef")),
+    std_err = as.numeric(py_column(tab, "std err")),
+    z = as.numeric(py_column(tab, "z")),
+    p_value = as.numeric(py_column(tab, "P>|z|")),
+    ci_lower = as.numeric(py_column(tab, cols[5])),
+    ci_upper = as.numeric(py_column(tab, cols[6])),
+    row.names = terms, stringsAsFactors = FALSE
+  )
+  out
+}
+
+coef.hetmtl_site_dml <- function(object, ...) {
+  object$coefficients
+}
+
+vcov.hetmtl_site_dml <- function(object, ...) {
+  object$vcov
+}
+
+nobs.hetmtl_site_dml <- function(object, ...) {
+  object$nobs
+}
+
+confint.hetmtl_site_dml <- function(object, parm, level = 0.95, ...) {
+  level <- check_level(level)
+  check_python_object(object, "confint")
+  ci <- py_call(object$py$confint(level = level))
+  terms <- names(object$coefficients)
+  out <- py_mat(ci$to_numpy())
+  dimnames(out) <- list(terms, ci_colnames(level))
+  out[select_parm(parm, terms), , drop = FALSE]
+}
+
+ci_colnames <- function(level) {
+  a <- (1 - level) / 2
+  paste(format(100 * c(a, 1 - a), trim = TRUE, scientific = FALSE, digits = 3), "%")
+}
+
+select_parm <- function(parm, names) {
+  if (missing(parm) || is.null(parm)) {
+    return(seq_along(names))
+  }
+  if (is.character(parm)) {
+    unknown <- setdiff(parm, names)
+    if (length(unknown)) {
+      arg_error("parm", "unknown name(s) ", fmt_values(unknown), "; known: ", fmt_values(names))
+    }
+    return(match(parm, names))
+  }
+  if (is.numeric(parm) && !anyNA(parm) && all(parm >= 1 & parm <= length(names) & parm == round(parm))) {
+    return(as.integer(parm))
+  }
+  arg_error("parm", "must be names or positions (1..", length(names), ")")
+}

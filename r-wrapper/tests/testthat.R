@@ -1,0 +1,4 @@
+library(testthat)
+library(hetmtl)
+
+test_check("hetmtl")

@@ -75,6 +75,9 @@ void register_fused(py::module_& m) {
     py::class_<hetmtl::FusedProblem>(m, "FusedProblem")
         .def(py::init<const RowRef&, const VecRef&, const VecRef&>(), py::arg("W").noconvert(),
              py::arg("n").noconvert(), py::arg("weights").noconvert())
+        .def_static("diagonal", &hetmtl::FusedProblem::diagonal, py::arg("D").noconvert(),
+                    py::arg("n").noconvert(), py::arg("weights").noconvert(),
+                    py::arg("allow_semidefinite") = false)
         .def_property_readonly("positive_definite", &hetmtl::FusedProblem::positive_definite)
         .def("pooled", &hetmtl::FusedProblem::pooled, py::arg("theta_hat").noconvert())
         .def("lambda_max", &hetmtl::FusedProblem::lambda_max, py::arg("theta_hat").noconvert())

@@ -350,8 +350,8 @@ def test_moderate_offset_is_translation_equivariant():
 
 
 # --------------------------------------------------------------------------------------------------
-# Known issues: each test states the correct behaviour and fails today (strict xfail, so a fix makes
-# the run fail until the marker is removed).
+# Numerical corner cases: tolerances near rounding, sites on the fusion boundary, and the
+# validation of secondary entry points.
 # --------------------------------------------------------------------------------------------------
 
 # Three sites with identity weights: the smallest reproducer found for the numerical issues below.
@@ -360,75 +360,54 @@ _EYE3 = np.stack([np.eye(2)] * 3)
 _N3 = np.full(3, 100.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ConvergenceWarning,
-    reason="a site barely outside the fusion ball (lam within ~1e-6 of lambda_max) gets an offset "
-    "v_k too small for theta_k - u to carry its direction; the final KKT check fails after one Newton "
-    "step and the warning wrongly says max_iter was reached",
-)
-def test_known_issue_converges_just_below_lambda_max():
+def test_converges_just_below_lambda_max():
     theta_hat = np.array([[0.12573022, -0.13210486], [0.64042265, 0.10490012], [-0.53566937, 0.36159505]])
     lmax = lambda_max_np(theta_hat, _EYE3, _N3)
     fit = fused_solve(theta_hat, _EYE3, _N3, lmax * (1 - 1e-8))
     assert fit.converged
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ConvergenceWarning,
-    reason="the KKT tolerance is relative to the spread of the sites, so it is below double rounding "
-    "when |theta_hat| / spread is about 1e6 or more; the solver then runs all 20000 iterations",
-)
 @pytest.mark.parametrize("offset, spread, lam", [(1e6, 1.0, 4.0), (5.0, 1e-9, 2e-9)])
-def test_known_issue_large_offset_or_tiny_spread(offset, spread, lam):
+def test_large_offset_or_tiny_spread(offset, spread, lam):
     fit = fused_solve(offset + spread * _BASE, _EYE3, _N3, lam)
     assert fit.converged
+    # Translation equivariance: the same answer as the problem around zero, shifted.
+    ref = fused_solve(spread * _BASE, _EYE3, _N3, lam)
+    np.testing.assert_allclose(fit.theta - offset, ref.theta, rtol=0, atol=1e-15 * offset + 1e-7 * spread)
+    np.testing.assert_array_equal(fit.fused, ref.fused)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ConvergenceWarning,
-    reason="a single site with lam at rounding level (lambda_max is 0 up to rounding) runs all "
-    "20000 iterations without reaching the tolerance",
-)
-def test_known_issue_single_site_tiny_lambda():
+def test_single_site_tiny_lambda():
     theta_hat = np.array([[1.017096383626592, 1.6798737701549808]])
     W = np.array([[[0.9102412728362177, 1.2520166469040115], [1.2520166469040115, 5.75169823370803]]])
     fit = fused_solve(theta_hat, W, [171.0], 2.1794598695904236e-15)
     assert fit.converged
+    np.testing.assert_array_equal(fit.theta, theta_hat)
+    np.testing.assert_array_equal(fit.center, theta_hat[0])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="penalty='l2sq' always reports converged; for a single site its residual (scaled by a "
-    "1e-12 |A theta_hat| floor, below rounding) is 6e-5 > tol",
-)
-def test_known_issue_l2sq_converged_implies_tolerance():
+def test_l2sq_converged_implies_tolerance():
     theta_hat, W, n = random_problem(21, 1, 3, cond=30.0)
     fit = fused_solve(theta_hat, W, n, 0.0, penalty="l2sq")
     assert fit.converged == (fit.kkt <= 1e-10)
 
 
-@pytest.mark.xfail(strict=True, reason="float(lam) fails first, with a message that does not name lam")
-def test_known_issue_text_lambda_names_lam():
+def test_text_lambda_names_lam():
     with pytest.raises(ValueError, match="lam"):
         fused_solve(TH0, W0, N0, "abc")
 
 
-@pytest.mark.xfail(strict=True, reason="the message names lambda_grid's 'ratio', not fused_path's 'lambda_ratio'")
-def test_known_issue_lambda_ratio_named():
+def test_lambda_ratio_named():
     with pytest.raises(ValueError, match="lambda_ratio"):
         fused_path(TH0, W0, N0, lambda_ratio=2.0)
 
 
-@pytest.mark.xfail(strict=True, reason="solve_batch does not validate theta_hats (shape or finiteness)")
 @pytest.mark.parametrize(
     "draws",
     [np.zeros((3, K0 + 1, P0)), np.zeros((3, K0, P0 + 1)), np.full((2, K0, P0), np.nan)],
     ids=["sites", "dim", "nan"],
 )
-def test_known_issue_solve_batch_validates_draws(draws):
+def test_solve_batch_validates_draws(draws):
     problem = prepare_problem(TH0, W0, N0)
     with pytest.raises(ValueError, match="theta_hats"):
         solve_batch(problem, draws, 0.5, make_options())

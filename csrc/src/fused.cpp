@@ -29,8 +29,12 @@ FusedProblem::FusedProblem(const Eigen::Ref<const RowMatrix>& W, const Eigen::Re
         // Symmetrize so that rounding noise in the input cannot make the eigen-solver complex.
         Eigen::MatrixXd Ak = 0.5 * n(k) * (Wk + Wk.transpose());
         Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(Ak);
-        if (eig.info() != Eigen::Success || !(eig.eigenvalues().minCoeff() > 0.0)) {
+        // Relative threshold: an eigenvalue at rounding level of the largest entry is a singular W_k.
+        const double lo = eig.info() == Eigen::Success ? eig.eigenvalues().minCoeff() : -1.0;
+        if (!(lo > 1e-12 * Ak.cwiseAbs().maxCoeff()) && positive_definite_) {
             positive_definite_ = false;
+            bad_site_ = k;
+            bad_eigenvalue_ = lo / n(k);
         }
         A_sum += Ak;
         A_[k] = std::move(Ak);
@@ -52,10 +56,17 @@ FusedProblem FusedProblem::diagonal(const Eigen::Ref<const RowMatrix>& D, const 
     for (int k = 0; k < pb.K_; ++k) {
         pb.evals_[k] = n(k) * D.row(k).transpose();
         const double lo = pb.evals_[k].minCoeff();
-        if (!(allow_semidefinite ? lo >= 0.0 : lo > 0.0)) pb.positive_definite_ = false;
+        if (!(allow_semidefinite ? lo >= 0.0 : lo > 0.0) && pb.positive_definite_) {
+            pb.positive_definite_ = false;
+            pb.bad_site_ = k;
+            pb.bad_eigenvalue_ = lo / n(k);
+        }
         pb.A_sum_diag_ += pb.evals_[k];
     }
-    if (!(pb.A_sum_diag_.minCoeff() > 0.0)) pb.positive_definite_ = false;
+    if (!(pb.A_sum_diag_.minCoeff() > 0.0) && pb.positive_definite_) {
+        pb.positive_definite_ = false;  // a coordinate no site informs
+        pb.bad_site_ = -1;
+    }
     return pb;
 }
 
@@ -94,16 +105,17 @@ double FusedProblem::lambda_max(const Eigen::Ref<const RowMatrix>& theta_hat) co
     return lmax;
 }
 
-double FusedProblem::residual_scale(const Eigen::Ref<const RowMatrix>& theta_hat) const {
-    const Vector ubar = pooled(theta_hat);
+double FusedProblem::residual_scale(const Eigen::Ref<const RowMatrix>& centered) const {
+    // The spread of the sites around their pooled value: the natural size of every gradient in
+    // the problem, and invariant to shifting all estimates by a common vector.
     double spread = 0.0;
-    double level = 0.0;
-    for (int k = 0; k < K_; ++k) {
-        const Vector tk = theta_hat.row(k).transpose();
-        spread = std::max(spread, apply_A(k, tk - ubar).norm());
-        level = std::max(level, apply_A(k, tk).norm());
-    }
-    return std::max({spread, 1e-12 * level, kTiny});
+    for (int k = 0; k < K_; ++k) spread = std::max(spread, apply_A(k, centered.row(k).transpose()).norm());
+    return std::max(spread, kTiny);
+}
+
+RowMatrix FusedProblem::centered(const Eigen::Ref<const RowMatrix>& theta_hat, Vector& shift) const {
+    shift = pooled(theta_hat);
+    return theta_hat.rowwise() - shift.transpose();
 }
 
 Vector FusedProblem::center_for(const Eigen::Ref<const RowMatrix>& theta_hat, const RowMatrix& v) const {
@@ -157,6 +169,14 @@ Vector FusedProblem::site_prox(int k, const Vector& z, double tau) const {
 
 double FusedProblem::kkt_residual(const Eigen::Ref<const RowMatrix>& theta_hat, const RowMatrix& theta,
                                   const Vector& center, double lambda, Penalty penalty) const {
+    Vector shift;
+    const RowMatrix c = centered(theta_hat, shift);
+    const RowMatrix theta_c = theta.rowwise() - shift.transpose();
+    return centered_kkt(c, theta_c, center - shift, lambda, penalty);
+}
+
+double FusedProblem::centered_kkt(const Eigen::Ref<const RowMatrix>& theta_hat, const RowMatrix& theta,
+                                  const Vector& center, double lambda, Penalty penalty) const {
     double worst = 0.0;
     Vector gsum = Vector::Zero(p_);
     for (int k = 0; k < K_; ++k) {
@@ -189,8 +209,36 @@ FusedResult FusedProblem::solve(const Eigen::Ref<const RowMatrix>& theta_hat, do
         bad.status = SolveStatus::NotPositiveDefinite;
         return bad;
     }
-    return opt.penalty == Penalty::L2Squared ? solve_l2sq(theta_hat, lambda)
-                                             : solve_l2(theta_hat, lambda, opt, warm);
+    // The problem is invariant to shifting every estimate and the center by one vector. Solving
+    // around the pooled estimate keeps the tolerance, which is relative to the spread of the sites,
+    // above rounding however far the estimates lie from zero, and lets offsets of sites just
+    // outside the fusion ball be represented to full precision.
+    Vector shift;
+    const RowMatrix c = centered(theta_hat, shift);
+    FusedResult res;
+    if (K_ == 1) {
+        res = single_site(c, opt);  // always fused: the center is the site's own estimate
+    } else if (opt.penalty == Penalty::L2Squared) {
+        res = solve_l2sq(c, lambda, opt);
+    } else {
+        res = solve_l2(c, lambda, opt, warm);
+    }
+    if (res.theta.rows() == K_) {
+        res.theta.rowwise() += shift.transpose();
+        res.center += shift;
+    }
+    return res;
+}
+
+FusedResult FusedProblem::single_site(const Eigen::Ref<const RowMatrix>& centered, const FusedOptions& opt) const {
+    FusedResult res;
+    res.center = centered.row(0).transpose();
+    res.theta = centered;
+    res.fused.assign(1, opt.penalty == Penalty::L2 ? 1 : 0);
+    res.iterations = 0;
+    res.kkt = 0.0;
+    res.status = res.theta.allFinite() ? SolveStatus::Converged : SolveStatus::NumericalFailure;
+    return res;
 }
 
 double FusedProblem::center_objective(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
@@ -290,7 +338,7 @@ FusedResult FusedProblem::finish_l2(const Eigen::Ref<const RowMatrix>& theta_hat
     res.fused.assign(K_, 0);
     for (int k = 0; k < K_; ++k) res.fused[k] = v.row(k).squaredNorm() == 0.0 ? 1 : 0;
     res.iterations = iterations;
-    res.kkt = kkt_residual(theta_hat, res.theta, u, lambda, Penalty::L2);
+    res.kkt = centered_kkt(theta_hat, res.theta, u, lambda, Penalty::L2);
     if (!res.theta.allFinite()) {
         res.status = SolveStatus::NumericalFailure;
     } else {
@@ -348,7 +396,7 @@ Vector FusedProblem::fista_center(const Eigen::Ref<const RowMatrix>& theta_hat, 
         const double f_new = objective(v_new, u);
         if (!std::isfinite(f_new)) break;
         RowMatrix theta = v_new.rowwise() + u.transpose();
-        if (kkt_residual(theta_hat, theta, u, lambda, Penalty::L2) <= opt.tol) {
+        if (centered_kkt(theta_hat, theta, u, lambda, Penalty::L2) <= opt.tol) {
             v = v_new;
             break;
         }
@@ -367,7 +415,8 @@ Vector FusedProblem::fista_center(const Eigen::Ref<const RowMatrix>& theta_hat, 
     return center_for(theta_hat, v);
 }
 
-FusedResult FusedProblem::solve_l2sq(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda) const {
+FusedResult FusedProblem::solve_l2sq(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
+                                     const FusedOptions& opt) const {
     // Closed form: theta_k = C_k (A_k that_k + lambda w_k u), C_k = (A_k + lambda w_k I)^-1, and
     // u solves (sum_k w_k C_k A_k) u = sum_k w_k C_k A_k that_k.
     FusedResult res;
@@ -380,18 +429,25 @@ FusedResult FusedProblem::solve_l2sq(const Eigen::Ref<const RowMatrix>& theta_ha
         M.noalias() += w_(k) * CA[k];
         rhs.noalias() += w_(k) * (CA[k] * theta_hat.row(k).transpose());
     }
-    const Vector u = M.ldlt().solve(rhs);
+    const auto ldlt = M.ldlt();
+    Vector u = ldlt.solve(rhs);
+    // Iterative refinement: the linear system can be ill-conditioned when lambda is tiny.
+    for (int it = 0; it < 3; ++it) u += ldlt.solve(rhs - M * u);
     res.theta.resize(K_, p_);
     for (int k = 0; k < K_; ++k) {
         const Vector tk = theta_hat.row(k).transpose();
-        res.theta.row(k) = (CA[k] * tk + (Eigen::MatrixXd::Identity(p_, p_) - CA[k]) * u).transpose();
+        const Vector d = u - tk;  // theta_k = C_k A_k that_k + (I - C_k A_k) u
+        res.theta.row(k) = (tk + d - CA[k] * d).transpose();
     }
     res.center = u;
     res.fused.assign(K_, 0);
     res.iterations = 1;
-    res.kkt = kkt_residual(theta_hat, res.theta, u, lambda, Penalty::L2Squared);
-    res.status = (res.theta.allFinite() && u.allFinite()) ? SolveStatus::Converged
-                                                          : SolveStatus::NumericalFailure;
+    res.kkt = centered_kkt(theta_hat, res.theta, u, lambda, Penalty::L2Squared);
+    if (!(res.theta.allFinite() && u.allFinite())) {
+        res.status = SolveStatus::NumericalFailure;
+    } else {
+        res.status = res.kkt <= opt.tol ? SolveStatus::Converged : SolveStatus::MaxIterations;
+    }
     return res;
 }
 

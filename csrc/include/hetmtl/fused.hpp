@@ -60,6 +60,10 @@ public:
     int n_sites() const { return K_; }
     int dim() const { return p_; }
     bool positive_definite() const { return positive_definite_; }
+    // First site whose W_k is not positive definite (-1: a coordinate no site informs), and its
+    // smallest eigenvalue; meaningful only when positive_definite() is false.
+    int bad_site() const { return bad_site_; }
+    double bad_eigenvalue() const { return bad_eigenvalue_; }
 
     // Inverse-variance pooled estimate (sum A_k)^-1 sum A_k that_k, with A_k = n_k W_k.
     Vector pooled(const Eigen::Ref<const RowMatrix>& theta_hat) const;
@@ -88,7 +92,13 @@ private:
                         RowMatrix v, int& iterations) const;
     FusedResult finish_l2(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, const Vector& u,
                           int iterations, const FusedOptions& opt) const;
-    FusedResult solve_l2sq(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda) const;
+    FusedResult solve_l2sq(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
+                           const FusedOptions& opt) const;
+    FusedResult single_site(const Eigen::Ref<const RowMatrix>& centered, const FusedOptions& opt) const;
+    // theta_hat minus its pooled estimate (returned in `shift`); private solvers work on this.
+    RowMatrix centered(const Eigen::Ref<const RowMatrix>& theta_hat, Vector& shift) const;
+    double centered_kkt(const Eigen::Ref<const RowMatrix>& theta_hat, const RowMatrix& theta,
+                        const Vector& center, double lambda, Penalty penalty) const;
     // u(v) = (sum A_k)^-1 sum A_k (that_k - v_k)
     Vector center_for(const Eigen::Ref<const RowMatrix>& theta_hat, const RowMatrix& v) const;
     // argmin_x 1/2 (x - z)' A_k (x - z) + tau ||x||
@@ -99,11 +109,13 @@ private:
     Vector from_eigen(int k, const Vector& x) const;       // Q_k x
     Eigen::MatrixXd eigen_matrix(int k, const Vector& d) const;  // Q_k diag(d) Q_k'
     Vector solve_A_sum(const Vector& rhs) const;
-    double residual_scale(const Eigen::Ref<const RowMatrix>& theta_hat) const;
+    double residual_scale(const Eigen::Ref<const RowMatrix>& centered) const;
 
     int K_ = 0;
     int p_ = 0;
     bool positive_definite_ = true;
+    int bad_site_ = 0;
+    double bad_eigenvalue_ = 0.0;
     bool diagonal_ = false;                 // A_k diagonal: Q_k = I, evals_ = diagonal
     Vector A_sum_diag_;                     // diagonal of sum_k A_k (diagonal mode)
     std::vector<Eigen::MatrixXd> A_;        // n_k W_k (dense mode)

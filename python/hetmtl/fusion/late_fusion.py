@@ -193,7 +193,7 @@ class LateFusion(BaseEstimator):
         self.weight_matrices_ = problem.W
         self.n_ = n
         self.lambda_max_ = problem.lambda_max()
-        grid = lambda_grid(self.lambda_max_, self.n_lambda, self.lambda_ratio)
+        grid = lambda_grid(self.lambda_max_, self.n_lambda, self.lambda_ratio, ratio_name="lambda_ratio")
         self.path_ = path_prepared(problem, grid, options)
         self.cv_ = None
         self.lambda_ = self._choose_lambda(items, grid, options)

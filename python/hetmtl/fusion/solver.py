@@ -20,11 +20,11 @@ from typing import Sequence
 import numpy as np
 
 from .. import _core
-from .._util.validation import as_float_array, check_choice, check_positive, check_symmetric_pd
+from .._util.validation import as_float_array, check_choice, check_positive, check_symmetric, not_pd_message
 
 PENALTIES = ("l2", "l2sq")
 _STATUS_TEXT = {
-    1: "reached max_iter before the KKT tolerance",
+    1: "stopped before reaching the KKT tolerance (max_iter or rounding)",
     2: "a weight matrix is not positive definite",
     3: "non-finite values appeared during the iterations",
 }
@@ -110,15 +110,24 @@ class PreparedProblem:
     def dim(self) -> int:
         return self.theta_hat.shape[1]
 
+    def estimates(self, theta_hat, name: str = "theta_hat") -> np.ndarray:
+        """``theta_hat`` validated against this problem's shape (the fitted estimates when None)."""
+        if theta_hat is None:
+            return self.theta_hat
+        th = as_float_array(theta_hat, name)
+        if th.ndim == 1 and self.dim == 1:
+            th = th[:, None]
+        if th.shape != self.theta_hat.shape:
+            raise ValueError(f"{name}: expected shape {self.theta_hat.shape}, got {th.shape}")
+        return np.ascontiguousarray(th)
+
     def lambda_max(self, theta_hat: np.ndarray | None = None) -> float:
         """Smallest lambda at which every site is fused (``penalty="l2"``)."""
-        th = self.theta_hat if theta_hat is None else np.ascontiguousarray(theta_hat, dtype=float)
-        return float(self.core.lambda_max(th))
+        return float(self.core.lambda_max(self.estimates(theta_hat)))
 
     def pooled(self, theta_hat: np.ndarray | None = None) -> np.ndarray:
         """Inverse-variance (fixed-effect) pooled estimate ``(sum n_k W_k)^-1 sum n_k W_k theta_hat_k``."""
-        th = self.theta_hat if theta_hat is None else np.ascontiguousarray(theta_hat, dtype=float)
-        return np.asarray(self.core.pooled(th))
+        return np.asarray(self.core.pooled(self.estimates(theta_hat)))
 
 
 def make_options(penalty: str = "l2", tol: float = 1e-10, max_iter: int = 20000, n_threads: int = 1):
@@ -167,7 +176,7 @@ def prepare_problem(theta_hat, W, n, weights=None) -> PreparedProblem:
         Wa = Wa[:, None, None]
     if Wa.shape != (K, p, p):
         raise ValueError(f"W: expected shape ({K}, {p}, {p}) to match theta_hat, got {Wa.shape}")
-    check_symmetric_pd(Wa, "W")
+    check_symmetric(Wa, "W")
     na = as_float_array(n, "n", ndim=1)
     if na.shape != (K,):
         raise ValueError(f"n: expected shape ({K},), got {na.shape}")
@@ -182,11 +191,16 @@ def prepare_problem(theta_hat, W, n, weights=None) -> PreparedProblem:
     th = np.ascontiguousarray(th)
     W_flat = np.ascontiguousarray(Wa).reshape(K, p * p)
     core = _core.FusedProblem(W_flat, np.ascontiguousarray(na), np.ascontiguousarray(wa))
+    if not core.positive_definite:  # the core's eigendecompositions decide; no second pass here
+        raise ValueError(not_pd_message("W", core.bad_site, core.bad_eigenvalue))
     return PreparedProblem(th, np.ascontiguousarray(Wa), na, wa, core)
 
 
 def _check_lambda(lam: float, name: str = "lam") -> float:
-    lam = float(lam)
+    try:
+        lam = float(lam)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: must be a finite non-negative number, got {lam!r}") from None
     if not np.isfinite(lam) or lam < 0:
         raise ValueError(f"{name}: must be a finite non-negative number, got {lam!r}")
     return lam
@@ -210,7 +224,8 @@ def _warn_unconverged(status: np.ndarray, kkt: np.ndarray, lambdas: np.ndarray) 
 
 def solve_prepared(problem: PreparedProblem, lam: float, options, theta_hat=None) -> FusedFit:
     """Solve a prepared problem at one lambda (optionally for another ``theta_hat``)."""
-    th = problem.theta_hat if theta_hat is None else np.ascontiguousarray(theta_hat, dtype=float)
+    th = problem.estimates(theta_hat)
+    lam = _check_lambda(lam)
     out = problem.core.solve(th, lam, options)
     converged = _warn_unconverged(out["status"], out["kkt"], np.array([lam]))
     return FusedFit(
@@ -245,19 +260,29 @@ def solve_batch(problem: PreparedProblem, theta_hats: np.ndarray, lam: float, op
 
     Returns the core's dict of stacked arrays (``theta`` (B, K, p), ``center`` (B, p), ...).
     """
-    B = theta_hats.shape[0]
-    flat = np.ascontiguousarray(theta_hats, dtype=float).reshape(B * problem.n_sites, problem.dim)
-    out = problem.core.solve_batch(flat, float(lam), options)
+    draws = as_float_array(theta_hats, "theta_hats")
+    K, p = problem.n_sites, problem.dim
+    if draws.ndim != 3 or draws.shape[1:] != (K, p):
+        raise ValueError(f"theta_hats: expected shape (B, {K}, {p}), got {draws.shape}")
+    B = draws.shape[0]
+    lam = _check_lambda(lam)
+    flat = np.ascontiguousarray(draws).reshape(B * K, p)
+    out = problem.core.solve_batch(flat, lam, options)
     _warn_unconverged(out["status"], out["kkt"], np.full(B, lam))
     return out
 
 
-def lambda_grid(lambda_max: float, n_lambda: int = 50, ratio: float = 1e-4) -> np.ndarray:
-    """Log-spaced grid from ``lambda_max`` down to ``ratio * lambda_max`` (decreasing)."""
+def lambda_grid(
+    lambda_max: float, n_lambda: int = 50, ratio: float = 1e-4, ratio_name: str = "ratio"
+) -> np.ndarray:
+    """Log-spaced grid from ``lambda_max`` down to ``ratio * lambda_max`` (decreasing).
+
+    ``ratio_name`` is the caller's name for ``ratio`` in error messages.
+    """
     if n_lambda < 2:
         raise ValueError(f"n_lambda: must be at least 2, got {n_lambda!r}")
     if not (0 < ratio < 1):
-        raise ValueError(f"ratio: must lie in (0, 1), got {ratio!r}")
+        raise ValueError(f"{ratio_name}: must lie in (0, 1), got {ratio!r}")
     top = lambda_max if lambda_max > 0 else 1.0
     return np.geomspace(top, top * ratio, n_lambda)
 
@@ -342,7 +367,7 @@ def fused_path(
     options = make_options(penalty, tol, max_iter, n_threads)
     problem = prepare_problem(theta_hat, W, n, weights)
     if lambdas is None:
-        grid = lambda_grid(problem.lambda_max(), n_lambda, lambda_ratio)
+        grid = lambda_grid(problem.lambda_max(), n_lambda, lambda_ratio, ratio_name="lambda_ratio")
     else:
         grid = as_float_array(lambdas, "lambdas", ndim=1)
         if grid.size == 0:

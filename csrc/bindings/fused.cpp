@@ -81,6 +81,7 @@ void register_fused(py::module_& m) {
         .def_property_readonly("positive_definite", &hetmtl::FusedProblem::positive_definite)
         .def_property_readonly("bad_site", &hetmtl::FusedProblem::bad_site)
         .def_property_readonly("bad_eigenvalue", &hetmtl::FusedProblem::bad_eigenvalue)
+        .def_property_readonly("asymmetric_site", &hetmtl::FusedProblem::asymmetric_site)
         .def("pooled", &hetmtl::FusedProblem::pooled, py::arg("theta_hat").noconvert())
         .def("lambda_max", &hetmtl::FusedProblem::lambda_max, py::arg("theta_hat").noconvert())
         .def(

@@ -5,6 +5,7 @@
 #include <limits>
 #include <numeric>
 
+
 namespace hetmtl {
 
 namespace {
@@ -22,26 +23,42 @@ FusedProblem::FusedProblem(const Eigen::Ref<const RowMatrix>& W, const Eigen::Re
     A_.resize(K_);
     Q_.resize(K_);
     evals_.resize(K_);
+    eig_once_.reset(new std::once_flag[K_ > 0 ? K_ : 1]);
+    trace_.resize(K_);
     Eigen::MatrixXd A_sum = Eigen::MatrixXd::Zero(p_, p_);
+    const Eigen::MatrixXd I = Eigen::MatrixXd::Identity(p_, p_);
     for (int k = 0; k < K_; ++k) {
         Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> Wk(
             W.row(k).data(), p_, p_);
+        if (asymmetric_site_ < 0 &&
+            (Wk - Wk.transpose()).cwiseAbs().maxCoeff() > 1e-8 * Wk.cwiseAbs().maxCoeff()) {
+            asymmetric_site_ = k;
+        }
         // Symmetrize so that rounding noise in the input cannot make the eigen-solver complex.
         Eigen::MatrixXd Ak = 0.5 * n(k) * (Wk + Wk.transpose());
-        Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(Ak);
-        // Relative threshold: an eigenvalue at rounding level of the largest entry is a singular W_k.
-        const double lo = eig.info() == Eigen::Success ? eig.eigenvalues().minCoeff() : -1.0;
-        if (!(lo > 1e-12 * Ak.cwiseAbs().maxCoeff()) && positive_definite_) {
+        // Positive definite beyond rounding of the largest entry: a Cholesky factorization of the
+        // shifted matrix decides at a fraction of an eigendecomposition's cost.
+        const double floor = 1e-12 * Ak.cwiseAbs().maxCoeff();
+        if (positive_definite_ && Eigen::LLT<Eigen::MatrixXd>(Ak - floor * I).info() != Eigen::Success) {
             positive_definite_ = false;
             bad_site_ = k;
-            bad_eigenvalue_ = lo / n(k);
+            Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(Ak, Eigen::EigenvaluesOnly);
+            bad_eigenvalue_ = eig.eigenvalues().minCoeff() / n(k);
         }
         A_sum += Ak;
+        trace_(k) = Ak.trace();
         A_[k] = std::move(Ak);
-        Q_[k] = eig.eigenvectors();
-        evals_[k] = eig.eigenvalues();
     }
     A_sum_.compute(A_sum);
+}
+
+void FusedProblem::ensure_eigen(int k) const {
+    if (diagonal_) return;
+    std::call_once(eig_once_[k], [this, k] {
+        Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(A_[k]);
+        Q_[k] = eig.eigenvectors();
+        evals_[k] = eig.eigenvalues();
+    });
 }
 
 FusedProblem FusedProblem::diagonal(const Eigen::Ref<const RowMatrix>& D, const Eigen::Ref<const Vector>& n,
@@ -52,6 +69,7 @@ FusedProblem FusedProblem::diagonal(const Eigen::Ref<const RowMatrix>& D, const 
     pb.p_ = static_cast<int>(D.cols());
     pb.w_ = weights;
     pb.evals_.resize(pb.K_);
+    pb.trace_.resize(pb.K_);
     pb.A_sum_diag_ = Vector::Zero(pb.p_);
     for (int k = 0; k < pb.K_; ++k) {
         pb.evals_[k] = n(k) * D.row(k).transpose();
@@ -62,6 +80,7 @@ FusedProblem FusedProblem::diagonal(const Eigen::Ref<const RowMatrix>& D, const 
             pb.bad_eigenvalue_ = lo / n(k);
         }
         pb.A_sum_diag_ += pb.evals_[k];
+        pb.trace_(k) = pb.evals_[k].sum();
     }
     if (!(pb.A_sum_diag_.minCoeff() > 0.0) && pb.positive_definite_) {
         pb.positive_definite_ = false;  // a coordinate no site informs
@@ -71,17 +90,25 @@ FusedProblem FusedProblem::diagonal(const Eigen::Ref<const RowMatrix>& D, const 
 }
 
 Vector FusedProblem::apply_A(int k, const Vector& x) const {
-    return diagonal_ ? Vector(evals_[k].cwiseProduct(x)) : Vector(A_[k] * x);
+    Vector out(p_);
+    apply_A(k, x, out);
+    return out;
 }
 
-Vector FusedProblem::to_eigen(int k, const Vector& z) const {
-    return diagonal_ ? z : Vector(Q_[k].transpose() * z);
+void FusedProblem::apply_A(int k, const Vector& x, Vector& out) const {
+    if (diagonal_) {
+        out = evals_[k].cwiseProduct(x);
+    } else {
+        out.noalias() = A_[k] * x;
+    }
 }
 
-Vector FusedProblem::from_eigen(int k, const Vector& x) const { return diagonal_ ? x : Vector(Q_[k] * x); }
+FusedProblem::Workspace::Workspace(int p)
+    : z(p), c(p), b(p), x(p), r(p), Ar(p), Bs(p), Y(p, p) {}
 
 Eigen::MatrixXd FusedProblem::eigen_matrix(int k, const Vector& d) const {
     if (diagonal_) return d.asDiagonal();
+    ensure_eigen(k);
     return Q_[k] * d.asDiagonal() * Q_[k].transpose();
 }
 
@@ -126,17 +153,31 @@ Vector FusedProblem::center_for(const Eigen::Ref<const RowMatrix>& theta_hat, co
     return solve_A_sum(rhs);
 }
 
-Vector FusedProblem::site_prox(int k, const Vector& z, double tau) const {
+bool FusedProblem::site_prox(int k, const Vector& z, double tau, Workspace& ws) const {
+    // Fused exactly when ||A z|| <= tau, which needs no eigendecomposition. Sites on the boundary
+    // (to rounding) snap to the center: an offset of relative size 1e-11 could not be told apart
+    // from u in theta_k = u + v_k anyway.
+    apply_A(k, z, ws.b);
+    const double bnorm = ws.b.norm();
+    if (bnorm <= tau * (1.0 + 1e-11)) {
+        ws.x.setZero();
+        return true;
+    }
+    if (tau <= 0.0) {
+        ws.x = z;
+        return false;
+    }
     // In the eigenbasis of A: x_i = b_i rho / (l_i rho + tau) with b = Lambda Q'z, where rho = ||x||
     // solves sum_i (b_i / (l_i rho + tau))^2 = 1. The root lies in (0, ||z||].
-    const Vector c = to_eigen(k, z);
+    ensure_eigen(k);
     const Vector& l = evals_[k];
-    const Vector b = l.cwiseProduct(c);
-    const double bnorm = b.norm();
-    // Snap sites on the fusion boundary (to rounding) to the center: an offset of relative size
-    // 1e-11 could not be told apart from u in theta_k = u + v_k anyway.
-    if (bnorm <= tau * (1.0 + 1e-11)) return Vector::Zero(p_);
-    if (tau <= 0.0) return z;
+    if (diagonal_) {
+        ws.c = z;
+    } else {
+        ws.c.noalias() = Q_[k].transpose() * z;
+    }
+    ws.b = l.cwiseProduct(ws.c);
+    const Vector& b = ws.b;
     auto secular = [&](double rho, double& deriv) {
         // psi(rho) = s^-1/2 - 1 with s = sum b_i^2 / (l_i rho + tau)^2; increasing in rho.
         double s = 0.0, ds = 0.0;
@@ -151,7 +192,7 @@ Vector FusedProblem::site_prox(int k, const Vector& z, double tau) const {
         return inv - 1.0;
     };
     double lo = 0.0;
-    double hi = c.norm();
+    double hi = ws.c.norm();
     double rho = 0.0;
     for (int it = 0; it < 100; ++it) {
         double deriv = 0.0;
@@ -162,9 +203,13 @@ Vector FusedProblem::site_prox(int k, const Vector& z, double tau) const {
         if (!(next > lo && next < hi)) next = 0.5 * (lo + hi);  // safeguard: bisect
         rho = next;
     }
-    Vector x(p_);
-    for (int i = 0; i < p_; ++i) x(i) = b(i) * rho / (l(i) * rho + tau);
-    return from_eigen(k, x);
+    for (int i = 0; i < p_; ++i) ws.c(i) = b(i) * rho / (l(i) * rho + tau);
+    if (diagonal_) {
+        ws.x = ws.c;
+    } else {
+        ws.x.noalias() = Q_[k] * ws.c;
+    }
+    return false;
 }
 
 double FusedProblem::kkt_residual(const Eigen::Ref<const RowMatrix>& theta_hat, const RowMatrix& theta,
@@ -244,43 +289,72 @@ FusedResult FusedProblem::single_site(const Eigen::Ref<const RowMatrix>& centere
 double FusedProblem::center_objective(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
                                       const Vector& u, RowMatrix& v, Vector& grad, Eigen::MatrixXd* hess,
                                       int n_threads) const {
-    std::vector<double> parts(K_, 0.0);
-    std::vector<Vector> grads(K_);
-    std::vector<Eigen::MatrixXd> hessians(hess ? K_ : 0);
-#pragma omp parallel for num_threads(n_threads) if (n_threads > 1 && K_ >= 64) schedule(static)
-    for (int k = 0; k < K_; ++k) {
-        const double tau = lambda * w_(k);
-        const Vector z = theta_hat.row(k).transpose() - u;
-        const Vector vk = site_prox(k, z, tau);
-        const Vector r = vk - z;
-        grads[k] = apply_A(k, r);
-        const double vn = vk.norm();
-        parts[k] = 0.5 * r.dot(grads[k]) + tau * vn;
-        v.row(k) = vk.transpose();
-        if (!hess) continue;
-        if (vn == 0.0) {
-            hessians[k] = eigen_matrix(k, evals_[k]);
-        } else {
-            // Hessian of the infimal convolution of (1/2) x'A x and tau ||x|| at an unfused point:
-            // B^-1 restricted to the complement of s = v/||v||, with B = A^-1 + (||v||/tau) I.
-            const double c = vn / tau;
-            const Vector d = evals_[k].array() / (1.0 + c * evals_[k].array());
-            const Eigen::MatrixXd Binv = eigen_matrix(k, d);
-            const Vector Bs = Binv * (vk / vn);
-            hessians[k] = Binv - Bs * Bs.transpose() / std::max((vk / vn).dot(Bs), kTiny);
+    // Per-site terms are stored and added in site order afterwards, so the result does not depend
+    // on the number of threads.
+    RowMatrix g_site(K_, p_);
+    Vector f_site(K_);
+    std::vector<std::uint8_t> fused(K_, 0);
+    RowMatrix h_site(hess ? K_ : 0, p_ * p_);  // unfused sites' curvature, lower triangles
+#pragma omp parallel num_threads(n_threads) if (n_threads > 1 && K_ >= 64)
+    {
+        Workspace ws(p_);
+#pragma omp for schedule(static)
+        for (int k = 0; k < K_; ++k) {
+            const double tau = lambda * w_(k);
+            ws.z = theta_hat.row(k).transpose() - u;
+            fused[k] = site_prox(k, ws.z, tau, ws) ? 1 : 0;
+            ws.r = ws.x - ws.z;
+            apply_A(k, ws.r, ws.Ar);
+            g_site.row(k) = ws.Ar.transpose();
+            f_site(k) = 0.5 * ws.r.dot(ws.Ar) + (fused[k] ? 0.0 : tau * ws.x.norm());
+            v.row(k) = ws.x.transpose();
+            if (hess && !fused[k]) {
+                Eigen::Map<Eigen::MatrixXd> Hk(h_site.row(k).data(), p_, p_);
+                Hk.setZero();
+                add_site_hessian(k, ws.x, tau, ws, Hk);
+            }
         }
     }
-    grad = Vector::Zero(p_);
-    double f = 0.0;
-    for (int k = 0; k < K_; ++k) {
-        grad += grads[k];
-        f += parts[k];
-    }
+    grad = g_site.colwise().sum().transpose();
+    const double f = f_site.sum();
     if (hess) {
         hess->setZero(p_, p_);
-        for (int k = 0; k < K_; ++k) *hess += hessians[k];
+        for (int k = 0; k < K_; ++k) {
+            if (!fused[k]) {
+                *hess += Eigen::Map<const Eigen::MatrixXd>(h_site.row(k).data(), p_, p_);
+            } else if (diagonal_) {
+                hess->diagonal() += evals_[k];
+            } else {
+                *hess += A_[k];
+            }
+        }
+        // The rank updates fill lower triangles only: mirror them.
+        hess->triangularView<Eigen::StrictlyUpper>() = hess->transpose();
     }
     return f;
+}
+
+void FusedProblem::add_site_hessian(int k, const Vector& v, double tau, Workspace& ws,
+                                    Eigen::Map<Eigen::MatrixXd>& H) const {
+    // Hessian of the infimal convolution of (1/2) x'A x and tau ||x|| at an unfused point:
+    // B^-1 restricted to the complement of s = v/||v||, with B = A^-1 + (||v||/tau) I. B^-1 has A's
+    // eigenvectors and eigenvalues d = l / (1 + c l), c = ||v|| / tau.
+    const double vn = v.norm();
+    const double c = vn / tau;
+    const Vector& l = evals_[k];
+    const Vector d = l.array() / (1.0 + c * l.array());
+    if (diagonal_) {
+        H.diagonal() += d;
+        ws.Bs = d.cwiseProduct(v) / vn;
+    } else {
+        ws.Y = Q_[k] * d.cwiseSqrt().asDiagonal();
+        H.selfadjointView<Eigen::Lower>().rankUpdate(ws.Y);  // + Q diag(d) Q'
+        ws.c.noalias() = Q_[k].transpose() * v;
+        ws.c = d.cwiseProduct(ws.c) / vn;
+        ws.Bs.noalias() = Q_[k] * ws.c;
+    }
+    const double sBs = std::max(v.dot(ws.Bs) / vn, kTiny);
+    H.selfadjointView<Eigen::Lower>().rankUpdate(ws.Bs, -1.0 / sBs);
 }
 
 bool FusedProblem::newton_center(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
@@ -290,7 +364,7 @@ bool FusedProblem::newton_center(const Eigen::Ref<const RowMatrix>& theta_hat, d
     for (int k = 0; k < K_; ++k) radius = std::max(radius, (theta_hat.row(k).transpose() - u).norm());
     radius = 2.0 * radius + kTiny;
     double curvature_scale = 0.0;
-    for (int k = 0; k < K_; ++k) curvature_scale += evals_[k].sum() / p_;
+    for (int k = 0; k < K_; ++k) curvature_scale += trace_(k) / p_;
     RowMatrix v(K_, p_), v_try(K_, p_);
     Vector g(p_), g_try(p_);
     Eigen::MatrixXd H(p_, p_);
@@ -387,10 +461,15 @@ Vector FusedProblem::fista_center(const Eigen::Ref<const RowMatrix>& theta_hat, 
     while (iterations < opt.max_iter) {
         ++iterations;
         const Vector uy = center_for(theta_hat, y);
-#pragma omp parallel for num_threads(opt.n_threads) if (opt.n_threads > 1 && K_ >= 64) schedule(static)
-        for (int k = 0; k < K_; ++k) {
-            const Vector z = theta_hat.row(k).transpose() - uy;
-            v_new.row(k) = site_prox(k, z, lambda * w_(k)).transpose();
+#pragma omp parallel num_threads(opt.n_threads) if (opt.n_threads > 1 && K_ >= 64)
+        {
+            Workspace ws(p_);
+#pragma omp for schedule(static)
+            for (int k = 0; k < K_; ++k) {
+                ws.z = theta_hat.row(k).transpose() - uy;
+                site_prox(k, ws.z, lambda * w_(k), ws);
+                v_new.row(k) = ws.x.transpose();
+            }
         }
         u = center_for(theta_hat, v_new);
         const double f_new = objective(v_new, u);
@@ -424,6 +503,7 @@ FusedResult FusedProblem::solve_l2sq(const Eigen::Ref<const RowMatrix>& theta_ha
     Vector rhs = Vector::Zero(p_);
     std::vector<Eigen::MatrixXd> CA(K_);
     for (int k = 0; k < K_; ++k) {
+        ensure_eigen(k);
         const Vector shrink = evals_[k].array() / (evals_[k].array() + lambda * w_(k));
         CA[k] = eigen_matrix(k, shrink);
         M.noalias() += w_(k) * CA[k];

@@ -9,6 +9,8 @@
 
 #include <Eigen/Dense>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <vector>
 
 namespace hetmtl {
@@ -64,6 +66,9 @@ public:
     // smallest eigenvalue; meaningful only when positive_definite() is false.
     int bad_site() const { return bad_site_; }
     double bad_eigenvalue() const { return bad_eigenvalue_; }
+    // First site whose W_k is not symmetric to a relative 1e-8 (-1: none); such a W_k is used
+    // through its symmetric part.
+    int asymmetric_site() const { return asymmetric_site_; }
 
     // Inverse-variance pooled estimate (sum A_k)^-1 sum A_k that_k, with A_k = n_k W_k.
     Vector pooled(const Eigen::Ref<const RowMatrix>& theta_hat) const;
@@ -85,9 +90,17 @@ private:
     // Returns false (leaving `u` at its best point) when the line search stalls.
     bool newton_center(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
                        const FusedOptions& opt, Vector& u, int& iterations) const;
+    // Scratch vectors of one thread, so the per-site loops allocate nothing.
+    struct Workspace {
+        explicit Workspace(int p);
+        Vector z, c, b, x, r, Ar, Bs;
+        Eigen::MatrixXd Y;
+    };
     // Site offsets v_k = prox_k(that_k - u), objective F(u), gradient and (optionally) Hessian.
     double center_objective(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, const Vector& u,
                             RowMatrix& v, Vector& grad, Eigen::MatrixXd* hess, int n_threads) const;
+    // Add site k's curvature of F at an unfused offset v (||v|| > 0) to the lower triangle of H.
+    void add_site_hessian(int k, const Vector& v, double tau, Workspace& ws, Eigen::Map<Eigen::MatrixXd>& H) const;
     Vector fista_center(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, const FusedOptions& opt,
                         RowMatrix v, int& iterations) const;
     FusedResult finish_l2(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, const Vector& u,
@@ -101,12 +114,13 @@ private:
                         const Vector& center, double lambda, Penalty penalty) const;
     // u(v) = (sum A_k)^-1 sum A_k (that_k - v_k)
     Vector center_for(const Eigen::Ref<const RowMatrix>& theta_hat, const RowMatrix& v) const;
-    // argmin_x 1/2 (x - z)' A_k (x - z) + tau ||x||
-    Vector site_prox(int k, const Vector& z, double tau) const;
+    // ws.x = argmin_x 1/2 (x - z)' A_k (x - z) + tau ||x||; returns true when that is 0 (fused).
+    bool site_prox(int k, const Vector& z, double tau, Workspace& ws) const;
     FusedProblem() = default;
+    // The eigendecomposition of A_k, computed on first use: fused sites never need it.
+    void ensure_eigen(int k) const;
     Vector apply_A(int k, const Vector& x) const;
-    Vector to_eigen(int k, const Vector& z) const;         // Q_k' z
-    Vector from_eigen(int k, const Vector& x) const;       // Q_k x
+    void apply_A(int k, const Vector& x, Vector& out) const;
     Eigen::MatrixXd eigen_matrix(int k, const Vector& d) const;  // Q_k diag(d) Q_k'
     Vector solve_A_sum(const Vector& rhs) const;
     double residual_scale(const Eigen::Ref<const RowMatrix>& centered) const;
@@ -115,12 +129,15 @@ private:
     int p_ = 0;
     bool positive_definite_ = true;
     int bad_site_ = 0;
+    int asymmetric_site_ = -1;
     double bad_eigenvalue_ = 0.0;
     bool diagonal_ = false;                 // A_k diagonal: Q_k = I, evals_ = diagonal
     Vector A_sum_diag_;                     // diagonal of sum_k A_k (diagonal mode)
     std::vector<Eigen::MatrixXd> A_;        // n_k W_k (dense mode)
-    std::vector<Eigen::MatrixXd> Q_;        // eigenvectors of A_k
-    std::vector<Vector> evals_;             // eigenvalues of A_k (ascending)
+    mutable std::vector<Eigen::MatrixXd> Q_;     // eigenvectors of A_k (dense mode, lazy)
+    mutable std::vector<Vector> evals_;          // eigenvalues of A_k, ascending (lazy in dense mode)
+    std::unique_ptr<std::once_flag[]> eig_once_; // one flag a site: thread-safe lazy decomposition
+    Vector trace_;                               // trace of A_k
     Vector w_;                              // penalty weights
     Eigen::LDLT<Eigen::MatrixXd> A_sum_;    // factorization of sum_k A_k
 };

@@ -21,27 +21,6 @@ def as_float_array(value: Any, name: str, ndim: int | None = None) -> np.ndarray
     return arr
 
 
-def check_symmetric(mats: np.ndarray, name: str, rtol: float = 1e-8) -> None:
-    """Check that every matrix in a (K, p, p) stack is symmetric (relative to its largest entry)."""
-    asym = np.abs(mats - np.swapaxes(mats, -1, -2)).max(axis=(-1, -2))
-    scale = np.maximum(np.abs(mats).max(axis=(-1, -2)), 1e-300)
-    bad_sym = np.nonzero(asym > rtol * scale)[0]
-    if bad_sym.size:
-        raise ValueError(f"{name}: matrix {int(bad_sym[0])} is not symmetric")
-
-
-def check_symmetric_pd(mats: np.ndarray, name: str, rtol: float = 1e-8) -> None:
-    """Check that every matrix in a (K, p, p) stack is symmetric positive definite."""
-    check_symmetric(mats, name, rtol)
-    sym = 0.5 * (mats + np.swapaxes(mats, -1, -2))
-    eig_min = np.linalg.eigvalsh(sym)[..., 0]
-    scale = np.maximum(np.abs(mats).max(axis=(-1, -2)), 1e-300)
-    bad_pd = np.nonzero(eig_min <= 1e-12 * scale)[0]
-    if bad_pd.size:
-        k = int(bad_pd[0])
-        raise ValueError(not_pd_message(name, k, float(eig_min[k])))
-
-
 def not_pd_message(name: str, index: int, eig_min: float) -> str:
     """The error text for a stack entry that is not positive definite."""
     return f"{name}: matrix {index} is not positive definite (smallest eigenvalue {eig_min:.3g})"

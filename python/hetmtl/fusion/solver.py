@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from .. import _core
-from .._util.validation import as_float_array, check_choice, check_positive, check_symmetric, not_pd_message
+from .._util.validation import as_float_array, check_choice, check_positive, not_pd_message
 
 PENALTIES = ("l2", "l2sq")
 _STATUS_TEXT = {
@@ -176,7 +176,6 @@ def prepare_problem(theta_hat, W, n, weights=None) -> PreparedProblem:
         Wa = Wa[:, None, None]
     if Wa.shape != (K, p, p):
         raise ValueError(f"W: expected shape ({K}, {p}, {p}) to match theta_hat, got {Wa.shape}")
-    check_symmetric(Wa, "W")
     na = as_float_array(n, "n", ndim=1)
     if na.shape != (K,):
         raise ValueError(f"n: expected shape ({K},), got {na.shape}")
@@ -191,7 +190,10 @@ def prepare_problem(theta_hat, W, n, weights=None) -> PreparedProblem:
     th = np.ascontiguousarray(th)
     W_flat = np.ascontiguousarray(Wa).reshape(K, p * p)
     core = _core.FusedProblem(W_flat, np.ascontiguousarray(na), np.ascontiguousarray(wa))
-    if not core.positive_definite:  # the core's eigendecompositions decide; no second pass here
+    # The core checks symmetry and definiteness in its own pass over the matrices.
+    if core.asymmetric_site >= 0:
+        raise ValueError(f"W: matrix {core.asymmetric_site} is not symmetric")
+    if not core.positive_definite:
         raise ValueError(not_pd_message("W", core.bad_site, core.bad_eigenvalue))
     return PreparedProblem(th, np.ascontiguousarray(Wa), na, wa, core)
 

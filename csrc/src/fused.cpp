@@ -287,14 +287,11 @@ FusedResult FusedProblem::single_site(const Eigen::Ref<const RowMatrix>& centere
 }
 
 double FusedProblem::center_objective(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
-                                      const Vector& u, RowMatrix& v, Vector& grad, Eigen::MatrixXd* hess,
-                                      int n_threads) const {
+                                      const Vector& u, RowMatrix& v, Vector& grad, int n_threads) const {
     // Per-site terms are stored and added in site order afterwards, so the result does not depend
     // on the number of threads.
     RowMatrix g_site(K_, p_);
     Vector f_site(K_);
-    std::vector<std::uint8_t> fused(K_, 0);
-    RowMatrix h_site(hess ? K_ : 0, p_ * p_);  // unfused sites' curvature, lower triangles
 #pragma omp parallel num_threads(n_threads) if (n_threads > 1 && K_ >= 64)
     {
         Workspace ws(p_);
@@ -302,36 +299,48 @@ double FusedProblem::center_objective(const Eigen::Ref<const RowMatrix>& theta_h
         for (int k = 0; k < K_; ++k) {
             const double tau = lambda * w_(k);
             ws.z = theta_hat.row(k).transpose() - u;
-            fused[k] = site_prox(k, ws.z, tau, ws) ? 1 : 0;
+            const bool fused = site_prox(k, ws.z, tau, ws);
             ws.r = ws.x - ws.z;
             apply_A(k, ws.r, ws.Ar);
             g_site.row(k) = ws.Ar.transpose();
-            f_site(k) = 0.5 * ws.r.dot(ws.Ar) + (fused[k] ? 0.0 : tau * ws.x.norm());
+            f_site(k) = 0.5 * ws.r.dot(ws.Ar) + (fused ? 0.0 : tau * ws.x.norm());
             v.row(k) = ws.x.transpose();
-            if (hess && !fused[k]) {
-                Eigen::Map<Eigen::MatrixXd> Hk(h_site.row(k).data(), p_, p_);
-                Hk.setZero();
-                add_site_hessian(k, ws.x, tau, ws, Hk);
-            }
         }
     }
     grad = g_site.colwise().sum().transpose();
-    const double f = f_site.sum();
-    if (hess) {
-        hess->setZero(p_, p_);
+    return f_site.sum();
+}
+
+void FusedProblem::center_hessian(double lambda, const RowMatrix& v, Eigen::MatrixXd& H, int n_threads) const {
+    // Fused sites (offset exactly zero) contribute A_k; unfused ones a rank-updated lower triangle
+    // in their own buffer, added in site order (thread-count independent).
+    std::vector<std::uint8_t> fused(K_);
+    for (int k = 0; k < K_; ++k) fused[k] = v.row(k).squaredNorm() == 0.0 ? 1 : 0;
+    RowMatrix h_site(K_, p_ * p_);
+#pragma omp parallel num_threads(n_threads) if (n_threads > 1 && K_ >= 64)
+    {
+        Workspace ws(p_);
+#pragma omp for schedule(static)
         for (int k = 0; k < K_; ++k) {
-            if (!fused[k]) {
-                *hess += Eigen::Map<const Eigen::MatrixXd>(h_site.row(k).data(), p_, p_);
-            } else if (diagonal_) {
-                hess->diagonal() += evals_[k];
-            } else {
-                *hess += A_[k];
-            }
+            if (fused[k]) continue;
+            Eigen::Map<Eigen::MatrixXd> Hk(h_site.row(k).data(), p_, p_);
+            Hk.setZero();
+            ws.x = v.row(k).transpose();
+            add_site_hessian(k, ws.x, lambda * w_(k), ws, Hk);
         }
-        // The rank updates fill lower triangles only: mirror them.
-        hess->triangularView<Eigen::StrictlyUpper>() = hess->transpose();
     }
-    return f;
+    H.setZero(p_, p_);
+    for (int k = 0; k < K_; ++k) {
+        if (!fused[k]) {
+            H += Eigen::Map<const Eigen::MatrixXd>(h_site.row(k).data(), p_, p_);
+        } else if (diagonal_) {
+            H.diagonal() += evals_[k];
+        } else {
+            H += A_[k];
+        }
+    }
+    // The rank updates fill lower triangles only: mirror them.
+    H.triangularView<Eigen::StrictlyUpper>() = H.transpose();
 }
 
 void FusedProblem::add_site_hessian(int k, const Vector& v, double tau, Workspace& ws,
@@ -368,15 +377,18 @@ bool FusedProblem::newton_center(const Eigen::Ref<const RowMatrix>& theta_hat, d
     RowMatrix v(K_, p_), v_try(K_, p_);
     Vector g(p_), g_try(p_);
     Eigen::MatrixXd H(p_, p_);
-    double f = center_objective(theta_hat, lambda, u, v, g, &H, opt.n_threads);
+    double f = center_objective(theta_hat, lambda, u, v, g, opt.n_threads);
     while (iterations < opt.max_iter) {
         if (g.norm() <= opt.tol * scale) return true;
         ++iterations;
+        // The offsets at the accepted point give the curvature without another pass of proxes.
+        center_hessian(lambda, v, H, opt.n_threads);
         // Where no site is fused along a direction, F is flat-curved there (H singular): a ridge
         // on the scale of the full curvature keeps the step finite; the radius cap and the line
         // search then act like a bisection along that direction.
         const double ridge = 1e-10 * std::max(curvature_scale, kTiny);
-        Vector d = -(H + ridge * Eigen::MatrixXd::Identity(p_, p_)).ldlt().solve(g);
+        H.diagonal().array() += ridge;
+        Vector d = -H.ldlt().solve(g);
         if (!d.allFinite()) return false;
         const double dn = d.norm();
         if (dn > radius) d *= radius / dn;  // the solution lies within reach of the site estimates
@@ -386,17 +398,19 @@ bool FusedProblem::newton_center(const Eigen::Ref<const RowMatrix>& theta_hat, d
         bool accepted = false;
         for (int ls = 0; ls < 60; ++ls) {
             const Vector u_try = u + alpha * d;
-            const double f_try = center_objective(theta_hat, lambda, u_try, v_try, g_try, nullptr, 1);
+            const double f_try = center_objective(theta_hat, lambda, u_try, v_try, g_try, opt.n_threads);
             // Armijo, with slack for rounding once F no longer changes in its leading digits.
             if (f_try <= f + 1e-4 * alpha * slope + 1e-15 * std::abs(f) || g_try.norm() < 1e-3 * g.norm()) {
                 u = u_try;
+                f = f_try;
+                v.swap(v_try);
+                g.swap(g_try);
                 accepted = true;
                 break;
             }
             alpha *= 0.5;
         }
         if (!accepted) return false;
-        f = center_objective(theta_hat, lambda, u, v, g, &H, opt.n_threads);
     }
     return g.norm() <= opt.tol * scale;
 }
@@ -406,7 +420,7 @@ FusedResult FusedProblem::finish_l2(const Eigen::Ref<const RowMatrix>& theta_hat
     FusedResult res;
     RowMatrix v(K_, p_);
     Vector g(p_);
-    center_objective(theta_hat, lambda, u, v, g, nullptr, opt.n_threads);
+    center_objective(theta_hat, lambda, u, v, g, opt.n_threads);
     res.theta = v.rowwise() + u.transpose();
     res.center = u;
     res.fused.assign(K_, 0);
@@ -435,7 +449,7 @@ FusedResult FusedProblem::solve_l2(const Eigen::Ref<const RowMatrix>& theta_hat,
     }
     RowMatrix v(K_, p_);
     Vector g(p_);
-    center_objective(theta_hat, lambda, u, v, g, nullptr, opt.n_threads);
+    center_objective(theta_hat, lambda, u, v, g, opt.n_threads);
     u = fista_center(theta_hat, lambda, opt, v, iterations);
     return finish_l2(theta_hat, lambda, u, iterations, opt);
 }

@@ -96,9 +96,11 @@ private:
         Vector z, c, b, x, r, Ar, Bs;
         Eigen::MatrixXd Y;
     };
-    // Site offsets v_k = prox_k(that_k - u), objective F(u), gradient and (optionally) Hessian.
+    // Site offsets v_k = prox_k(that_k - u), objective F(u) and its gradient.
     double center_objective(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, const Vector& u,
-                            RowMatrix& v, Vector& grad, Eigen::MatrixXd* hess, int n_threads) const;
+                            RowMatrix& v, Vector& grad, int n_threads) const;
+    // Hessian of F at the point whose offsets are v.
+    void center_hessian(double lambda, const RowMatrix& v, Eigen::MatrixXd& H, int n_threads) const;
     // Add site k's curvature of F at an unfused offset v (||v|| > 0) to the lower triangle of H.
     void add_site_hessian(int k, const Vector& v, double tau, Workspace& ws, Eigen::Map<Eigen::MatrixXd>& H) const;
     Vector fista_center(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, const FusedOptions& opt,

@@ -11,6 +11,7 @@ namespace hetmtl {
 namespace {
 
 constexpr double kTiny = 1e-300;
+constexpr int kChordMinDim = 8;  // from this dimension on, Newton steps may reuse a curvature
 
 
 }  // namespace
@@ -248,7 +249,7 @@ double FusedProblem::centered_kkt(const Eigen::Ref<const RowMatrix>& theta_hat, 
 }
 
 FusedResult FusedProblem::solve(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
-                                const FusedOptions& opt, const RowMatrix* warm) const {
+                                const FusedOptions& opt, WarmStart* warm) const {
     if (!positive_definite_) {
         FusedResult bad;
         bad.status = SolveStatus::NotPositiveDefinite;
@@ -367,7 +368,8 @@ void FusedProblem::add_site_hessian(int k, const Vector& v, double tau, Workspac
 }
 
 bool FusedProblem::newton_center(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
-                                 const FusedOptions& opt, Vector& u, int& iterations) const {
+                                 const FusedOptions& opt, Vector& u, int& iterations,
+                                 Eigen::MatrixXd& H) const {
     const double scale = residual_scale(theta_hat);
     double radius = 0.0;
     for (int k = 0; k < K_; ++k) radius = std::max(radius, (theta_hat.row(k).transpose() - u).norm());
@@ -376,19 +378,21 @@ bool FusedProblem::newton_center(const Eigen::Ref<const RowMatrix>& theta_hat, d
     for (int k = 0; k < K_; ++k) curvature_scale += trace_(k) / p_;
     RowMatrix v(K_, p_), v_try(K_, p_);
     Vector g(p_), g_try(p_);
-    Eigen::MatrixXd H(p_, p_);
+    // Where no site is fused along a direction, F is flat-curved there (H singular): a ridge on
+    // the scale of the full curvature keeps the step finite; the radius cap and the line search
+    // then act like a bisection along that direction.
+    const double ridge = 1e-10 * std::max(curvature_scale, kTiny);
+    // The first step may use a neighbouring lambda's curvature (a path's warm start).
+    bool reuse = H.rows() == p_ && H.cols() == p_;
     double f = center_objective(theta_hat, lambda, u, v, g, opt.n_threads);
     while (iterations < opt.max_iter) {
         if (g.norm() <= opt.tol * scale) return true;
         ++iterations;
         // The offsets at the accepted point give the curvature without another pass of proxes.
-        center_hessian(lambda, v, H, opt.n_threads);
-        // Where no site is fused along a direction, F is flat-curved there (H singular): a ridge
-        // on the scale of the full curvature keeps the step finite; the radius cap and the line
-        // search then act like a bisection along that direction.
-        const double ridge = 1e-10 * std::max(curvature_scale, kTiny);
-        H.diagonal().array() += ridge;
-        Vector d = -H.ldlt().solve(g);
+        if (!reuse) center_hessian(lambda, v, H, opt.n_threads);
+        Eigen::MatrixXd Hr = H;
+        Hr.diagonal().array() += ridge;
+        Vector d = -Hr.ldlt().solve(g);
         if (!d.allFinite()) return false;
         const double dn = d.norm();
         if (dn > radius) d *= radius / dn;  // the solution lies within reach of the site estimates
@@ -401,6 +405,10 @@ bool FusedProblem::newton_center(const Eigen::Ref<const RowMatrix>& theta_hat, d
             const double f_try = center_objective(theta_hat, lambda, u_try, v_try, g_try, opt.n_threads);
             // Armijo, with slack for rounding once F no longer changes in its leading digits.
             if (f_try <= f + 1e-4 * alpha * slope + 1e-15 * std::abs(f) || g_try.norm() < 1e-3 * g.norm()) {
+                // For larger p, where the curvature (p^3 a site) costs far more than a pass of
+                // proxes (p^2 a site), keep it while a step still shrinks the gradient tenfold (a
+                // chord method): along a lambda path it is rebuilt only once it has gone stale.
+                reuse = p_ >= kChordMinDim && alpha == 1.0 && g_try.norm() <= 0.1 * g.norm();
                 u = u_try;
                 f = f_try;
                 v.swap(v_try);
@@ -436,22 +444,32 @@ FusedResult FusedProblem::finish_l2(const Eigen::Ref<const RowMatrix>& theta_hat
 }
 
 FusedResult FusedProblem::solve_l2(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
-                                   const FusedOptions& opt, const RowMatrix* warm) const {
+                                   const FusedOptions& opt, WarmStart* warm) const {
     // Eliminating each site given the center leaves F(u) = sum_k e_k(u), where e_k is the
     // infimal convolution of the site's quadratic and lambda w_k ||.||: smooth and convex in the
     // p-dimensional u. Damped Newton on u converges in a few steps; accelerated proximal gradient
     // on the offsets v_k = theta_k - u is the fallback when the line search stalls.
-    const bool have_warm = warm && warm->rows() == K_ && warm->cols() == p_;
-    Vector u = have_warm ? center_for(theta_hat, *warm) : pooled(theta_hat);
+    const bool have_warm = warm && warm->offsets.rows() == K_ && warm->offsets.cols() == p_;
+    Vector u = have_warm ? center_for(theta_hat, warm->offsets) : pooled(theta_hat);
+    Eigen::MatrixXd H;
+    if (have_warm) H = warm->hessian;
     int iterations = 0;
-    if (lambda <= 0.0 || newton_center(theta_hat, lambda, opt, u, iterations)) {
-        return finish_l2(theta_hat, lambda, u, iterations, opt);
+    FusedResult res;
+    if (lambda <= 0.0 || newton_center(theta_hat, lambda, opt, u, iterations, H)) {
+        res = finish_l2(theta_hat, lambda, u, iterations, opt);
+    } else {
+        RowMatrix v(K_, p_);
+        Vector g(p_);
+        center_objective(theta_hat, lambda, u, v, g, opt.n_threads);
+        u = fista_center(theta_hat, lambda, opt, v, iterations);
+        res = finish_l2(theta_hat, lambda, u, iterations, opt);
+        H.resize(0, 0);
     }
-    RowMatrix v(K_, p_);
-    Vector g(p_);
-    center_objective(theta_hat, lambda, u, v, g, opt.n_threads);
-    u = fista_center(theta_hat, lambda, opt, v, iterations);
-    return finish_l2(theta_hat, lambda, u, iterations, opt);
+    if (warm && res.status == SolveStatus::Converged) {
+        warm->offsets = res.theta.rowwise() - res.center.transpose();
+        warm->hessian = std::move(H);
+    }
+    return res;
 }
 
 Vector FusedProblem::fista_center(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
@@ -554,16 +572,8 @@ FusedPathResult fused_path(const FusedProblem& problem, const Eigen::Ref<const R
     std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return lambdas[a] > lambdas[b]; });
     FusedPathResult out;
     out.fits.resize(L);
-    RowMatrix warm;
-    bool have_warm = false;
-    for (int idx : order) {
-        FusedResult fit = problem.solve(theta_hat, lambdas[idx], opt, have_warm ? &warm : nullptr);
-        if (fit.theta.rows() == problem.n_sites()) {
-            warm = fit.theta.rowwise() - fit.center.transpose();
-            have_warm = true;
-        }
-        out.fits[idx] = std::move(fit);
-    }
+    WarmStart warm;
+    for (int idx : order) out.fits[idx] = problem.solve(theta_hat, lambdas[idx], opt, &warm);
     return out;
 }
 

@@ -47,6 +47,13 @@ struct FusedPathResult {
     std::vector<FusedResult> fits;   // one per lambda, in the order given
 };
 
+// What one solve hands the next along a lambda path: the site offsets v_k = theta_k - u and the
+// last curvature of the center problem (reused for the first Newton step at the next lambda).
+struct WarmStart {
+    RowMatrix offsets;        // K x p; empty = none
+    Eigen::MatrixXd hessian;  // p x p; empty = none
+};
+
 // The eigen-decomposed, weighted problem data shared by every solve on the same (W, n, w).
 class FusedProblem {
 public:
@@ -75,9 +82,10 @@ public:
     // Smallest lambda at which every site is fused (l2 penalty).
     double lambda_max(const Eigen::Ref<const RowMatrix>& theta_hat) const;
 
-    // Solve at one lambda; `warm` (K x p offsets v_k = theta_k - u) may be empty.
+    // Solve at one lambda. `warm` may be null; when given, it is read as the start and updated
+    // with this solution for the next call.
     FusedResult solve(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
-                      const FusedOptions& opt, const RowMatrix* warm = nullptr) const;
+                      const FusedOptions& opt, WarmStart* warm = nullptr) const;
 
     // Relative KKT residual of a candidate (theta, u).
     double kkt_residual(const Eigen::Ref<const RowMatrix>& theta_hat, const RowMatrix& theta,
@@ -85,11 +93,13 @@ public:
 
 private:
     FusedResult solve_l2(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
-                         const FusedOptions& opt, const RowMatrix* warm) const;
+                         const FusedOptions& opt, WarmStart* warm) const;
     // Damped Newton on the center: F(u) = sum_k min_v site loss is smooth and convex in u.
-    // Returns false (leaving `u` at its best point) when the line search stalls.
+    // Returns false (leaving `u` at its best point) when the line search stalls. `H` holds the
+    // curvature for the first step when it has the right size (else it is computed) and the last
+    // curvature computed on return.
     bool newton_center(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
-                       const FusedOptions& opt, Vector& u, int& iterations) const;
+                       const FusedOptions& opt, Vector& u, int& iterations, Eigen::MatrixXd& H) const;
     // Scratch vectors of one thread, so the per-site loops allocate nothing.
     struct Workspace {
         explicit Workspace(int p);

@@ -5,6 +5,9 @@ data). The center fuses the summaries with :class:`LateFusion`: similar sites bo
 outlying sites keep their own estimate.
 """
 
+from .heterogeneity import MetaAnalysis, PooledEstimate, meta_analysis, meta_analysis_from_summaries
+from .late_fusion import LambdaSelectionWarning, LateFusion
+from .site_dml import SiteDML
 from .solver import ConvergenceWarning, FusedFit, FusedPath, fused_path, fused_solve
 from .summary import FoldSummary, SiteSummary
 
@@ -13,7 +16,14 @@ __all__ = [
     "FoldSummary",
     "FusedFit",
     "FusedPath",
+    "LambdaSelectionWarning",
+    "LateFusion",
+    "MetaAnalysis",
+    "PooledEstimate",
+    "SiteDML",
     "SiteSummary",
     "fused_path",
     "fused_solve",
+    "meta_analysis",
+    "meta_analysis_from_summaries",
 ]

@@ -211,7 +211,7 @@ class LateFusion(BaseEstimator):
             return 0.0
         if n_common_folds(items) < 2:
             fallback = float(self.C * np.sqrt(items[0].dim))
-            missing = [s.site for s in items if len(s.folds) < 2]
+            missing = [name for name, s in zip(self.site_names_, items) if len(s.folds) < 2]
             warnings.warn(
                 f"lam='cv' needs fold summaries from every site; {len(missing)} site(s) have none "
                 f"(e.g. {missing[0]!r}); using lam = C * sqrt(p) = {fallback:.4g}",

@@ -64,7 +64,9 @@ def forest_plot(fit, coef=0, ax=None, level=None):
                Line2D([], [], marker="s", color="C0", ls="", label="fused (with center)"),
                Line2D([], [], marker="s", color="C3", ls="", label="fused (own value)"),
                Line2D([], [], marker="D", color="C0", ls="", label="center")]
-    ax.legend(handles=handles, loc="best", fontsize="small", frameon=False)
+    # Below the axes: inside, "best" still covers a site's interval when sites span the range.
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=4,
+              fontsize="small", frameon=False, handletextpad=0.3, columnspacing=1.0)
     ax.set_title(f"Late fusion, lambda = {fit.lambda_:.3g}")
     fig.tight_layout()
     return fig

@@ -97,10 +97,12 @@ Vector FusedProblem::apply_A(int k, const Vector& x) const {
 }
 
 void FusedProblem::apply_A(int k, const Vector& x, Vector& out) const {
-    if (diagonal_) {
-        out = evals_[k].cwiseProduct(x);
-    } else {
-        out.noalias() = A_[k] * x;
+    switch (p_) {
+        case 1: return apply_A_p<1>(k, x, out);
+        case 2: return apply_A_p<2>(k, x, out);
+        case 3: return apply_A_p<3>(k, x, out);
+        case 4: return apply_A_p<4>(k, x, out);
+        default: return apply_A_p<Eigen::Dynamic>(k, x, out);
     }
 }
 
@@ -154,12 +156,56 @@ Vector FusedProblem::center_for(const Eigen::Ref<const RowMatrix>& theta_hat, co
     return solve_A_sum(rhs);
 }
 
+namespace {
+
+// Fixed-size views of dynamic storage: for the common small dimensions the per-site algebra is
+// unrolled at compile time instead of going through Eigen's general dynamic kernels.
+template <int P>
+using VecP = Eigen::Matrix<double, P, 1>;
+template <int P>
+using MatP = Eigen::Matrix<double, P, P>;
+
+template <int P>
+Eigen::Map<VecP<P>> view(Vector& x) {
+    return Eigen::Map<VecP<P>>(x.data(), x.size());
+}
+template <int P>
+Eigen::Map<const VecP<P>> view(const Vector& x) {
+    return Eigen::Map<const VecP<P>>(x.data(), x.size());
+}
+template <int P>
+Eigen::Map<const MatP<P>> view(const Eigen::MatrixXd& m) {
+    return Eigen::Map<const MatP<P>>(m.data(), m.rows(), m.cols());
+}
+
+}  // namespace
+
+template <int P>
+void FusedProblem::apply_A_p(int k, const Vector& x, Vector& out) const {
+    if (diagonal_) {
+        view<P>(out) = view<P>(evals_[k]).cwiseProduct(view<P>(x));
+    } else {
+        view<P>(out).noalias() = view<P>(A_[k]) * view<P>(x);
+    }
+}
+
 bool FusedProblem::site_prox(int k, const Vector& z, double tau, Workspace& ws) const {
+    switch (p_) {
+        case 1: return site_prox_p<1>(k, z, tau, ws);
+        case 2: return site_prox_p<2>(k, z, tau, ws);
+        case 3: return site_prox_p<3>(k, z, tau, ws);
+        case 4: return site_prox_p<4>(k, z, tau, ws);
+        default: return site_prox_p<Eigen::Dynamic>(k, z, tau, ws);
+    }
+}
+
+template <int P>
+bool FusedProblem::site_prox_p(int k, const Vector& z, double tau, Workspace& ws) const {
     // Fused exactly when ||A z|| <= tau, which needs no eigendecomposition. Sites on the boundary
     // (to rounding) snap to the center: an offset of relative size 1e-11 could not be told apart
     // from u in theta_k = u + v_k anyway.
-    apply_A(k, z, ws.b);
-    const double bnorm = ws.b.norm();
+    apply_A_p<P>(k, z, ws.b);
+    const double bnorm = view<P>(ws.b).norm();
     if (bnorm <= tau * (1.0 + 1e-11)) {
         ws.x.setZero();
         return true;
@@ -171,14 +217,15 @@ bool FusedProblem::site_prox(int k, const Vector& z, double tau, Workspace& ws) 
     // In the eigenbasis of A: x_i = b_i rho / (l_i rho + tau) with b = Lambda Q'z, where rho = ||x||
     // solves sum_i (b_i / (l_i rho + tau))^2 = 1. The root lies in (0, ||z||].
     ensure_eigen(k);
-    const Vector& l = evals_[k];
+    const auto l = view<P>(evals_[k]);
+    auto c = view<P>(ws.c);
     if (diagonal_) {
-        ws.c = z;
+        c = view<P>(z);
     } else {
-        ws.c.noalias() = Q_[k].transpose() * z;
+        c.noalias() = view<P>(Q_[k]).transpose() * view<P>(z);
     }
-    ws.b = l.cwiseProduct(ws.c);
-    const Vector& b = ws.b;
+    auto b = view<P>(ws.b);
+    b = l.cwiseProduct(c);
     auto secular = [&](double rho, double& deriv) {
         // psi(rho) = s^-1/2 - 1 with s = sum b_i^2 / (l_i rho + tau)^2; increasing in rho.
         double s = 0.0, ds = 0.0;
@@ -193,7 +240,7 @@ bool FusedProblem::site_prox(int k, const Vector& z, double tau, Workspace& ws) 
         return inv - 1.0;
     };
     double lo = 0.0;
-    double hi = ws.c.norm();
+    double hi = c.norm();
     double rho = 0.0;
     for (int it = 0; it < 100; ++it) {
         double deriv = 0.0;
@@ -204,11 +251,11 @@ bool FusedProblem::site_prox(int k, const Vector& z, double tau, Workspace& ws) 
         if (!(next > lo && next < hi)) next = 0.5 * (lo + hi);  // safeguard: bisect
         rho = next;
     }
-    for (int i = 0; i < p_; ++i) ws.c(i) = b(i) * rho / (l(i) * rho + tau);
+    for (int i = 0; i < p_; ++i) c(i) = b(i) * rho / (l(i) * rho + tau);
     if (diagonal_) {
         ws.x = ws.c;
     } else {
-        ws.x.noalias() = Q_[k] * ws.c;
+        view<P>(ws.x).noalias() = view<P>(Q_[k]) * c;
     }
     return false;
 }
@@ -225,9 +272,13 @@ double FusedProblem::centered_kkt(const Eigen::Ref<const RowMatrix>& theta_hat, 
                                   const Vector& center, double lambda, Penalty penalty) const {
     double worst = 0.0;
     Vector gsum = Vector::Zero(p_);
+    Workspace ws(p_);
+    const Vector& g = ws.Ar;
+    const Vector& v = ws.x;
     for (int k = 0; k < K_; ++k) {
-        const Vector g = apply_A(k, (theta.row(k) - theta_hat.row(k)).transpose());
-        const Vector v = theta.row(k).transpose() - center;
+        ws.r = (theta.row(k) - theta_hat.row(k)).transpose();
+        apply_A(k, ws.r, ws.Ar);
+        ws.x = theta.row(k).transpose() - center;
         const double tau = lambda * w_(k);
         double r = 0.0;
         if (penalty == Penalty::L2Squared) {
@@ -302,7 +353,7 @@ double FusedProblem::center_objective(const Eigen::Ref<const RowMatrix>& theta_h
             ws.z = theta_hat.row(k).transpose() - u;
             const bool fused = site_prox(k, ws.z, tau, ws);
             ws.r = ws.x - ws.z;
-            apply_A(k, ws.r, ws.Ar);
+            apply_A(k, ws.r, ws.Ar);  // dispatches on p like site_prox
             g_site.row(k) = ws.Ar.transpose();
             f_site(k) = 0.5 * ws.r.dot(ws.Ar) + (fused ? 0.0 : tau * ws.x.norm());
             v.row(k) = ws.x.transpose();
@@ -352,12 +403,13 @@ void FusedProblem::add_site_hessian(int k, const Vector& v, double tau, Workspac
     const double vn = v.norm();
     const double c = vn / tau;
     const Vector& l = evals_[k];
-    const Vector d = l.array() / (1.0 + c * l.array());
+    Vector& d = ws.Ar;  // free at this point
+    d = l.array() / (1.0 + c * l.array());
     if (diagonal_) {
         H.diagonal() += d;
         ws.Bs = d.cwiseProduct(v) / vn;
     } else {
-        ws.Y = Q_[k] * d.cwiseSqrt().asDiagonal();
+        ws.Y.noalias() = Q_[k] * d.cwiseSqrt().asDiagonal();
         H.selfadjointView<Eigen::Lower>().rankUpdate(ws.Y);  // + Q diag(d) Q'
         ws.c.noalias() = Q_[k].transpose() * v;
         ws.c = d.cwiseProduct(ws.c) / vn;

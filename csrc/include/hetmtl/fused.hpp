@@ -128,6 +128,11 @@ private:
     Vector center_for(const Eigen::Ref<const RowMatrix>& theta_hat, const RowMatrix& v) const;
     // ws.x = argmin_x 1/2 (x - z)' A_k (x - z) + tau ||x||; returns true when that is 0 (fused).
     bool site_prox(int k, const Vector& z, double tau, Workspace& ws) const;
+    // The same with the dimension fixed at compile time (Eigen::Dynamic for any p).
+    template <int P>
+    bool site_prox_p(int k, const Vector& z, double tau, Workspace& ws) const;
+    template <int P>
+    void apply_A_p(int k, const Vector& x, Vector& out) const;
     FusedProblem() = default;
     // The eigendecomposition of A_k, computed on first use: fused sites never need it.
     void ensure_eigen(int k) const;

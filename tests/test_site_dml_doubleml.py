@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import inspect
-
 import doubleml as dml
-import doubleml.irm.irm
-import doubleml.plm.plr
 import numpy as np
 import pandas as pd
 import pytest
-import sklearn.utils
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
+from _doubleml_compat import doubleml_patches
 from hetmtl.fusion.site_dml import SiteDML
 
 # Linear learners are deterministic and both packages solve the same least-squares problems on
@@ -26,17 +22,9 @@ RTOL_FOREST = 1e-8
 
 @pytest.fixture(autouse=True)
 def _doubleml_on_current_sklearn(monkeypatch):
-    """DoubleML 0.10.1 calls ``check_X_y(..., force_all_finite=...)``, a keyword scikit-learn 1.8
-    removed (it is ``ensure_all_finite`` since 1.6). Translate it in the two DoubleML modules these
-    tests use; on an older scikit-learn nothing is patched."""
-    if "force_all_finite" in inspect.signature(sklearn.utils.check_X_y).parameters:
-        return
-
-    def check_X_y(X, y, force_all_finite=True, **kwargs):
-        return sklearn.utils.check_X_y(X, y, ensure_all_finite=force_all_finite, **kwargs)
-
-    monkeypatch.setattr(doubleml.plm.plr, "check_X_y", check_X_y)
-    monkeypatch.setattr(doubleml.irm.irm, "check_X_y", check_X_y)
+    """DoubleML 0.10.1 needs a keyword scikit-learn removed; see ``_doubleml_compat``."""
+    for patch in doubleml_patches():
+        monkeypatch.setattr(*patch)
 
 
 def _plr_frame(n: int, seed: int, binary: bool = False) -> pd.DataFrame:

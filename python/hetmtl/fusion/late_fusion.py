@@ -230,8 +230,8 @@ class LateFusion(BaseEstimator):
             return conditional_inference(problem, self.site_cov_, self.theta_, self.center_,
                                          self.fused_mask_, self.level)
         rng = np.random.default_rng(self.random_state)
-        return bootstrap_inference(problem, self.site_cov_, self.lambda_, options,
-                                   n_boot=int(self.n_boot), level=self.level, rng=rng)
+        return bootstrap_inference(problem, self.site_cov_, self.theta_, self.center_, self.lambda_,
+                                   options, n_boot=int(self.n_boot), level=self.level, rng=rng)
 
     # ------------------------------------------------------------------ results
     def _check_fitted(self) -> None:

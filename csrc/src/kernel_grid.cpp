@@ -308,10 +308,15 @@ void dense_block(const Eigen::Ref<const RowMatrix>& X, const Eigen::Ref<const Ro
             std::copy(ws.fac[L][e].begin(), ws.fac[L][e].end(), rrow + e * mL);
         std::copy(ws.fac[L][3].begin(), ws.fac[L][3].end(), rrow + (pl.max_e + 1) * mL);
     }
-    for (long long c = 0; c < C; ++c) {
-        Eigen::Map<RowMatrix> out(acc + c * pl.G, O, mL);
-        out.noalias() += ws.left.middleCols(c * O, O).transpose() *
-                         ws.right.middleCols(moments[c].exps[L] * mL, mL);
+    // Consecutive moments with the same last-axis power share one product: their accumulators
+    // are consecutive (O x mL) blocks, i.e. one (run O x mL) matrix.
+    for (long long c0 = 0; c0 < C;) {
+        long long c1 = c0 + 1;
+        while (c1 < C && moments[c1].exps[L] == moments[c0].exps[L]) ++c1;
+        Eigen::Map<RowMatrix> out(acc + c0 * pl.G, (c1 - c0) * O, mL);
+        out.noalias() += ws.left.middleCols(c0 * O, (c1 - c0) * O).transpose() *
+                         ws.right.middleCols(moments[c0].exps[L] * mL, mL);
+        c0 = c1;
     }
     Eigen::Map<RowMatrix> out(count, O, mL);
     out.noalias() += ws.left.middleCols(C * O, O).transpose() * ws.right.middleCols((pl.max_e + 1) * mL, mL);

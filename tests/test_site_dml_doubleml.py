@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import inspect
-
 import doubleml as dml
-import doubleml.irm.irm
-import doubleml.plm.plr
 import numpy as np
 import pandas as pd
 import pytest
-import sklearn.utils
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from hetmtl.fusion.site_dml import SiteDML
+
+from doubleml_compat import doubleml_on_current_sklearn  # noqa: F401  (autouse fixture)
 
 # Linear learners are deterministic and both packages solve the same least-squares problems on
 # the same rows; only the order of floating-point sums differs.
@@ -22,21 +19,6 @@ RTOL_LINEAR = 1e-8
 # Forests with a fixed random_state see the same rows in the same order, so their predictions are
 # identical; the margin covers summation order in the score only.
 RTOL_FOREST = 1e-8
-
-
-@pytest.fixture(autouse=True)
-def _doubleml_on_current_sklearn(monkeypatch):
-    """DoubleML 0.10.1 calls ``check_X_y(..., force_all_finite=...)``, a keyword scikit-learn 1.8
-    removed (it is ``ensure_all_finite`` since 1.6). Translate it in the two DoubleML modules these
-    tests use; on an older scikit-learn nothing is patched."""
-    if "force_all_finite" in inspect.signature(sklearn.utils.check_X_y).parameters:
-        return
-
-    def check_X_y(X, y, force_all_finite=True, **kwargs):
-        return sklearn.utils.check_X_y(X, y, ensure_all_finite=force_all_finite, **kwargs)
-
-    monkeypatch.setattr(doubleml.plm.plr, "check_X_y", check_X_y)
-    monkeypatch.setattr(doubleml.irm.irm, "check_X_y", check_X_y)
 
 
 def _plr_frame(n: int, seed: int, binary: bool = False) -> pd.DataFrame:

@@ -157,7 +157,7 @@ class SiteDML(BaseEstimator):
 
     # ------------------------------------------------------------------ fitting
     def fit(self, data: pd.DataFrame | None = None, *, y: Any, d: Any, x: Any = None,
-            cluster: Any = None, folds: Any = None) -> "SiteDML":
+            cluster: Any = None, folds: Any = None, predictions: dict[str, Any] | None = None) -> "SiteDML":
         """Cross-fit the nuisances, solve the score and build the site summary.
 
         Parameters
@@ -180,6 +180,14 @@ class SiteDML(BaseEstimator):
             test-index arrays (one repetition's list alone is accepted too), or DoubleML's
             ``set_sample_splitting`` format with ``(train, test)`` tuples. ``n_folds`` and
             ``n_rep`` are then taken from it.
+        predictions : dict, optional
+            External out-of-fold nuisance predictions by role (``"ml_l"``, ``"ml_m"`` for
+            ``"plr"``/``"cate_linear"``; ``"ml_g0"``, ``"ml_g1"``, ``"ml_m"`` for ``"irm"``), each
+            of shape (n,) or (n_rep, n) (``"ml_m"`` of a ``"plr"`` with k treatments: (n, k) or
+            (n_rep, n, k)), for example fused nuisances from
+            :class:`~hetmtl.fusion.nuisance_fusion.NuisanceFusion`. Needs ``folds``: the
+            predictions of the rows in fold f must not have seen fold f. Roles not given are
+            cross-fitted with their learners as usual.
 
         Returns
         -------
@@ -220,6 +228,8 @@ class SiteDML(BaseEstimator):
             n_folds, n_rep = len(all_tests[0]), len(all_tests)
 
         specs = self._specs(model, inp, learners)
+        external = _external_predictions(predictions, folds, model, n, n_rep, inp.d.shape[1])
+        specs = [sp for sp in specs if sp.name not in external]
         p = inp.d.shape[1] if model != "cate_linear" else phi.shape[1]
         all_coef = np.empty((n_rep, p))
         all_se = np.empty((n_rep, p))
@@ -229,7 +239,8 @@ class SiteDML(BaseEstimator):
         first_score = None
         first_moments = None
         for r, tests in enumerate(all_tests):
-            preds = crossfit_predict(specs, inp.x, tests, rep=r)
+            preds = crossfit_predict(specs, inp.x, tests, rep=r) if specs else {}
+            preds.update({name: arr[r] for name, arr in external.items()})
             preds_by_rep.append(preds)
             score = _build_score(model, inp, preds, phi, clip)
             theta = score.solve(site=site)
@@ -260,7 +271,8 @@ class SiteDML(BaseEstimator):
         metadata = {
             "model": model,
             "score": _SCORE_NAMES[model],
-            "learners": {role: type(est).__name__ for role, est in learners.items()},
+            "learners": {role: ("external" if _role_external(role, external) else type(est).__name__)
+                         for role, est in learners.items()},
             "n_folds": int(n_folds),
             "n_rep": int(n_rep),
             "clip": float(clip),
@@ -577,6 +589,43 @@ def _collect_inputs(data: Any, y: Any, d: Any, x: Any, cluster: Any) -> _Inputs:
     return _Inputs(y=y_arr, d=np.ascontiguousarray(d_arr), x=np.ascontiguousarray(x_arr),
                    x_frame=x_frame, groups=groups, n_groups=n_groups, y_name=y_name,
                    d_names=d_names)
+
+
+def _role_external(role: str, external: dict[str, np.ndarray]) -> bool:
+    return any(name == role or name.startswith(role) for name in external)
+
+
+def _external_predictions(predictions: dict[str, Any] | None, folds: Any, model: str, n: int, n_rep: int,
+                          k: int) -> dict[str, np.ndarray]:
+    """Validate external predictions; return them by spec name, each of shape (n_rep, n)."""
+    if predictions is None:
+        return {}
+    if not isinstance(predictions, dict):
+        raise ValueError(f"predictions: expected a dict of arrays by role, got {type(predictions).__name__}")
+    if folds is None:
+        raise ValueError("predictions: external predictions need the sample splits they were made "
+                         "with; pass folds")
+    roles = ("ml_g0", "ml_g1", "ml_m") if model == "irm" else ("ml_l", "ml_m")
+    out = {}
+    for role, value in predictions.items():
+        if role not in roles:
+            raise ValueError(f"predictions: unknown role {role!r} for model {model!r} (expected {roles})")
+        arr = as_float_array(value, f"predictions[{role!r}]")
+        multi = model == "plr" and role == "ml_m" and k > 1
+        base = 2 if multi else 1
+        if arr.ndim == base:
+            arr = arr[None]
+        want = (n_rep, n, k) if multi else (n_rep, n)
+        if arr.shape != want:
+            raise ValueError(f"predictions[{role!r}]: expected shape {want[1:]} or {want}, got "
+                             f"{np.shape(value)}")
+        if model != "irm" and role == "ml_m":
+            cols = arr if multi else arr[..., None]
+            for j in range(k):
+                out[f"ml_m:{j}"] = cols[..., j]
+        else:
+            out[role] = arr
+    return out
 
 
 def _build_score(model: str, inp: _Inputs, preds: dict[str, np.ndarray], phi: np.ndarray | None,

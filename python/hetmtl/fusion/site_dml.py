@@ -214,15 +214,7 @@ class SiteDML(BaseEstimator):
         learners = self._learners(model, inp, root)
 
         if folds is None:
-            if inp.groups is not None and inp.n_groups < n_folds:
-                raise ValueError(f"n_folds: {n_folds} folds need at least {n_folds} clusters, "
-                                 f"got {inp.n_groups}")
-            if n < 2 * n_folds:
-                raise ValueError(f"n_folds: {n_folds} folds need at least {2 * n_folds} rows "
-                                 f"(2 per fold), got {n}")
-            strata = inp.d[:, 0] if (binary_d and inp.groups is None) else None
-            fold_seed = np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, 0))
-            all_tests = make_folds(n, n_folds, n_rep, fold_seed, groups=inp.groups, strata=strata)
+            all_tests = _draw_folds(inp, root, n_folds, n_rep, binary_d)
         else:
             all_tests = check_folds(folds, n, inp.groups)
             n_folds, n_rep = len(all_tests[0]), len(all_tests)
@@ -421,6 +413,23 @@ class SiteDML(BaseEstimator):
             return ()
         return tuple(out)
 
+    def split(self, data: pd.DataFrame | None = None, *, y: Any, d: Any, x: Any = None,
+              cluster: Any = None) -> list[list[np.ndarray]]:
+        """The sample splits :meth:`fit` would draw for these inputs, without fitting anything.
+
+        Useful when the nuisances come from elsewhere (e.g. nuisance fusion): the site computes
+        its grid summary on these folds and later passes them to ``fit(folds=...)``.
+
+        Returns
+        -------
+        list of list of ndarray
+            ``folds[r][k]``: sorted test rows of fold k in repetition r (the form of ``folds_``).
+        """
+        n_folds, n_rep, _, _ = self._check_params()
+        inp = _collect_inputs(data, y, d, x, cluster)
+        binary_d = inp.d.shape[1] == 1 and _is_binary01(inp.d[:, 0])
+        return _draw_folds(inp, _seed_sequence(self.random_state), n_folds, n_rep, binary_d)
+
     # ------------------------------------------------------------------ results
     def confint(self, level: float = 0.95) -> pd.DataFrame:
         """Confidence intervals ``coef +- z se``.
@@ -589,6 +598,21 @@ def _collect_inputs(data: Any, y: Any, d: Any, x: Any, cluster: Any) -> _Inputs:
     return _Inputs(y=y_arr, d=np.ascontiguousarray(d_arr), x=np.ascontiguousarray(x_arr),
                    x_frame=x_frame, groups=groups, n_groups=n_groups, y_name=y_name,
                    d_names=d_names)
+
+
+def _draw_folds(inp: _Inputs, root: np.random.SeedSequence, n_folds: int, n_rep: int,
+                binary_d: bool) -> list[list[np.ndarray]]:
+    """The random sample splits of a fit (stratified by a binary treatment, or by cluster)."""
+    n = inp.y.shape[0]
+    if inp.groups is not None and inp.n_groups < n_folds:
+        raise ValueError(f"n_folds: {n_folds} folds need at least {n_folds} clusters, "
+                         f"got {inp.n_groups}")
+    if n < 2 * n_folds:
+        raise ValueError(f"n_folds: {n_folds} folds need at least {2 * n_folds} rows "
+                         f"(2 per fold), got {n}")
+    strata = inp.d[:, 0] if (binary_d and inp.groups is None) else None
+    fold_seed = np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, 0))
+    return make_folds(n, n_folds, n_rep, fold_seed, groups=inp.groups, strata=strata)
 
 
 def _role_external(role: str, external: dict[str, np.ndarray]) -> bool:

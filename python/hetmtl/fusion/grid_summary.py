@@ -277,3 +277,45 @@ def common_bandwidths(summaries_or_sizes: Sequence, factors: Sequence[float] = (
     if np.any(f <= 0):
         raise ValueError("factors: all values must be positive")
     return f[:, None] * base[None, :]
+
+
+def site_grid_summary(data, *, y: str, d: str, x: Sequence[str], grid: KernelGrid, bandwidths,
+                      threshold: float = 5.0, model: str = "plr", n_folds: int = 5,
+                      random_state: Any = None, site: str = "site", cluster: str | None = None,
+                      n_threads: int = 1) -> tuple[GridSummary, list[np.ndarray]]:
+    """A site's grid summary on the very sample split its ``SiteDML`` fit will use.
+
+    The folds are those ``SiteDML(model, n_folds=n_folds, random_state=random_state)`` draws for
+    these columns (:meth:`~hetmtl.fusion.site_dml.SiteDML.split`), so a later
+    ``SiteDML(...).fit(..., folds=[folds], predictions=fused.predictions(X, folds))`` keeps
+    cross-fitting intact.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        The site's rows.
+    y, d : str
+        Outcome and (single) treatment columns.
+    x : sequence of str
+        Covariate columns, in the grid's dimension order.
+    grid, bandwidths, threshold, site, n_threads
+        As in :meth:`GridSummary.compute`.
+    model, n_folds, random_state, cluster
+        As in :class:`~hetmtl.fusion.site_dml.SiteDML` (one repetition).
+
+    Returns
+    -------
+    summary : GridSummary
+    folds : list of ndarray
+        The sample split (test rows per fold).
+    """
+    from .site_dml import SiteDML
+
+    cols = [x] if isinstance(x, str) else list(x)
+    folds = SiteDML(model=model, n_folds=n_folds, random_state=random_state).split(
+        data, y=y, d=d, x=cols, cluster=cluster)[0]
+    X = as_float_array(data[cols].to_numpy(), "x")
+    targets = nuisance_targets(model, data[y].to_numpy(), data[d].to_numpy())
+    summary = GridSummary.compute(grid, X, targets, folds, bandwidths, threshold=threshold, site=site,
+                                  n_threads=n_threads)
+    return summary, folds

@@ -139,6 +139,7 @@ struct Plan {
     const std::vector<Moment>* moments = nullptr;
     bool epa = false;
     bool dense = false;        // dense path: whole axes, counts as a product of indicators
+    std::array<bool, kMaxDim> short_axis{};  // axis span within the Gaussian cut-off
     double support = 3.0;
     int max_e = 0;
     long long G = 1;
@@ -152,16 +153,13 @@ void point_factors(const double* x, const Plan& pl, Workspace& ws) {
         const Vector& a = (*pl.axes)[j];
         if (pl.epa) {
             axis_window(a, x[j], pl.h[j], ws.lo[j], ws.hi[j]);
-        } else {
-            ws.lo[j] = 0;
-            ws.hi[j] = pl.m[j];
-        }
-        const double crad = pl.epa ? pl.h[j] : pl.support * pl.h[j];
-        axis_window(a, x[j], crad, ws.clo[j], ws.chi[j]);
-        if (pl.epa) {
+            axis_window(a, x[j], pl.h[j], ws.clo[j], ws.chi[j]);
             // Points exactly at distance h get zero weight and do not count.
             while (ws.clo[j] < ws.chi[j] && !(std::abs(x[j] - a(ws.clo[j])) < pl.h[j])) ++ws.clo[j];
             while (ws.chi[j] > ws.clo[j] && !(std::abs(x[j] - a(ws.chi[j] - 1)) < pl.h[j])) --ws.chi[j];
+        } else {
+            ws.lo[j] = 0;
+            ws.hi[j] = pl.m[j];
         }
         const int len = ws.hi[j] - ws.lo[j];
         for (int e = 0; e <= pl.max_e; ++e) ws.fac[j][e].resize(len);
@@ -175,27 +173,27 @@ void point_factors(const double* x, const Plan& pl, Workspace& ws) {
                 f0[i] = std::max(0.0, 1.0 - u * u);
             }
         } else {
-            // Beyond 37 bandwidths exp(-u^2 / 2) < 1e-297: those entries are set to 0 directly.
-            int wlo = 0, whi = 0;
-            axis_window(a, xj, kGaussCut * pl.h[j], wlo, whi);
-            wlo -= ws.lo[j];
-            whi -= ws.lo[j];
+            // Beyond 37 bandwidths exp(-u^2 / 2) < 1e-297: those entries are set to 0 directly
+            // (the search is skipped when the whole axis lies within that distance of any x).
+            int wlo = 0, whi = len;
+            if (!pl.short_axis[j]) axis_window(a, xj, kGaussCut * pl.h[j], wlo, whi);
             std::fill(f0, f0 + wlo, 0.0);
             std::fill(f0 + whi, f0 + len, 0.0);
             for (int i = wlo; i < whi; ++i) {
                 const double u = (xj - aj[i]) * inv_h;
                 f0[i] = exp_nonpositive(-0.5 * u * u);
             }
+            // Counting indicator, branch-free over the whole axis.
+            std::vector<double>& ind = ws.fac[j][3];
+            ind.resize(len);
+            double* __restrict in = ind.data();
+            const double crad = pl.support * pl.h[j];
+            for (int i = 0; i < len; ++i) in[i] = static_cast<double>(std::abs(xj - aj[i]) <= crad);
         }
         for (int e = 1; e <= pl.max_e; ++e) {
             const double* __restrict prev = ws.fac[j][e - 1].data();
             double* __restrict fe = ws.fac[j][e].data();
             for (int i = 0; i < len; ++i) fe[i] = prev[i] * (xj - aj[i]);
-        }
-        if (pl.dense) {
-            std::vector<double>& ind = ws.fac[j][3];
-            ind.assign(len, 0.0);
-            std::fill(ind.begin() + ws.clo[j], ind.begin() + ws.chi[j], 1.0);
         }
     }
 }
@@ -338,6 +336,8 @@ void accumulate(const Eigen::Ref<const RowMatrix>& X, const Eigen::Ref<const Row
     pl.moments = &moments;
     pl.epa = opt.kernel == GridKernel::Epanechnikov;
     pl.dense = !pl.epa;
+    for (int j = 0; j < D; ++j)
+        pl.short_axis[j] = axes[j](axes[j].size() - 1) - axes[j](0) <= kGaussCut * pl.h[j];
     pl.support = opt.support;
     pl.G = G;
     for (const Moment& mo : moments)

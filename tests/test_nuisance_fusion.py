@@ -203,3 +203,21 @@ def test_bad_input():
     d["rows"] = [1, 2]
     with pytest.raises(ValueError, match="unknown field"):
         GridSummary.from_dict(d)
+
+
+def test_site_grid_summary_uses_the_splits_of_site_dml():
+    from hetmtl.fusion.grid_summary import site_grid_summary
+
+    x, y, dd, _ = _sites(K=1, d=1, binary=True, seed=11)[0]
+    df = pd.DataFrame({"y": y, "d": dd, "x": x[:, 0]})
+    grid = KernelGrid.from_ranges([[-2, 2]], 9)
+    gs, folds = site_grid_summary(df, y="y", d="d", x=["x"], grid=grid, bandwidths=0.7, model="irm",
+                                  n_folds=4, random_state=3, site="A")
+    fit = SiteDML("irm", ml_g=LinearRegression(), ml_m=LogisticRegression(), n_folds=4,
+                  random_state=3).fit(df, y="y", d="d", x=["x"])
+    for a, b in zip(folds, fit.folds_[0]):
+        np.testing.assert_array_equal(a, b)
+    ref = GridSummary.compute(grid, x, nuisance_targets("irm", y, dd), folds, 0.7, site="A")
+    for role in ("ml_g0", "ml_g1", "ml_m"):
+        np.testing.assert_array_equal(gs.nuisances[role].M, ref.nuisances[role].M)
+        np.testing.assert_array_equal(gs.nuisances[role].n_rows, ref.nuisances[role].n_rows)

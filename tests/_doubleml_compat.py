@@ -14,6 +14,7 @@ import inspect
 from types import ModuleType
 from typing import Callable
 
+import pytest
 import sklearn.utils
 
 
@@ -39,3 +40,10 @@ def apply_doubleml_patches() -> None:
     """Apply :func:`doubleml_patches` for the rest of the process (for benchmarks and scripts)."""
     for module, name, replacement in doubleml_patches():
         setattr(module, name, replacement)
+
+
+@pytest.fixture(autouse=True)
+def doubleml_on_current_sklearn(monkeypatch):
+    """Autouse fixture for test modules that import it: the patches, undone after each test."""
+    for patch in doubleml_patches():
+        monkeypatch.setattr(*patch)

@@ -9,7 +9,7 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
-from _doubleml_compat import doubleml_patches
+from _doubleml_compat import doubleml_on_current_sklearn  # noqa: F401  (autouse fixture)
 from hetmtl.fusion.site_dml import SiteDML
 
 # Linear learners are deterministic and both packages solve the same least-squares problems on
@@ -18,13 +18,6 @@ RTOL_LINEAR = 1e-8
 # Forests with a fixed random_state see the same rows in the same order, so their predictions are
 # identical; the margin covers summation order in the score only.
 RTOL_FOREST = 1e-8
-
-
-@pytest.fixture(autouse=True)
-def _doubleml_on_current_sklearn(monkeypatch):
-    """DoubleML 0.10.1 needs a keyword scikit-learn removed; see ``_doubleml_compat``."""
-    for patch in doubleml_patches():
-        monkeypatch.setattr(*patch)
 
 
 def _plr_frame(n: int, seed: int, binary: bool = False) -> pd.DataFrame:

@@ -13,6 +13,15 @@ which prints the per-site and fused estimates with the classic meta-analysis sta
 writes ``fused.csv``, ``fused.json``, ``heterogeneity.json``, ``forest.png`` and ``path.png``.
 ``hetmtl demo`` runs the whole workflow on the RAND Health Insurance Experiment.
 
+Nuisance fusion (low-dimensional covariates) adds one round trip::
+
+    hetmtl nuisance-grid --range 0 10 --bandwidth 0.5 1 2 -o grid.json          # center
+    hetmtl summarize A.csv ... --nuisance-grid grid.json -o A.json               # each site
+    hetmtl fuse-nuisance A.grid.json B.grid.json --out-dir fused                 # center
+    hetmtl summarize A.csv ... --fused-nuisance fused/A.fused.json -o A.json     # each site
+
+after which ``hetmtl fuse`` runs on the new summaries as usual.
+
 Errors in the input (a missing file, an unknown column, a malformed summary) are reported in one
 line on standard error, naming the argument, with exit status 2.
 """
@@ -39,6 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .fusion.late_fusion import LateFusion
 
 LEARNERS = ("rf", "gbm", "lasso", "linear")
+GRID_SPEC_SCHEMA = "hetmtl.nuisance_grid_spec"
 _PROG = "hetmtl"
 # Library argument names -> the command-line argument that sets them, to translate messages.
 _SUMMARIZE_ARGS = {"y": "--y", "d": "--d", "x": "--x", "cluster": "--cluster", "basis": "--basis",
@@ -330,17 +340,28 @@ def _cmd_summarize(args: argparse.Namespace) -> int:
         raise CommandError(f"--x: {sorted(overlap)} is also the outcome, treatment or cluster")
     binary_d = all(_is_binary(df[c].to_numpy()) for c in args.d)
     binary_y = _is_binary(df[args.y].to_numpy())
+    if (args.nuisance_grid or args.fused_nuisance) and args.n_rep != 1:
+        raise CommandError("--n-rep: nuisance fusion uses one sample split; leave --n-rep at 1")
+    d_arg = args.d if len(args.d) > 1 else args.d[0]
     try:
         learners = make_learners(args.learner, args.model, binary_outcome=binary_y,
                                  binary_treatment=binary_d, random_state=args.seed)
         est = SiteDML(model=args.model, n_folds=args.n_folds, n_rep=args.n_rep, basis=args.basis,
                       site=args.site, random_state=args.seed, **learners)
+        folds = predictions = None
+        if args.nuisance_grid or args.fused_nuisance:
+            # The very splits fit() would draw: the grid summary and the fused nuisances use them.
+            folds = est.split(df, y=args.y, d=d_arg, x=args.x, cluster=args.cluster)[0]
+        if args.fused_nuisance:
+            predictions = _fused_predictions(args.fused_nuisance, df, args, folds)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            est.fit(df, y=args.y, d=args.d if len(args.d) > 1 else args.d[0], x=args.x,
-                    cluster=args.cluster)
+            est.fit(df, y=args.y, d=d_arg, x=args.x, cluster=args.cluster,
+                    folds=None if folds is None else [folds], predictions=predictions)
     except ValueError as exc:
         raise CommandError(_translate(str(exc), _SUMMARIZE_ARGS)) from None
+    if args.nuisance_grid:
+        _write_grid_summary(args, df, folds)
     _print_warnings(caught, "summarize")
     summary = est.summary_
     try:
@@ -348,11 +369,138 @@ def _cmd_summarize(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CommandError(f"--output: cannot write {args.output!r} ({exc.strerror or exc})") from None
     n_cl = f", {est.n_clusters_} clusters of {args.cluster!r}" if est.n_clusters_ else ""
-    print(f"Site {args.site!r}: model {args.model!r}, learner {args.learner!r}, {est.n_obs_} rows"
+    source = "fused nuisances" if args.fused_nuisance else f"learner {args.learner!r}"
+    print(f"Site {args.site!r}: model {args.model!r}, {source}, {est.n_obs_} rows"
           f"{n_cl}, {est.n_folds_} folds x {est.n_rep_} repetition(s)")
     print(_table(est.summary()))
     print(f"Wrote {args.output}: estimate, score moments, n and {len(summary.folds)} fold "
           "summaries; no row-level data.")
+    return 0
+
+
+def _load_json_file(path: str, arg: str, loader, what: str):
+    if not Path(path).is_file():
+        raise CommandError(f"{arg}: file {path!r} not found")
+    try:
+        return loader(path)
+    except (ValueError, OSError, KeyError, TypeError) as exc:
+        msg = re.sub(r"^[A-Za-z_ ]+: ", "", str(exc))
+        raise CommandError(f"{arg}: {path!r} is not a valid {what} ({msg})") from None
+
+
+def _load_grid_spec(path: str) -> dict:
+    """A grid specification written by ``hetmtl nuisance-grid``."""
+    import json
+
+    from .fusion.kernel_grid import KernelGrid
+
+    def load(p):
+        with open(p, encoding="utf-8") as fh:
+            d = json.load(fh)
+        if not isinstance(d, dict) or d.get("schema") != GRID_SPEC_SCHEMA:
+            raise ValueError("not a grid specification written by 'hetmtl nuisance-grid'")
+        return {"grid": KernelGrid.from_dict(d["grid"]), "bandwidths": np.asarray(d["bandwidths"], float),
+                "threshold": float(d["threshold"])}
+
+    return _load_json_file(path, "--nuisance-grid", load, "grid specification")
+
+
+def _write_grid_summary(args: argparse.Namespace, df: pd.DataFrame, folds: list) -> None:
+    from .fusion.grid_summary import GridSummary, nuisance_targets
+
+    spec = _load_grid_spec(args.nuisance_grid)
+    grid = spec["grid"]
+    if grid.dim != len(args.x):
+        raise CommandError(f"--x: the nuisance grid has {grid.dim} dimension(s) but {len(args.x)} "
+                           "covariate column(s) were given")
+    if len(args.d) != 1:
+        raise CommandError("--d: nuisance fusion supports a single treatment column")
+    try:
+        gs = GridSummary.compute(grid, df[args.x].to_numpy(float),
+                                 nuisance_targets(args.model, df[args.y].to_numpy(float),
+                                                  df[args.d[0]].to_numpy(float)),
+                                 folds, spec["bandwidths"], threshold=spec["threshold"], site=args.site)
+    except ValueError as exc:
+        raise CommandError(_translate(str(exc), {"X": "--x", **_SUMMARIZE_ARGS})) from None
+    out = args.grid_output or re.sub(r"(\.json)?$", ".grid.json", args.output, count=1)
+    try:
+        gs.to_json(out)
+    except OSError as exc:
+        raise CommandError(f"--grid-output: cannot write {out!r} ({exc.strerror or exc})") from None
+    n_rel = {r: int(v.released.sum()) for r, v in gs.nuisances.items()}
+    print(f"Wrote {out}: kernel grid sums of {sorted(gs.nuisances)} on {grid.n_points} grid points x "
+          f"{len(spec['bandwidths'])} bandwidth(s) (released points: {n_rel}; threshold "
+          f"{spec['threshold']:g}); no row-level data.")
+
+
+def _fused_predictions(path: str, df: pd.DataFrame, args: argparse.Namespace, folds: list) -> dict:
+    from .fusion.nuisance_fusion import FusedNuisance
+
+    fused = _load_json_file(path, "--fused-nuisance", FusedNuisance.from_json, "fused nuisance file")
+    if fused.site != args.site:
+        raise CommandError(f"--fused-nuisance: the file is for site {fused.site!r}, not {args.site!r}")
+    if fused.grid.dim != len(args.x):
+        raise CommandError(f"--x: the fused nuisances have {fused.grid.dim} covariate(s), got "
+                           f"{len(args.x)}")
+    try:
+        return fused.predictions(df[args.x].to_numpy(float), folds)
+    except ValueError as exc:
+        raise CommandError(_translate(str(exc), {"X": "--x", "folds": "--n-folds"})) from None
+
+
+def _cmd_nuisance_grid(args: argparse.Namespace) -> int:
+    from .fusion.kernel_grid import KernelGrid
+
+    try:
+        grid = KernelGrid.from_ranges(np.asarray(args.range, float), args.n_points, kernel=args.kernel,
+                                      fit=args.fit, outside=args.outside)
+    except ValueError as exc:
+        raise CommandError(_translate(str(exc), {"ranges": "--range", "n_points": "--n-points"})) from None
+    H = np.repeat(np.asarray(args.bandwidth, float)[:, None], grid.dim, axis=1)
+    if np.any(H <= 0):
+        raise CommandError("--bandwidth: all values must be positive")
+    spec = {"schema": GRID_SPEC_SCHEMA, "grid": grid.to_dict(), "bandwidths": H.tolist(),
+            "threshold": float(args.threshold)}
+    try:
+        atomic_write_json(args.output, spec)
+    except OSError as exc:
+        raise CommandError(f"--output: cannot write {args.output!r} ({exc.strerror or exc})") from None
+    print(f"Wrote {args.output}: {grid.dim}-d grid of {grid.n_points} points, kernel {grid.kernel!r}, "
+          f"local {grid.fit} fit, {len(H)} candidate bandwidth(s), disclosure threshold {args.threshold:g}")
+    return 0
+
+
+def _cmd_fuse_nuisance(args: argparse.Namespace) -> int:
+    from .fusion.grid_summary import GridSummary
+    from .fusion.nuisance_fusion import NuisanceFusion
+
+    summaries = [_load_json_file(p, "GRID_SUMMARY", GridSummary.from_json, "grid summary")
+                 for p in args.summaries]
+    try:
+        nf = NuisanceFusion(lam=args.lam, penalty=args.penalty)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            nf.fit(summaries)
+    except ValueError as exc:
+        raise CommandError(_translate(str(exc), {"summaries": "GRID_SUMMARY", "lam": "--lam",
+                                                 "penalty": "--penalty"})) from None
+    _print_warnings(caught, "fuse-nuisance")
+    out_dir = Path(args.out_dir)
+    written = []
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for site in nf.sites_:
+            path = out_dir / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', site)}.fused.json"
+            nf.result(site).to_json(path)
+            written.append(str(path))
+    except OSError as exc:
+        raise CommandError(f"--out-dir: cannot write into {args.out_dir!r} ({exc.strerror or exc})") from None
+    for role in nf.values_:
+        frac = nf.lambda_fraction_[role]
+        extra = "" if frac is None else f" ({frac:.3g} x lambda_max)"
+        print(f"{role}: bandwidth {np.round(nf.bandwidth_[role], 4).tolist()}, lambda "
+              f"{nf.lam_[role]:.4g}{extra}")
+    print("Wrote " + ", ".join(written) + ": send each site its own file.")
     return 0
 
 
@@ -481,6 +629,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="repeated sample splits, median-aggregated (1)")
     s.add_argument("--seed", type=_int_at_least(0), default=0,
                    help="seed of the folds and learners (0); the same seed gives the same file")
+    s.add_argument("--nuisance-grid", metavar="GRID.json",
+                   help="also write the kernel grid sums of the nuisances on this grid (from "
+                        "'hetmtl nuisance-grid'; the --x columns are its coordinates)")
+    s.add_argument("--grid-output", metavar="FILE.json",
+                   help="where the grid sums go (default: OUTPUT with .grid.json)")
+    s.add_argument("--fused-nuisance", metavar="FUSED.json",
+                   help="use the fused nuisances from 'hetmtl fuse-nuisance' instead of --learner "
+                        "(same --seed and --n-folds as when the grid sums were written)")
     s.add_argument("-o", "--output", required=True, metavar="SUMMARY.json",
                    help="where to write the summary")
     s.set_defaults(func=_cmd_summarize)
@@ -518,6 +674,36 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--n-folds", type=_int_at_least(2), default=5, help="cross-fitting folds (5)")
     dm.add_argument("--seed", type=_int_at_least(0), default=0, help="seed (0)")
     dm.set_defaults(func=_cmd_demo)
+
+    g = sub.add_parser("nuisance-grid", help="write the shared grid specification of nuisance fusion",
+                       description="The grid, kernel, candidate bandwidths and disclosure threshold "
+                       "all sites use for 'hetmtl summarize --nuisance-grid'.")
+    g.add_argument("--range", required=True, nargs=2, action="append", type=float, metavar=("LO", "HI"),
+                   help="range of one covariate (repeat per covariate, in --x order; 1 to 3)")
+    g.add_argument("--n-points", type=_int_at_least(2), default=20, help="grid points per axis (20)")
+    g.add_argument("--bandwidth", required=True, nargs="+", type=float, metavar="H",
+                   help="candidate bandwidths (each used for every covariate)")
+    g.add_argument("--kernel", default="gaussian", choices=("gaussian", "epanechnikov"))
+    g.add_argument("--fit", default="constant", choices=("constant", "linear"),
+                   help="local-constant (Nadaraya-Watson) or local-linear fit (constant)")
+    g.add_argument("--outside", default="error", choices=("error", "clip"),
+                   help="rows outside the ranges: an error, or clamped to the ranges (error)")
+    g.add_argument("--threshold", type=float, default=5.0,
+                   help="disclosure threshold: grid points with a smaller kernel sum or count in "
+                        "some fold are not released (5)")
+    g.add_argument("-o", "--output", required=True, metavar="GRID.json")
+    g.set_defaults(func=_cmd_nuisance_grid)
+
+    fn = sub.add_parser("fuse-nuisance", help="fuse the sites' grid sums; one file back per site",
+                        description="Nuisance fusion at the center: reads the sites' grid sums and "
+                        "writes each site's fused nuisance functions (per cross-fitting fold).")
+    fn.add_argument("summaries", nargs="+", metavar="GRID_SUMMARY", help="grid summary JSON files")
+    fn.add_argument("--lam", type=_lam_arg, default="cv",
+                    help="penalty level or 'cv' (summary-level cross-validation; default)")
+    fn.add_argument("--penalty", default="function", choices=("function", "pointwise"),
+                    help="whole-function (default) or per-grid-point penalty")
+    fn.add_argument("--out-dir", default=".", metavar="DIR", help="folder for SITE.fused.json files")
+    fn.set_defaults(func=_cmd_fuse_nuisance)
     return parser
 
 

@@ -8,7 +8,7 @@ MODEL_ROLES <- list(plr = c("ml_l", "ml_m"), irm = c("ml_g", "ml_m"),
 # Double machine learning at one site (documented in man/).
 site_dml <- function(data, y, d, x = NULL, cluster = NULL, model = "plr", learner = "rf",
                      n_folds = 5, n_rep = 1, site = "site", seed = NULL, learner_args = list(),
-                     basis = NULL, clip = 0.01, folds = NULL) {
+                     basis = NULL, clip = 0.01, folds = NULL, fused_nuisance = NULL) {
   call <- match.call()
   if (!is.data.frame(data)) {
     arg_error("data", "must be a data frame, got ", class(data)[1])
@@ -74,6 +74,14 @@ site_dml <- function(data, y, d, x = NULL, cluster = NULL, model = "plr", learne
     columns[[cluster]] <- as.character(labels)
   }
   py_folds <- convert_folds(folds, nrow(data))
+  fused <- NULL
+  if (!is.null(fused_nuisance)) {
+    if (!is.null(folds) || n_rep != 1L) {
+      arg_error("fused_nuisance", "uses the sample split drawn from seed and n_folds; leave folds ",
+                "unset and n_rep at 1")
+    }
+    fused <- fused_nuisance_py(fused_nuisance)
+  }
 
   mod <- py_module("site_dml")
   learners <- resolve_learners(learner, model, seed, learner_args)
@@ -83,10 +91,19 @@ site_dml <- function(data, y, d, x = NULL, cluster = NULL, model = "plr", learne
                        ml_g = learners$ml_g, n_folds = n_folds, n_rep = n_rep,
                        basis = if (is.null(basis)) NULL else as.list(basis), clip = clip,
                        site = site, random_state = seed)
+    predictions <- NULL
+    if (!is.null(fused)) {
+      # The same split the grid summary used (same seed and n_folds), and out-of-fold predictions
+      # from the functions fused without each fold.
+      split <- reticulate::py_get_item(est$split(frame, y = y, d = as.list(d), x = as.list(x),
+                                                 cluster = cluster), 0L)
+      py_folds <- list(split)
+      predictions <- fused$predictions(reticulate::py_get_item(frame, as.list(x))$to_numpy(), split)
+    }
     est$fit(frame, y = y, d = as.list(d), x = as.list(x),
-            cluster = cluster, folds = py_folds)
+            cluster = cluster, folds = py_folds, predictions = predictions)
   })
-  new_site_dml(fit, call, learner_label(learner))
+  new_site_dml(fit, call, if (is.null(fused)) learner_label(learner) else "fused nuisances")
 }
 
 # A pandas DataFrame from a named list of R vectors (doubles and character labels).

@@ -27,3 +27,22 @@ __all__ = [
     "meta_analysis",
     "meta_analysis_from_summaries",
 ]
+
+# Nuisance fusion on a shared kernel grid.
+from .grid_summary import GridSummary, NuisanceSums, common_bandwidths, nuisance_targets  # noqa: E402
+from .kernel_grid import KernelGrid, silverman_bandwidth, site_quantiles  # noqa: E402
+from .nuisance_fusion import FusedNuisance, NuisanceFusion  # noqa: E402
+from .site_dml import SiteDML  # noqa: E402
+
+__all__ += [
+    "FusedNuisance",
+    "GridSummary",
+    "KernelGrid",
+    "NuisanceFusion",
+    "NuisanceSums",
+    "SiteDML",
+    "common_bandwidths",
+    "nuisance_targets",
+    "silverman_bandwidth",
+    "site_quantiles",
+]

@@ -157,7 +157,7 @@ class SiteDML(BaseEstimator):
 
     # ------------------------------------------------------------------ fitting
     def fit(self, data: pd.DataFrame | None = None, *, y: Any, d: Any, x: Any = None,
-            cluster: Any = None, folds: Any = None) -> "SiteDML":
+            cluster: Any = None, folds: Any = None, predictions: dict[str, Any] | None = None) -> "SiteDML":
         """Cross-fit the nuisances, solve the score and build the site summary.
 
         Parameters
@@ -180,6 +180,14 @@ class SiteDML(BaseEstimator):
             test-index arrays (one repetition's list alone is accepted too), or DoubleML's
             ``set_sample_splitting`` format with ``(train, test)`` tuples. ``n_folds`` and
             ``n_rep`` are then taken from it.
+        predictions : dict, optional
+            External out-of-fold nuisance predictions by role (``"ml_l"``, ``"ml_m"`` for
+            ``"plr"``/``"cate_linear"``; ``"ml_g0"``, ``"ml_g1"``, ``"ml_m"`` for ``"irm"``), each
+            of shape (n,) or (n_rep, n) (``"ml_m"`` of a ``"plr"`` with k treatments: (n, k) or
+            (n_rep, n, k)), for example fused nuisances from
+            :class:`~hetmtl.fusion.nuisance_fusion.NuisanceFusion`. Needs ``folds``: the
+            predictions of the rows in fold f must not have seen fold f. Roles not given are
+            cross-fitted with their learners as usual.
 
         Returns
         -------
@@ -206,20 +214,14 @@ class SiteDML(BaseEstimator):
         learners = self._learners(model, inp, root)
 
         if folds is None:
-            if inp.groups is not None and inp.n_groups < n_folds:
-                raise ValueError(f"n_folds: {n_folds} folds need at least {n_folds} clusters, "
-                                 f"got {inp.n_groups}")
-            if n < 2 * n_folds:
-                raise ValueError(f"n_folds: {n_folds} folds need at least {2 * n_folds} rows "
-                                 f"(2 per fold), got {n}")
-            strata = inp.d[:, 0] if (binary_d and inp.groups is None) else None
-            fold_seed = np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, 0))
-            all_tests = make_folds(n, n_folds, n_rep, fold_seed, groups=inp.groups, strata=strata)
+            all_tests = _draw_folds(inp, root, n_folds, n_rep, binary_d)
         else:
             all_tests = check_folds(folds, n, inp.groups)
             n_folds, n_rep = len(all_tests[0]), len(all_tests)
 
         specs = self._specs(model, inp, learners)
+        external = _external_predictions(predictions, folds, model, n, n_rep, inp.d.shape[1])
+        specs = [sp for sp in specs if sp.name not in external]
         p = inp.d.shape[1] if model != "cate_linear" else phi.shape[1]
         all_coef = np.empty((n_rep, p))
         all_se = np.empty((n_rep, p))
@@ -229,7 +231,8 @@ class SiteDML(BaseEstimator):
         first_score = None
         first_moments = None
         for r, tests in enumerate(all_tests):
-            preds = crossfit_predict(specs, inp.x, tests, rep=r)
+            preds = crossfit_predict(specs, inp.x, tests, rep=r) if specs else {}
+            preds.update({name: arr[r] for name, arr in external.items()})
             preds_by_rep.append(preds)
             score = _build_score(model, inp, preds, phi, clip)
             theta = score.solve(site=site)
@@ -260,7 +263,8 @@ class SiteDML(BaseEstimator):
         metadata = {
             "model": model,
             "score": _SCORE_NAMES[model],
-            "learners": {role: type(est).__name__ for role, est in learners.items()},
+            "learners": {role: ("external" if _role_external(role, external) else type(est).__name__)
+                         for role, est in learners.items()},
             "n_folds": int(n_folds),
             "n_rep": int(n_rep),
             "clip": float(clip),
@@ -408,6 +412,23 @@ class SiteDML(BaseEstimator):
                           "more rows.", UserWarning, stacklevel=3)
             return ()
         return tuple(out)
+
+    def split(self, data: pd.DataFrame | None = None, *, y: Any, d: Any, x: Any = None,
+              cluster: Any = None) -> list[list[np.ndarray]]:
+        """The sample splits :meth:`fit` would draw for these inputs, without fitting anything.
+
+        Useful when the nuisances come from elsewhere (e.g. nuisance fusion): the site computes
+        its grid summary on these folds and later passes them to ``fit(folds=...)``.
+
+        Returns
+        -------
+        list of list of ndarray
+            ``folds[r][k]``: sorted test rows of fold k in repetition r (the form of ``folds_``).
+        """
+        n_folds, n_rep, _, _ = self._check_params()
+        inp = _collect_inputs(data, y, d, x, cluster)
+        binary_d = inp.d.shape[1] == 1 and _is_binary01(inp.d[:, 0])
+        return _draw_folds(inp, _seed_sequence(self.random_state), n_folds, n_rep, binary_d)
 
     # ------------------------------------------------------------------ results
     def confint(self, level: float = 0.95) -> pd.DataFrame:
@@ -577,6 +598,58 @@ def _collect_inputs(data: Any, y: Any, d: Any, x: Any, cluster: Any) -> _Inputs:
     return _Inputs(y=y_arr, d=np.ascontiguousarray(d_arr), x=np.ascontiguousarray(x_arr),
                    x_frame=x_frame, groups=groups, n_groups=n_groups, y_name=y_name,
                    d_names=d_names)
+
+
+def _draw_folds(inp: _Inputs, root: np.random.SeedSequence, n_folds: int, n_rep: int,
+                binary_d: bool) -> list[list[np.ndarray]]:
+    """The random sample splits of a fit (stratified by a binary treatment, or by cluster)."""
+    n = inp.y.shape[0]
+    if inp.groups is not None and inp.n_groups < n_folds:
+        raise ValueError(f"n_folds: {n_folds} folds need at least {n_folds} clusters, "
+                         f"got {inp.n_groups}")
+    if n < 2 * n_folds:
+        raise ValueError(f"n_folds: {n_folds} folds need at least {2 * n_folds} rows "
+                         f"(2 per fold), got {n}")
+    strata = inp.d[:, 0] if (binary_d and inp.groups is None) else None
+    fold_seed = np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, 0))
+    return make_folds(n, n_folds, n_rep, fold_seed, groups=inp.groups, strata=strata)
+
+
+def _role_external(role: str, external: dict[str, np.ndarray]) -> bool:
+    return any(name == role or name.startswith(role) for name in external)
+
+
+def _external_predictions(predictions: dict[str, Any] | None, folds: Any, model: str, n: int, n_rep: int,
+                          k: int) -> dict[str, np.ndarray]:
+    """Validate external predictions; return them by spec name, each of shape (n_rep, n)."""
+    if predictions is None:
+        return {}
+    if not isinstance(predictions, dict):
+        raise ValueError(f"predictions: expected a dict of arrays by role, got {type(predictions).__name__}")
+    if folds is None:
+        raise ValueError("predictions: external predictions need the sample splits they were made "
+                         "with; pass folds")
+    roles = ("ml_g0", "ml_g1", "ml_m") if model == "irm" else ("ml_l", "ml_m")
+    out = {}
+    for role, value in predictions.items():
+        if role not in roles:
+            raise ValueError(f"predictions: unknown role {role!r} for model {model!r} (expected {roles})")
+        arr = as_float_array(value, f"predictions[{role!r}]")
+        multi = model == "plr" and role == "ml_m" and k > 1
+        base = 2 if multi else 1
+        if arr.ndim == base:
+            arr = arr[None]
+        want = (n_rep, n, k) if multi else (n_rep, n)
+        if arr.shape != want:
+            raise ValueError(f"predictions[{role!r}]: expected shape {want[1:]} or {want}, got "
+                             f"{np.shape(value)}")
+        if model != "irm" and role == "ml_m":
+            cols = arr if multi else arr[..., None]
+            for j in range(k):
+                out[f"ml_m:{j}"] = cols[..., j]
+        else:
+            out[role] = arr
+    return out
 
 
 def _build_score(model: str, inp: _Inputs, preds: dict[str, np.ndarray], phi: np.ndarray | None,

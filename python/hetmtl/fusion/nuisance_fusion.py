@@ -1,0 +1,388 @@
+"""Nuisance fusion: fuse the sites' kernel regressions on a shared grid, per cross-fitting fold.
+
+Workflow (no row-level data leaves a site):
+
+1. Sites agree on a :class:`~hetmtl.fusion.kernel_grid.KernelGrid` and candidate bandwidths.
+2. Each site fixes its sample split and sends a :class:`~hetmtl.fusion.grid_summary.GridSummary`.
+3. The center runs :class:`NuisanceFusion`: for every nuisance and fold f it fuses the sites'
+   training-fold fits (all folds but f) on the grid,
+
+       minimize  sum_k (1/2) sum_g c_kg (a_kg - ahat_kg)^2 + lam * sum_k w_k pen(a_k - a_0)
+
+   where ``ahat_kg`` is site k's local fit at grid point g and ``c_kg`` its curvature (S0 for
+   local constant; the local-linear Schur complement), ``w_k = sqrt(n_k)``, and ``pen`` the l2
+   norm over the whole grid function (``penalty="function"``) or the l1 norm (one scalar fused
+   problem per grid point, ``penalty="pointwise"``). The bandwidth and lambda are chosen by
+   summary-level cross-validation on the held-out folds' kernel sums.
+4. Each site receives its :class:`FusedNuisance` and predicts the rows of fold f with the
+   function fused without fold f (:meth:`FusedNuisance.predictions`), then runs
+   ``SiteDML.fit(..., folds=folds, predictions=...)``: cross-fitting stays intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from numbers import Real
+from typing import Any, Sequence
+
+import numpy as np
+
+from .. import _core
+from .._util.io import atomic_write_json
+from .._util.validation import as_float_array, check_choice
+from .grid_core import GRID_PENALTIES
+from .grid_summary import GridSummary, _fold_labels
+from .kernel_grid import KernelGrid, local_fit
+from .solver import _warn_unconverged, make_options
+
+FUSED_SCHEMA = "hetmtl.fused_nuisance"
+FUSED_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class _FoldProblem:
+    """One nuisance, one bandwidth, one fold: the sites' training fits and held-out sums."""
+
+    value: np.ndarray       # (K, G) local fits on the training folds
+    curvature: np.ndarray   # (K, G) 0 where missing
+    n_train: np.ndarray     # (K,)
+
+
+def _fold_problem(sums: list, b: int, f: int) -> _FoldProblem:
+    """Training-fold (all folds but f) local fits of every site at bandwidth b."""
+    M = np.stack([s.M[b].sum(0) - s.M[b, f] for s in sums])      # (K, G, P, P)
+    V = np.stack([s.V[b].sum(0) - s.V[b, f] for s in sums])      # (K, G, P)
+    value, curv = local_fit(M, V[..., None])
+    released = np.stack([s.released[b] for s in sums])
+    n_train = np.array([s.n_rows.sum() - s.n_rows[f] for s in sums])
+    return _FoldProblem(value[..., 0], np.where(released, curv, 0.0), n_train)
+
+
+def _solve_path(pb: _FoldProblem, lambdas: np.ndarray, penalty: str, weights: np.ndarray | None,
+                options) -> tuple[np.ndarray, np.ndarray]:
+    """Fused site values (L, K, G) and centers (L, G) along ``lambdas``; NaN where no site has data."""
+    K, G = pb.value.shape
+    present = pb.curvature.max(axis=0) > 0
+    n = pb.n_train.astype(float)
+    w = np.sqrt(n) if weights is None else weights
+    D = np.ascontiguousarray(pb.curvature / n[:, None])
+    th = np.ascontiguousarray(pb.value)
+    L = lambdas.size
+    theta = np.full((L, K, G), np.nan)
+    center = np.full((L, G), np.nan)
+    if penalty == "function":
+        core = _core.FusedProblem.diagonal(np.ascontiguousarray(D[:, present]), n, w, True)
+        thp = np.ascontiguousarray(th[:, present])
+        out = core.path(thp, [float(x) for x in lambdas], options)
+        status, kkt = out["status"].copy(), out["kkt"].copy()
+        # Warm starts along the path can stall on problems with missing grid values (zero
+        # weights) although cold solves at the same lambdas converge: retry those cold.
+        for i in np.flatnonzero(status != 0):
+            cold = core.solve(thp, float(lambdas[i]), options)
+            if cold["status"][0] == 0:
+                out["theta"][i], out["center"][i] = cold["theta"][0], cold["center"][0]
+                status[i], kkt[i] = 0, cold["kkt"][0]
+        _warn_unconverged(status, kkt, lambdas)
+        theta[:, :, present] = out["theta"]
+        center[:, present] = out["center"]
+    else:
+        for i, lam in enumerate(lambdas):
+            out = _core.fused_pointwise(D, th, n, w, float(lam), options)
+            _warn_unconverged(out["status"][present], out["kkt"][present], np.full(int(present.sum()), lam))
+            theta[i], center[i] = out["theta"], out["center"]
+    # A site without released data at a grid point takes the center's value there.
+    theta = np.where(np.isnan(theta) | (pb.curvature[None] > 0), theta, center[:, None, :])
+    return theta, center
+
+
+def _lambda_max(pb: _FoldProblem, weights: np.ndarray | None) -> float:
+    present = pb.curvature.max(axis=0) > 0
+    n = pb.n_train.astype(float)
+    w = np.sqrt(n) if weights is None else weights
+    D = np.ascontiguousarray((pb.curvature / n[:, None])[:, present])
+    core = _core.FusedProblem.diagonal(D, n, w, True)
+    return float(core.lambda_max(np.ascontiguousarray(pb.value[:, present])))
+
+
+def _fill_missing(values: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Give grid points without any value (NaN columns) the value of the nearest point that has one."""
+    miss = np.isnan(values).any(axis=0)
+    if not miss.any() or miss.all():
+        return values
+    have = np.flatnonzero(~miss)
+    dist = ((points[miss, None, :] - points[None, have, :]) ** 2).sum(-1)
+    out = values.copy()
+    out[:, miss] = values[:, have[np.argmin(dist, axis=1)]]
+    return out
+
+
+class NuisanceFusion:
+    """Fuse the sites' nuisance functions from their grid summaries.
+
+    Parameters
+    ----------
+    lam : float or "cv", default "cv"
+        Penalty level; ``"cv"`` picks it (with the bandwidth) by summary-level cross-validation
+        over ``n_lambda`` values from each problem's ``lambda_max`` down to
+        ``lambda_ratio * lambda_max``, plus 0 (each site's own fit).
+    penalty : {"function", "pointwise"}, default "function"
+        Group l2 penalty over the whole grid function (a site is fused as a whole or not), or one
+        l1 penalty per grid point (local similarity).
+    n_lambda : int, default 12
+    lambda_ratio : float, default 1e-3
+    weights : array_like of shape (K,), optional
+        Penalty weights ``w_k`` (default ``sqrt`` of each site's training rows).
+    tol, max_iter, n_threads
+        Solver options.
+
+    Attributes
+    ----------
+    sites_ : list of str
+    grid_ : KernelGrid
+    bandwidth_ : dict of str to ndarray of shape (d,)
+        Chosen bandwidth per nuisance.
+    lam_ : dict of str to float
+        Penalty level per nuisance (the mean over folds when cross-validated: each fold uses the
+        chosen fraction ``lambda_fraction_`` of its own ``lambda_max``).
+    lambda_fraction_ : dict of str to float or None
+        Chosen fraction of ``lambda_max`` (None when ``lam`` is a number).
+    cv_loss_ : dict of str to ndarray of shape (B, L)
+        Held-out loss per bandwidth and lambda position.
+    values_ : dict of str to ndarray of shape (K, F, G)
+        Fused grid values per site and fold (fold f's never saw any site's fold f).
+    center_ : dict of str to ndarray of shape (F, G)
+        The center function per fold.
+
+    Notes
+    -----
+    Cross-validation: for a candidate bandwidth and lambda, fold f's fused functions (fitted on
+    all folds but f) are scored against fold f's kernel sums at the smallest candidate bandwidth,
+    ``sum_k sum_g (S0_kg a_kg^2 - 2 S1_kg a_kg)`` (a kernel-smoothed held-out squared error,
+    comparable across bandwidths because the scoring sums are the same for all of them).
+    For ``lam="cv"`` lambda is searched as a fraction of each fold's ``lambda_max``.
+    """
+
+    def __init__(self, lam: float | str = "cv", penalty: str = "function", n_lambda: int = 12,
+                 lambda_ratio: float = 1e-3, weights: Any = None, tol: float = 1e-9,
+                 max_iter: int = 20000, n_threads: int = 1) -> None:
+        self.lam = lam
+        self.penalty = penalty
+        self.n_lambda = n_lambda
+        self.lambda_ratio = lambda_ratio
+        self.weights = weights
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_threads = n_threads
+
+    def fit(self, summaries: Sequence[GridSummary]) -> "NuisanceFusion":
+        """Fuse every nuisance that all sites sent.
+
+        Parameters
+        ----------
+        summaries : sequence of GridSummary
+            One per site, on the same grid, bandwidths and number of folds.
+
+        Returns
+        -------
+        self
+        """
+        check_choice(self.penalty, "penalty", GRID_PENALTIES)
+        if not (self.lam == "cv" or (isinstance(self.lam, Real) and np.isfinite(self.lam) and self.lam >= 0)):
+            raise ValueError(f"lam: expected 'cv' or a non-negative number, got {self.lam!r}")
+        if int(self.n_lambda) < 2:
+            raise ValueError(f"n_lambda: must be at least 2, got {self.n_lambda!r}")
+        if not (0 < self.lambda_ratio < 1):
+            raise ValueError(f"lambda_ratio: must lie in (0, 1), got {self.lambda_ratio!r}")
+        summaries = list(summaries)
+        if len(summaries) == 0:
+            raise ValueError("summaries: needs at least one site")
+        for k, s in enumerate(summaries):
+            if not isinstance(s, GridSummary):
+                raise ValueError(f"summaries[{k}]: expected a GridSummary, got {type(s).__name__}")
+        first = summaries[0]
+        for k, s in enumerate(summaries[1:], start=1):
+            if not s.grid.same_as(first.grid):
+                raise ValueError(f"summaries[{k}]: site {s.site!r} used a different grid or kernel")
+            if not np.array_equal(s.bandwidths, first.bandwidths):
+                raise ValueError(f"summaries[{k}]: site {s.site!r} used different candidate bandwidths")
+            if s.n_folds != first.n_folds:
+                raise ValueError(f"summaries[{k}]: site {s.site!r} has {s.n_folds} folds, site "
+                                 f"{first.site!r} has {first.n_folds}")
+        sites = [s.site for s in summaries]
+        if len(set(sites)) != len(sites):
+            raise ValueError("summaries: site names must be unique")
+        roles = [r for r in first.nuisances if all(r in s.nuisances for s in summaries)]
+        if not roles:
+            raise ValueError("summaries: no nuisance is present at every site")
+        K = len(summaries)
+        weights = None
+        if self.weights is not None:
+            weights = as_float_array(self.weights, "weights", ndim=1)
+            if weights.shape != (K,) or np.any(weights <= 0):
+                raise ValueError(f"weights: expected {K} positive values")
+        options = make_options("l2", self.tol, self.max_iter, self.n_threads)
+
+        F, H = first.n_folds, first.bandwidths
+        b_eval = int(np.argmin(np.prod(H, axis=1)))
+        points = first.grid.points
+        self.sites_, self.grid_, self.n_folds_ = sites, first.grid, F
+        self.binary_ = {}
+        self.bandwidth_, self.lam_, self.cv_loss_, self.values_, self.center_ = {}, {}, {}, {}, {}
+        self.lambda_fraction_ = {}
+        for role in roles:
+            sums = [s.nuisances[role] for s in summaries]
+            self.binary_[role] = all(s.binary for s in sums)
+            fractions = (np.append(np.geomspace(1.0, self.lambda_ratio, int(self.n_lambda)), 0.0)
+                         if self.lam == "cv" else None)
+            loss = np.zeros((H.shape[0], 1 if fractions is None else fractions.size))
+            problems = {}
+            for b in range(H.shape[0]):
+                for f in range(F):
+                    pb = _fold_problem(sums, b, f)
+                    if not (pb.curvature.max(axis=0) > 0).any():
+                        loss[b] = np.inf  # nothing released at this bandwidth
+                        break
+                    problems[b, f] = pb
+                    lams = (np.array([float(self.lam)]) if fractions is None
+                            else fractions * _lambda_max(pb, weights))
+                    theta, _ = _solve_path(pb, lams, self.penalty, weights, options)
+                    loss[b] += _heldout_loss(theta, sums, b_eval, f)
+            b_best, l_best = np.unravel_index(np.argmin(loss), loss.shape)
+            vals = np.empty((K, F, points.shape[0]))
+            cent = np.empty((F, points.shape[0]))
+            lam_used = []
+            for f in range(F):
+                pb = problems[b_best, f]
+                lam = (float(self.lam) if fractions is None
+                       else float(fractions[l_best] * _lambda_max(pb, weights)))
+                theta, center = _solve_path(pb, np.array([lam]), self.penalty, weights, options)
+                both = _fill_missing(np.vstack([theta[0], center[0][None]]), points)
+                vals[:, f], cent[f] = both[:K], both[K]
+                lam_used.append(lam)
+            if self.binary_[role]:
+                vals, cent = np.clip(vals, 0.0, 1.0), np.clip(cent, 0.0, 1.0)
+            self.bandwidth_[role] = H[b_best].copy()
+            self.lam_[role] = float(np.mean(lam_used))
+            self.lambda_fraction_[role] = None if fractions is None else float(fractions[l_best])
+            self.cv_loss_[role] = loss
+            self.values_[role], self.center_[role] = vals, cent
+        return self
+
+    def result(self, site: str) -> "FusedNuisance":
+        """What the center sends back to ``site``: its fused functions on the grid, per fold."""
+        if not hasattr(self, "values_"):
+            raise ValueError("NuisanceFusion: call fit first")
+        if site not in self.sites_:
+            raise ValueError(f"site: unknown site {site!r}; known: {self.sites_}")
+        k = self.sites_.index(site)
+        return FusedNuisance(site=site, grid=self.grid_,
+                             values={r: v[k] for r, v in self.values_.items()},
+                             binary=dict(self.binary_),
+                             metadata={"penalty": self.penalty,
+                                       "lam": dict(self.lam_),
+                                       "bandwidth": {r: h.tolist() for r, h in self.bandwidth_.items()},
+                                       "n_sites": len(self.sites_)})
+
+
+def _heldout_loss(theta: np.ndarray, sums: list, b_eval: int, f: int) -> np.ndarray:
+    """sum_k sum_g (S0 a^2 - 2 S1 a) on fold f's released sums, per lambda (L,)."""
+    S0 = np.stack([s.M[b_eval, f, :, 0, 0] for s in sums])
+    S1 = np.stack([s.V[b_eval, f, :, 0] for s in sums])
+    a = np.nan_to_num(theta, nan=0.0)
+    return np.einsum("kg,lkg->l", S0, a * a) - 2.0 * np.einsum("kg,lkg->l", S1, a)
+
+
+@dataclass(frozen=True)
+class FusedNuisance:
+    """A site's fused nuisance functions: values on the grid per fold, and how to predict.
+
+    Attributes
+    ----------
+    site : str
+    grid : KernelGrid
+    values : dict of str to ndarray of shape (F, G)
+        Fold f's function never saw the site's fold f.
+    binary : dict of str to bool
+        Whether a nuisance is a probability (predictions are then kept in [0, 1]).
+    metadata : dict
+    """
+
+    site: str
+    grid: KernelGrid
+    values: dict[str, np.ndarray]
+    binary: dict[str, bool] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def predict(self, role: str, X, folds: Any) -> np.ndarray:
+        """Out-of-fold predictions of one nuisance at the site's rows.
+
+        Parameters
+        ----------
+        role : str
+            Nuisance name (``"ml_l"``, ``"ml_m"``, ...).
+        X : array_like of shape (n, d)
+            The site's covariates (the same rows and order as for its grid summary).
+        folds : list of ndarray or ndarray of int
+            The site's sample split (as given to :meth:`GridSummary.compute`).
+
+        Returns
+        -------
+        ndarray of shape (n,)
+        """
+        if role not in self.values:
+            raise ValueError(f"role: no fused nuisance {role!r}; available: {sorted(self.values)}")
+        x = self.grid.prepare_points(X)
+        labels, F = _fold_labels(folds, x.shape[0])
+        vals = self.values[role]
+        if F != vals.shape[0]:
+            raise ValueError(f"folds: {F} folds, but the fused nuisance has {vals.shape[0]}")
+        out = np.empty(x.shape[0])
+        for f in range(F):  # a handful of folds; each is one interpolation call
+            rows = labels == f
+            out[rows] = self.grid.interpolate(vals[f], x[rows])
+        return np.clip(out, 0.0, 1.0) if self.binary.get(role, False) else out
+
+    def predictions(self, X, folds: Any) -> dict[str, np.ndarray]:
+        """Out-of-fold predictions of every nuisance, ready for ``SiteDML.fit(predictions=...)``."""
+        return {role: self.predict(role, X, folds) for role in self.values}
+
+    # ------------------------------------------------------------ JSON
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (versioned schema)."""
+        return {"schema": FUSED_SCHEMA, "schema_version": FUSED_SCHEMA_VERSION, "site": self.site,
+                "grid": self.grid.to_dict(), "values": {r: v.tolist() for r, v in self.values.items()},
+                "binary": dict(self.binary), "metadata": self.metadata}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "FusedNuisance":
+        """Inverse of :meth:`to_dict`."""
+        if not isinstance(d, dict) or d.get("schema") != FUSED_SCHEMA:
+            raise ValueError("fused nuisance: not a hetmtl fused nuisance file")
+        if d.get("schema_version") != FUSED_SCHEMA_VERSION:
+            raise ValueError(f"fused nuisance: unsupported schema_version {d.get('schema_version')!r}")
+        grid = KernelGrid.from_dict(d["grid"])
+        values = {}
+        for r, v in d["values"].items():
+            arr = as_float_array(v, f"values[{r!r}]", ndim=2)
+            if arr.shape[1] != grid.n_points:
+                raise ValueError(f"values[{r!r}]: expected {grid.n_points} grid values per fold")
+            values[r] = arr
+        return cls(site=str(d["site"]), grid=grid, values=values,
+                   binary={r: bool(b) for r, b in d.get("binary", {}).items()},
+                   metadata=dict(d.get("metadata", {})))
+
+    def to_json(self, path: str | os.PathLike) -> None:
+        """Write as versioned JSON, atomically."""
+        atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> "FusedNuisance":
+        """Load a file written by :meth:`to_json`."""
+        try:
+            with open(path, encoding="utf-8") as fh:
+                d = json.load(fh)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"path: {os.fspath(path)!r} is not valid JSON ({exc})") from None
+        return cls.from_dict(d)

@@ -11,6 +11,8 @@ import re
 import numpy as np
 import pytest
 
+from hetmtl import _core
+
 from hetmtl.fusion import ConvergenceWarning, fused_path, fused_solve
 from hetmtl.fusion.solver import make_options, prepare_problem, solve_batch
 
@@ -411,3 +413,20 @@ def test_solve_batch_validates_draws(draws):
     problem = prepare_problem(TH0, W0, N0)
     with pytest.raises(ValueError, match="theta_hats"):
         solve_batch(problem, draws, 0.5, make_options())
+
+
+def test_path_with_a_non_unique_center_converges():
+    """Two sites of equal weight, both unfused: any center between them is optimal, and warm
+    starts drift to one end, leaving that site a hair's breadth from the center. Zero weights
+    (grid points a site did not release) in the diagonal mode, as nuisance fusion builds them."""
+    D = np.array([[0.0, 0.2006, 0.2450, 0.2129], [0.2148, 0.2546, 0.2529, 0.0]])
+    theta_hat = np.array([[0.0, 0.3286, -0.0885, -0.6662], [1.4830, 1.1611, 1.0663, 0.0]])
+    n = np.array([143.0, 143.0])
+    lambdas = list(np.append(2.0493 * 0.5336 ** np.arange(12), 0.0))
+    problem = _core.FusedProblem.diagonal(D, n, np.sqrt(n), True)
+    out = problem.path(theta_hat, lambdas, make_options(tol=1e-9))
+    assert np.all(out["status"] == 0)
+    assert out["kkt"].max() <= 1e-9
+    for i in (4, 8):  # the same points as cold solves, where the center is unique to rounding
+        cold = problem.solve(theta_hat, lambdas[i], make_options(tol=1e-9))
+        np.testing.assert_allclose(out["theta"][i], cold["theta"][0], atol=1e-7)

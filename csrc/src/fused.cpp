@@ -441,15 +441,19 @@ bool FusedProblem::newton_center(const Eigen::Ref<const RowMatrix>& theta_hat, d
         if (g.norm() <= opt.tol * scale) return true;
         ++iterations;
         // The offsets at the accepted point give the curvature without another pass of proxes.
+        const bool stale = reuse;  // a curvature from an earlier point or lambda
         if (!reuse) center_hessian(lambda, v, H, opt.n_threads);
+        reuse = false;
         Eigen::MatrixXd Hr = H;
         Hr.diagonal().array() += ridge;
         Vector d = -Hr.ldlt().solve(g);
-        if (!d.allFinite()) return false;
         const double dn = d.norm();
         if (dn > radius) d *= radius / dn;  // the solution lies within reach of the site estimates
         const double slope = g.dot(d);
-        if (!(slope < 0.0)) return false;
+        if (!(d.allFinite() && slope < 0.0)) {
+            if (stale) continue;  // retry with the curvature at this point
+            return false;
+        }
         double alpha = 1.0;
         bool accepted = false;
         for (int ls = 0; ls < 60; ++ls) {
@@ -470,7 +474,7 @@ bool FusedProblem::newton_center(const Eigen::Ref<const RowMatrix>& theta_hat, d
             }
             alpha *= 0.5;
         }
-        if (!accepted) return false;
+        if (!accepted && !stale) return false;
     }
     return g.norm() <= opt.tol * scale;
 }
@@ -487,6 +491,28 @@ FusedResult FusedProblem::finish_l2(const Eigen::Ref<const RowMatrix>& theta_hat
     for (int k = 0; k < K_; ++k) res.fused[k] = v.row(k).squaredNorm() == 0.0 ? 1 : 0;
     res.iterations = iterations;
     res.kkt = centered_kkt(theta_hat, res.theta, u, lambda, Penalty::L2);
+    if (res.kkt > opt.tol && res.theta.allFinite()) {
+        // A site left a hair's breadth from the center (the center need not be unique, e.g. two
+        // sites of equal weight: any point between them) has an offset too small to carry its
+        // direction through theta_k - u. Reading it as fused is the same point to rounding; keep
+        // that reading when it satisfies the optimality conditions better.
+        double spread = 0.0;
+        for (int k = 0; k < K_; ++k) spread = std::max(spread, theta_hat.row(k).norm());
+        RowMatrix snapped = res.theta;
+        std::vector<std::uint8_t> fused = res.fused;
+        for (int k = 0; k < K_; ++k) {
+            if (!fused[k] && v.row(k).norm() <= 1e-8 * spread) {
+                snapped.row(k) = u.transpose();
+                fused[k] = 1;
+            }
+        }
+        const double kkt = centered_kkt(theta_hat, snapped, u, lambda, Penalty::L2);
+        if (kkt < res.kkt) {
+            res.theta = std::move(snapped);
+            res.fused = std::move(fused);
+            res.kkt = kkt;
+        }
+    }
     if (!res.theta.allFinite()) {
         res.status = SolveStatus::NumericalFailure;
     } else {

@@ -76,15 +76,7 @@ def _solve_path(pb: _FoldProblem, lambdas: np.ndarray, penalty: str, weights: np
         core = _core.FusedProblem.diagonal(np.ascontiguousarray(D[:, present]), n, w, True)
         thp = np.ascontiguousarray(th[:, present])
         out = core.path(thp, [float(x) for x in lambdas], options)
-        status, kkt = out["status"].copy(), out["kkt"].copy()
-        # Warm starts along the path can stall on problems with missing grid values (zero
-        # weights) although cold solves at the same lambdas converge: retry those cold.
-        for i in np.flatnonzero(status != 0):
-            cold = core.solve(thp, float(lambdas[i]), options)
-            if cold["status"][0] == 0:
-                out["theta"][i], out["center"][i] = cold["theta"][0], cold["center"][0]
-                status[i], kkt[i] = 0, cold["kkt"][0]
-        _warn_unconverged(status, kkt, lambdas)
+        _warn_unconverged(out["status"], out["kkt"], lambdas)
         theta[:, :, present] = out["theta"]
         center[:, present] = out["center"]
     else:

@@ -207,11 +207,11 @@ bool FusedProblem::site_prox_p(int k, const Vector& z, double tau, Workspace& ws
     apply_A_p<P>(k, z, ws.b);
     const double bnorm = view<P>(ws.b).norm();
     if (bnorm <= tau * (1.0 + 1e-11)) {
-        ws.x.setZero();
+        view<P>(ws.x).setZero();
         return true;
     }
     if (tau <= 0.0) {
-        ws.x = z;
+        view<P>(ws.x) = view<P>(z);
         return false;
     }
     // In the eigenbasis of A: x_i = b_i rho / (l_i rho + tau) with b = Lambda Q'z, where rho = ||x||
@@ -340,23 +340,40 @@ FusedResult FusedProblem::single_site(const Eigen::Ref<const RowMatrix>& centere
 
 double FusedProblem::center_objective(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
                                       const Vector& u, RowMatrix& v, Vector& grad, int n_threads) const {
+    switch (p_) {
+        case 1: return center_objective_p<1>(theta_hat, lambda, u, v, grad, n_threads);
+        case 2: return center_objective_p<2>(theta_hat, lambda, u, v, grad, n_threads);
+        case 3: return center_objective_p<3>(theta_hat, lambda, u, v, grad, n_threads);
+        case 4: return center_objective_p<4>(theta_hat, lambda, u, v, grad, n_threads);
+        default: return center_objective_p<Eigen::Dynamic>(theta_hat, lambda, u, v, grad, n_threads);
+    }
+}
+
+template <int P>
+double FusedProblem::center_objective_p(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
+                                        const Vector& u, RowMatrix& v, Vector& grad, int n_threads) const {
     // Per-site terms are stored and added in site order afterwards, so the result does not depend
     // on the number of threads.
     RowMatrix g_site(K_, p_);
     Vector f_site(K_);
+    const auto uu = view<P>(u);
 #pragma omp parallel num_threads(n_threads) if (n_threads > 1 && K_ >= 64)
     {
         Workspace ws(p_);
+        auto z = view<P>(ws.z);
+        auto x = view<P>(ws.x);
+        auto r = view<P>(ws.r);
+        auto Ar = view<P>(ws.Ar);
 #pragma omp for schedule(static)
         for (int k = 0; k < K_; ++k) {
             const double tau = lambda * w_(k);
-            ws.z = theta_hat.row(k).transpose() - u;
-            const bool fused = site_prox(k, ws.z, tau, ws);
-            ws.r = ws.x - ws.z;
-            apply_A(k, ws.r, ws.Ar);  // dispatches on p like site_prox
-            g_site.row(k) = ws.Ar.transpose();
-            f_site(k) = 0.5 * ws.r.dot(ws.Ar) + (fused ? 0.0 : tau * ws.x.norm());
-            v.row(k) = ws.x.transpose();
+            z = Eigen::Map<const VecP<P>>(theta_hat.row(k).data(), p_) - uu;
+            const bool fused = site_prox_p<P>(k, ws.z, tau, ws);
+            r = x - z;
+            apply_A_p<P>(k, ws.r, ws.Ar);
+            Eigen::Map<VecP<P>>(g_site.row(k).data(), p_) = Ar;
+            f_site(k) = 0.5 * r.dot(Ar) + (fused ? 0.0 : tau * x.norm());
+            Eigen::Map<VecP<P>>(v.row(k).data(), p_) = x;
         }
     }
     grad = g_site.colwise().sum().transpose();

@@ -109,6 +109,9 @@ private:
     // Site offsets v_k = prox_k(that_k - u), objective F(u) and its gradient.
     double center_objective(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, const Vector& u,
                             RowMatrix& v, Vector& grad, int n_threads) const;
+    template <int P>
+    double center_objective_p(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, const Vector& u,
+                              RowMatrix& v, Vector& grad, int n_threads) const;
     // Hessian of F at the point whose offsets are v.
     void center_hessian(double lambda, const RowMatrix& v, Eigen::MatrixXd& H, int n_threads) const;
     // Add site k's curvature of F at an unfused offset v (||v|| > 0) to the lower triangle of H.

@@ -4,8 +4,10 @@
 namespace py = pybind11;
 
 void register_fused(py::module_& m);
+void register_prox(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "hetmtl compiled core (private; use the public hetmtl API)";
     register_fused(m);
+    register_prox(m);
 }

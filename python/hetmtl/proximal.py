@@ -180,7 +180,7 @@ class HeadFit:
     beta : ndarray of shape (R, p)
     intercept : ndarray of shape (R,)
     fused_alpha, fused_beta : ndarray of shape (R,), bool
-        True where the head equals its center exactly (``"l2"`` penalty).
+        True where the head equals its center exactly under a positive ``"l2"`` penalty.
     iterations : ndarray of shape (R,)
     kkt : ndarray of shape (R,)
         Relative KKT (fixed-point) residual per task.

@@ -252,8 +252,8 @@ HeadResult solve_heads(const Eigen::Ref<const RowMatrix>& Z, const Eigen::Ref<co
         res.alpha.row(r) = x.head(q).transpose();
         res.beta.row(r) = x.tail(p).transpose();
         res.intercept(r) = tp.ybar - tp.mean.dot(x);
-        res.fused_alpha[r] = opt.penalty_alpha == HeadPenalty::L2 && q > 0 && x.head(q) == alpha_center;
-        res.fused_beta[r] = opt.penalty_beta == HeadPenalty::L2 && p > 0 && x.tail(p) == beta_center;
+        res.fused_alpha[r] = opt.penalty_alpha == HeadPenalty::L2 && q > 0 && pen_alpha(r) > 0.0 && x.head(q) == alpha_center;
+        res.fused_beta[r] = opt.penalty_beta == HeadPenalty::L2 && p > 0 && pen_beta(r) > 0.0 && x.tail(p) == beta_center;
         res.iterations[r] = it;
         res.kkt(r) = res_kkt;
         res.status[r] = static_cast<int>(st);

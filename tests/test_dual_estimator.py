@@ -90,10 +90,11 @@ def test_diagnostics_consistent(fitted):
 
 def test_large_penalty_fuses_all_and_zero_penalty_fuses_none():
     X, y, task = small_tasks(1)
-    big = DualEncoderMTL(lam_beta=100.0, random_state=0, **FAST).fit(X, y, task)
+    big = DualEncoderMTL(lam_beta=100.0, lam_specific=100.0, random_state=0, **FAST).fit(X, y, task)
     assert big.fused_.all() and np.all(big.head_distances_.to_numpy() == 0)
-    none = DualEncoderMTL(lam_beta=0.0, random_state=0, **FAST).fit(X, y, task)
-    assert not none.fused_.any()
+    assert big.specific_off_.all() and np.all(big.alpha_ == 0)
+    none = DualEncoderMTL(lam_beta=0.0, lam_specific=0.0, random_state=0, **FAST).fit(X, y, task)
+    assert not none.fused_.any() and not none.specific_off_.any()
 
 
 @pytest.mark.parametrize("options", [

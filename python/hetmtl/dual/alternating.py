@@ -90,6 +90,7 @@ class AltConfig:
     patience: int
     head_tol: float
     update_center: bool = True
+    learn_alpha_center: bool = True
 
 
 @dataclass
@@ -143,7 +144,7 @@ def head_step(net: DualNet, data: Data, heads: Heads, cfg: AltConfig, update_cen
                 fit.fused_alpha, fit.fused_beta)
     if update_center:
         new.beta_center = weighted_center(fit.beta, cfg.pen_beta, cfg.center)
-        if cfg.penalty_alpha != "none":
+        if cfg.penalty_alpha != "none" and cfg.learn_alpha_center:
             new.alpha_center = weighted_center(fit.alpha, cfg.pen_alpha, cfg.center)
     return new
 

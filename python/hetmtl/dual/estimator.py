@@ -50,7 +50,12 @@ class DualEncoderMTL(TaskRegressor):
         Strength of the pull of beta_r toward the center. With ``penalty="ball"`` it is the
         radius B of the constraint ``||beta_r - beta_bar|| <= B``.
     lam_alpha : float or None
-        Same for alpha_r (None: task-specific heads are not centered).
+        Pull of alpha_r toward a learned center, like beta_r (None: the task-specific heads are not
+        centered, each encoder keeps its own coordinates).
+    lam_specific : float
+        Used when ``lam_alpha`` is None: group-lasso shrinkage of alpha_r toward zero, which
+        switches off the specific encoder of a task it does not help (``specific_off_``) and
+        keeps the per-task encoders from fitting noise on small tasks. 0 disables it.
     gamma : float
         Weight of the orthogonality penalty between shared and specific encodings.
     penalty : {"l2", "l2sq", "ball"}
@@ -101,6 +106,8 @@ class DualEncoderMTL(TaskRegressor):
         Centers of the heads.
     fused_ : ndarray of bool, shape (R,)
         Tasks whose beta equals the center exactly.
+    specific_off_ : ndarray of bool, shape (R,)
+        Tasks whose alpha is exactly zero (specific encoder switched off by ``lam_specific``).
     head_distances_ : DataFrame (R x R)
         Distances ``||beta_r - beta_s||``.
     orthogonality_ : Series
@@ -114,8 +121,9 @@ class DualEncoderMTL(TaskRegressor):
         Training and validation loss per round.
     """
 
-    def __init__(self, latent_shared: int = 8, latent_specific: int = 4, hidden: Sequence[int] = (32,),
-                 lam_beta: float = 0.3, lam_alpha: float | None = None, gamma: float = 0.1,
+    def __init__(self, latent_shared: int = 8, latent_specific: int = 2, hidden: Sequence[int] = (32,),
+                 lam_beta: float = 1.0, lam_alpha: float | None = None, lam_specific: float = 1.0,
+                 gamma: float = 0.1,
                  penalty: str = "l2", center: str = "geomedian", orthogonality: str = "standardized",
                  task_weights: str = "equal", lam_scaling: str = "sqrt_p_n", encoder_steps: int = 5,
                  encoder_order: str = "joint", activation: str = "relu", lr: float = 1e-2,
@@ -129,6 +137,7 @@ class DualEncoderMTL(TaskRegressor):
         self.hidden = hidden
         self.lam_beta = lam_beta
         self.lam_alpha = lam_alpha
+        self.lam_specific = lam_specific
         self.gamma = gamma
         self.penalty = penalty
         self.center = center
@@ -165,7 +174,7 @@ class DualEncoderMTL(TaskRegressor):
                 raise ValueError(f"{name}: must be non-negative, got {getattr(self, name)!r}")
         if int(self.latent_shared) + int(self.latent_specific) == 0:
             raise ValueError("latent_shared, latent_specific: at least one encoder must have a positive width")
-        for name in ("lam_beta", "gamma", "transfer_tol"):
+        for name in ("lam_beta", "lam_specific", "gamma", "transfer_tol"):
             val = getattr(self, name)
             if not (np.isfinite(val) and val >= 0):
                 raise ValueError(f"{name}: must be a finite non-negative number, got {val!r}")
@@ -189,15 +198,18 @@ class DualEncoderMTL(TaskRegressor):
     def _config(self, sizes: np.ndarray, update_center: bool) -> AltConfig:
         w = self._task_weights(sizes)
         p, q = int(self.latent_shared), int(self.latent_specific)
+        lam_a = float(self.lam_specific if self.lam_alpha is None else self.lam_alpha)
+        pen_alpha = self._penalty_levels(lam_a, q, sizes, w)
         return AltConfig(
             loss_weights=w, pen_beta=self._penalty_levels(self.lam_beta, p, sizes, w),
-            pen_alpha=self._penalty_levels(self.lam_alpha, q, sizes, w),
+            pen_alpha=pen_alpha,
             penalty_beta=self.penalty if p > 0 else "none",
-            penalty_alpha=self.penalty if (self.lam_alpha is not None and q > 0) else "none",
+            penalty_alpha=self.penalty if (q > 0 and lam_a > 0) else "none",
             center=self.center, gamma=float(self.gamma), orthogonality=self.orthogonality,
             encoder_steps=int(self.encoder_steps), encoder_order=self.encoder_order, lr=float(self.lr),
             weight_decay=float(self.weight_decay), max_epochs=int(self.max_epochs),
-            patience=int(self.patience), head_tol=float(self.head_tol), update_center=update_center)
+            patience=int(self.patience), head_tol=float(self.head_tol), update_center=update_center,
+            learn_alpha_center=self.lam_alpha is not None)
 
     def _data(self, part: Split, n_tasks: int):
         X, y, codes, _ = self._tensors(part, n_tasks)
@@ -236,6 +248,7 @@ class DualEncoderMTL(TaskRegressor):
         self.alpha_, self.beta_, self.intercept_ = heads.alpha, heads.beta, heads.intercept
         self.alpha_center_, self.beta_center_ = heads.alpha_center, heads.beta_center
         self.fused_ = np.asarray(heads.fused_beta, dtype=bool)
+        self.specific_off_ = (heads.alpha.shape[1] > 0) & np.all(heads.alpha == 0, axis=1)
         diff = heads.beta[:, None, :] - heads.beta[None, :, :]
         self.head_distances_ = pd.DataFrame(np.linalg.norm(diff, axis=-1), index=classes, columns=classes)
         self.center_distances_ = np.linalg.norm(heads.beta - heads.beta_center, axis=1)
@@ -285,6 +298,7 @@ class DualEncoderMTL(TaskRegressor):
             "val_mse": self.validation_loss_, "val_mse_single_task": self.single_task_validation_loss_,
             "negative_transfer": self.negative_transfer_, "fallback": self.fallback_,
             "fused": self.fused_, "distance_to_center": self.center_distances_,
+            "specific_off": self.specific_off_,
             "orthogonality": orth}, index=pd.Index(prep.classes, name="task"))
 
     # ------------------------------------------------------------------ prediction

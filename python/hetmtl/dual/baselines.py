@@ -199,8 +199,10 @@ def shared_only(**params: Any):
 
 def specific_only(**params: Any):
     """The dual encoder without the shared encoder (``latent_shared=0``): every task learns its own
-    encoder and head, so nothing is shared."""
+    encoder and head, so nothing is shared (``lam_specific`` defaults to 0 here: shrinking the only
+    head toward zero would remove the model)."""
     from .estimator import DualEncoderMTL
 
     params.setdefault("latent_specific", 12)
+    params.setdefault("lam_specific", 0.0)
     return DualEncoderMTL(**{**params, "latent_shared": 0})

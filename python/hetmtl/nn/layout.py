@@ -21,12 +21,15 @@ class TaskLayout:
         Rows per task (0 for a task absent from the batch).
     task : LongTensor of shape (N,)
         The task of every row (as given).
+    slot : LongTensor of shape (N,)
+        Position of every row in the flattened block, ``task * m + rank within the task``.
     """
 
     index: torch.Tensor
     mask: torch.Tensor
     counts: torch.Tensor
     task: torch.Tensor
+    slot: torch.Tensor
 
     @classmethod
     def from_tasks(cls, task: torch.Tensor, n_tasks: int) -> "TaskLayout":
@@ -43,7 +46,9 @@ class TaskLayout:
         mask = torch.zeros((n_tasks, m), dtype=torch.bool, device=task.device)
         index[sorted_task, pos] = order
         mask[sorted_task, pos] = True
-        return cls(index=index, mask=mask, counts=counts, task=task)
+        slot = torch.empty_like(task)
+        slot[order] = sorted_task * m + pos
+        return cls(index=index, mask=mask, counts=counts, task=task, slot=slot)
 
     @property
     def n_tasks(self) -> int:
@@ -51,14 +56,15 @@ class TaskLayout:
 
     def gather(self, x: torch.Tensor) -> torch.Tensor:
         """Rows ``x`` (N, k) to a padded block (R, m, k) with zeros in the padding."""
-        return x[self.index] * self.mask.unsqueeze(-1).to(x.dtype)
+        # index_select (whose gradient is a plain index_add) rather than advanced indexing.
+        R, m = self.index.shape
+        blocks = x.index_select(0, self.index.reshape(-1)).reshape(R, m, x.shape[-1])
+        return blocks * self.mask.unsqueeze(-1).to(x.dtype)
 
     def scatter(self, blocks: torch.Tensor) -> torch.Tensor:
         """A padded block (R, m, k) back to rows (N, k) in the original order."""
-        out = blocks.new_empty((self.task.numel(), blocks.shape[-1]))
-        out[self.index[self.mask]] = blocks[self.mask]
-        return out
+        return blocks.reshape(-1, blocks.shape[-1]).index_select(0, self.slot)
 
     def to(self, device) -> "TaskLayout":
         return TaskLayout(self.index.to(device), self.mask.to(device), self.counts.to(device),
-                          self.task.to(device))
+                          self.task.to(device), self.slot.to(device))

@@ -63,7 +63,8 @@ class TaskLayout:
 
     def scatter(self, blocks: torch.Tensor) -> torch.Tensor:
         """A padded block (R, m, k) back to rows (N, k) in the original order."""
-        return blocks.reshape(-1, blocks.shape[-1]).index_select(0, self.slot)
+        R, m, k = blocks.shape
+        return blocks.reshape(R * m, k).index_select(0, self.slot)
 
     def to(self, device) -> "TaskLayout":
         return TaskLayout(self.index.to(device), self.mask.to(device), self.counts.to(device),

@@ -101,7 +101,7 @@ def test_large_penalty_fuses_all_and_zero_penalty_fuses_none():
     dict(penalty="l2sq", center="mean"), dict(penalty="ball", lam_beta=0.1),
     dict(lam_alpha=0.2, orthogonality="raw", task_weights="size", lam_scaling="none"),
     dict(encoder_order="alternate", standardize="task", orthogonality="centered"),
-    dict(latent_specific=0), dict(latent_shared=0),
+    dict(latent_specific=0), dict(latent_shared=0), dict(verbose=True, device="cpu"),
 ])
 def test_options_fit(options):
     X, y, task = small_tasks(2)

@@ -147,3 +147,7 @@ def test_transfer_to_new_task(fitted):
     assert np.isfinite(new.score(Xn, yn))
     with pytest.raises(ValueError, match="X_new: has 2 columns"):
         model.transfer(Xn[:, :2], yn)
+    # without task-specific encoders only the new head is fitted, on the shared encoding
+    shared = DualEncoderMTL(random_state=0, **{**FAST, "latent_specific": 0}).fit(X, y, task)
+    head_only = shared.transfer(Xn, yn, random_state=0)
+    assert head_only.alpha_.shape == (0,) and np.isfinite(head_only.score(Xn, yn))

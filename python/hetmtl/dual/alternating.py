@@ -175,7 +175,8 @@ def fit_alternating(net: DualNet, groups: list[list[torch.nn.Parameter]], train:
             opt = optimizers[epoch % len(optimizers)] if cfg.encoder_order == "alternate" else None
             heads_t = heads.tensors(train.X.device)
             train_loss = float("nan")
-            for _ in range(int(cfg.encoder_steps)):
+            # No trainable encoder (a transferred task without its own encoder): heads only.
+            for _ in range(int(cfg.encoder_steps) if optimizers else 0):
                 for o in optimizers:
                     o.zero_grad(set_to_none=True)
                 pred, S_pad, C_pad, mask = predict_rows(net, heads_t, train.X, train.codes, train.layout)

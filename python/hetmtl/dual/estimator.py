@@ -357,13 +357,11 @@ class DualEncoderMTL(TaskRegressor):
         heads.beta_center = self.beta_center_.copy()
         heads.alpha_center = self.alpha_center_.copy()
         heads.beta = self.beta_center_[None, :].copy()
-        groups = [list(net.specific.parameters())] if net.specific is not None else [[]]
+        groups = [list(net.specific.parameters())] if net.specific is not None else []
+        if not groups:
+            cfg.max_epochs = 1  # nothing to train but the head
         with torch_threads(self.n_threads):
-            if net.specific is None:  # nothing to train but the head
-                cfg.max_epochs = 1
-                groups = [[]]
-            res = fit_alternating(net, [g for g in groups if g] or [[torch.nn.Parameter(torch.zeros(1))]],
-                                  self._data(part(tr), 1), self._data(part(va), 1), heads, cfg,
+            res = fit_alternating(net, groups, self._data(part(tr), 1), self._data(part(va), 1), heads, cfg,
                                   self._progress("transfer"))
         return TransferredTask(net, res.heads, scaler, self.n_features_in_, self._device, self.n_threads)
 

@@ -58,13 +58,13 @@ class Stacked:
         self.alpha, self.beta, self.b = torch.randn(R, Q), torch.randn(R, P), torch.zeros(R)
         self.X, self.y, self.task = X, y, task
         self.layout = TaskLayout.from_tasks(task, R)
+        self.blocks = self.layout.gather(X)  # X is fixed: gathered once, as the loop splits it once
         params = list(self.shared.parameters()) + list(self.specific.parameters())
         self.opt = torch.optim.Adam(params, lr=1e-3)
 
     def epoch(self) -> float:
         self.opt.zero_grad(set_to_none=True)
-        blocks = self.layout.gather(self.X)
-        S_pad = self.specific(blocks)
+        S_pad = self.specific(self.blocks)
         S = self.layout.scatter(S_pad)
         C = self.shared.forward_shared(self.X)
         c = self.task

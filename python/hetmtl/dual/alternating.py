@@ -33,9 +33,11 @@ class DualNet(torch.nn.Module):
     def q(self) -> int:
         return 0 if self.specific is None else self.specific.out_dim
 
-    def encode(self, X: torch.Tensor, layout: TaskLayout):
-        """Rows' encodings S (N, q) and C (N, p), and the padded blocks (R, m, q), (R, m, p)."""
-        blocks = layout.gather(X)
+    def encode(self, X: torch.Tensor, layout: TaskLayout, blocks: torch.Tensor | None = None):
+        """Rows' encodings S (N, q) and C (N, p), and the padded blocks (R, m, q), (R, m, p).
+        ``blocks`` may hold ``layout.gather(X)`` computed once (X is fixed during training)."""
+        if blocks is None:
+            blocks = layout.gather(X)
         if self.specific is None:
             S_pad = X.new_zeros(blocks.shape[:2] + (0,))
         else:
@@ -103,6 +105,7 @@ class Data:
     layout: TaskLayout
     sizes: np.ndarray
     y_np: np.ndarray
+    blocks: torch.Tensor | None = None  # X gathered into padded task blocks, computed once
 
 
 @dataclass
@@ -113,10 +116,11 @@ class AltResult:
     history: list = field(default_factory=list)
 
 
-def predict_rows(net: DualNet, heads_t, X: torch.Tensor, codes: torch.Tensor, layout: TaskLayout):
+def predict_rows(net: DualNet, heads_t, X: torch.Tensor, codes: torch.Tensor, layout: TaskLayout,
+                 blocks: torch.Tensor | None = None):
     """Predictions f_r(x) = alpha_r' S_r(x) + beta_r' C(x) + b_r and the padded encodings."""
     alpha, beta, b = heads_t
-    S, C, S_pad, C_pad = net.encode(X, layout)
+    S, C, S_pad, C_pad = net.encode(X, layout, blocks)
     pred = (S * alpha[codes]).sum(1) + (C * beta[codes]).sum(1) + b[codes]
     return pred, S_pad, C_pad, layout.mask
 
@@ -134,7 +138,7 @@ def weighted_center(V: np.ndarray, weights: np.ndarray, method: str) -> np.ndarr
 def head_step(net: DualNet, data: Data, heads: Heads, cfg: AltConfig, update_center: bool) -> Heads:
     """Solve every task's head given the encoders (and then, optionally, move the centers)."""
     with torch.no_grad():
-        S, C, _, _ = net.encode(data.X, data.layout)
+        S, C, _, _ = net.encode(data.X, data.layout, data.blocks)
     fit = solve_heads(S.double().cpu().numpy(), C.double().cpu().numpy(), data.y_np, data.sizes,
                       loss_weights=cfg.loss_weights, pen_beta=cfg.pen_beta, pen_alpha=cfg.pen_alpha,
                       beta_center=heads.beta_center, alpha_center=heads.alpha_center,
@@ -151,7 +155,7 @@ def head_step(net: DualNet, data: Data, heads: Heads, cfg: AltConfig, update_cen
 
 def _val_mse(net: DualNet, heads: Heads, data: Data, n_tasks: int) -> np.ndarray:
     with torch.no_grad():
-        pred, *_ = predict_rows(net, heads.tensors(data.X.device), data.X, data.codes, data.layout)
+        pred, *_ = predict_rows(net, heads.tensors(data.X.device), data.X, data.codes, data.layout, data.blocks)
         return task_mse(pred - data.y, data.codes, n_tasks).double().cpu().numpy()
 
 
@@ -179,7 +183,8 @@ def fit_alternating(net: DualNet, groups: list[list[torch.nn.Parameter]], train:
             for _ in range(int(cfg.encoder_steps) if optimizers else 0):
                 for o in optimizers:
                     o.zero_grad(set_to_none=True)
-                pred, S_pad, C_pad, mask = predict_rows(net, heads_t, train.X, train.codes, train.layout)
+                pred, S_pad, C_pad, mask = predict_rows(net, heads_t, train.X, train.codes, train.layout,
+                                                        train.blocks)
                 loss = (w_t * task_mse(pred - train.y, train.codes, R)).sum()
                 if use_orth:
                     loss = loss + cfg.gamma * orthogonality_penalty(C_pad, S_pad, mask, cfg.orthogonality)
@@ -207,8 +212,9 @@ def fit_alternating(net: DualNet, groups: list[list[torch.nn.Parameter]], train:
 
 def make_data(X: torch.Tensor, y: torch.Tensor, codes: torch.Tensor, n_tasks: int, sizes: np.ndarray,
               y_np: np.ndarray) -> Data:
-    return Data(X, y, codes, TaskLayout.from_tasks(codes, n_tasks), np.asarray(sizes, dtype=np.int64),
-                np.ascontiguousarray(y_np, dtype=np.float64))
+    layout = TaskLayout.from_tasks(codes, n_tasks)
+    return Data(X, y, codes, layout, np.asarray(sizes, dtype=np.int64),
+                np.ascontiguousarray(y_np, dtype=np.float64), layout.gather(X))
 
 
 __all__ = ["AltConfig", "CENTERS", "DualNet", "Heads", "PENALTIES", "fit_alternating", "head_step",

@@ -260,6 +260,24 @@ def test_solve_heads_without_penalty_is_least_squares_per_task():
         np.testing.assert_allclose(np.r_[fit.alpha[r], fit.beta[r], fit.intercept[r]], coef, atol=1e-7)
 
 
+def test_solve_heads_ridge_is_ridge_regression_per_task():
+    Z, H, y, sizes, task, _ = make_heads_problem(4)
+    ridge = 0.3
+    fit = solve_heads(Z, H, y, sizes, ridge=ridge, tol=1e-12, max_iter=100000)
+    for r in range(sizes.size):
+        m = task == r
+        F = np.column_stack([Z[m], H[m]])
+        Fc, yc = F - F.mean(0), y[m] - y[m].mean()
+        n = m.sum()
+        # stationarity of (1/n)||yc - Fc c||^2 + (ridge/2)||c||^2
+        coef = np.linalg.solve(2 / n * Fc.T @ Fc + ridge * np.eye(F.shape[1]), 2 / n * Fc.T @ yc)
+        np.testing.assert_allclose(np.r_[fit.alpha[r], fit.beta[r]], coef, atol=1e-8)
+        np.testing.assert_allclose(fit.intercept[r], y[m].mean() - F.mean(0) @ coef, atol=1e-8)
+    # with fewer rows than head coefficients the ridge keeps the solution unique and finite
+    few = solve_heads(Z[:4], H[:4], y[:4], [4], ridge=0.1, pen_beta=0.05)
+    assert few.converged.all() and np.all(np.isfinite(few.beta))
+
+
 def test_solve_heads_large_penalty_fuses_every_task():
     Z, H, y, sizes, task, beta0 = make_heads_problem(8)
     fit = solve_heads(Z, H, y, sizes, pen_beta=1e6, beta_center=beta0)
@@ -294,6 +312,7 @@ def test_solve_heads_warm_start_threads_and_empty_blocks():
     (dict(beta_center=np.zeros(2)), r"beta_center: expected shape \(4,\)"),
     (dict(beta0=np.zeros((3, 4))), r"beta0: expected shape \(4, 4\)"),
     (dict(tol=0.0), "tol: must be a positive number"),
+    (dict(ridge=-1.0), "ridge: must be a finite non-negative"),
 ])
 def test_solve_heads_errors(kwargs, match):
     Z, H, y, sizes, task, _ = make_heads_problem(0)

@@ -54,7 +54,8 @@ void register_prox(py::module_& m) {
         .def_readwrite("penalty_alpha", &hetmtl::HeadOptions::penalty_alpha)
         .def_readwrite("tol", &hetmtl::HeadOptions::tol)
         .def_readwrite("max_iter", &hetmtl::HeadOptions::max_iter)
-        .def_readwrite("n_threads", &hetmtl::HeadOptions::n_threads);
+        .def_readwrite("n_threads", &hetmtl::HeadOptions::n_threads)
+        .def_readwrite("ridge", &hetmtl::HeadOptions::ridge);
 
     m.def(
         "group_soft_threshold",

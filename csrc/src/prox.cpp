@@ -52,7 +52,8 @@ struct TaskProblem {
 };
 
 TaskProblem build_task(const Eigen::Ref<const RowMatrix>& Z, const Eigen::Ref<const RowMatrix>& H,
-                       const Eigen::Ref<const Vector>& y, std::int64_t lo, std::int64_t hi, double w) {
+                       const Eigen::Ref<const Vector>& y, std::int64_t lo, std::int64_t hi, double w,
+                       double ridge) {
     const Eigen::Index n = hi - lo, q = Z.cols(), p = H.cols();
     Eigen::MatrixXd F(n, q + p);
     F.leftCols(q) = Z.middleRows(lo, n);
@@ -66,6 +67,7 @@ TaskProblem build_task(const Eigen::Ref<const RowMatrix>& Z, const Eigen::Ref<co
     tp.A = Eigen::MatrixXd::Zero(q + p, q + p);
     tp.A.selfadjointView<Eigen::Lower>().rankUpdate(F.transpose(), s);
     tp.A.triangularView<Eigen::StrictlyUpper>() = tp.A.transpose();
+    tp.A.diagonal().array() += ridge;
     tp.b = s * (F.transpose() * yc);
     double L = 0.0;
     if (q + p > 0) {
@@ -176,7 +178,8 @@ HeadResult solve_heads(const Eigen::Ref<const RowMatrix>& Z, const Eigen::Ref<co
               pen_beta.size() == R && alpha_center.size() == q && beta_center.size() == p &&
               (alpha0.rows() == 0 || (alpha0.rows() == R && alpha0.cols() == q)) &&
               (beta0.rows() == 0 || (beta0.rows() == R && beta0.cols() == p)) && opt.max_iter >= 1 &&
-              opt.tol > 0.0 && all_finite_nonneg(loss_weights, false) &&
+              opt.tol > 0.0 && std::isfinite(opt.ridge) && opt.ridge >= 0.0 &&
+              all_finite_nonneg(loss_weights, false) &&
               all_finite_nonneg(pen_alpha, opt.penalty_alpha == HeadPenalty::Ball) &&
               all_finite_nonneg(pen_beta, opt.penalty_beta == HeadPenalty::Ball);
     if (ok) {
@@ -199,7 +202,7 @@ HeadResult solve_heads(const Eigen::Ref<const RowMatrix>& Z, const Eigen::Ref<co
 
 #pragma omp parallel for num_threads(n_threads) if (n_threads > 1 && R > 1) schedule(dynamic)
     for (Eigen::Index r = 0; r < R; ++r) {
-        const TaskProblem tp = build_task(Z, H, y, offsets[r], offsets[r + 1], loss_weights(r));
+        const TaskProblem tp = build_task(Z, H, y, offsets[r], offsets[r + 1], loss_weights(r), opt.ridge);
         const Eigen::Index k = q + p;
         Vector center(k);
         center << alpha_center, beta_center;

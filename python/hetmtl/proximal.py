@@ -8,6 +8,7 @@
       minimize  sum_r (w_r / n_r) || y_r - Z_r alpha_r - H_r beta_r - b_r ||^2
               + sum_r pen_beta_r  P_beta (beta_r  - beta_center)
               + sum_r pen_alpha_r P_alpha(alpha_r - alpha_center)
+              + (ridge / 2) sum_r (||alpha_r||^2 + ||beta_r||^2)
 
   with ``P = ||.||_2`` (``"l2"``, exact fusion with the center), ``||.||_2^2 / 2`` (``"l2sq"``),
   the constraint ``||.||_2 <= pen`` (``"ball"``; ``pen`` is the radius) or nothing (``"none"``).
@@ -198,7 +199,7 @@ class HeadFit:
 
 
 def head_options(penalty_beta: str = "l2", penalty_alpha: str = "none", tol: float = 1e-8,
-                 max_iter: int = 5000, n_threads: int = 1):
+                 max_iter: int = 5000, n_threads: int = 1, ridge: float = 0.0):
     """Build the core's head-solver options struct (the one place strings become enums)."""
     check_choice(penalty_beta, "penalty_beta", HEAD_PENALTIES)
     check_choice(penalty_alpha, "penalty_alpha", HEAD_PENALTIES)
@@ -208,7 +209,10 @@ def head_options(penalty_beta: str = "l2", penalty_alpha: str = "none", tol: flo
         raise ValueError(f"max_iter: must be at least 1, got {max_iter!r}")
     if int(n_threads) < 1:
         raise ValueError(f"n_threads: must be at least 1, got {n_threads!r}")
+    if not (np.isfinite(ridge) and ridge >= 0):
+        raise ValueError(f"ridge: must be a finite non-negative number, got {ridge!r}")
     opt = _core.HeadOptions()
+    opt.ridge = float(ridge)
     opt.penalty_beta = getattr(_core.HeadPenalty, penalty_beta)
     opt.penalty_alpha = getattr(_core.HeadPenalty, penalty_alpha)
     opt.tol = float(tol)
@@ -226,7 +230,7 @@ def task_offsets(sizes) -> np.ndarray:
 def solve_heads(Z, H, y, sizes, *, loss_weights=None, pen_beta=0.0, pen_alpha=0.0,
                 beta_center=None, alpha_center=None, alpha0=None, beta0=None,
                 penalty_beta: str = "l2", penalty_alpha: str = "none", tol: float = 1e-8,
-                max_iter: int = 5000, n_threads: int = 1, warn: bool = True) -> HeadFit:
+                max_iter: int = 5000, n_threads: int = 1, ridge: float = 0.0, warn: bool = True) -> HeadFit:
     """Solve the heads of every task given the encodings (see the module docstring).
 
     Parameters
@@ -248,6 +252,8 @@ def solve_heads(Z, H, y, sizes, *, loss_weights=None, pen_beta=0.0, pen_alpha=0.
         Warm starts (default the centers).
     penalty_beta, penalty_alpha : {"none", "l2", "l2sq", "ball"}
     tol, max_iter, n_threads : solver options.
+    ridge : float
+        Ridge on alpha and beta (not the intercept).
     warn : bool
         Emit a :class:`ProxConvergenceWarning` for tasks that stopped at ``max_iter``.
 
@@ -255,7 +261,7 @@ def solve_heads(Z, H, y, sizes, *, loss_weights=None, pen_beta=0.0, pen_alpha=0.
     -------
     HeadFit
     """
-    opt = head_options(penalty_beta, penalty_alpha, tol, max_iter, n_threads)
+    opt = head_options(penalty_beta, penalty_alpha, tol, max_iter, n_threads, ridge)
     Za, Ha = _rows(Z, "Z"), _rows(H, "H")
     ya = as_float_array(y, "y", ndim=1)
     N = ya.shape[0]

@@ -11,6 +11,7 @@
 //       sum_r (w_r / n_r) || y_r - Z_r alpha_r - H_r beta_r - b_r ||^2
 //     + sum_r pen_beta(r)  * P_beta (beta_r  - bbar)
 //     + sum_r pen_alpha(r) * P_alpha(alpha_r - abar)
+//     + (ridge / 2) sum_r (||alpha_r||^2 + ||beta_r||^2)
 //
 //   with P = ||.||_2 (L2: exact fusion with the center), ||.||_2^2 / 2 (L2Squared), the indicator
 //   of {||.||_2 <= pen} (Ball: pen is the radius) or 0 (None). The problem separates over tasks;
@@ -70,6 +71,8 @@ struct HeadOptions {
     double tol = 1e-8;      // relative KKT tolerance per task
     int max_iter = 5000;
     int n_threads = 1;
+    double ridge = 0.0;     // ridge on alpha and beta (not the intercept): keeps heads finite on
+                            // tasks with fewer rows than encodings or collinear encodings
 };
 
 struct HeadResult {

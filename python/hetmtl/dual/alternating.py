@@ -91,6 +91,7 @@ class AltConfig:
     max_epochs: int
     patience: int
     head_tol: float
+    head_ridge: float = 0.0
     update_center: bool = True
     learn_alpha_center: bool = True
 
@@ -143,7 +144,8 @@ def head_step(net: DualNet, data: Data, heads: Heads, cfg: AltConfig, update_cen
                       loss_weights=cfg.loss_weights, pen_beta=cfg.pen_beta, pen_alpha=cfg.pen_alpha,
                       beta_center=heads.beta_center, alpha_center=heads.alpha_center,
                       alpha0=heads.alpha, beta0=heads.beta, penalty_beta=cfg.penalty_beta,
-                      penalty_alpha=cfg.penalty_alpha, tol=cfg.head_tol, max_iter=2000, warn=False)
+                      penalty_alpha=cfg.penalty_alpha, tol=cfg.head_tol, max_iter=2000,
+                      ridge=cfg.head_ridge, warn=False)
     new = Heads(fit.alpha, fit.beta, fit.intercept, heads.alpha_center, heads.beta_center,
                 fit.fused_alpha, fit.fused_beta)
     if update_center:

@@ -86,6 +86,9 @@ class DualEncoderMTL(TaskRegressor):
         about tasks that do worse, also predict those tasks with the single-task fit, or skip.
     transfer_tol : float
         Relative margin before a task counts as negatively transferred.
+    head_ridge : float
+        Ridge ``(head_ridge / 2) ||(alpha_r, beta_r)||^2`` in the head step: keeps the exactly
+        solved heads finite on small tasks with collinear encodings (0: none).
     head_tol : float
         KKT tolerance of the head solver.
     device : str
@@ -129,7 +132,8 @@ class DualEncoderMTL(TaskRegressor):
                  encoder_order: str = "joint", activation: str = "relu", lr: float = 1e-2,
                  weight_decay: float = 1e-3, max_epochs: int = 200, patience: int = 20,
                  validation_fraction: float = 0.2, standardize: str = "pooled",
-                 negative_transfer: str = "warn", transfer_tol: float = 0.0, head_tol: float = 1e-7,
+                 negative_transfer: str = "warn", transfer_tol: float = 0.0, head_ridge: float = 1e-2,
+                 head_tol: float = 1e-7,
                  device: str = "cpu", n_threads: int | None = 1, verbose: bool = False,
                  random_state: Any = None):
         self.latent_shared = latent_shared
@@ -155,6 +159,7 @@ class DualEncoderMTL(TaskRegressor):
         self.standardize = standardize
         self.negative_transfer = negative_transfer
         self.transfer_tol = transfer_tol
+        self.head_ridge = head_ridge
         self.head_tol = head_tol
         self.device = device
         self.n_threads = n_threads
@@ -174,7 +179,7 @@ class DualEncoderMTL(TaskRegressor):
                 raise ValueError(f"{name}: must be non-negative, got {getattr(self, name)!r}")
         if int(self.latent_shared) + int(self.latent_specific) == 0:
             raise ValueError("latent_shared, latent_specific: at least one encoder must have a positive width")
-        for name in ("lam_beta", "lam_specific", "gamma", "transfer_tol"):
+        for name in ("lam_beta", "lam_specific", "gamma", "transfer_tol", "head_ridge"):
             val = getattr(self, name)
             if not (np.isfinite(val) and val >= 0):
                 raise ValueError(f"{name}: must be a finite non-negative number, got {val!r}")
@@ -208,7 +213,8 @@ class DualEncoderMTL(TaskRegressor):
             center=self.center, gamma=float(self.gamma), orthogonality=self.orthogonality,
             encoder_steps=int(self.encoder_steps), encoder_order=self.encoder_order, lr=float(self.lr),
             weight_decay=float(self.weight_decay), max_epochs=int(self.max_epochs),
-            patience=int(self.patience), head_tol=float(self.head_tol), update_center=update_center,
+            patience=int(self.patience), head_tol=float(self.head_tol), head_ridge=float(self.head_ridge),
+            update_center=update_center,
             learn_alpha_center=self.lam_alpha is not None)
 
     def _data(self, part: Split, n_tasks: int):

@@ -108,7 +108,7 @@ def test_options_fit(options):
     params = {**FAST, **options}
     model = DualEncoderMTL(random_state=0, **params).fit(X, y, task)
     assert np.all(np.isfinite(model.predict(X, task)))
-    if options.get("penalty") == "ball":
+    if options.get("penalty") == "ball":  # distances in the penalty's (standardized) coordinates
         assert np.all(model.center_distances_ <= 0.1 * (1 + 1e-9))
 
 

@@ -38,7 +38,7 @@ dual_inputs <- function(data, x, task) {
 
 # Dual-encoder multi-task regression (documented in man/).
 dual_encoder_mtl <- function(data, y, task, x = NULL, latent_shared = 8, latent_specific = 2,
-                             hidden = 32, lam_beta = 1, lam_alpha = NULL, lam_specific = 1,
+                             hidden = 32, lam_beta = 0.3, lam_alpha = NULL, lam_specific = 3,
                              gamma = 0.1, penalty = "l2", center = "geomedian", max_epochs = 200,
                              patience = 20, validation_fraction = 0.2, negative_transfer = "warn",
                              seed = NULL) {

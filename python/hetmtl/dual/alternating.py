@@ -61,11 +61,14 @@ class Heads:
     beta_center: np.ndarray
     fused_alpha: np.ndarray
     fused_beta: np.ndarray
+    # Standard deviations of the encodings the penalties were measured in (see head_step).
+    alpha_scale: np.ndarray | None = None
+    beta_scale: np.ndarray | None = None
 
     @classmethod
     def zeros(cls, R: int, q: int, p: int) -> "Heads":
         return cls(np.zeros((R, q)), np.zeros((R, p)), np.zeros(R), np.zeros(q), np.zeros(p),
-                   np.zeros(R, bool), np.zeros(R, bool))
+                   np.zeros(R, bool), np.zeros(R, bool), np.ones(q), np.ones(p))
 
     def tensors(self, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         f = lambda a: torch.as_tensor(a, dtype=torch.float32, device=device)  # noqa: E731
@@ -136,11 +139,70 @@ def weighted_center(V: np.ndarray, weights: np.ndarray, method: str) -> np.ndarr
     return geometric_median(V, w, tol=1e-9, max_iter=500, warn=False)
 
 
+def shift_center(S: np.ndarray, C: np.ndarray, y: np.ndarray, sizes: np.ndarray, heads: Heads,
+                 cfg: AltConfig) -> Heads:
+    """Move the center c of the shared heads with every deviation v_r = beta_r - c held fixed, to
+    the exact minimizer of the loss (and ridge) over c.
+
+    In the coordinates (v_r, c) the head problem is a smooth coupling term plus a penalty on the
+    v_r alone, so alternating this step with the head step converges to the joint solution. The
+    re-centering step (geometric median of the beta_r) alone stalls as soon as every task is
+    fused: the median of identical points is that point, whatever the loss prefers.
+    """
+    p = C.shape[1]
+    if p == 0:
+        return heads
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    task = np.repeat(np.arange(sizes.size), sizes)
+    centered = [a - (np.add.reduceat(a, starts, axis=0) / sizes[:, None])[task] for a in (C, S)]
+    Cc, Sc = centered
+    yc = y - (np.add.reduceat(y, starts) / sizes)[task]
+    v = heads.beta - heads.beta_center
+    t = yc - (Sc * heads.alpha[task]).sum(1) - (Cc * v[task]).sum(1)
+    omega = (2.0 * cfg.loss_weights / sizes)[task]
+    gram = (Cc * omega[:, None]).T @ Cc + sizes.size * cfg.head_ridge * np.eye(p)
+    rhs = (Cc * omega[:, None]).T @ t - cfg.head_ridge * v.sum(0)
+    try:
+        center = np.linalg.solve(gram, rhs)
+    except np.linalg.LinAlgError:  # encodings constant on every task: nothing to move
+        return heads
+    beta = center + v
+    means_c = np.add.reduceat(C, starts, axis=0) / sizes[:, None]
+    means_s = np.add.reduceat(S, starts, axis=0) / sizes[:, None]
+    intercept = np.add.reduceat(y, starts) / sizes - (means_s * heads.alpha).sum(1) - (means_c * beta).sum(1)
+    return Heads(heads.alpha, beta, intercept, heads.alpha_center, center, heads.fused_alpha, heads.fused_beta,
+                 heads.alpha_scale, heads.beta_scale)
+
+
+def _column_scale(A: np.ndarray) -> np.ndarray:
+    sd = A.std(axis=0) if A.shape[0] else np.ones(A.shape[1])
+    return np.where(sd > 1e-8, sd, 1.0)
+
+
+def _rescale(heads: Heads, sa: np.ndarray, sb: np.ndarray) -> Heads:
+    """Heads in the coordinates of encodings divided by (sa, sb) (multiply by 1/sa, 1/sb to undo)."""
+    return Heads(heads.alpha * sa, heads.beta * sb, heads.intercept, heads.alpha_center * sa,
+                 heads.beta_center * sb, heads.fused_alpha, heads.fused_beta, heads.alpha_scale,
+                 heads.beta_scale)
+
+
 def head_step(net: DualNet, data: Data, heads: Heads, cfg: AltConfig, update_center: bool) -> Heads:
-    """Solve every task's head given the encoders (and then, optionally, move the centers)."""
+    """Solve every task's head given the encoders and the center; then, optionally, move the
+    center: first with the deviations fixed (:func:`shift_center`), then to the weighted
+    geometric median (or mean) of the heads. Each is an exact block minimization of the same
+    objective, so none increases it.
+
+    The head problem is posed on encodings scaled to unit standard deviation (over all training
+    rows), so that the penalties act on standardized coefficients: the encoders cannot dodge the
+    pull toward the center by growing their outputs, nor get stuck fused by starting small.
+    """
     with torch.no_grad():
-        S, C, _, _ = net.encode(data.X, data.layout, data.blocks)
-    fit = solve_heads(S.double().cpu().numpy(), C.double().cpu().numpy(), data.y_np, data.sizes,
+        S_t, C_t, _, _ = net.encode(data.X, data.layout, data.blocks)
+    S, C = S_t.double().cpu().numpy(), C_t.double().cpu().numpy()
+    sa, sb = _column_scale(S), _column_scale(C)
+    S, C = S / sa, C / sb
+    heads = _rescale(heads, sa, sb)
+    fit = solve_heads(S, C, data.y_np, data.sizes,
                       loss_weights=cfg.loss_weights, pen_beta=cfg.pen_beta, pen_alpha=cfg.pen_alpha,
                       beta_center=heads.beta_center, alpha_center=heads.alpha_center,
                       alpha0=heads.alpha, beta0=heads.beta, penalty_beta=cfg.penalty_beta,
@@ -149,10 +211,13 @@ def head_step(net: DualNet, data: Data, heads: Heads, cfg: AltConfig, update_cen
     new = Heads(fit.alpha, fit.beta, fit.intercept, heads.alpha_center, heads.beta_center,
                 fit.fused_alpha, fit.fused_beta)
     if update_center:
-        new.beta_center = weighted_center(fit.beta, cfg.pen_beta, cfg.center)
+        new = shift_center(S, C, data.y_np, data.sizes, new, cfg)
+        new.beta_center = weighted_center(new.beta, cfg.pen_beta, cfg.center)
         if cfg.penalty_alpha != "none" and cfg.learn_alpha_center:
             new.alpha_center = weighted_center(fit.alpha, cfg.pen_alpha, cfg.center)
-    return new
+    out = _rescale(new, 1.0 / sa, 1.0 / sb)
+    out.alpha_scale, out.beta_scale = sa, sb
+    return out
 
 
 def _val_mse(net: DualNet, heads: Heads, data: Data, n_tasks: int) -> np.ndarray:
@@ -170,8 +235,9 @@ def fit_alternating(net: DualNet, groups: list[list[torch.nn.Parameter]], train:
     w_t = torch.as_tensor(w, dtype=torch.float32, device=train.X.device)
     optimizers = [torch.optim.Adam(g, lr=cfg.lr, weight_decay=cfg.weight_decay) for g in groups if g]
     use_orth = cfg.gamma > 0 and net.p > 0 and net.q > 0
-    # Start: heads for the initial encoders, a center from them, heads again toward that center.
-    heads = head_step(net, train, heads, cfg, cfg.update_center)
+    # Start: a few head and center steps for the initial encoders, then heads for the last center.
+    for _ in range(3 if cfg.update_center else 0):
+        heads = head_step(net, train, heads, cfg, True)
     heads = head_step(net, train, heads, cfg, False)
     stopper = EarlyStopping(patience=cfg.patience)
     history = []

@@ -112,7 +112,8 @@ class DualEncoderMTL(TaskRegressor):
     specific_off_ : ndarray of bool, shape (R,)
         Tasks whose alpha is exactly zero (specific encoder switched off by ``lam_specific``).
     head_distances_ : DataFrame (R x R)
-        Distances ``||beta_r - beta_s||``.
+        Distances ``||beta_r - beta_s||``, in units of the standardized shared encodings (the
+        coordinates the penalty acts in). ``center_distances_`` likewise to the center.
     orthogonality_ : Series
         Mean squared correlation between shared and specific encodings per task (training rows).
     validation_loss_, single_task_validation_loss_ : ndarray of shape (R,)
@@ -125,7 +126,7 @@ class DualEncoderMTL(TaskRegressor):
     """
 
     def __init__(self, latent_shared: int = 8, latent_specific: int = 2, hidden: Sequence[int] = (32,),
-                 lam_beta: float = 1.0, lam_alpha: float | None = None, lam_specific: float = 1.0,
+                 lam_beta: float = 0.3, lam_alpha: float | None = None, lam_specific: float = 3.0,
                  gamma: float = 0.1,
                  penalty: str = "l2", center: str = "geomedian", orthogonality: str = "standardized",
                  task_weights: str = "equal", lam_scaling: str = "sqrt_p_n", encoder_steps: int = 5,
@@ -255,9 +256,11 @@ class DualEncoderMTL(TaskRegressor):
         self.alpha_center_, self.beta_center_ = heads.alpha_center, heads.beta_center
         self.fused_ = np.asarray(heads.fused_beta, dtype=bool)
         self.specific_off_ = (heads.alpha.shape[1] > 0) & np.all(heads.alpha == 0, axis=1)
-        diff = heads.beta[:, None, :] - heads.beta[None, :, :]
+        # Distances in the coordinates the penalty uses: coefficients of unit-variance encodings.
+        beta = heads.beta * heads.beta_scale
+        diff = beta[:, None, :] - beta[None, :, :]
         self.head_distances_ = pd.DataFrame(np.linalg.norm(diff, axis=-1), index=classes, columns=classes)
-        self.center_distances_ = np.linalg.norm(heads.beta - heads.beta_center, axis=1)
+        self.center_distances_ = np.linalg.norm(beta - heads.beta_center * heads.beta_scale, axis=1)
 
     def _diagnose(self, prep: Prepared, seed: np.random.SeedSequence) -> None:
         R = prep.n_tasks

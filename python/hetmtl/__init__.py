@@ -4,6 +4,14 @@ Subpackages
 -----------
 fusion
     Late fusion of per-site double machine learning estimates (no row-level data leaves a site).
+dual
+    Dual-encoder multi-task regression (shared and task-specific encoders) and its baselines
+    (needs torch).
+nn
+    Torch building blocks shared by the neural methods (needs torch).
+proximal
+    Compiled proximal building blocks: group soft-thresholding, ball projection, geometric
+    median, the multi-task head solver.
 simulate
     Data-generating processes of the package's methods.
 studies

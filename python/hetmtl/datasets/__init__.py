@@ -5,8 +5,11 @@ raises an ImportError naming the ``data`` extra (``pip install hetmtl[data]``) w
 
 load_rand_hie
     RAND Health Insurance Experiment: six sites, free care versus cost sharing.
+load_exam
+    London schools exam scores: a multi-task regression with 65 schools as tasks.
 """
 
+from .exam import EXAM_COVARIATES, load_exam
 from .rand_hie import RAND_HIE_COVARIATES, load_rand_hie
 
-__all__ = ["RAND_HIE_COVARIATES", "load_rand_hie"]
+__all__ = ["EXAM_COVARIATES", "RAND_HIE_COVARIATES", "load_exam", "load_rand_hie"]

@@ -1,0 +1,208 @@
+"""Baselines for multi-task regression, with the same interface as :class:`DualEncoderMTL`.
+
+* :class:`SingleTaskMLP` -- one MLP per task, trained independently (stacked weights; each task
+  keeps the weights of its own best validation epoch);
+* :class:`PooledMLP` -- one MLP for all rows, ignoring the task;
+* :class:`HardSharingMTL` -- hard parameter sharing: a shared trunk with a linear head per task;
+* :func:`shared_only` and :func:`specific_only` -- the dual encoder without its task-specific or
+  without its shared encoder (ablations).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..nn import EarlyStopping, PerTaskBest, StackedMLP, TaskLayout, task_mse, torch_generator
+from ._base import SEED_INIT, TaskRegressor
+from ._data import Prepared, child_seed
+from ._train import train_full_batch
+
+__all__ = ["HardSharingMTL", "PooledMLP", "SingleTaskMLP", "shared_only", "specific_only"]
+
+
+class _MLPBaseline(TaskRegressor):
+    """Parameters common to the baselines (see :class:`SingleTaskMLP`)."""
+
+    def __init__(self, hidden: Sequence[int] = (32, 12), activation: str = "relu", lr: float = 1e-2,
+                 weight_decay: float = 1e-4, max_epochs: int = 500, patience: int = 30,
+                 validation_fraction: float = 0.2, standardize: str = "pooled", task_weights: str = "equal",
+                 device: str = "cpu", n_threads: int | None = 1, verbose: bool = False,
+                 random_state: Any = None):
+        self.hidden = hidden
+        self.activation = activation
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.standardize = standardize
+        self.task_weights = task_weights
+        self.device = device
+        self.n_threads = n_threads
+        self.verbose = verbose
+        self.random_state = random_state
+
+    def _generator(self, seed: np.random.SeedSequence) -> torch.Generator:
+        return torch_generator(child_seed(seed, SEED_INIT))
+
+    def _stack(self, n_models: int, d: int, out: int, seed) -> StackedMLP:
+        return StackedMLP(n_models, d, out, tuple(self.hidden), self.activation,
+                          generator=self._generator(seed)).to(self._device)
+
+
+class SingleTaskMLP(_MLPBaseline):
+    """One MLP per task, each fitted on its own task only.
+
+    All R networks are trained together with stacked weights (one batched product per layer), but
+    their losses and parameters are independent and each task keeps the weights of its own best
+    validation epoch, so the result is R separate single-task fits.
+
+    Parameters
+    ----------
+    hidden : sequence of int
+        Hidden widths of each task's MLP.
+    activation : {"relu", "tanh", "gelu"}
+    lr, weight_decay : float
+        Adam's step size and L2 weight decay (full-batch training).
+    max_epochs, patience : int
+        Epoch budget and early-stopping patience (epochs without a validation improvement).
+    validation_fraction : float
+        Share of each task's rows held out for early stopping.
+    standardize : {"pooled", "task", "none"}
+        Standardization of X (y is standardized over all rows).
+    task_weights : {"equal", "size"}
+        Loss weight of each task (irrelevant to the fit here; kept for a common interface).
+    device : str
+        torch device ("cpu" by default).
+    n_threads : int or None
+        torch threads during fit/predict (None leaves torch's setting).
+    verbose : bool
+        Show a progress bar.
+    random_state : None, int or SeedSequence
+    """
+
+    def _fit_prepared(self, prep: Prepared, seed) -> None:
+        R, d = prep.n_tasks, prep.n_features
+        net = self._stack(R, d, 1, seed)
+        Xt, yt, ct, lt = self._tensors(prep.train, R)
+        Xv, yv, cv, lv = self._tensors(prep.val, R)
+
+        def train_loss():
+            return task_mse(net.forward_rows(Xt, lt)[:, 0] - yt, ct, R).sum()
+
+        def val_losses():
+            return task_mse(net.forward_rows(Xv, lv)[:, 0] - yv, cv, R).cpu().numpy()
+
+        stopper = PerTaskBest(R, patience=self.patience)
+        train_full_batch(net.parameters(), train_loss, val_losses, stopper, net.state_dict,
+                         max_epochs=self.max_epochs, lr=self.lr, weight_decay=self.weight_decay,
+                         bar=self._progress("single-task MLP"))
+        net.load_state_dict(stopper.best_state)
+        self.net_ = net
+        self.validation_loss_ = stopper.best_loss * prep.scaler.y_scale ** 2
+        self.best_epoch_ = stopper.best_epoch
+
+    def _predict_std(self, X: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        return self.net_.forward_rows(X, TaskLayout.from_tasks(codes, self.n_tasks_))[:, 0]
+
+
+class PooledMLP(_MLPBaseline):
+    """One MLP fitted on all rows together, ignoring the task labels (parameters as
+    :class:`SingleTaskMLP`)."""
+
+    def _fit_prepared(self, prep: Prepared, seed) -> None:
+        R, d = prep.n_tasks, prep.n_features
+        net = self._stack(1, d, 1, seed)
+        Xt, yt, ct, _ = self._tensors(prep.train, R)
+        Xv, yv, cv, _ = self._tensors(prep.val, R)
+        w = torch.as_tensor(self._task_weights(prep.train.sizes), dtype=torch.float32, device=self._device)
+        stopper = EarlyStopping(patience=self.patience)
+        train_full_batch(
+            net.parameters(),
+            lambda: torch.mean((net.forward_shared(Xt)[:, 0] - yt) ** 2),
+            lambda: (w * task_mse(net.forward_shared(Xv)[:, 0] - yv, cv, R)).cpu().numpy(),
+            stopper, net.state_dict, max_epochs=self.max_epochs, lr=self.lr,
+            weight_decay=self.weight_decay, bar=self._progress("pooled MLP"))
+        net.load_state_dict(stopper.best_state)
+        self.net_ = net
+        self.best_epoch_ = stopper.best_epoch
+
+    def _predict_std(self, X: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        return self.net_.forward_shared(X)[:, 0]
+
+
+class HardSharingMTL(_MLPBaseline):
+    """Hard parameter sharing: one shared MLP trunk ``d -> hidden -> latent`` and a linear head
+    (weights and intercept) per task, trained jointly on the weighted sum of task losses.
+
+    Parameters
+    ----------
+    latent : int
+        Width of the trunk's output (the heads' input).
+    (others as :class:`SingleTaskMLP`)
+    """
+
+    def __init__(self, latent: int = 12, hidden: Sequence[int] = (32,), activation: str = "relu",
+                 lr: float = 1e-2, weight_decay: float = 1e-4, max_epochs: int = 500, patience: int = 30,
+                 validation_fraction: float = 0.2, standardize: str = "pooled", task_weights: str = "equal",
+                 device: str = "cpu", n_threads: int | None = 1, verbose: bool = False,
+                 random_state: Any = None):
+        super().__init__(hidden=hidden, activation=activation, lr=lr, weight_decay=weight_decay,
+                         max_epochs=max_epochs, patience=patience, validation_fraction=validation_fraction,
+                         standardize=standardize, task_weights=task_weights, device=device,
+                         n_threads=n_threads, verbose=verbose, random_state=random_state)
+        self.latent = latent
+
+    def _fit_prepared(self, prep: Prepared, seed) -> None:
+        R, d = prep.n_tasks, prep.n_features
+        gen = self._generator(seed)
+        trunk = StackedMLP(1, d, int(self.latent), tuple(self.hidden), self.activation, generator=gen)
+        bound = 1.0 / np.sqrt(max(int(self.latent), 1))
+        heads = torch.nn.Parameter((torch.rand((R, int(self.latent)), generator=gen) * 2 - 1) * bound)
+        bias = torch.nn.Parameter(torch.zeros(R))
+        model = torch.nn.ParameterDict({"heads": heads, "bias": bias})
+        module = torch.nn.ModuleDict({"trunk": trunk, "head": model}).to(self._device)
+        Xt, yt, ct, _ = self._tensors(prep.train, R)
+        Xv, yv, cv, _ = self._tensors(prep.val, R)
+        w = torch.as_tensor(self._task_weights(prep.train.sizes), dtype=torch.float32, device=self._device)
+
+        def pred(X, c):
+            h = module["trunk"].forward_shared(X)
+            return (h * module["head"]["heads"][c]).sum(1) + module["head"]["bias"][c]
+
+        stopper = EarlyStopping(patience=self.patience)
+        train_full_batch(
+            module.parameters(), lambda: (w * task_mse(pred(Xt, ct) - yt, ct, R)).sum(),
+            lambda: (w * task_mse(pred(Xv, cv) - yv, cv, R)).cpu().numpy(),
+            stopper, module.state_dict, max_epochs=self.max_epochs, lr=self.lr,
+            weight_decay=self.weight_decay, bar=self._progress("hard-sharing MTL"))
+        module.load_state_dict(stopper.best_state)
+        self.module_ = module
+        self.best_epoch_ = stopper.best_epoch
+
+    def _predict_std(self, X: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        h = self.module_["trunk"].forward_shared(X)
+        return (h * self.module_["head"]["heads"][codes]).sum(1) + self.module_["head"]["bias"][codes]
+
+
+def shared_only(**params: Any):
+    """The dual encoder without task-specific encoders (``latent_specific=0``): task heads on a
+    shared encoding only, still fused toward their center."""
+    from .estimator import DualEncoderMTL
+
+    params.setdefault("latent_shared", 12)
+    return DualEncoderMTL(**{**params, "latent_specific": 0})
+
+
+def specific_only(**params: Any):
+    """The dual encoder without the shared encoder (``latent_shared=0``): every task learns its own
+    encoder and head, so nothing is shared (``lam_specific`` defaults to 0 here: shrinking the only
+    head toward zero would remove the model)."""
+    from .estimator import DualEncoderMTL
+
+    params.setdefault("latent_specific", 12)
+    params.setdefault("lam_specific", 0.0)
+    return DualEncoderMTL(**{**params, "latent_shared": 0})

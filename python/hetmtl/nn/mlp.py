@@ -1,0 +1,84 @@
+"""Stacked MLPs: R networks of the same shape evaluated together with batched matrix products."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+
+ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh, "gelu": torch.nn.functional.gelu}
+
+
+class StackedMLP(torch.nn.Module):
+    """R independent MLPs ``in_dim -> hidden... -> out_dim`` with stacked weights.
+
+    Layer l holds a weight of shape ``(R, fan_in, fan_out)`` and a bias ``(R, fan_out)``; the
+    forward pass on a padded block ``(R, m, in_dim)`` is one ``baddbmm`` per layer, so no Python
+    loop over the R networks. ``R = 1`` is an ordinary MLP (use :meth:`forward_rows` with a
+    one-task layout, or :meth:`forward_shared` on plain rows).
+
+    Parameters
+    ----------
+    n_models : int
+        R, the number of networks.
+    in_dim, out_dim : int
+        Input and output widths.
+    hidden : sequence of int
+        Hidden widths (empty: a linear map).
+    activation : {"relu", "tanh", "gelu"}
+        Between layers (none after the last).
+    generator : torch.Generator, optional
+        Source of the initial weights (uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)) as torch.nn.Linear).
+    dtype : torch.dtype
+    """
+
+    def __init__(self, n_models: int, in_dim: int, out_dim: int, hidden: Sequence[int] = (),
+                 activation: str = "relu", generator: torch.Generator | None = None,
+                 dtype: torch.dtype = torch.float32):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation: must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
+        self.n_models, self.in_dim, self.out_dim = int(n_models), int(in_dim), int(out_dim)
+        self.hidden = tuple(int(h) for h in hidden)
+        self.activation = activation
+        widths = (self.in_dim, *self.hidden, self.out_dim)
+        self.weights = torch.nn.ParameterList()
+        self.biases = torch.nn.ParameterList()
+        for fan_in, fan_out in zip(widths[:-1], widths[1:]):
+            bound = 1.0 / math.sqrt(max(fan_in, 1))
+            w = (torch.rand((self.n_models, fan_in, fan_out), generator=generator, dtype=dtype) * 2 - 1) * bound
+            b = (torch.rand((self.n_models, fan_out), generator=generator, dtype=dtype) * 2 - 1) * bound
+            self.weights.append(torch.nn.Parameter(w))
+            self.biases.append(torch.nn.Parameter(b))
+
+    def forward(self, blocks: torch.Tensor) -> torch.Tensor:
+        """Padded blocks ``(R, m, in_dim)`` to ``(R, m, out_dim)``; network r reads block r."""
+        act = ACTIVATIONS[self.activation]
+        h = blocks
+        last = len(self.weights) - 1
+        for l, (w, b) in enumerate(zip(self.weights, self.biases)):
+            h = torch.baddbmm(b.unsqueeze(1), h, w)
+            if l < last:
+                h = act(h)
+        return h
+
+    def forward_rows(self, x: torch.Tensor, layout) -> torch.Tensor:
+        """Rows ``x`` (N, in_dim), each through its own task's network, to (N, out_dim)."""
+        return layout.scatter(self.forward(layout.gather(x)))
+
+    def forward_shared(self, x: torch.Tensor) -> torch.Tensor:
+        """Rows ``x`` (N, in_dim) through the single network of an ``R = 1`` stack, to (N, out_dim)."""
+        if self.n_models != 1:
+            raise ValueError(f"forward_shared: needs a single network, this stack holds {self.n_models}")
+        return self.forward(x.unsqueeze(0))[0]
+
+    def select(self, models: Sequence[int]) -> "StackedMLP":
+        """A new StackedMLP holding copies of the listed networks."""
+        out = StackedMLP(len(models), self.in_dim, self.out_dim, self.hidden, self.activation,
+                         dtype=self.weights[0].dtype)
+        idx = torch.as_tensor(list(models), dtype=torch.long)
+        with torch.no_grad():
+            for dst, src in zip(list(out.weights) + list(out.biases), list(self.weights) + list(self.biases)):
+                dst.copy_(src[idx.to(src.device)])
+        return out.to(self.weights[0].device)

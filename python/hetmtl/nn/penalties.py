@@ -1,0 +1,62 @@
+"""Losses and penalties over padded task blocks (see :class:`hetmtl.nn.TaskLayout`)."""
+
+from __future__ import annotations
+
+import torch
+
+ORTHOGONALITY_MODES = ("standardized", "centered", "raw")
+_EPS = 1e-6
+
+
+def _normalize(blocks: torch.Tensor, mask: torch.Tensor, n: torch.Tensor, mode: str) -> torch.Tensor:
+    m = mask.unsqueeze(-1).to(blocks.dtype)
+    if mode == "raw":
+        return blocks * m
+    mean = (blocks * m).sum(1, keepdim=True) / n
+    centered = (blocks - mean) * m
+    if mode == "centered":
+        return centered
+    sd = torch.sqrt((centered ** 2).sum(1, keepdim=True) / n + _EPS)
+    return centered / sd
+
+
+def orthogonality_per_task(shared: torch.Tensor, specific: torch.Tensor, mask: torch.Tensor,
+                           mode: str = "standardized") -> torch.Tensor:
+    """``|| C~_r' S~_r / n_r ||_F^2`` per task, from padded blocks.
+
+    Parameters
+    ----------
+    shared : Tensor of shape (R, m, p)
+        Shared encodings C(X_r) (zeros in the padding).
+    specific : Tensor of shape (R, m, q)
+        Task-specific encodings S_r(X_r).
+    mask : BoolTensor of shape (R, m)
+    mode : {"standardized", "centered", "raw"}
+        ``"standardized"`` centers and scales each column within its task (the cross-product is
+        then a correlation matrix, so the penalty cannot be dodged by shrinking the encodings);
+        ``"centered"`` only centers; ``"raw"`` uses the encodings as they are.
+
+    Returns
+    -------
+    Tensor of shape (R,)
+    """
+    if mode not in ORTHOGONALITY_MODES:
+        raise ValueError(f"mode: must be one of {ORTHOGONALITY_MODES}, got {mode!r}")
+    n = mask.sum(1).clamp(min=1).to(shared.dtype).view(-1, 1, 1)
+    c = _normalize(shared, mask, n, mode)
+    s = _normalize(specific, mask, n, mode)
+    cross = torch.bmm(c.transpose(1, 2), s) / n
+    return (cross ** 2).sum(dim=(1, 2))
+
+
+def orthogonality_penalty(shared: torch.Tensor, specific: torch.Tensor, mask: torch.Tensor,
+                          mode: str = "standardized") -> torch.Tensor:
+    """Sum over tasks of :func:`orthogonality_per_task` (a scalar)."""
+    return orthogonality_per_task(shared, specific, mask, mode).sum()
+
+
+def task_mse(residual: torch.Tensor, task: torch.Tensor, n_tasks: int) -> torch.Tensor:
+    """Mean squared residual per task (R,), from rows (N,) labelled ``task`` (0 for an absent task)."""
+    sse = torch.zeros(n_tasks, dtype=residual.dtype, device=residual.device).index_add_(0, task, residual ** 2)
+    n = torch.bincount(task, minlength=n_tasks).clamp(min=1).to(residual.dtype)
+    return sse / n

@@ -1,0 +1,58 @@
+# dual_encoder_mtl(): same numbers as the Python class for a seed, predict(), errors.
+
+sim_tasks <- function(seed = 1) {
+  set.seed(seed)
+  n <- 40
+  task <- rep(c("a", "b", "c"), each = n)
+  x1 <- rnorm(3 * n)
+  x2 <- rnorm(3 * n)
+  slope <- c(a = 1, b = 1.2, c = -0.5)[task]
+  y <- tanh(x1) + slope * x2 + 0.1 * rnorm(3 * n)
+  data.frame(y = y, school = task, x1 = x1, x2 = x2, stringsAsFactors = FALSE)
+}
+
+FAST <- list(latent_shared = 3, latent_specific = 2, hidden = 8, max_epochs = 10, patience = 5,
+             negative_transfer = "off")
+
+test_that("dual_encoder_mtl matches the Python class for a seed", {
+  skip_if_no_hetmtl()
+  df <- sim_tasks()
+  fit <- do.call(dual_encoder_mtl, c(list(df, y = "y", task = "school", seed = 3), FAST))
+  expect_s3_class(fit, "hetmtl_dual_encoder")
+  pred <- predict(fit, df)
+  expect_length(pred, nrow(df))
+  dual <- reticulate::import("hetmtl.dual", convert = FALSE)
+  np <- reticulate::import("numpy", convert = FALSE)
+  ref <- dual$DualEncoderMTL(latent_shared = 3L, latent_specific = 2L, hidden = reticulate::tuple(8L),
+                             max_epochs = 10L, patience = 5L, negative_transfer = "off",
+                             random_state = 3L)
+  X <- np$array(as.matrix(df[, c("x1", "x2")]), dtype = "float64")
+  ref$fit(X, np$array(df$y, dtype = "float64"), np$array(df$school))
+  expect_equal(pred, py_vec(ref$predict(X, np$array(df$school))), tolerance = 1e-10)
+  expect_equal(fit$tasks, c("a", "b", "c"))
+  expect_equal(dim(fit$head_distances), c(3L, 3L))
+  expect_equal(unname(diag(fit$head_distances)), rep(0, 3))
+  expect_equal(fit$task_report$n_train + fit$task_report$n_val, rep(40, 3))
+  expect_output(print(fit), "3 tasks")
+  # predictions for a subset of rows, in another order, are the same numbers
+  idx <- c(5, 90, 41)
+  expect_equal(predict(fit, df[idx, ]), pred[idx], tolerance = 1e-6)
+})
+
+test_that("dual_encoder_mtl reports bad input clearly", {
+  skip_if_no_hetmtl()
+  df <- sim_tasks()
+  fit <- do.call(dual_encoder_mtl, c(list(df, y = "y", task = "school", seed = 1), FAST))
+  new <- df[1:3, ]
+  new$school[2] <- "zz"
+  expect_error(predict(fit, new), "task: unknown task label")
+  expect_error(predict(fit, df[, c("x1", "school")]), "newdata: lacks column")
+  expect_error(dual_encoder_mtl(df, y = "y", task = "nope"), "task: column\\(s\\) 'nope' not found")
+  expect_error(dual_encoder_mtl(df, y = "y", task = "school", penalty = "l1"), "penalty: must be one of")
+  bad <- df
+  bad$x1[3] <- NA
+  expect_error(dual_encoder_mtl(bad, y = "y", task = "school"), "x: column 'x1' has 1 missing")
+  small <- df[c(1:2, 41:120), ]
+  expect_error(do.call(dual_encoder_mtl, c(list(small, y = "y", task = "school"), FAST)),
+               "task: task 'a' has 2 row")
+})

@@ -1,0 +1,26 @@
+"""The package works without torch except for the neural subpackages, which say what to install."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+CODE = """
+import sys
+sys.modules["torch"] = None  # behave as if torch were not installed
+import hetmtl, hetmtl.fusion, hetmtl.proximal, hetmtl.simulate
+for name in ("hetmtl.nn", "hetmtl.dual"):
+    try:
+        __import__(name)
+    except ImportError as exc:
+        assert "hetmtl[torch]" in str(exc), str(exc)
+    else:
+        raise AssertionError(name + " imported without torch")
+print("ok")
+"""
+
+
+def test_import_without_torch():
+    out = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("ok")

@@ -24,23 +24,29 @@ if [ ! -x .venv/bin/python ]; then
   echo "[setup] creating .venv"
   "$PY" -m venv .venv
 fi
-PIP=".venv/bin/python -m pip"
-$PIP install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
+# pip, quiet, without its "is ignored" notices, failing when pip fails.
+pip_quiet() {
+  local status=0
+  .venv/bin/python -m pip "$@" > .venv/pip.log 2>&1 || status=$?
+  grep -v "is ignored" .venv/pip.log || true
+  return $status
+}
+pip_quiet install -q --upgrade pip || echo "[setup] pip could not be upgraded; going on with the one there is"
 
 # torch must be exactly the CPU build that pip finds locally; a loose pin pulls a multi-GB CUDA build.
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   echo "[setup] installing torch (CPU)"
-  $PIP install -q "torch==2.13.0" 2>&1 | grep -v "is ignored" || true
+  pip_quiet install -q "torch==2.13.0"
 fi
 
 echo "[setup] building and installing hetmtl"
 if [ "${HETMTL_DEV:-0}" = "1" ]; then
-  $PIP install -q scikit-build-core pybind11 cmeel-eigen ninja 2>&1 | grep -v "is ignored" || true
-  $PIP install -q --no-build-isolation -Ceditable.rebuild=true -Cbuild-dir=build/dev -e ".[test,data,r]" 2>&1 | grep -v "is ignored" || true
+  pip_quiet install -q scikit-build-core pybind11 cmeel-eigen ninja
+  pip_quiet install -q --no-build-isolation -Ceditable.rebuild=true -Cbuild-dir=build/dev -e ".[test,data,r,torch]"
 else
-  $PIP install -q ".[test,data,r]" 2>&1 | grep -v "is ignored" || true
+  pip_quiet install -q ".[test,data,r,torch]"
 fi
-.venv/bin/python -c "import hetmtl._core" || { echo "[setup] hetmtl failed to install" >&2; exit 1; }
+.venv/bin/python -c "import hetmtl._core, torch" || { echo "[setup] hetmtl failed to install" >&2; exit 1; }
 
 if [ -f r-wrapper/DESCRIPTION ]; then
   echo "[setup] installing the R package"

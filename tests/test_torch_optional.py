@@ -6,8 +6,20 @@ import subprocess
 import sys
 
 CODE = """
+import importlib.abc
 import sys
-sys.modules["torch"] = None  # behave as if torch were not installed
+
+
+class NoTorch(importlib.abc.MetaPathFinder):
+    # Behave as if torch were not installed. (Setting sys.modules["torch"] = None instead would
+    # break libraries that look torch up in sys.modules, such as SciPy's array-API helpers.)
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, NoTorch())
 import hetmtl, hetmtl.fusion, hetmtl.proximal, hetmtl.simulate
 for name in ("hetmtl.nn", "hetmtl.dual"):
     try:

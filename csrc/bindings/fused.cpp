@@ -1,20 +1,12 @@
 // Python bindings for the fused quadratic solver. Arrays arrive already validated and
 // C-contiguous from hetmtl.fusion.solver; results go back as dicts of NumPy arrays.
-#include <pybind11/eigen.h>
-#include <pybind11/numpy.h>
-#include <pybind11/pybind11.h>
-#include <pybind11/stl.h>
-
+#include "common.hpp"
 #include "hetmtl/fused.hpp"
 
-namespace py = pybind11;
 using hetmtl::RowMatrix;
 using hetmtl::Vector;
 
 namespace {
-
-using RowRef = Eigen::Ref<const RowMatrix>;
-using VecRef = Eigen::Ref<const Vector>;
 
 // Stack fits into (L, K, p) / (L, p) / (L, K) arrays.
 py::dict stack_fits(const std::vector<hetmtl::FusedResult>& fits, int K, int p) {

@@ -1,20 +1,13 @@
 // Python bindings for the kernel grid core. Arrays arrive validated and C-contiguous from
 // hetmtl.fusion.kernel_grid; results go back as dicts of NumPy arrays plus a status code.
-#include <pybind11/eigen.h>
-#include <pybind11/numpy.h>
-#include <pybind11/pybind11.h>
-#include <pybind11/stl.h>
-
+#include "common.hpp"
 #include "hetmtl/kernel_grid.hpp"
 
-namespace py = pybind11;
 using hetmtl::RowMatrix;
 using hetmtl::Vector;
 
 namespace {
 
-using RowRef = Eigen::Ref<const RowMatrix>;
-using VecRef = Eigen::Ref<const Vector>;
 using IntRef = Eigen::Ref<const Eigen::VectorXi>;
 
 py::array_t<double> to_array(const std::vector<double>& data, std::vector<py::ssize_t> shape) {

@@ -1,20 +1,12 @@
 // Python bindings for the proximal building blocks and the head solver. Arrays arrive validated
 // and C-contiguous from hetmtl.proximal; results go back as NumPy arrays or dicts of them.
-#include <pybind11/eigen.h>
-#include <pybind11/numpy.h>
-#include <pybind11/pybind11.h>
-#include <pybind11/stl.h>
-
+#include "common.hpp"
 #include "hetmtl/prox.hpp"
 
-namespace py = pybind11;
 using hetmtl::RowMatrix;
 using hetmtl::Vector;
 
 namespace {
-
-using RowRef = Eigen::Ref<const RowMatrix>;
-using VecRef = Eigen::Ref<const Vector>;
 
 py::array_t<bool> as_bool_array(const std::vector<std::uint8_t>& v) {
     py::array_t<bool> out(static_cast<py::ssize_t>(v.size()));

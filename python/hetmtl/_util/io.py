@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader never sees a half-written file, and a crash leaves the old one."""
+"""File input and output: atomic writes (a reader never sees a half-written file, and a crash
+leaves the old one) and JSON reads whose errors name the file."""
 
 from __future__ import annotations
 
@@ -29,3 +30,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     """Serialize ``obj`` as indented JSON and write it atomically."""
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode("utf-8"))
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Parse the JSON file at ``path``; invalid JSON is a ValueError that names the file."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"path: {os.fspath(path)!r} is not valid JSON ({exc})") from None

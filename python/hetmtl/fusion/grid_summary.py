@@ -11,14 +11,13 @@ the center treats them as missing. Summaries are versioned JSON (``schema =
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 
-from .._util.io import atomic_write_json
+from .._util.io import atomic_write_json, read_json
 from .._util.validation import as_float_array
 from .crossfit import check_folds, labels_from_tests
 from .kernel_grid import KernelGrid
@@ -234,12 +233,7 @@ class GridSummary:
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> "GridSummary":
         """Load and validate a summary written by :meth:`to_json`."""
-        try:
-            with open(path, encoding="utf-8") as fh:
-                d = json.load(fh)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"path: {os.fspath(path)!r} is not valid JSON ({exc})") from None
-        return cls.from_dict(d)
+        return cls.from_dict(read_json(path))
 
 
 def _check_bandwidths(bandwidths, d: int) -> np.ndarray:

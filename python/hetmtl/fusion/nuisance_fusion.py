@@ -21,7 +21,6 @@ Workflow (no row-level data leaves a site):
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from numbers import Real
@@ -30,7 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import _core
-from .._util.io import atomic_write_json
+from .._util.io import atomic_write_json, read_json
 from .._util.validation import as_float_array, check_choice
 from .grid_core import GRID_PENALTIES
 from .grid_summary import GridSummary, _fold_labels
@@ -372,9 +371,4 @@ class FusedNuisance:
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> "FusedNuisance":
         """Load a file written by :meth:`to_json`."""
-        try:
-            with open(path, encoding="utf-8") as fh:
-                d = json.load(fh)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"path: {os.fspath(path)!r} is not valid JSON ({exc})") from None
-        return cls.from_dict(d)
+        return cls.from_dict(read_json(path))

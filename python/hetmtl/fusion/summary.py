@@ -12,14 +12,13 @@ that row-level data cannot ride along.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 
-from .._util.io import atomic_write_json
+from .._util.io import atomic_write_json, read_json
 from .._util.validation import as_float_array, check_choice
 
 SCHEMA_NAME = "hetmtl.site_summary"
@@ -288,12 +287,7 @@ class SiteSummary:
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> "SiteSummary":
         """Load and validate a summary written by :meth:`to_json` (or by the R package / CLI)."""
-        try:
-            with open(path, encoding="utf-8") as fh:
-                d = json.load(fh)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"path: {os.fspath(path)!r} is not valid JSON ({exc})") from None
-        return cls.from_dict(d)
+        return cls.from_dict(read_json(path))
 
 
 def _weight_from_moments(J: np.ndarray, Omega: np.ndarray, weight: str, site: str) -> np.ndarray:

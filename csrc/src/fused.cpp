@@ -25,6 +25,8 @@ FusedProblem::FusedProblem(const Eigen::Ref<const RowMatrix>& W, const Eigen::Re
     Q_.resize(K_);
     evals_.resize(K_);
     eig_once_.reset(new std::once_flag[K_ > 0 ? K_ : 1]);
+    eig_ready_.reset(new std::atomic<bool>[K_ > 0 ? K_ : 1]);
+    for (int k = 0; k < K_; ++k) eig_ready_[k].store(false, std::memory_order_relaxed);
     trace_.resize(K_);
     Eigen::MatrixXd A_sum = Eigen::MatrixXd::Zero(p_, p_);
     const Eigen::MatrixXd I = Eigen::MatrixXd::Identity(p_, p_);
@@ -54,11 +56,12 @@ FusedProblem::FusedProblem(const Eigen::Ref<const RowMatrix>& W, const Eigen::Re
 }
 
 void FusedProblem::ensure_eigen(int k) const {
-    if (diagonal_) return;
+    if (diagonal_ || eig_ready_[k].load(std::memory_order_acquire)) return;
     std::call_once(eig_once_[k], [this, k] {
         Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(A_[k]);
         Q_[k] = eig.eigenvectors();
         evals_[k] = eig.eigenvalues();
+        eig_ready_[k].store(true, std::memory_order_release);
     });
 }
 
@@ -120,17 +123,23 @@ Vector FusedProblem::solve_A_sum(const Vector& rhs) const {
 }
 
 Vector FusedProblem::pooled(const Eigen::Ref<const RowMatrix>& theta_hat) const {
-    Vector rhs = Vector::Zero(p_);
-    for (int k = 0; k < K_; ++k) rhs.noalias() += apply_A(k, theta_hat.row(k).transpose());
+    Vector rhs = Vector::Zero(p_), x(p_), Ax(p_);
+    for (int k = 0; k < K_; ++k) {
+        x = theta_hat.row(k).transpose();
+        apply_A(k, x, Ax);
+        rhs += Ax;
+    }
     return solve_A_sum(rhs);
 }
 
 double FusedProblem::lambda_max(const Eigen::Ref<const RowMatrix>& theta_hat) const {
     const Vector ubar = pooled(theta_hat);
     double lmax = 0.0;
+    Vector d(p_), Ad(p_);
     for (int k = 0; k < K_; ++k) {
-        const Vector d = theta_hat.row(k).transpose() - ubar;
-        lmax = std::max(lmax, apply_A(k, d).norm() / w_(k));
+        d = theta_hat.row(k).transpose() - ubar;
+        apply_A(k, d, Ad);
+        lmax = std::max(lmax, Ad.norm() / w_(k));
     }
     return lmax;
 }
@@ -139,7 +148,12 @@ double FusedProblem::residual_scale(const Eigen::Ref<const RowMatrix>& centered)
     // The spread of the sites around their pooled value: the natural size of every gradient in
     // the problem, and invariant to shifting all estimates by a common vector.
     double spread = 0.0;
-    for (int k = 0; k < K_; ++k) spread = std::max(spread, apply_A(k, centered.row(k).transpose()).norm());
+    Vector x(p_), Ax(p_);
+    for (int k = 0; k < K_; ++k) {
+        x = centered.row(k).transpose();
+        apply_A(k, x, Ax);
+        spread = std::max(spread, Ax.norm());
+    }
     return std::max(spread, kTiny);
 }
 
@@ -149,9 +163,11 @@ RowMatrix FusedProblem::centered(const Eigen::Ref<const RowMatrix>& theta_hat, V
 }
 
 Vector FusedProblem::center_for(const Eigen::Ref<const RowMatrix>& theta_hat, const RowMatrix& v) const {
-    Vector rhs = Vector::Zero(p_);
+    Vector rhs = Vector::Zero(p_), x(p_), Ax(p_);
     for (int k = 0; k < K_; ++k) {
-        rhs.noalias() += apply_A(k, (theta_hat.row(k) - v.row(k)).transpose());
+        x = (theta_hat.row(k) - v.row(k)).transpose();
+        apply_A(k, x, Ax);
+        rhs += Ax;
     }
     return solve_A_sum(rhs);
 }
@@ -392,10 +408,20 @@ void FusedProblem::center_hessian(double lambda, const RowMatrix& v, Eigen::Matr
 #pragma omp for schedule(static)
         for (int k = 0; k < K_; ++k) {
             if (fused[k]) continue;
-            Eigen::Map<Eigen::MatrixXd> Hk(h_site.row(k).data(), p_, p_);
-            Hk.setZero();
             ws.x = v.row(k).transpose();
-            add_site_hessian(k, ws.x, lambda * w_(k), ws, Hk);
+            const double tau = lambda * w_(k);
+            double* out = h_site.row(k).data();
+            switch (p_) {
+                case 1: site_hessian_p<1>(k, ws.x, tau, out); break;
+                case 2: site_hessian_p<2>(k, ws.x, tau, out); break;
+                case 3: site_hessian_p<3>(k, ws.x, tau, out); break;
+                case 4: site_hessian_p<4>(k, ws.x, tau, out); break;
+                default: {
+                    Eigen::Map<Eigen::MatrixXd> Hk(out, p_, p_);
+                    Hk.setZero();
+                    add_site_hessian(k, ws.x, tau, ws, Hk);
+                }
+            }
         }
     }
     H.setZero(p_, p_);
@@ -410,6 +436,30 @@ void FusedProblem::center_hessian(double lambda, const RowMatrix& v, Eigen::Matr
     }
     // The rank updates fill lower triangles only: mirror them.
     H.triangularView<Eigen::StrictlyUpper>() = H.transpose();
+}
+
+template <int P>
+void FusedProblem::site_hessian_p(int k, const Vector& v, double tau, double* out) const {
+    // add_site_hessian for a small fixed p: the whole matrix, unrolled at compile time.
+    const auto vv = view<P>(v);
+    const double vn = vv.norm();
+    const double c = vn / tau;
+    const auto l = view<P>(evals_[k]);
+    const VecP<P> d = l.array() / (1.0 + c * l.array());
+    Eigen::Map<MatP<P>> Hk(out);
+    VecP<P> Bs;
+    if (diagonal_) {
+        Hk.setZero();
+        Hk.diagonal() = d;
+        Bs = d.cwiseProduct(vv) / vn;
+    } else {
+        const auto Q = view<P>(Q_[k]);
+        Hk.noalias() = Q * d.asDiagonal() * Q.transpose();
+        const VecP<P> c_v = d.cwiseProduct(Q.transpose() * vv) / vn;
+        Bs.noalias() = Q * c_v;
+    }
+    const double sBs = std::max(vv.dot(Bs) / vn, kTiny);
+    Hk.noalias() -= (Bs / sBs) * Bs.transpose();
 }
 
 void FusedProblem::add_site_hessian(int k, const Vector& v, double tau, Workspace& ws,

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <Eigen/Dense>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -112,6 +113,9 @@ private:
     template <int P>
     double center_objective_p(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, const Vector& u,
                               RowMatrix& v, Vector& grad, int n_threads) const;
+    // The same as add_site_hessian for p <= 4, writing the whole p x p matrix to `out`.
+    template <int P>
+    void site_hessian_p(int k, const Vector& v, double tau, double* out) const;
     // Hessian of F at the point whose offsets are v.
     void center_hessian(double lambda, const RowMatrix& v, Eigen::MatrixXd& H, int n_threads) const;
     // Add site k's curvature of F at an unfused offset v (||v|| > 0) to the lower triangle of H.
@@ -157,6 +161,7 @@ private:
     mutable std::vector<Eigen::MatrixXd> Q_;     // eigenvectors of A_k (dense mode, lazy)
     mutable std::vector<Vector> evals_;          // eigenvalues of A_k, ascending (lazy in dense mode)
     std::unique_ptr<std::once_flag[]> eig_once_; // one flag a site: thread-safe lazy decomposition
+    std::unique_ptr<std::atomic<bool>[]> eig_ready_;  // fast check before call_once
     Vector trace_;                               // trace of A_k
     Vector w_;                              // penalty weights
     Eigen::LDLT<Eigen::MatrixXd> A_sum_;    // factorization of sum_k A_k

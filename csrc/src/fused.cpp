@@ -255,9 +255,14 @@ bool FusedProblem::site_prox_p(int k, const Vector& z, double tau, Workspace& ws
         deriv = -0.5 * inv * inv * inv * ds;
         return inv - 1.0;
     };
-    double lo = 0.0;
+    // Bracket: with the eigenvalues between l_min and l_max, (||b|| - tau) / l_max <= rho <=
+    // (||b|| - tau) / l_min; Newton from the lower end then needs few steps.
+    const double excess = bnorm - tau;
+    double lo = std::max(0.0, excess / l.maxCoeff());
     double hi = c.norm();
-    double rho = 0.0;
+    if (l.minCoeff() > 0.0) hi = std::min(hi, excess / l.minCoeff());
+    hi = std::max(hi, lo);
+    double rho = lo;
     for (int it = 0; it < 100; ++it) {
         double deriv = 0.0;
         const double f = secular(rho, deriv);

@@ -89,6 +89,14 @@ def slope(xs, ts) -> float:
     return float(np.polyfit(np.log(xs), np.log(ts), 1)[0])
 
 
+def affine_fit(xs, ts) -> tuple[float, float, float]:
+    """Least-squares ``t = a + b x``: intercept, slope and R^2 (linear cost means R^2 near 1)."""
+    xs, ts = np.asarray(xs, float), np.asarray(ts, float)
+    b, a = np.polyfit(xs, ts, 1)
+    resid = ts - (a + b * xs)
+    return float(a), float(b), float(1.0 - resid @ resid / np.sum((ts - ts.mean()) ** 2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
@@ -149,8 +157,11 @@ def main() -> None:
     rows = [[f"n={n}", format_seconds(t), t / (n * G) * 1e9] for n, t in zip(ns, t_n)]
     rows += [[f"G={m * m}", format_seconds(t), t / (N * m * m) * 1e9] for m, t in zip(ms, t_g)]
     print(format_table(["size", "best time", "ns / evaluation"], rows, title="\n3. scaling"))
-    print(f"slope in n (G={G}): {slope(ns, t_n):.2f}; slope in G (n={N}): "
+    print(f"log-log slope in n (G={G}): {slope(ns, t_n):.2f}; in G (n={N}): "
           f"{slope([m * m for m in ms], t_g):.2f}")
+    a, b, r2 = affine_fit([m * m for m in ms], t_g)
+    print(f"time = a + b G (n={N}): a = {format_seconds(a)} (work per row that does not grow with G: "
+          f"the kernel factors), b = {b / N * 1e9:.3f} ns per row and grid point, R^2 = {r2:.4f}")
 
     others = []
     for kernel, fit in (("gaussian", "linear"), ("epanechnikov", "constant"), ("epanechnikov", "linear")):

@@ -4,7 +4,7 @@ with per-site kernel nuisances, before and after late fusion, in the three nuisa
 Run from the repository root::
 
     python scripts/study_nuisance_fusion.py --out results/nuisance_fusion            # 100 reps
-    python scripts/study_nuisance_fusion.py --out /tmp/nf --n-rep 10 --model plr     # quick look
+    python scripts/study_nuisance_fusion.py --out nf-study --n-rep 10 --model plr     # quick look
 
 Writes ``errors.csv`` (one row per replication, scenario, site and method), ``summary.csv``
 (mean squared errors with Monte-Carlo standard errors by scenario, method and site size) and

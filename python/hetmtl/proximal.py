@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _core
-from ._util.validation import as_float_array, check_choice
+from ._util.validation import as_float_array, check_choice, check_int_at_least, check_positive_number
 
 HEAD_PENALTIES = ("none", "l2", "l2sq", "ball")
 _STATUS_TEXT = {
@@ -77,6 +77,14 @@ def _center(center, p: int, name: str = "center") -> np.ndarray:
     return np.ascontiguousarray(c)
 
 
+def _rowwise(core_fn, V, per_row, name: str, center) -> np.ndarray:
+    """Apply a row-wise proximal map of the core with a per-row parameter; 1-d input gives 1-d."""
+    one = np.ndim(V) == 1
+    Va = _rows(V, "V")
+    out, _ = core_fn(Va, _center(center, Va.shape[1]), _per_row(per_row, Va.shape[0], name, allow_inf=True))
+    return out[0] if one else out
+
+
 def group_soft_threshold(V, tau, center=None) -> np.ndarray:
     """Group soft-thresholding of each row toward ``center``.
 
@@ -96,11 +104,7 @@ def group_soft_threshold(V, tau, center=None) -> np.ndarray:
     -------
     ndarray of the shape of ``V`` (2-d for 2-d input)
     """
-    one = np.ndim(V) == 1
-    Va = _rows(V, "V")
-    out, _ = _core.group_soft_threshold(Va, _center(center, Va.shape[1]),
-                                        _per_row(tau, Va.shape[0], "tau", allow_inf=True))
-    return out[0] if one else out
+    return _rowwise(_core.group_soft_threshold, V, tau, "tau", center)
 
 
 def project_l2_ball(V, radius, center=None) -> np.ndarray:
@@ -118,11 +122,7 @@ def project_l2_ball(V, radius, center=None) -> np.ndarray:
     -------
     ndarray of the shape of ``V`` (2-d for 2-d input)
     """
-    one = np.ndim(V) == 1
-    Va = _rows(V, "V")
-    out, _ = _core.project_l2_ball(Va, _center(center, Va.shape[1]),
-                                   _per_row(radius, Va.shape[0], "radius", allow_inf=True))
-    return out[0] if one else out
+    return _rowwise(_core.project_l2_ball, V, radius, "radius", center)
 
 
 def geometric_median(points, weights=None, tol: float = 1e-10, max_iter: int = 1000,
@@ -203,21 +203,15 @@ def head_options(penalty_beta: str = "l2", penalty_alpha: str = "none", tol: flo
     """Build the core's head-solver options struct (the one place strings become enums)."""
     check_choice(penalty_beta, "penalty_beta", HEAD_PENALTIES)
     check_choice(penalty_alpha, "penalty_alpha", HEAD_PENALTIES)
-    if not (np.isfinite(tol) and tol > 0):
-        raise ValueError(f"tol: must be a positive number, got {tol!r}")
-    if int(max_iter) < 1:
-        raise ValueError(f"max_iter: must be at least 1, got {max_iter!r}")
-    if int(n_threads) < 1:
-        raise ValueError(f"n_threads: must be at least 1, got {n_threads!r}")
     if not (np.isfinite(ridge) and ridge >= 0):
         raise ValueError(f"ridge: must be a finite non-negative number, got {ridge!r}")
     opt = _core.HeadOptions()
     opt.ridge = float(ridge)
     opt.penalty_beta = getattr(_core.HeadPenalty, penalty_beta)
     opt.penalty_alpha = getattr(_core.HeadPenalty, penalty_alpha)
-    opt.tol = float(tol)
-    opt.max_iter = int(max_iter)
-    opt.n_threads = int(n_threads)
+    opt.tol = check_positive_number(tol, "tol")
+    opt.max_iter = check_int_at_least(max_iter, "max_iter")
+    opt.n_threads = check_int_at_least(n_threads, "n_threads")
     return opt
 
 

@@ -39,3 +39,17 @@ def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ValueError(f"{name}: must be one of {choices}, got {value!r}")
     return value
+
+
+def check_positive_number(value: Any, name: str) -> float:
+    """A finite number above zero (tolerances, supports)."""
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"{name}: must be a positive number, got {value!r}")
+    return float(value)
+
+
+def check_int_at_least(value: Any, name: str, minimum: int = 1) -> int:
+    """A whole number no smaller than ``minimum`` (iteration caps, thread counts)."""
+    if int(value) < minimum:
+        raise ValueError(f"{name}: must be at least {minimum}, got {value!r}")
+    return int(value)

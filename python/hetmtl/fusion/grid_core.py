@@ -21,7 +21,8 @@ from typing import Sequence
 import numpy as np
 
 from .. import _core
-from .._util.validation import as_float_array, check_choice, check_positive
+from .._util.validation import (as_float_array, check_choice, check_int_at_least, check_positive,
+                                check_positive_number)
 from .solver import FusedFit, _check_lambda, _warn_unconverged, make_options
 
 KERNELS = ("gaussian", "epanechnikov")
@@ -95,15 +96,11 @@ def grid_options(kernel: str = "gaussian", fit: str = "constant", support: float
     """Build the core's options struct (the one place where these strings become enums)."""
     check_choice(kernel, "kernel", KERNELS)
     check_choice(fit, "fit", FITS)
-    if not (np.isfinite(support) and support > 0):
-        raise ValueError(f"support: must be a positive number, got {support!r}")
-    if int(n_threads) < 1:
-        raise ValueError(f"n_threads: must be at least 1, got {n_threads!r}")
     opt = _core.GridOptions()
     opt.kernel = getattr(_core.GridKernel, kernel)
     opt.fit = getattr(_core.GridFit, fit)
-    opt.support = float(support)
-    opt.n_threads = int(n_threads)
+    opt.support = check_positive_number(support, "support")
+    opt.n_threads = check_int_at_least(n_threads, "n_threads")
     return opt
 
 

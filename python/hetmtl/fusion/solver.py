@@ -20,7 +20,8 @@ from typing import Sequence
 import numpy as np
 
 from .. import _core
-from .._util.validation import as_float_array, check_choice, check_positive, not_pd_message
+from .._util.validation import (as_float_array, check_choice, check_int_at_least, check_positive,
+                                check_positive_number, not_pd_message)
 
 PENALTIES = ("l2", "l2sq")
 _STATUS_TEXT = {
@@ -133,17 +134,11 @@ class PreparedProblem:
 def make_options(penalty: str = "l2", tol: float = 1e-10, max_iter: int = 20000, n_threads: int = 1):
     """Build the core's options struct from keyword options (the one place strings become enums)."""
     check_choice(penalty, "penalty", PENALTIES)
-    if not (np.isfinite(tol) and tol > 0):
-        raise ValueError(f"tol: must be a positive number, got {tol!r}")
-    if int(max_iter) < 1:
-        raise ValueError(f"max_iter: must be at least 1, got {max_iter!r}")
-    if int(n_threads) < 1:
-        raise ValueError(f"n_threads: must be at least 1, got {n_threads!r}")
     opt = _core.FusedOptions()
     opt.penalty = getattr(_core.Penalty, penalty)
-    opt.tol = float(tol)
-    opt.max_iter = int(max_iter)
-    opt.n_threads = int(n_threads)
+    opt.tol = check_positive_number(tol, "tol")
+    opt.max_iter = check_int_at_least(max_iter, "max_iter")
+    opt.n_threads = check_int_at_least(n_threads, "n_threads")
     return opt
 
 
@@ -329,7 +324,6 @@ def fused_solve(
     -------
     FusedFit
     """
-    lam = _check_lambda(lam)
     options = make_options(penalty, tol, max_iter, n_threads)
     return solve_prepared(prepare_problem(theta_hat, W, n, weights), lam, options)
 

@@ -286,11 +286,11 @@ double FusedProblem::kkt_residual(const Eigen::Ref<const RowMatrix>& theta_hat, 
     Vector shift;
     const RowMatrix c = centered(theta_hat, shift);
     const RowMatrix theta_c = theta.rowwise() - shift.transpose();
-    return centered_kkt(c, theta_c, center - shift, lambda, penalty);
+    return centered_kkt(c, theta_c, center - shift, lambda, penalty, residual_scale(c));
 }
 
 double FusedProblem::centered_kkt(const Eigen::Ref<const RowMatrix>& theta_hat, const RowMatrix& theta,
-                                  const Vector& center, double lambda, Penalty penalty) const {
+                                  const Vector& center, double lambda, Penalty penalty, double scale) const {
     double worst = 0.0;
     Vector gsum = Vector::Zero(p_);
     Workspace ws(p_);
@@ -317,7 +317,7 @@ double FusedProblem::centered_kkt(const Eigen::Ref<const RowMatrix>& theta_hat, 
         worst = std::max(worst, r);
     }
     worst = std::max(worst, gsum.norm());
-    return worst / residual_scale(theta_hat);
+    return worst / scale;
 }
 
 FusedResult FusedProblem::solve(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
@@ -562,7 +562,8 @@ FusedResult FusedProblem::finish_l2(const Eigen::Ref<const RowMatrix>& theta_hat
     res.fused.assign(K_, 0);
     for (int k = 0; k < K_; ++k) res.fused[k] = v.row(k).squaredNorm() == 0.0 ? 1 : 0;
     res.iterations = iterations;
-    res.kkt = centered_kkt(theta_hat, res.theta, u, lambda, Penalty::L2);
+    const double scale = residual_scale(theta_hat);
+    res.kkt = centered_kkt(theta_hat, res.theta, u, lambda, Penalty::L2, scale);
     if (res.kkt > opt.tol && res.theta.allFinite()) {
         // A site left a hair's breadth from the center (the center need not be unique, e.g. two
         // sites of equal weight: any point between them) has an offset too small to carry its
@@ -578,7 +579,7 @@ FusedResult FusedProblem::finish_l2(const Eigen::Ref<const RowMatrix>& theta_hat
                 fused[k] = 1;
             }
         }
-        const double kkt = centered_kkt(theta_hat, snapped, u, lambda, Penalty::L2);
+        const double kkt = centered_kkt(theta_hat, snapped, u, lambda, Penalty::L2, scale);
         if (kkt < res.kkt) {
             res.theta = std::move(snapped);
             res.fused = std::move(fused);
@@ -640,6 +641,7 @@ Vector FusedProblem::fista_center(const Eigen::Ref<const RowMatrix>& theta_hat, 
     };
     Vector u = center_for(theta_hat, v);
     double f_old = objective(v, u);
+    const double scale = residual_scale(theta_hat);
     while (iterations < opt.max_iter) {
         ++iterations;
         const Vector uy = center_for(theta_hat, y);
@@ -657,7 +659,7 @@ Vector FusedProblem::fista_center(const Eigen::Ref<const RowMatrix>& theta_hat, 
         const double f_new = objective(v_new, u);
         if (!std::isfinite(f_new)) break;
         RowMatrix theta = v_new.rowwise() + u.transpose();
-        if (centered_kkt(theta_hat, theta, u, lambda, Penalty::L2) <= opt.tol) {
+        if (centered_kkt(theta_hat, theta, u, lambda, Penalty::L2, scale) <= opt.tol) {
             v = v_new;
             break;
         }
@@ -704,7 +706,7 @@ FusedResult FusedProblem::solve_l2sq(const Eigen::Ref<const RowMatrix>& theta_ha
     res.center = u;
     res.fused.assign(K_, 0);
     res.iterations = 1;
-    res.kkt = centered_kkt(theta_hat, res.theta, u, lambda, Penalty::L2Squared);
+    res.kkt = centered_kkt(theta_hat, res.theta, u, lambda, Penalty::L2Squared, residual_scale(theta_hat));
     if (!(res.theta.allFinite() && u.allFinite())) {
         res.status = SolveStatus::NumericalFailure;
     } else {

@@ -129,8 +129,9 @@ private:
     FusedResult single_site(const Eigen::Ref<const RowMatrix>& centered, const FusedOptions& opt) const;
     // theta_hat minus its pooled estimate (returned in `shift`); private solvers work on this.
     RowMatrix centered(const Eigen::Ref<const RowMatrix>& theta_hat, Vector& shift) const;
+    // KKT residual on centered data, relative to `scale` = residual_scale(theta_hat).
     double centered_kkt(const Eigen::Ref<const RowMatrix>& theta_hat, const RowMatrix& theta,
-                        const Vector& center, double lambda, Penalty penalty) const;
+                        const Vector& center, double lambda, Penalty penalty, double scale) const;
     // u(v) = (sum A_k)^-1 sum A_k (that_k - v_k)
     Vector center_for(const Eigen::Ref<const RowMatrix>& theta_hat, const RowMatrix& v) const;
     // ws.x = argmin_x 1/2 (x - z)' A_k (x - z) + tau ||x||; returns true when that is 0 (fused).

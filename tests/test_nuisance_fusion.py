@@ -249,3 +249,30 @@ def test_lambda_path_with_missing_grid_values_converges():
     for i, lam in enumerate(lams):
         ref = fused_grid_solve(D, th, n, lam, tol=1e-9)
         assert objective(theta[i], center[i]) <= objective(ref.theta, ref.center) + 1e-9
+
+
+def test_cv_scores_on_the_smallest_bandwidth_that_released_anything():
+    # Small sites: at the smallest candidate bandwidth no grid point reaches the disclosure
+    # threshold in every fold, so that bandwidth's held-out sums are all zero. Scoring on them
+    # would rate every lambda alike (and pick full fusion by the tie) although the sites' outcome
+    # functions differ by a large shift.
+    sites = _sites(K=4, n_range=(90, 110), seed=3)
+    sites = [(x, y + 3.0 * k, dd, folds) for k, (x, y, dd, folds) in enumerate(sites)]
+    grid = _grid(sites, 15)
+    H = np.array([[0.05], [1.0]])
+    summ = _summaries(sites, grid, H)
+    assert not any(s.nuisances["ml_l"].released[0].any() for s in summ)
+    nf = NuisanceFusion().fit(summ)
+    loss = nf.cv_loss_["ml_l"][1]
+    assert np.ptp(loss) > 0.0
+    assert nf.lambda_fraction_["ml_l"] < 1.0
+    # Each site keeps its own level: the fused outcome functions stay about 3 apart.
+    levels = nf.values_["ml_l"].mean(axis=(1, 2))
+    assert np.all(np.diff(levels) > 2.0)
+
+
+def test_nothing_released_at_any_bandwidth_is_a_clear_error():
+    sites = _sites(K=3, n_range=(20, 25), seed=4)
+    summ = _summaries(sites, _grid(sites, 15), np.array([[0.02], [0.05]]))
+    with pytest.raises(ValueError, match="summaries: no site released any grid point"):
+        NuisanceFusion().fit(summ)

@@ -216,7 +216,6 @@ class NuisanceFusion:
         options = make_options("l2", self.tol, self.max_iter, self.n_threads)
 
         F, H = first.n_folds, first.bandwidths
-        b_eval = int(np.argmin(np.prod(H, axis=1)))
         points = first.grid.points
         self.sites_, self.grid_, self.n_folds_ = sites, first.grid, F
         self.binary_ = {}
@@ -225,6 +224,7 @@ class NuisanceFusion:
         for role in roles:
             sums = [s.nuisances[role] for s in summaries]
             self.binary_[role] = all(s.binary for s in sums)
+            b_eval = _scoring_bandwidth(sums, H, role)
             fractions = (np.append(np.geomspace(1.0, self.lambda_ratio, int(self.n_lambda)), 0.0)
                          if self.lam == "cv" else None)
             loss = np.zeros((H.shape[0], 1 if fractions is None else fractions.size))
@@ -275,6 +275,23 @@ class NuisanceFusion:
                                        "lam": dict(self.lam_),
                                        "bandwidth": {r: h.tolist() for r, h in self.bandwidth_.items()},
                                        "n_sites": len(self.sites_)})
+
+
+def _scoring_bandwidth(sums: list, H: np.ndarray, role: str) -> int:
+    """The smallest candidate bandwidth at which some site released a grid point.
+
+    Held-out losses of all candidates are scored on the same sums, so that they compare; the
+    smallest bandwidth is closest to a pointwise squared error, but at small sites the disclosure
+    rule can withhold every point there, and sums that are all zeros would score every candidate
+    alike.
+    """
+    any_released = np.stack([s.released for s in sums]).any(axis=(0, 2))    # (B,)
+    if not any_released.any():
+        raise ValueError(f"summaries: no site released any grid point of {role!r} at any candidate "
+                         "bandwidth (too few rows per fold for the disclosure threshold); use "
+                         "larger bandwidths or fewer folds")
+    usable = np.flatnonzero(any_released)
+    return int(usable[np.argmin(np.prod(H[usable], axis=1))])
 
 
 def _heldout_loss(theta: np.ndarray, sums: list, b_eval: int, f: int) -> np.ndarray:

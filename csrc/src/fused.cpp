@@ -205,18 +205,18 @@ void FusedProblem::apply_A_p(int k, const Vector& x, Vector& out) const {
     }
 }
 
-bool FusedProblem::site_prox(int k, const Vector& z, double tau, Workspace& ws) const {
+bool FusedProblem::site_prox(int k, const Vector& z, double tau, Workspace& ws, double rho_hint) const {
     switch (p_) {
-        case 1: return site_prox_p<1>(k, z, tau, ws);
-        case 2: return site_prox_p<2>(k, z, tau, ws);
-        case 3: return site_prox_p<3>(k, z, tau, ws);
-        case 4: return site_prox_p<4>(k, z, tau, ws);
-        default: return site_prox_p<Eigen::Dynamic>(k, z, tau, ws);
+        case 1: return site_prox_p<1>(k, z, tau, ws, rho_hint);
+        case 2: return site_prox_p<2>(k, z, tau, ws, rho_hint);
+        case 3: return site_prox_p<3>(k, z, tau, ws, rho_hint);
+        case 4: return site_prox_p<4>(k, z, tau, ws, rho_hint);
+        default: return site_prox_p<Eigen::Dynamic>(k, z, tau, ws, rho_hint);
     }
 }
 
 template <int P>
-bool FusedProblem::site_prox_p(int k, const Vector& z, double tau, Workspace& ws) const {
+bool FusedProblem::site_prox_p(int k, const Vector& z, double tau, Workspace& ws, double rho_hint) const {
     // Fused exactly when ||A z|| <= tau, which needs no eigendecomposition. Sites on the boundary
     // (to rounding) snap to the center: an offset of relative size 1e-11 could not be told apart
     // from u in theta_k = u + v_k anyway.
@@ -262,14 +262,22 @@ bool FusedProblem::site_prox_p(int k, const Vector& z, double tau, Workspace& ws
     double hi = c.norm();
     if (l.minCoeff() > 0.0) hi = std::min(hi, excess / l.minCoeff());
     hi = std::max(hi, lo);
-    double rho = lo;
+    // A nearby solution's ||x|| (a neighbouring center or lambda) is a closer start.
+    double rho = rho_hint > lo && rho_hint < hi ? rho_hint : lo;
     for (int it = 0; it < 100; ++it) {
         double deriv = 0.0;
         const double f = secular(rho, deriv);
         if (f < 0.0) lo = rho; else hi = rho;
         if (std::abs(f) <= 1e-15 || hi - lo <= 1e-15 * hi) break;
         double next = rho - f / deriv;
-        if (!(next > lo && next < hi)) next = 0.5 * (lo + hi);  // safeguard: bisect
+        if (!(next > lo && next < hi)) {
+            next = 0.5 * (lo + hi);  // safeguard: bisect
+        } else if (std::abs(next - rho) <= 1e-9 * rho) {
+            // Newton converges quadratically: after a step of relative size 1e-9 the next iterate
+            // is exact to rounding, so the evaluation that would confirm it is skipped.
+            rho = next;
+            break;
+        }
         rho = next;
     }
     for (int i = 0; i < p_; ++i) c(i) = b(i) * rho / (l(i) * rho + tau);
@@ -333,19 +341,48 @@ FusedResult FusedProblem::solve(const Eigen::Ref<const RowMatrix>& theta_hat, do
     // outside the fusion ball be represented to full precision.
     Vector shift;
     const RowMatrix c = centered(theta_hat, shift);
-    FusedResult res;
-    if (K_ == 1) {
-        res = single_site(c, opt);  // always fused: the center is the site's own estimate
-    } else if (opt.penalty == Penalty::L2Squared) {
-        res = solve_l2sq(c, lambda, opt);
-    } else {
-        res = solve_l2(c, lambda, opt, warm);
-    }
+    FusedResult res = solve_centered(c, residual_scale(c), lambda, opt, warm);
     if (res.theta.rows() == K_) {
         res.theta.rowwise() += shift.transpose();
         res.center += shift;
     }
     return res;
+}
+
+FusedResult FusedProblem::solve_centered(const Eigen::Ref<const RowMatrix>& c, double scale, double lambda,
+                                         const FusedOptions& opt, WarmStart* warm) const {
+    if (K_ == 1) return single_site(c, opt);  // always fused: the center is the site's own estimate
+    if (opt.penalty == Penalty::L2Squared) return solve_l2sq(c, scale, lambda, opt);
+    return solve_l2(c, scale, lambda, opt, warm);
+}
+
+FusedPathResult FusedProblem::path(const Eigen::Ref<const RowMatrix>& theta_hat, const std::vector<double>& lambdas,
+                                   const FusedOptions& opt) const {
+    const int L = static_cast<int>(lambdas.size());
+    std::vector<int> order(L);
+    std::iota(order.begin(), order.end(), 0);
+    // Large lambdas first: the fully fused solution is the natural start for the whole path.
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return lambdas[a] > lambdas[b]; });
+    FusedPathResult out;
+    out.fits.resize(L);
+    if (!positive_definite_) {
+        for (auto& fit : out.fits) fit.status = SolveStatus::NotPositiveDefinite;
+        return out;
+    }
+    // Centering and the residual scale depend on the data only: once for the whole path.
+    Vector shift;
+    const RowMatrix c = centered(theta_hat, shift);
+    const double scale = residual_scale(c);
+    WarmStart warm;
+    for (int idx : order) {
+        FusedResult& res = out.fits[idx];
+        res = solve_centered(c, scale, lambdas[idx], opt, &warm);
+        if (res.theta.rows() == K_) {
+            res.theta.rowwise() += shift.transpose();
+            res.center += shift;
+        }
+    }
+    return out;
 }
 
 FusedResult FusedProblem::single_site(const Eigen::Ref<const RowMatrix>& centered, const FusedOptions& opt) const {
@@ -359,23 +396,22 @@ FusedResult FusedProblem::single_site(const Eigen::Ref<const RowMatrix>& centere
     return res;
 }
 
-double FusedProblem::center_objective(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
-                                      const Vector& u, RowMatrix& v, Vector& grad, int n_threads) const {
+void FusedProblem::center_objective(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, const Vector& u,
+                                    CenterEval& out, const RowMatrix* hint, int n_threads) const {
     switch (p_) {
-        case 1: return center_objective_p<1>(theta_hat, lambda, u, v, grad, n_threads);
-        case 2: return center_objective_p<2>(theta_hat, lambda, u, v, grad, n_threads);
-        case 3: return center_objective_p<3>(theta_hat, lambda, u, v, grad, n_threads);
-        case 4: return center_objective_p<4>(theta_hat, lambda, u, v, grad, n_threads);
-        default: return center_objective_p<Eigen::Dynamic>(theta_hat, lambda, u, v, grad, n_threads);
+        case 1: return center_objective_p<1>(theta_hat, lambda, u, out, hint, n_threads);
+        case 2: return center_objective_p<2>(theta_hat, lambda, u, out, hint, n_threads);
+        case 3: return center_objective_p<3>(theta_hat, lambda, u, out, hint, n_threads);
+        case 4: return center_objective_p<4>(theta_hat, lambda, u, out, hint, n_threads);
+        default: return center_objective_p<Eigen::Dynamic>(theta_hat, lambda, u, out, hint, n_threads);
     }
 }
 
 template <int P>
-double FusedProblem::center_objective_p(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
-                                        const Vector& u, RowMatrix& v, Vector& grad, int n_threads) const {
+void FusedProblem::center_objective_p(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, const Vector& u,
+                                      CenterEval& out, const RowMatrix* hint, int n_threads) const {
     // Per-site terms are stored and added in site order afterwards, so the result does not depend
     // on the number of threads.
-    RowMatrix g_site(K_, p_);
     Vector f_site(K_);
     const auto uu = view<P>(u);
 #pragma omp parallel num_threads(n_threads) if (n_threads > 1 && K_ >= 64)
@@ -389,16 +425,17 @@ double FusedProblem::center_objective_p(const Eigen::Ref<const RowMatrix>& theta
         for (int k = 0; k < K_; ++k) {
             const double tau = lambda * w_(k);
             z = Eigen::Map<const VecP<P>>(theta_hat.row(k).data(), p_) - uu;
-            const bool fused = site_prox_p<P>(k, ws.z, tau, ws);
+            const double rho_hint = hint ? Eigen::Map<const VecP<P>>(hint->row(k).data(), p_).norm() : 0.0;
+            const bool fused = site_prox_p<P>(k, ws.z, tau, ws, rho_hint);
             r = x - z;
             apply_A_p<P>(k, ws.r, ws.Ar);
-            Eigen::Map<VecP<P>>(g_site.row(k).data(), p_) = Ar;
+            Eigen::Map<VecP<P>>(out.g_site.row(k).data(), p_) = Ar;
             f_site(k) = 0.5 * r.dot(Ar) + (fused ? 0.0 : tau * x.norm());
-            Eigen::Map<VecP<P>>(v.row(k).data(), p_) = x;
+            Eigen::Map<VecP<P>>(out.v.row(k).data(), p_) = x;
         }
     }
-    grad = g_site.colwise().sum().transpose();
-    return f_site.sum();
+    out.grad = out.g_site.colwise().sum().transpose();
+    out.f = f_site.sum();
 }
 
 void FusedProblem::center_hessian(double lambda, const RowMatrix& v, Eigen::MatrixXd& H, int n_threads) const {
@@ -491,56 +528,54 @@ void FusedProblem::add_site_hessian(int k, const Vector& v, double tau, Workspac
     H.selfadjointView<Eigen::Lower>().rankUpdate(ws.Bs, -1.0 / sBs);
 }
 
-bool FusedProblem::newton_center(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
-                                 const FusedOptions& opt, Vector& u, int& iterations,
-                                 Eigen::MatrixXd& H) const {
-    const double scale = residual_scale(theta_hat);
+bool FusedProblem::newton_center(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, double scale,
+                                 const FusedOptions& opt, Vector& u, int& iterations, Eigen::MatrixXd& H,
+                                 CenterEval& e, bool have_hint) const {
     double radius = 0.0;
     for (int k = 0; k < K_; ++k) radius = std::max(radius, (theta_hat.row(k).transpose() - u).norm());
     radius = 2.0 * radius + kTiny;
     double curvature_scale = 0.0;
     for (int k = 0; k < K_; ++k) curvature_scale += trace_(k) / p_;
-    RowMatrix v(K_, p_), v_try(K_, p_);
-    Vector g(p_), g_try(p_);
+    CenterEval trial(K_, p_);
     // Where no site is fused along a direction, F is flat-curved there (H singular): a ridge on
     // the scale of the full curvature keeps the step finite; the radius cap and the line search
     // then act like a bisection along that direction.
     const double ridge = 1e-10 * std::max(curvature_scale, kTiny);
     // The first step may use a neighbouring lambda's curvature (a path's warm start).
     bool reuse = H.rows() == p_ && H.cols() == p_;
-    double f = center_objective(theta_hat, lambda, u, v, g, opt.n_threads);
+    center_objective(theta_hat, lambda, u, e, have_hint ? &e.v : nullptr, opt.n_threads);
     while (iterations < opt.max_iter) {
-        if (g.norm() <= opt.tol * scale) return true;
+        if (e.grad.norm() <= opt.tol * scale) return true;
         ++iterations;
         // The offsets at the accepted point give the curvature without another pass of proxes.
         const bool stale = reuse;  // a curvature from an earlier point or lambda
-        if (!reuse) center_hessian(lambda, v, H, opt.n_threads);
+        if (!reuse) center_hessian(lambda, e.v, H, opt.n_threads);
         reuse = false;
         Eigen::MatrixXd Hr = H;
         Hr.diagonal().array() += ridge;
-        Vector d = -Hr.ldlt().solve(g);
+        Vector d = -Hr.ldlt().solve(e.grad);
         const double dn = d.norm();
         if (dn > radius) d *= radius / dn;  // the solution lies within reach of the site estimates
-        const double slope = g.dot(d);
+        const double slope = e.grad.dot(d);
         if (!(d.allFinite() && slope < 0.0)) {
             if (stale) continue;  // retry with the curvature at this point
             return false;
         }
+        const double gnorm = e.grad.norm();
         double alpha = 1.0;
         bool accepted = false;
         for (int ls = 0; ls < 60; ++ls) {
             const Vector u_try = u + alpha * d;
-            const double f_try = center_objective(theta_hat, lambda, u_try, v_try, g_try, opt.n_threads);
+            center_objective(theta_hat, lambda, u_try, trial, &e.v, opt.n_threads);
             // Armijo, with slack for rounding once F no longer changes in its leading digits.
-            if (f_try <= f + 1e-4 * alpha * slope + 1e-15 * std::abs(f) || g_try.norm() < 1e-3 * g.norm()) {
+            if (trial.f <= e.f + 1e-4 * alpha * slope + 1e-15 * std::abs(e.f) ||
+                trial.grad.norm() < 1e-3 * gnorm) {
                 // For larger p, where the curvature (p^3 a site) costs far more than a pass of
                 // proxes (p^2 a site), keep it while a step still shrinks the gradient tenfold (a
                 // chord method): along a lambda path it is rebuilt only once it has gone stale.
-                reuse = p_ >= kChordMinDim && alpha == 1.0 && g_try.norm() <= 0.1 * g.norm();
+                reuse = p_ >= kChordMinDim && alpha == 1.0 && trial.grad.norm() <= 0.1 * gnorm;
                 u = u_try;
-                f = f_try;
-                v.swap(v_try);
-                g.swap(g_try);
+                e.swap(trial);
                 accepted = true;
                 break;
             }
@@ -548,22 +583,29 @@ bool FusedProblem::newton_center(const Eigen::Ref<const RowMatrix>& theta_hat, d
         }
         if (!accepted && !stale) return false;
     }
-    return g.norm() <= opt.tol * scale;
+    return e.grad.norm() <= opt.tol * scale;
 }
 
-FusedResult FusedProblem::finish_l2(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
-                                    const Vector& u, int iterations, const FusedOptions& opt) const {
+FusedResult FusedProblem::finish_l2(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, double scale,
+                                    const Vector& u, const CenterEval& e, int iterations,
+                                    const FusedOptions& opt) const {
     FusedResult res;
-    RowMatrix v(K_, p_);
-    Vector g(p_);
-    center_objective(theta_hat, lambda, u, v, g, opt.n_threads);
-    res.theta = v.rowwise() + u.transpose();
+    res.theta = e.v.rowwise() + u.transpose();
     res.center = u;
     res.fused.assign(K_, 0);
-    for (int k = 0; k < K_; ++k) res.fused[k] = v.row(k).squaredNorm() == 0.0 ? 1 : 0;
+    // The KKT residual from the evaluation at u: g_k = A_k (theta_k - that_k) is what
+    // centered_kkt would recompute, so no further pass over the sites is needed.
+    double worst = e.grad.norm();
+    for (int k = 0; k < K_; ++k) {
+        const double vn = e.v.row(k).norm();
+        const double tau = lambda * w_(k);
+        res.fused[k] = vn == 0.0 ? 1 : 0;
+        const double r = vn > 0.0 ? (e.g_site.row(k) + (tau / vn) * e.v.row(k)).norm()
+                                  : std::max(0.0, e.g_site.row(k).norm() - tau);
+        worst = std::max(worst, r);
+    }
     res.iterations = iterations;
-    const double scale = residual_scale(theta_hat);
-    res.kkt = centered_kkt(theta_hat, res.theta, u, lambda, Penalty::L2, scale);
+    res.kkt = worst / scale;
     if (res.kkt > opt.tol && res.theta.allFinite()) {
         // A site left a hair's breadth from the center (the center need not be unique, e.g. two
         // sites of equal weight: any point between them) has an offset too small to carry its
@@ -574,7 +616,7 @@ FusedResult FusedProblem::finish_l2(const Eigen::Ref<const RowMatrix>& theta_hat
         RowMatrix snapped = res.theta;
         std::vector<std::uint8_t> fused = res.fused;
         for (int k = 0; k < K_; ++k) {
-            if (!fused[k] && v.row(k).norm() <= 1e-8 * spread) {
+            if (!fused[k] && e.v.row(k).norm() <= 1e-8 * spread) {
                 snapped.row(k) = u.transpose();
                 fused[k] = 1;
             }
@@ -594,31 +636,50 @@ FusedResult FusedProblem::finish_l2(const Eigen::Ref<const RowMatrix>& theta_hat
     return res;
 }
 
-FusedResult FusedProblem::solve_l2(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
+FusedResult FusedProblem::solve_l2(const Eigen::Ref<const RowMatrix>& theta_hat, double scale, double lambda,
                                    const FusedOptions& opt, WarmStart* warm) const {
     // Eliminating each site given the center leaves F(u) = sum_k e_k(u), where e_k is the
     // infimal convolution of the site's quadratic and lambda w_k ||.||: smooth and convex in the
     // p-dimensional u. Damped Newton on u converges in a few steps; accelerated proximal gradient
     // on the offsets v_k = theta_k - u is the fallback when the line search stalls.
-    const bool have_warm = warm && warm->offsets.rows() == K_ && warm->offsets.cols() == p_;
-    Vector u = have_warm ? center_for(theta_hat, warm->offsets) : pooled(theta_hat);
+    CenterEval e(K_, p_);
     Eigen::MatrixXd H;
-    if (have_warm) H = warm->hessian;
+    // The data are centered at their pooled estimate: the cold start is the origin.
+    Vector u = Vector::Zero(p_);
+    bool have_hint = false;
+    if (warm && warm->lambda > 0.0 && warm->center.size() == p_ && warm->offsets.rows() == K_) {
+        u = warm->center;
+        if (warm->prev_lambda > warm->lambda && warm->prev_center.size() == p_ && lambda > 0.0) {
+            // The center moves smoothly with log(lambda) between fusion events: extrapolate.
+            const double t = std::log(warm->lambda / lambda) / std::log(warm->prev_lambda / warm->lambda);
+            if (t > 0.0 && t <= 2.0) u += t * (warm->center - warm->prev_center);
+        }
+        e.v = warm->offsets;
+        have_hint = true;
+        if (warm->hessian.rows() == p_) H = warm->hessian;
+    }
     int iterations = 0;
     FusedResult res;
-    if (lambda <= 0.0 || newton_center(theta_hat, lambda, opt, u, iterations, H)) {
-        res = finish_l2(theta_hat, lambda, u, iterations, opt);
+    if (lambda <= 0.0) {
+        // No penalty: every site keeps its estimate; the center is taken at the pooled estimate.
+        u.setZero();
+        center_objective(theta_hat, lambda, u, e, nullptr, opt.n_threads);
+        res = finish_l2(theta_hat, lambda, scale, u, e, iterations, opt);
+    } else if (newton_center(theta_hat, lambda, scale, opt, u, iterations, H, e, have_hint)) {
+        res = finish_l2(theta_hat, lambda, scale, u, e, iterations, opt);
     } else {
-        RowMatrix v(K_, p_);
-        Vector g(p_);
-        center_objective(theta_hat, lambda, u, v, g, opt.n_threads);
-        u = fista_center(theta_hat, lambda, opt, v, iterations);
-        res = finish_l2(theta_hat, lambda, u, iterations, opt);
+        u = fista_center(theta_hat, lambda, opt, e.v, iterations);
+        center_objective(theta_hat, lambda, u, e, nullptr, opt.n_threads);
+        res = finish_l2(theta_hat, lambda, scale, u, e, iterations, opt);
         H.resize(0, 0);
     }
     if (warm && res.status == SolveStatus::Converged) {
-        warm->offsets = res.theta.rowwise() - res.center.transpose();
+        warm->offsets = e.v;
         warm->hessian = std::move(H);
+        warm->prev_center = std::move(warm->center);
+        warm->prev_lambda = warm->lambda;
+        warm->center = u;
+        warm->lambda = lambda;
     }
     return res;
 }
@@ -678,7 +739,7 @@ Vector FusedProblem::fista_center(const Eigen::Ref<const RowMatrix>& theta_hat, 
     return center_for(theta_hat, v);
 }
 
-FusedResult FusedProblem::solve_l2sq(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
+FusedResult FusedProblem::solve_l2sq(const Eigen::Ref<const RowMatrix>& theta_hat, double scale, double lambda,
                                      const FusedOptions& opt) const {
     // Closed form: theta_k = C_k (A_k that_k + lambda w_k u), C_k = (A_k + lambda w_k I)^-1, and
     // u solves (sum_k w_k C_k A_k) u = sum_k w_k C_k A_k that_k.
@@ -706,7 +767,7 @@ FusedResult FusedProblem::solve_l2sq(const Eigen::Ref<const RowMatrix>& theta_ha
     res.center = u;
     res.fused.assign(K_, 0);
     res.iterations = 1;
-    res.kkt = centered_kkt(theta_hat, res.theta, u, lambda, Penalty::L2Squared, residual_scale(theta_hat));
+    res.kkt = centered_kkt(theta_hat, res.theta, u, lambda, Penalty::L2Squared, scale);
     if (!(res.theta.allFinite() && u.allFinite())) {
         res.status = SolveStatus::NumericalFailure;
     } else {
@@ -717,16 +778,7 @@ FusedResult FusedProblem::solve_l2sq(const Eigen::Ref<const RowMatrix>& theta_ha
 
 FusedPathResult fused_path(const FusedProblem& problem, const Eigen::Ref<const RowMatrix>& theta_hat,
                            const std::vector<double>& lambdas, const FusedOptions& opt) {
-    const int L = static_cast<int>(lambdas.size());
-    std::vector<int> order(L);
-    std::iota(order.begin(), order.end(), 0);
-    // Large lambdas first: the fully fused solution is the natural start for the whole path.
-    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return lambdas[a] > lambdas[b]; });
-    FusedPathResult out;
-    out.fits.resize(L);
-    WarmStart warm;
-    for (int idx : order) out.fits[idx] = problem.solve(theta_hat, lambdas[idx], opt, &warm);
-    return out;
+    return problem.path(theta_hat, lambdas, opt);
 }
 
 std::vector<FusedResult> fused_solve_batch(const FusedProblem& problem,

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 namespace hetmtl {
@@ -48,11 +49,15 @@ struct FusedPathResult {
     std::vector<FusedResult> fits;   // one per lambda, in the order given
 };
 
-// What one solve hands the next along a lambda path: the site offsets v_k = theta_k - u and the
-// last curvature of the center problem (reused for the first Newton step at the next lambda).
+// What one solve hands the next along a lambda path (all in the path's centered coordinates):
+// the site offsets v_k = theta_k - u, the last curvature of the center problem (reused for the
+// first Newton step at the next lambda) and the last two (lambda, center) pairs, from which the
+// next center is extrapolated in log(lambda).
 struct WarmStart {
     RowMatrix offsets;        // K x p; empty = none
     Eigen::MatrixXd hessian;  // p x p; empty = none
+    Vector center, prev_center;
+    double lambda = 0.0, prev_lambda = 0.0;  // 0 = none
 };
 
 // The eigen-decomposed, weighted problem data shared by every solve on the same (W, n, w).
@@ -88,31 +93,54 @@ public:
     FusedResult solve(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
                       const FusedOptions& opt, WarmStart* warm = nullptr) const;
 
+    // Solve along `lambdas` with warm starts, largest first; results in the order given.
+    FusedPathResult path(const Eigen::Ref<const RowMatrix>& theta_hat, const std::vector<double>& lambdas,
+                         const FusedOptions& opt) const;
+
     // Relative KKT residual of a candidate (theta, u).
     double kkt_residual(const Eigen::Ref<const RowMatrix>& theta_hat, const RowMatrix& theta,
                         const Vector& center, double lambda, Penalty penalty) const;
 
 private:
-    FusedResult solve_l2(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
+    // F(u) at one center: the site offsets v_k = prox_k(that_k - u), each site's gradient
+    // g_k = A_k (theta_k - that_k) (the stationarity and KKT checks read them), their sum and F.
+    struct CenterEval {
+        RowMatrix v, g_site;
+        Vector grad;
+        double f = 0.0;
+        CenterEval(int K, int p) : v(K, p), g_site(K, p), grad(p) {}
+        void swap(CenterEval& other) {
+            v.swap(other.v);
+            g_site.swap(other.g_site);
+            grad.swap(other.grad);
+            std::swap(f, other.f);
+        }
+    };
+    // One solve on data centered at its pooled estimate; `scale` = residual_scale(centered).
+    FusedResult solve_centered(const Eigen::Ref<const RowMatrix>& centered, double scale, double lambda,
+                               const FusedOptions& opt, WarmStart* warm) const;
+    FusedResult solve_l2(const Eigen::Ref<const RowMatrix>& theta_hat, double scale, double lambda,
                          const FusedOptions& opt, WarmStart* warm) const;
     // Damped Newton on the center: F(u) = sum_k min_v site loss is smooth and convex in u.
     // Returns false (leaving `u` at its best point) when the line search stalls. `H` holds the
     // curvature for the first step when it has the right size (else it is computed) and the last
-    // curvature computed on return.
-    bool newton_center(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
-                       const FusedOptions& opt, Vector& u, int& iterations, Eigen::MatrixXd& H) const;
+    // curvature computed on return. `e` holds F at `u` on return; on entry, `e.v` may hold offsets
+    // near the solution (`have_hint`) that start each site's one-dimensional root search.
+    bool newton_center(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, double scale,
+                       const FusedOptions& opt, Vector& u, int& iterations, Eigen::MatrixXd& H,
+                       CenterEval& e, bool have_hint) const;
     // Scratch vectors of one thread, so the per-site loops allocate nothing.
     struct Workspace {
         explicit Workspace(int p);
         Vector z, c, b, x, r, Ar, Bs;
         Eigen::MatrixXd Y;
     };
-    // Site offsets v_k = prox_k(that_k - u), objective F(u) and its gradient.
-    double center_objective(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, const Vector& u,
-                            RowMatrix& v, Vector& grad, int n_threads) const;
+    // Evaluate F at u into `out`; `hint` (K x p offsets, or null) starts the sites' root searches.
+    void center_objective(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, const Vector& u,
+                          CenterEval& out, const RowMatrix* hint, int n_threads) const;
     template <int P>
-    double center_objective_p(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, const Vector& u,
-                              RowMatrix& v, Vector& grad, int n_threads) const;
+    void center_objective_p(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, const Vector& u,
+                            CenterEval& out, const RowMatrix* hint, int n_threads) const;
     // The same as add_site_hessian for p <= 4, writing the whole p x p matrix to `out`.
     template <int P>
     void site_hessian_p(int k, const Vector& v, double tau, double* out) const;
@@ -122,9 +150,10 @@ private:
     void add_site_hessian(int k, const Vector& v, double tau, Workspace& ws, Eigen::Map<Eigen::MatrixXd>& H) const;
     Vector fista_center(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, const FusedOptions& opt,
                         RowMatrix v, int& iterations) const;
-    FusedResult finish_l2(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, const Vector& u,
-                          int iterations, const FusedOptions& opt) const;
-    FusedResult solve_l2sq(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
+    // The result at center u from F's evaluation there (no further pass over the sites).
+    FusedResult finish_l2(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, double scale,
+                          const Vector& u, const CenterEval& e, int iterations, const FusedOptions& opt) const;
+    FusedResult solve_l2sq(const Eigen::Ref<const RowMatrix>& theta_hat, double scale, double lambda,
                            const FusedOptions& opt) const;
     FusedResult single_site(const Eigen::Ref<const RowMatrix>& centered, const FusedOptions& opt) const;
     // theta_hat minus its pooled estimate (returned in `shift`); private solvers work on this.
@@ -135,10 +164,11 @@ private:
     // u(v) = (sum A_k)^-1 sum A_k (that_k - v_k)
     Vector center_for(const Eigen::Ref<const RowMatrix>& theta_hat, const RowMatrix& v) const;
     // ws.x = argmin_x 1/2 (x - z)' A_k (x - z) + tau ||x||; returns true when that is 0 (fused).
-    bool site_prox(int k, const Vector& z, double tau, Workspace& ws) const;
+    // rho_hint > 0, a guess of ||x||, starts the root search there.
+    bool site_prox(int k, const Vector& z, double tau, Workspace& ws, double rho_hint = 0.0) const;
     // The same with the dimension fixed at compile time (Eigen::Dynamic for any p).
     template <int P>
-    bool site_prox_p(int k, const Vector& z, double tau, Workspace& ws) const;
+    bool site_prox_p(int k, const Vector& z, double tau, Workspace& ws, double rho_hint = 0.0) const;
     template <int P>
     void apply_A_p(int k, const Vector& x, Vector& out) const;
     FusedProblem() = default;

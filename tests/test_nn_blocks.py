@@ -3,6 +3,8 @@ against NumPy references, early stopping and seeding."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -41,6 +43,22 @@ def test_layout_round_trip_unequal_sizes_and_absent_task():
         rows = torch.nonzero(task == r)[:, 0]
         torch.testing.assert_close(blocks[r, : rows.numel()], x[rows])
     torch.testing.assert_close(lay.scatter(blocks), x)
+
+
+@pytest.mark.parametrize("sizes, sort, reshape", [([5, 0, 12, 1], False, False), ([4, 4, 4], True, True),
+                                                  ([3, 3, 2], True, False), ([4, 4, 4], False, False)])
+def test_layout_features_first_and_reshape_path(sizes, sort, reshape):
+    task = shuffled_tasks(sizes, seed=3)
+    if sort:
+        task = torch.sort(task).values
+    lay = TaskLayout.from_tasks(task, len(sizes))
+    assert lay.is_reshape == reshape
+    generic = dataclasses.replace(lay, is_reshape=False)
+    x = torch.randn(task.numel(), 3, dtype=torch.float64)
+    torch.testing.assert_close(lay.gather(x), generic.gather(x), rtol=0, atol=0)
+    torch.testing.assert_close(lay.scatter(lay.gather(x)), x, rtol=0, atol=0)
+    torch.testing.assert_close(lay.gather_t(x.T), generic.gather(x).transpose(1, 2), rtol=0, atol=0)
+    torch.testing.assert_close(generic.gather_t(x.T), generic.gather(x).transpose(1, 2), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("hidden", [(), (7,), (6, 5)])

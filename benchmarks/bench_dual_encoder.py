@@ -29,7 +29,7 @@ import sys
 import numpy as np
 import torch
 
-from _timing import format_seconds, format_table, measure
+from _timing import Timing, format_seconds, format_table, measure
 
 from hetmtl.dual import DualEncoderMTL
 from hetmtl.dual.alternating import encoder_step
@@ -162,6 +162,18 @@ def check_same(X, y, task, heads) -> tuple[float, float]:
     return abs(la - lb) / abs(lb), grad_diff / grad_scale
 
 
+def interleaved(fns, repeat: int, number: int) -> list[Timing]:
+    """Time several functions in turns (one repeat of each, then again), so that a burst of load on
+    a shared machine disturbs them alike rather than whichever happened to run during it."""
+    for fn in fns:
+        measure(fn, repeat=1, number=1, warmup=2)
+    times = [[] for _ in fns]
+    for _ in range(repeat):
+        for fn, ts in zip(fns, times):
+            ts.extend(measure(fn, repeat=1, number=number, warmup=0).times)
+    return [Timing(best=min(ts), median=float(np.median(ts)), times=tuple(ts)) for ts in times]
+
+
 # ----------------------------------------------------------------------------- 2. head step
 
 def make_heads_problem(seed: int = 1):
@@ -236,9 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         stacked = Stacked(X, y, task, heads)
         looped = Looped(X, y, task, heads, stacked.cfg)
         looped_t = Looped(X, y, task, heads, stacked.cfg, features_first=True)
-        t_stacked = measure(stacked.epoch, repeat=repeat, number=3, warmup=2)
-        t_looped = measure(looped.epoch, repeat=repeat, number=3, warmup=2)
-        t_looped_t = measure(looped_t.epoch, repeat=repeat, number=3, warmup=2)
+        t_stacked, t_looped, t_looped_t = interleaved([stacked.epoch, looped.epoch, looped_t.epoch],
+                                                      repeat=2 * repeat, number=3)
         ratio1 = t_looped.best / t_stacked.best
         label = "1." if i == 0 else "1b. (many small tasks)"
         print(format_table(

@@ -15,6 +15,7 @@ from hetmtl.nn import (  # noqa: E402
     PerTaskBest,
     StackedMLP,
     TaskLayout,
+    adam,
     orthogonality_per_task,
     task_mse,
     torch_generator,
@@ -166,3 +167,19 @@ def test_generator_reproducible_and_threads_restored():
     with torch_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def test_adam_fused_on_cpu_equals_the_per_tensor_loop():
+    p = torch.nn.Parameter(torch.randn(4, 3, dtype=torch.float64))
+    q = torch.nn.Parameter(p.detach().clone())
+    fused = adam([p], lr=0.1, weight_decay=0.05)
+    plain = torch.optim.Adam([q], lr=0.1, weight_decay=0.05, foreach=False)
+    assert fused.defaults["fused"] and not plain.defaults["fused"]
+    for k in range(4):
+        g = torch.randn(4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(k))
+        p.grad, q.grad = g.clone(), g.clone()
+        fused.step()
+        plain.step()
+    torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-14)
+    # a device without the fused kernel gets the default implementation
+    assert adam([torch.nn.Parameter(torch.zeros(2, device="meta"))], lr=0.1).defaults["fused"] is None

@@ -49,8 +49,10 @@ class EncoderStep:
         self.optimizers = [adam(g, lr, weight_decay) for g in self.groups]
         self.layout = layout
         R, m = layout.index.shape
-        self.x_t = X.T.contiguous().unsqueeze(0)
-        self.blocks_t = layout.gather_t(X.T).contiguous()
+        x_t = X.T.contiguous()
+        self.x_t = x_t.unsqueeze(0)
+        blocks_t = layout.gather_t(x_t)  # a view of x_t when no task is padded: one copy of X, not two
+        self.blocks_t = blocks_t if layout.is_reshape else blocks_t.contiguous()
         self.rows = TaskRows.build(layout, y, loss_weights)
         self.gamma = float(gamma)
         self.orthogonality = orthogonality

@@ -31,6 +31,10 @@ def torch_threads(n_threads: int | None) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
+# Devices with torch's fused Adam kernel (on others Adam runs its default per-tensor loop).
+_FUSED_ADAM_DEVICES = ("cpu", "cuda")
+
+
 def adam(params: Iterable[torch.nn.Parameter], lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
     """Adam with L2 weight decay, as one fused kernel for all parameters where the device has one.
 
@@ -38,10 +42,8 @@ def adam(params: Iterable[torch.nn.Parameter], lr: float, weight_decay: float = 
     rounding); the loop costs about ten small operations per parameter tensor and step.
     """
     params = list(params)
-    try:
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
-    except RuntimeError:  # a device or dtype without the fused kernel
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    fused = all(p.device.type in _FUSED_ADAM_DEVICES and p.is_floating_point() for p in params)
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused or None)
 
 
 class EarlyStopping:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class EncoderStep:
-    """The encoder step of one fit, with everything that does not change between steps prepared once.
+    """The encoder step of one fit; what does not change between steps is prepared once.
 
     Training rows are laid out features first (see :meth:`hetmtl.nn.StackedMLP.forward_t`): the
     shared encoder reads all rows ``(1, d, N)``, the task-specific encoders the padded task blocks
@@ -61,7 +61,9 @@ class EncoderStep:
     def encodings_t(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Shared (R, p, m) and task-specific (R, q, m) encodings of the training blocks."""
         net = self.net
-        shared = self._empty if net.shared is None else self.layout.gather_t(net.shared.forward_t(self.x_t)[0])
+        shared = self._empty
+        if net.shared is not None:
+            shared = self.layout.gather_t(net.shared.forward_t(self.x_t)[0])
         specific = self._empty if net.specific is None else net.specific.forward_t(self.blocks_t)
         return shared, specific
 

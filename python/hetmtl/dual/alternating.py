@@ -227,7 +227,8 @@ def _val_mse(net: DualNet, heads: Heads, data: Data, n_tasks: int) -> np.ndarray
         return task_mse(pred - data.y, data.codes, n_tasks).double().cpu().numpy()
 
 
-def encoder_step(net: DualNet, groups: list[list[torch.nn.Parameter]], train: Data, cfg: AltConfig) -> EncoderStep:
+def encoder_step(net: DualNet, groups: list[list[torch.nn.Parameter]], train: Data,
+                 cfg: AltConfig) -> EncoderStep:
     """The encoder step (a) of the alternating fit on the training rows."""
     w_t = torch.as_tensor(cfg.loss_weights, dtype=train.X.dtype, device=train.X.device)
     return EncoderStep(net, groups, train.X, train.y, train.layout, w_t, cfg.gamma, cfg.orthogonality,

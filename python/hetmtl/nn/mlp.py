@@ -62,10 +62,11 @@ class StackedMLP(torch.nn.Module):
     def forward_t(self, blocks_t: torch.Tensor) -> torch.Tensor:
         """The same networks in the features-first layout: ``(R, in_dim, m)`` to ``(R, out_dim, m)``.
 
-        Each layer is ``h <- b + W' h``, whose output keeps the long row axis last. BLAS kernels are
-        slow when a product's output has only a few columns (an encoder's last layer, and the
-        gradient of its weight), several times slower than the same product transposed on some
-        CPUs; in this layout every product of the forward and backward passes has a long last axis.
+        Each layer is ``h <- b + W' h``. BLAS kernels can be several times slower when a product's
+        output has only a few columns (MKL on AMD CPUs, for instance), which the row-major layout
+        gives an encoder's last layer and its weight gradient. Here the layer outputs and the
+        input gradients keep the row axis last, and weight gradients come out as
+        ``(fan_out, fan_in)``, so a narrow output layer never puts its width last.
         """
         act = _IN_PLACE[self.activation]
         h = blocks_t

@@ -3,6 +3,8 @@ against NumPy references, early stopping and seeding."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -13,6 +15,7 @@ from hetmtl.nn import (  # noqa: E402
     PerTaskBest,
     StackedMLP,
     TaskLayout,
+    adam,
     orthogonality_per_task,
     task_mse,
     torch_generator,
@@ -41,6 +44,22 @@ def test_layout_round_trip_unequal_sizes_and_absent_task():
         rows = torch.nonzero(task == r)[:, 0]
         torch.testing.assert_close(blocks[r, : rows.numel()], x[rows])
     torch.testing.assert_close(lay.scatter(blocks), x)
+
+
+@pytest.mark.parametrize("sizes, sort, reshape", [([5, 0, 12, 1], False, False), ([4, 4, 4], True, True),
+                                                  ([3, 3, 2], True, False), ([4, 4, 4], False, False)])
+def test_layout_features_first_and_reshape_path(sizes, sort, reshape):
+    task = shuffled_tasks(sizes, seed=3)
+    if sort:
+        task = torch.sort(task).values
+    lay = TaskLayout.from_tasks(task, len(sizes))
+    assert lay.is_reshape == reshape
+    generic = dataclasses.replace(lay, is_reshape=False)
+    x = torch.randn(task.numel(), 3, dtype=torch.float64)
+    torch.testing.assert_close(lay.gather(x), generic.gather(x), rtol=0, atol=0)
+    torch.testing.assert_close(lay.scatter(lay.gather(x)), x, rtol=0, atol=0)
+    torch.testing.assert_close(lay.gather_t(x.T), generic.gather(x).transpose(1, 2), rtol=0, atol=0)
+    torch.testing.assert_close(generic.gather_t(x.T), generic.gather(x).transpose(1, 2), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("hidden", [(), (7,), (6, 5)])
@@ -148,3 +167,19 @@ def test_generator_reproducible_and_threads_restored():
     with torch_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def test_adam_fused_on_cpu_equals_the_per_tensor_loop():
+    p = torch.nn.Parameter(torch.randn(4, 3, dtype=torch.float64))
+    q = torch.nn.Parameter(p.detach().clone())
+    fused = adam([p], lr=0.1, weight_decay=0.05)
+    plain = torch.optim.Adam([q], lr=0.1, weight_decay=0.05, foreach=False)
+    assert fused.defaults["fused"] and not plain.defaults["fused"]
+    for k in range(4):
+        g = torch.randn(4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(k))
+        p.grad, q.grad = g.clone(), g.clone()
+        fused.step()
+        plain.step()
+    torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-14)
+    # a device without the fused kernel gets the default implementation
+    assert adam([torch.nn.Parameter(torch.zeros(2, device="meta"))], lr=0.1).defaults["fused"] is None

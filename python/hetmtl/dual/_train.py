@@ -7,7 +7,7 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
-from ..nn import EarlyStopping, PerTaskBest
+from ..nn import EarlyStopping, PerTaskBest, adam
 
 
 def train_full_batch(params: Iterable[torch.nn.Parameter], train_loss: Callable[[], torch.Tensor],
@@ -17,7 +17,7 @@ def train_full_batch(params: Iterable[torch.nn.Parameter], train_loss: Callable[
     """Minimize ``train_loss`` with Adam; after each epoch ``val_losses()`` (per task) feeds the
     stopper, which keeps the best ``state()``. ``bar`` is a progress bar (see hetmtl.nn.progress)."""
     params = list(params)
-    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    opt = adam(params, lr, weight_decay)
     per_task = isinstance(stopper, PerTaskBest)
     try:
         for epoch in range(int(max_epochs)):

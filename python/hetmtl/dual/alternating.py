@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..nn import EarlyStopping, StackedMLP, TaskLayout, orthogonality_penalty, task_mse
+from ..nn import EarlyStopping, StackedMLP, TaskLayout, task_mse
 from ..proximal import geometric_median, solve_heads
+from ._encoder_step import EncoderStep
 
 CENTERS = ("geomedian", "mean")
 PENALTIES = ("l2", "l2sq", "ball")
@@ -226,15 +227,22 @@ def _val_mse(net: DualNet, heads: Heads, data: Data, n_tasks: int) -> np.ndarray
         return task_mse(pred - data.y, data.codes, n_tasks).double().cpu().numpy()
 
 
+def encoder_step(net: DualNet, groups: list[list[torch.nn.Parameter]], train: Data,
+                 cfg: AltConfig) -> EncoderStep:
+    """The encoder step (a) of the alternating fit on the training rows."""
+    w_t = torch.as_tensor(cfg.loss_weights, dtype=train.X.dtype, device=train.X.device)
+    return EncoderStep(net, groups, train.X, train.y, train.layout, w_t, cfg.gamma, cfg.orthogonality,
+                       cfg.lr, cfg.weight_decay)
+
+
 def fit_alternating(net: DualNet, groups: list[list[torch.nn.Parameter]], train: Data, val: Data,
                     heads: Heads, cfg: AltConfig, bar) -> AltResult:
     """Run the alternating fit; ``net`` ends at the best validation round and the returned heads
     are re-solved (to the KKT tolerance) for those encoders and centers."""
     R = train.sizes.size
     w = cfg.loss_weights
-    w_t = torch.as_tensor(w, dtype=torch.float32, device=train.X.device)
-    optimizers = [torch.optim.Adam(g, lr=cfg.lr, weight_decay=cfg.weight_decay) for g in groups if g]
-    use_orth = cfg.gamma > 0 and net.p > 0 and net.q > 0
+    step = encoder_step(net, groups, train, cfg)
+    n_groups = len(step.groups)
     # Start: a few head and center steps for the initial encoders, then heads for the last center.
     for _ in range(3 if cfg.update_center else 0):
         heads = head_step(net, train, heads, cfg, True)
@@ -244,22 +252,14 @@ def fit_alternating(net: DualNet, groups: list[list[torch.nn.Parameter]], train:
     epoch = -1
     try:
         for epoch in range(int(cfg.max_epochs)):
-            opt = optimizers[epoch % len(optimizers)] if cfg.encoder_order == "alternate" else None
+            group = epoch % n_groups if cfg.encoder_order == "alternate" and n_groups else None
             heads_t = heads.tensors(train.X.device)
-            train_loss = float("nan")
+            loss = None
             # No trainable encoder (a transferred task without its own encoder): heads only.
-            for _ in range(int(cfg.encoder_steps) if optimizers else 0):
-                for o in optimizers:
-                    o.zero_grad(set_to_none=True)
-                pred, S_pad, C_pad, mask = predict_rows(net, heads_t, train.X, train.codes, train.layout,
-                                                        train.blocks)
-                loss = (w_t * task_mse(pred - train.y, train.codes, R)).sum()
-                if use_orth:
-                    loss = loss + cfg.gamma * orthogonality_penalty(C_pad, S_pad, mask, cfg.orthogonality)
-                loss.backward()
-                for o in ([opt] if opt is not None else optimizers):
-                    o.step()
-                train_loss = float(loss.detach())
+            with step.only(group):
+                for _ in range(int(cfg.encoder_steps) if n_groups else 0):
+                    loss = step(heads_t, group)
+            train_loss = float("nan") if loss is None else float(loss)
             heads = head_step(net, train, heads, cfg, cfg.update_center)
             val_mse = _val_mse(net, heads, val, R)
             val_total = float(w @ val_mse / w.sum())
@@ -285,5 +285,5 @@ def make_data(X: torch.Tensor, y: torch.Tensor, codes: torch.Tensor, n_tasks: in
                 np.ascontiguousarray(y_np, dtype=np.float64), layout.gather(X))
 
 
-__all__ = ["AltConfig", "CENTERS", "DualNet", "Heads", "PENALTIES", "fit_alternating", "head_step",
-           "make_data", "predict_rows", "weighted_center"]
+__all__ = ["AltConfig", "CENTERS", "DualNet", "Heads", "PENALTIES", "encoder_step", "fit_alternating",
+           "head_step", "make_data", "predict_rows", "weighted_center"]

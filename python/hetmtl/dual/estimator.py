@@ -228,17 +228,23 @@ class DualEncoderMTL(TaskRegressor):
         return StackedMLP(n_models, d, width, tuple(int(h) for h in self.hidden), self.activation,
                           generator=gen)
 
-    # ------------------------------------------------------------------ fitting
-    def _fit_prepared(self, prep: Prepared, seed: np.random.SeedSequence) -> None:
-        self._check_params()
-        R, d = prep.n_tasks, prep.n_features
-        p, q = int(self.latent_shared), int(self.latent_specific)
+    def _network(self, n_tasks: int, d: int, seed: np.random.SeedSequence):
+        """The initial encoders and their optimizer groups (one, or specific then shared)."""
         gen = torch_generator(child_seed(seed, SEED_INIT))
-        net = DualNet(self._stack(1, d, p, gen), self._stack(R, d, q, gen)).to(self._device)
+        p, q = int(self.latent_shared), int(self.latent_specific)
+        net = DualNet(self._stack(1, d, p, gen), self._stack(n_tasks, d, q, gen)).to(self._device)
         groups = ([list(net.specific.parameters()) if net.specific is not None else [],
                    list(net.shared.parameters()) if net.shared is not None else []])
         if self.encoder_order == "joint":
             groups = [groups[0] + groups[1]]
+        return net, groups
+
+    # ------------------------------------------------------------------ fitting
+    def _fit_prepared(self, prep: Prepared, seed: np.random.SeedSequence) -> None:
+        self._check_params()
+        R = prep.n_tasks
+        p, q = int(self.latent_shared), int(self.latent_specific)
+        net, groups = self._network(R, prep.n_features, seed)
         cfg = self._config(prep.train.sizes, update_center=True)
         res = fit_alternating(net, groups, self._data(prep.train, R), self._data(prep.val, R),
                               Heads.zeros(R, q, p), cfg, self._progress("dual encoder"))

@@ -4,8 +4,10 @@
   batched matrix product evaluates every task's own network at once;
 * :class:`StackedMLP` -- R independent MLPs with stacked weights (``R = 1`` is a plain MLP);
 * :func:`orthogonality_penalty`, :func:`task_mse` -- penalties and losses over padded task blocks;
-* :class:`EarlyStopping`, :class:`PerTaskBest`, :func:`torch_threads`, :func:`torch_generator`,
-  :func:`progress` -- the pieces of a reproducible training loop.
+* :func:`heads_objective`, :class:`TaskRows` -- the encoder-step objective of linear heads on a
+  shared and a task-specific encoding (loss and orthogonality penalty) with a hand-written gradient;
+* :func:`adam`, :class:`EarlyStopping`, :class:`PerTaskBest`, :func:`torch_threads`,
+  :func:`torch_generator`, :func:`progress` -- the pieces of a reproducible training loop.
 
 Importing this subpackage needs torch (``pip install hetmtl[torch]``).
 """
@@ -19,8 +21,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from .layout import TaskLayout
 from .mlp import ACTIVATIONS, StackedMLP
+from .objective import TaskRows, heads_objective
 from .penalties import ORTHOGONALITY_MODES, orthogonality_penalty, orthogonality_per_task, task_mse
-from .training import EarlyStopping, PerTaskBest, progress, torch_generator, torch_threads
+from .training import EarlyStopping, PerTaskBest, adam, progress, torch_generator, torch_threads
 
 __all__ = [
     "ACTIVATIONS",
@@ -29,6 +32,9 @@ __all__ = [
     "PerTaskBest",
     "StackedMLP",
     "TaskLayout",
+    "TaskRows",
+    "adam",
+    "heads_objective",
     "orthogonality_penalty",
     "orthogonality_per_task",
     "progress",

@@ -23,6 +23,9 @@ class TaskLayout:
         The task of every row (as given).
     slot : LongTensor of shape (N,)
         Position of every row in the flattened block, ``task * m + rank within the task``.
+    is_reshape : bool
+        True when the rows are sorted by task and every task has ``m`` rows: the padded block is
+        then a plain reshape of the rows (no copy, no padding).
     """
 
     index: torch.Tensor
@@ -30,6 +33,7 @@ class TaskLayout:
     counts: torch.Tensor
     task: torch.Tensor
     slot: torch.Tensor
+    is_reshape: bool = False
 
     @classmethod
     def from_tasks(cls, task: torch.Tensor, n_tasks: int) -> "TaskLayout":
@@ -48,7 +52,8 @@ class TaskLayout:
         mask[sorted_task, pos] = True
         slot = torch.empty_like(task)
         slot[order] = sorted_task * m + pos
-        return cls(index=index, mask=mask, counts=counts, task=task, slot=slot)
+        is_reshape = n_tasks * m == N and bool(torch.equal(slot, torch.arange(N, device=task.device)))
+        return cls(index=index, mask=mask, counts=counts, task=task, slot=slot, is_reshape=is_reshape)
 
     @property
     def n_tasks(self) -> int:
@@ -58,14 +63,31 @@ class TaskLayout:
         """Rows ``x`` (N, k) to a padded block (R, m, k) with zeros in the padding."""
         # index_select (whose gradient is a plain index_add) rather than advanced indexing.
         R, m = self.index.shape
+        if self.is_reshape:
+            return x.reshape(R, m, x.shape[-1])
         blocks = x.index_select(0, self.index.reshape(-1)).reshape(R, m, x.shape[-1])
         return blocks * self.mask.unsqueeze(-1).to(x.dtype)
+
+    def gather_t(self, x_t: torch.Tensor) -> torch.Tensor:
+        """Features-first rows ``x_t`` (k, N) to a padded block (R, k, m) with zeros in the padding.
+
+        The features-first layout keeps the row axis last, so that the narrow matrix products of an
+        encoder's output layer run along the long axis (see :meth:`StackedMLP.forward_t`).
+        """
+        R, m = self.index.shape
+        k = x_t.shape[0]
+        if self.is_reshape:
+            return x_t.reshape(k, R, m).transpose(0, 1)
+        blocks = x_t.index_select(1, self.index.reshape(-1)).reshape(k, R, m).transpose(0, 1)
+        return blocks * self.mask.unsqueeze(1).to(x_t.dtype)
 
     def scatter(self, blocks: torch.Tensor) -> torch.Tensor:
         """A padded block (R, m, k) back to rows (N, k) in the original order."""
         R, m, k = blocks.shape
+        if self.is_reshape:
+            return blocks.reshape(R * m, k)
         return blocks.reshape(R * m, k).index_select(0, self.slot)
 
     def to(self, device) -> "TaskLayout":
         return TaskLayout(self.index.to(device), self.mask.to(device), self.counts.to(device),
-                          self.task.to(device), self.slot.to(device))
+                          self.task.to(device), self.slot.to(device), self.is_reshape)

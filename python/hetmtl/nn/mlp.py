@@ -8,6 +8,8 @@ from typing import Sequence
 import torch
 
 ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh, "gelu": torch.nn.functional.gelu}
+# In place on a layer's fresh output (the product's gradient does not need it): one buffer less.
+_IN_PLACE = {"relu": torch.relu_, "tanh": torch.tanh_, "gelu": torch.nn.functional.gelu}
 
 
 class StackedMLP(torch.nn.Module):
@@ -15,8 +17,9 @@ class StackedMLP(torch.nn.Module):
 
     Layer l holds a weight of shape ``(R, fan_in, fan_out)`` and a bias ``(R, fan_out)``; the
     forward pass on a padded block ``(R, m, in_dim)`` is one ``baddbmm`` per layer, so no Python
-    loop over the R networks. ``R = 1`` is an ordinary MLP (use :meth:`forward_rows` with a
-    one-task layout, or :meth:`forward_shared` on plain rows).
+    loop over the R networks (training code passes blocks features first, :meth:`forward_t`).
+    ``R = 1`` is an ordinary MLP (use :meth:`forward_rows` with a one-task layout, or
+    :meth:`forward_shared` on plain rows).
 
     Parameters
     ----------
@@ -54,11 +57,22 @@ class StackedMLP(torch.nn.Module):
 
     def forward(self, blocks: torch.Tensor) -> torch.Tensor:
         """Padded blocks ``(R, m, in_dim)`` to ``(R, m, out_dim)``; network r reads block r."""
-        act = ACTIVATIONS[self.activation]
-        h = blocks
+        return self.forward_t(blocks.transpose(1, 2)).transpose(1, 2)
+
+    def forward_t(self, blocks_t: torch.Tensor) -> torch.Tensor:
+        """The same networks in the features-first layout: ``(R, in_dim, m)`` to ``(R, out_dim, m)``.
+
+        Each layer is ``h <- b + W' h``. BLAS kernels can be several times slower when a product's
+        output has only a few columns (MKL on AMD CPUs, for instance), which the row-major layout
+        gives an encoder's last layer and its weight gradient. Here the layer outputs and the
+        input gradients keep the row axis last, and weight gradients come out as
+        ``(fan_out, fan_in)``, so a narrow output layer never puts its width last.
+        """
+        act = _IN_PLACE[self.activation]
+        h = blocks_t
         last = len(self.weights) - 1
         for l, (w, b) in enumerate(zip(self.weights, self.biases)):
-            h = torch.baddbmm(b.unsqueeze(1), h, w)
+            h = torch.baddbmm(b.unsqueeze(-1), w.transpose(1, 2), h)
             if l < last:
                 h = act(h)
         return h

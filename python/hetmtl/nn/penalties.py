@@ -8,16 +8,39 @@ ORTHOGONALITY_MODES = ("standardized", "centered", "raw")
 _EPS = 1e-6
 
 
-def _normalize(blocks: torch.Tensor, mask: torch.Tensor, n: torch.Tensor, mode: str) -> torch.Tensor:
-    m = mask.unsqueeze(-1).to(blocks.dtype)
+def normalize_encodings(blocks: torch.Tensor, mask: torch.Tensor | None, n: torch.Tensor, mode: str,
+                        dim: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Encodings as the orthogonality penalty sees them, within each task block.
+
+    Parameters
+    ----------
+    blocks : Tensor
+        Padded encodings, rows along ``dim``.
+    mask : Tensor or None
+        Float mask broadcastable to ``blocks`` (1 on used rows); None when there is no padding.
+    n : Tensor
+        Rows per task, broadcastable to ``blocks``.
+    mode : {"standardized", "centered", "raw"}
+    dim : int
+        The row axis.
+
+    Returns
+    -------
+    normalized : Tensor
+        Same shape as ``blocks``, zero in the padding.
+    scale : Tensor or None
+        The standard deviations the columns were divided by (``"standardized"``), else None.
+    """
     if mode == "raw":
-        return blocks * m
-    mean = (blocks * m).sum(1, keepdim=True) / n
-    centered = (blocks - mean) * m
+        return (blocks if mask is None else blocks * mask), None
+    masked = blocks if mask is None else blocks * mask
+    centered = blocks - masked.sum(dim, keepdim=True) / n
+    if mask is not None:
+        centered = centered * mask
     if mode == "centered":
-        return centered
-    sd = torch.sqrt((centered ** 2).sum(1, keepdim=True) / n + _EPS)
-    return centered / sd
+        return centered, None
+    sd = torch.sqrt(centered.square().sum(dim, keepdim=True) / n + _EPS)
+    return centered / sd, sd
 
 
 def orthogonality_per_task(shared: torch.Tensor, specific: torch.Tensor, mask: torch.Tensor,
@@ -43,8 +66,9 @@ def orthogonality_per_task(shared: torch.Tensor, specific: torch.Tensor, mask: t
     if mode not in ORTHOGONALITY_MODES:
         raise ValueError(f"mode: must be one of {ORTHOGONALITY_MODES}, got {mode!r}")
     n = mask.sum(1).clamp(min=1).to(shared.dtype).view(-1, 1, 1)
-    c = _normalize(shared, mask, n, mode)
-    s = _normalize(specific, mask, n, mode)
+    m = mask.unsqueeze(-1).to(shared.dtype)
+    c, _ = normalize_encodings(shared, m, n, mode, dim=1)
+    s, _ = normalize_encodings(specific, m, n, mode, dim=1)
     cross = torch.bmm(c.transpose(1, 2), s) / n
     return (cross ** 2).sum(dim=(1, 2))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -29,6 +29,21 @@ def torch_threads(n_threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(old)
+
+
+# Devices with torch's fused Adam kernel (on others Adam runs its default per-tensor loop).
+_FUSED_ADAM_DEVICES = ("cpu", "cuda")
+
+
+def adam(params: Iterable[torch.nn.Parameter], lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
+    """Adam with L2 weight decay, as one fused kernel for all parameters where the device has one.
+
+    The fused update is the same algorithm as torch's default per-tensor loop (equal up to
+    rounding); the loop costs about ten small operations per parameter tensor and step.
+    """
+    params = list(params)
+    fused = all(p.device.type in _FUSED_ADAM_DEVICES and p.is_floating_point() for p in params)
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused or None)
 
 
 class EarlyStopping:

@@ -20,6 +20,9 @@ namespace hetmtl {
 using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using Vector = Eigen::VectorXd;
 
+// Floor for divisors and scales of the solver (shared by its translation units).
+inline constexpr double kFusedTiny = 1e-300;
+
 enum class Penalty : int { L2 = 0, L2Squared = 1 };
 
 enum class SolveStatus : int {

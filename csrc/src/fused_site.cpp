@@ -1,0 +1,295 @@
+// Site-level algebra of the fused solver: each site's proximal map (fused test, then a secular
+// equation in the eigenbasis of A_k), its curvature, and the center objective that sums them.
+// Small dimensions (p <= 4) are unrolled at compile time.
+#include "hetmtl/fused.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace hetmtl {
+
+void FusedProblem::ensure_eigen(int k) const {
+    if (diagonal_ || eig_ready_[k].load(std::memory_order_acquire)) return;
+    std::call_once(eig_once_[k], [this, k] {
+        Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(A_[k]);
+        Q_[k] = eig.eigenvectors();
+        evals_[k] = eig.eigenvalues();
+        eig_ready_[k].store(true, std::memory_order_release);
+    });
+}
+
+Vector FusedProblem::apply_A(int k, const Vector& x) const {
+    Vector out(p_);
+    apply_A(k, x, out);
+    return out;
+}
+
+void FusedProblem::apply_A(int k, const Vector& x, Vector& out) const {
+    switch (p_) {
+        case 1: return apply_A_p<1>(k, x, out);
+        case 2: return apply_A_p<2>(k, x, out);
+        case 3: return apply_A_p<3>(k, x, out);
+        case 4: return apply_A_p<4>(k, x, out);
+        default: return apply_A_p<Eigen::Dynamic>(k, x, out);
+    }
+}
+
+FusedProblem::Workspace::Workspace(int p)
+    : z(p), c(p), b(p), x(p), r(p), Ar(p), Bs(p), Y(p, p) {}
+
+Eigen::MatrixXd FusedProblem::eigen_matrix(int k, const Vector& d) const {
+    if (diagonal_) return d.asDiagonal();
+    ensure_eigen(k);
+    return Q_[k] * d.asDiagonal() * Q_[k].transpose();
+}
+
+namespace {
+
+// Fixed-size views of dynamic storage: for the common small dimensions the per-site algebra is
+// unrolled at compile time instead of going through Eigen's general dynamic kernels.
+template <int P>
+using VecP = Eigen::Matrix<double, P, 1>;
+template <int P>
+using MatP = Eigen::Matrix<double, P, P>;
+
+template <int P>
+Eigen::Map<VecP<P>> view(Vector& x) {
+    return Eigen::Map<VecP<P>>(x.data(), x.size());
+}
+template <int P>
+Eigen::Map<const VecP<P>> view(const Vector& x) {
+    return Eigen::Map<const VecP<P>>(x.data(), x.size());
+}
+template <int P>
+Eigen::Map<const MatP<P>> view(const Eigen::MatrixXd& m) {
+    return Eigen::Map<const MatP<P>>(m.data(), m.rows(), m.cols());
+}
+
+}  // namespace
+
+template <int P>
+void FusedProblem::apply_A_p(int k, const Vector& x, Vector& out) const {
+    if (diagonal_) {
+        view<P>(out) = view<P>(evals_[k]).cwiseProduct(view<P>(x));
+    } else {
+        view<P>(out).noalias() = view<P>(A_[k]) * view<P>(x);
+    }
+}
+
+bool FusedProblem::site_prox(int k, const Vector& z, double tau, Workspace& ws, double rho_hint) const {
+    switch (p_) {
+        case 1: return site_prox_p<1>(k, z, tau, ws, rho_hint);
+        case 2: return site_prox_p<2>(k, z, tau, ws, rho_hint);
+        case 3: return site_prox_p<3>(k, z, tau, ws, rho_hint);
+        case 4: return site_prox_p<4>(k, z, tau, ws, rho_hint);
+        default: return site_prox_p<Eigen::Dynamic>(k, z, tau, ws, rho_hint);
+    }
+}
+
+template <int P>
+bool FusedProblem::site_prox_p(int k, const Vector& z, double tau, Workspace& ws, double rho_hint) const {
+    // Fused exactly when ||A z|| <= tau, which needs no eigendecomposition. Sites on the boundary
+    // (to rounding) snap to the center: an offset of relative size 1e-11 could not be told apart
+    // from u in theta_k = u + v_k anyway.
+    apply_A_p<P>(k, z, ws.b);
+    const double bnorm = view<P>(ws.b).norm();
+    if (bnorm <= tau * (1.0 + 1e-11)) {
+        view<P>(ws.x).setZero();
+        return true;
+    }
+    if (tau <= 0.0) {
+        view<P>(ws.x) = view<P>(z);
+        return false;
+    }
+    // In the eigenbasis of A: x_i = b_i rho / (l_i rho + tau) with b = Lambda Q'z, where rho = ||x||
+    // solves sum_i (b_i / (l_i rho + tau))^2 = 1. The root lies in (0, ||z||].
+    ensure_eigen(k);
+    const auto l = view<P>(evals_[k]);
+    auto c = view<P>(ws.c);
+    if (diagonal_) {
+        c = view<P>(z);
+    } else {
+        c.noalias() = view<P>(Q_[k]).transpose() * view<P>(z);
+    }
+    auto b = view<P>(ws.b);
+    b = l.cwiseProduct(c);
+    auto secular = [&](double rho, double& deriv) {
+        // psi(rho) = s^-1/2 - 1 with s = sum b_i^2 / (l_i rho + tau)^2; increasing in rho.
+        double s = 0.0, ds = 0.0;
+        for (int i = 0; i < p_; ++i) {
+            const double den = l(i) * rho + tau;
+            const double q = b(i) / den;
+            s += q * q;
+            ds += -2.0 * q * q * l(i) / den;
+        }
+        const double inv = 1.0 / std::sqrt(s);
+        deriv = -0.5 * inv * inv * inv * ds;
+        return inv - 1.0;
+    };
+    // Bracket: with the eigenvalues between l_min and l_max, (||b|| - tau) / l_max <= rho <=
+    // (||b|| - tau) / l_min; Newton from the lower end then needs few steps.
+    const double excess = bnorm - tau;
+    double lo = std::max(0.0, excess / l.maxCoeff());
+    double hi = c.norm();
+    if (l.minCoeff() > 0.0) hi = std::min(hi, excess / l.minCoeff());
+    hi = std::max(hi, lo);
+    // A nearby solution's ||x|| (a neighbouring center or lambda) is a closer start.
+    double rho = rho_hint > lo && rho_hint < hi ? rho_hint : lo;
+    for (int it = 0; it < 100; ++it) {
+        double deriv = 0.0;
+        const double f = secular(rho, deriv);
+        if (f < 0.0) lo = rho; else hi = rho;
+        if (std::abs(f) <= 1e-15 || hi - lo <= 1e-15 * hi) break;
+        double next = rho - f / deriv;
+        if (!(next > lo && next < hi)) {
+            next = 0.5 * (lo + hi);  // safeguard: bisect
+        } else if (std::abs(next - rho) <= 1e-9 * rho) {
+            // Newton converges quadratically: after a step of relative size 1e-9 the next iterate
+            // is exact to rounding, so the evaluation that would confirm it is skipped.
+            rho = next;
+            break;
+        }
+        rho = next;
+    }
+    for (int i = 0; i < p_; ++i) c(i) = b(i) * rho / (l(i) * rho + tau);
+    if (diagonal_) {
+        ws.x = ws.c;
+    } else {
+        view<P>(ws.x).noalias() = view<P>(Q_[k]) * c;
+    }
+    return false;
+}
+
+void FusedProblem::center_objective(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, const Vector& u,
+                                    CenterEval& out, const RowMatrix* hint, int n_threads) const {
+    switch (p_) {
+        case 1: return center_objective_p<1>(theta_hat, lambda, u, out, hint, n_threads);
+        case 2: return center_objective_p<2>(theta_hat, lambda, u, out, hint, n_threads);
+        case 3: return center_objective_p<3>(theta_hat, lambda, u, out, hint, n_threads);
+        case 4: return center_objective_p<4>(theta_hat, lambda, u, out, hint, n_threads);
+        default: return center_objective_p<Eigen::Dynamic>(theta_hat, lambda, u, out, hint, n_threads);
+    }
+}
+
+template <int P>
+void FusedProblem::center_objective_p(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, const Vector& u,
+                                      CenterEval& out, const RowMatrix* hint, int n_threads) const {
+    // Per-site terms are stored and added in site order afterwards, so the result does not depend
+    // on the number of threads.
+    Vector f_site(K_);
+    const auto uu = view<P>(u);
+#pragma omp parallel num_threads(n_threads) if (n_threads > 1 && K_ >= 64)
+    {
+        Workspace ws(p_);
+        auto z = view<P>(ws.z);
+        auto x = view<P>(ws.x);
+        auto r = view<P>(ws.r);
+        auto Ar = view<P>(ws.Ar);
+#pragma omp for schedule(static)
+        for (int k = 0; k < K_; ++k) {
+            const double tau = lambda * w_(k);
+            z = Eigen::Map<const VecP<P>>(theta_hat.row(k).data(), p_) - uu;
+            const double rho_hint = hint ? Eigen::Map<const VecP<P>>(hint->row(k).data(), p_).norm() : 0.0;
+            const bool fused = site_prox_p<P>(k, ws.z, tau, ws, rho_hint);
+            r = x - z;
+            apply_A_p<P>(k, ws.r, ws.Ar);
+            Eigen::Map<VecP<P>>(out.g_site.row(k).data(), p_) = Ar;
+            f_site(k) = 0.5 * r.dot(Ar) + (fused ? 0.0 : tau * x.norm());
+            Eigen::Map<VecP<P>>(out.v.row(k).data(), p_) = x;
+        }
+    }
+    out.grad = out.g_site.colwise().sum().transpose();
+    out.f = f_site.sum();
+}
+
+void FusedProblem::center_hessian(double lambda, const RowMatrix& v, Eigen::MatrixXd& H, int n_threads) const {
+    // Fused sites (offset exactly zero) contribute A_k; unfused ones a rank-updated lower triangle
+    // in their own buffer, added in site order (thread-count independent).
+    std::vector<std::uint8_t> fused(K_);
+    for (int k = 0; k < K_; ++k) fused[k] = v.row(k).squaredNorm() == 0.0 ? 1 : 0;
+    RowMatrix h_site(K_, p_ * p_);
+#pragma omp parallel num_threads(n_threads) if (n_threads > 1 && K_ >= 64)
+    {
+        Workspace ws(p_);
+#pragma omp for schedule(static)
+        for (int k = 0; k < K_; ++k) {
+            if (fused[k]) continue;
+            ws.x = v.row(k).transpose();
+            const double tau = lambda * w_(k);
+            double* out = h_site.row(k).data();
+            switch (p_) {
+                case 1: site_hessian_p<1>(k, ws.x, tau, out); break;
+                case 2: site_hessian_p<2>(k, ws.x, tau, out); break;
+                case 3: site_hessian_p<3>(k, ws.x, tau, out); break;
+                case 4: site_hessian_p<4>(k, ws.x, tau, out); break;
+                default: {
+                    Eigen::Map<Eigen::MatrixXd> Hk(out, p_, p_);
+                    Hk.setZero();
+                    add_site_hessian(k, ws.x, tau, ws, Hk);
+                }
+            }
+        }
+    }
+    H.setZero(p_, p_);
+    for (int k = 0; k < K_; ++k) {
+        if (!fused[k]) {
+            H += Eigen::Map<const Eigen::MatrixXd>(h_site.row(k).data(), p_, p_);
+        } else if (diagonal_) {
+            H.diagonal() += evals_[k];
+        } else {
+            H += A_[k];
+        }
+    }
+    // The rank updates fill lower triangles only: mirror them.
+    H.triangularView<Eigen::StrictlyUpper>() = H.transpose();
+}
+
+template <int P>
+void FusedProblem::site_hessian_p(int k, const Vector& v, double tau, double* out) const {
+    // add_site_hessian for a small fixed p: the whole matrix, unrolled at compile time.
+    const auto vv = view<P>(v);
+    const double vn = vv.norm();
+    const double c = vn / tau;
+    const auto l = view<P>(evals_[k]);
+    const VecP<P> d = l.array() / (1.0 + c * l.array());
+    Eigen::Map<MatP<P>> Hk(out);
+    VecP<P> Bs;
+    if (diagonal_) {
+        Hk.setZero();
+        Hk.diagonal() = d;
+        Bs = d.cwiseProduct(vv) / vn;
+    } else {
+        const auto Q = view<P>(Q_[k]);
+        Hk.noalias() = Q * d.asDiagonal() * Q.transpose();
+        const VecP<P> c_v = d.cwiseProduct(Q.transpose() * vv) / vn;
+        Bs.noalias() = Q * c_v;
+    }
+    const double sBs = std::max(vv.dot(Bs) / vn, kFusedTiny);
+    Hk.noalias() -= (Bs / sBs) * Bs.transpose();
+}
+
+void FusedProblem::add_site_hessian(int k, const Vector& v, double tau, Workspace& ws,
+                                    Eigen::Map<Eigen::MatrixXd>& H) const {
+    // Hessian of the infimal convolution of (1/2) x'A x and tau ||x|| at an unfused point:
+    // B^-1 restricted to the complement of s = v/||v||, with B = A^-1 + (||v||/tau) I. B^-1 has A's
+    // eigenvectors and eigenvalues d = l / (1 + c l), c = ||v|| / tau.
+    const double vn = v.norm();
+    const double c = vn / tau;
+    const Vector& l = evals_[k];
+    Vector& d = ws.Ar;  // free at this point
+    d = l.array() / (1.0 + c * l.array());
+    if (diagonal_) {
+        H.diagonal() += d;
+        ws.Bs = d.cwiseProduct(v) / vn;
+    } else {
+        ws.Y.noalias() = Q_[k] * d.cwiseSqrt().asDiagonal();
+        H.selfadjointView<Eigen::Lower>().rankUpdate(ws.Y);  // + Q diag(d) Q'
+        ws.c.noalias() = Q_[k].transpose() * v;
+        ws.c = d.cwiseProduct(ws.c) / vn;
+        ws.Bs.noalias() = Q_[k] * ws.c;
+    }
+    const double sBs = std::max(v.dot(ws.Bs) / vn, kFusedTiny);
+    H.selfadjointView<Eigen::Lower>().rankUpdate(ws.Bs, -1.0 / sBs);
+}
+
+}  // namespace hetmtl

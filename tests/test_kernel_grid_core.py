@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from scipy.interpolate import RegularGridInterpolator
 
+from grid_helpers import reference_sums
 from hetmtl.fusion import fused_solve
 from hetmtl.fusion.grid_core import fused_grid_solve, grid_interpolate, grid_sums
 
@@ -18,25 +19,6 @@ def _axes(rng, d, sizes=(7, 5, 4)):
         a = np.sort(rng.uniform(0.05, 0.95, sizes[j] - 2))
         out.append(np.concatenate([[0.0], a, [1.0]]))
     return out
-
-
-def _reference_sums(X, Y, folds, F, axes, h, kernel, fit, support):
-    """Direct NumPy evaluation of every kernel weight (n x G), then the moments per fold."""
-    d = X.shape[1]
-    grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, d)
-    U = (X[:, None, :] - grid[None]) / h
-    if kernel == "gaussian":
-        K = np.exp(-0.5 * U ** 2).prod(-1)
-        inside = (np.abs(U) <= support).all(-1)
-    else:
-        K = np.maximum(0.0, 1.0 - U ** 2).prod(-1)
-        inside = (np.abs(U) < 1.0).all(-1)
-    ones = np.ones(U.shape[:2] + (1,))
-    Z = ones if fit == "constant" else np.concatenate([ones, X[:, None, :] - grid[None]], -1)
-    M = np.stack([np.einsum("ig,igp,igq->gpq", K * (folds == f)[:, None], Z, Z) for f in range(F)])
-    V = np.stack([np.einsum("ig,igp,it->gpt", K * (folds == f)[:, None], Z, Y) for f in range(F)])
-    count = np.stack([(inside & (folds == f)[:, None]).sum(0) for f in range(F)]).astype(float)
-    return M, V, count
 
 
 @pytest.mark.parametrize("d", [1, 2, 3])
@@ -51,7 +33,7 @@ def test_grid_sums_match_numpy(d, kernel, fit):
     axes = _axes(rng, d)
     h = rng.uniform(0.1, 0.4, d)
     res = grid_sums(X, Y, axes, h, folds=folds, kernel=kernel, fit=fit, support=2.0)
-    M, V, count = _reference_sums(X, Y, folds, F, axes, h, kernel, fit, 2.0)
+    M, V, count = reference_sums(X, Y, folds, F, axes, h, kernel, fit, 2.0)
     P = 1 if fit == "constant" else d + 1
     G = int(np.prod([a.size for a in axes]))
     assert res.M.shape == (F, G, P, P) and res.V.shape == (F, G, P, 2)
@@ -71,8 +53,8 @@ def test_grid_sums_threads_and_defaults():
     np.testing.assert_allclose(one.V, two.V, rtol=1e-12)
     assert one.M.shape[0] == 1 and one.V.shape[-1] == 1  # one fold, one target by default
     # Gaussian with k(0) = 1: S0 never exceeds the number of rows, and the whole sum matches.
-    M, V, _ = _reference_sums(X, y[:, None], np.zeros(3000, int), 1, axes, np.array([0.3, 0.3]),
-                              "gaussian", "constant", 3.0)
+    M, V, _ = reference_sums(X, y[:, None], np.zeros(3000, int), 1, axes, np.array([0.3, 0.3]),
+                             "gaussian", "constant", 3.0)
     np.testing.assert_allclose(one.M, M, rtol=1e-12)
 
 

@@ -40,7 +40,8 @@ void register_kernel_grid(py::module_& m) {
         .def_readwrite("kernel", &hetmtl::GridOptions::kernel)
         .def_readwrite("fit", &hetmtl::GridOptions::fit)
         .def_readwrite("support", &hetmtl::GridOptions::support)
-        .def_readwrite("n_threads", &hetmtl::GridOptions::n_threads);
+        .def_readwrite("n_threads", &hetmtl::GridOptions::n_threads)
+        .def_readwrite("gauss_recurrence", &hetmtl::GridOptions::gauss_recurrence);
 
     m.def(
         "grid_sums",

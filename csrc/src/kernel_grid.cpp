@@ -1,5 +1,7 @@
 #include "hetmtl/kernel_grid.hpp"
 
+#include "kernel_grid_factors.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -15,45 +17,9 @@ namespace hetmtl {
 
 namespace {
 
+using grid_detail::GaussAxis;
+
 constexpr int kMaxDim = 3;
-constexpr double kGaussCut = 37.0;  // exp(-37^2 / 2) ~ 1e-297
-
-// exp(x) for x <= 0, written so that the compiler vectorizes a loop over it (libm's exp is a
-// scalar call and dominated the Gaussian kernel's cost). Cody-Waite reduction x = k ln2 + r with
-// |r| <= ln2 / 2, then a degree-13 Taylor polynomial: relative error below 2e-16. Valid for
-// -700 <= x <= 0; callers keep arguments in that range without a branch (which would stop the
-// vectorizer).
-inline double exp_nonpositive(double xc) {
-    constexpr double kLog2e = 1.4426950408889634;
-    constexpr double kLn2Hi = 6.93147180369123816490e-01;
-    constexpr double kLn2Lo = 1.90821492927058770002e-10;
-    constexpr double kShift = 6755399441055744.0;  // 1.5 * 2^52: adding it rounds to an integer
-    const double t = xc * kLog2e + kShift;
-    const double k = t - kShift;
-    const double r = (xc - k * kLn2Hi) - k * kLn2Lo;
-    double p = 1.0 / 6227020800.0;
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
-    // 2^k from the integer held in the low bits of t.
-    std::int64_t bits;
-    std::memcpy(&bits, &t, sizeof bits);
-    bits = (bits - static_cast<std::int64_t>(0x4338000000000000LL) + 1023) << 52;
-    double scale;
-    std::memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
-}
-
 // One accumulated moment: the product over dimensions of k(u_j) (x_j - a_j)^exps[j], times Y_t
 // (target >= 0) or 1 (target < 0).
 struct Moment {
@@ -111,24 +77,23 @@ GridStatus check_points(const std::vector<Vector>& axes, const Eigen::Ref<const 
     return GridStatus::Ok;
 }
 
-// Index range [lo, hi) of axis points within `radius` of x (inclusive of the ends).
-void axis_window(const Vector& a, double x, double radius, int& lo, int& hi) {
-    const double* begin = a.data();
-    const double* end = a.data() + a.size();
-    lo = static_cast<int>(std::lower_bound(begin, end, x - radius) - begin);
-    hi = static_cast<int>(std::upper_bound(begin, end, x + radius) - begin);
-}
-
-// Per-thread workspace: one-dimensional factors and the outer (all but last axis) coefficients.
+// Per-thread workspace.
 struct Workspace {
-    std::array<int, kMaxDim> lo{}, hi{};        // kernel window per dimension
-    std::array<int, kMaxDim> clo{}, chi{};      // counting window per dimension
-    // fac[j][e][i - lo[j]] = k(u) (x_j - a_i)^e for e = 0..2; fac[j][3] is the counting indicator
-    // (dense path only).
-    std::array<std::array<std::vector<double>, 4>, kMaxDim> fac;
-    std::vector<double> outer;                  // coefficients of the outer cells
-    std::vector<long long> offset;              // grid offsets of the outer cells
-    RowMatrix left, right;                      // dense path: one block of rows
+    // Sparse path, one point: kernel and counting windows per dimension, the factors
+    // fac[j][e][i - lo[j]] = k(u) (x_j - a_i)^e for e = 0..2, and the outer cells (all axes but the
+    // last) with their coefficients and grid offsets.
+    std::array<int, kMaxDim> lo{}, hi{};
+    std::array<int, kMaxDim> clo{}, chi{};
+    std::array<std::array<std::vector<double>, 3>, kMaxDim> fac;
+    std::vector<double> outer;
+    std::vector<long long> offset;
+    // Dense path, one block of rows: coordinates per axis, the recurrence's anchors, the factors of
+    // the outer axes (outer_line; line[j][e] points at the current row's), and the product operands.
+    std::array<std::vector<double>, kMaxDim> xs;
+    std::array<grid_detail::GaussAnchors, kMaxDim> anchors;
+    std::array<std::vector<double>, kMaxDim> lines;
+    std::array<std::array<double*, 3>, kMaxDim> line{};
+    RowMatrix left, right;
 };
 
 // What every point needs: the grid shape, bandwidths and the moments to accumulate.
@@ -138,81 +103,130 @@ struct Plan {
     const std::vector<Vector>* axes = nullptr;
     const std::vector<Moment>* moments = nullptr;
     bool epa = false;
-    bool dense = false;        // dense path: whole axes, counts as a product of indicators
-    std::array<bool, kMaxDim> short_axis{};  // axis span within the Gaussian cut-off
+    std::vector<GaussAxis> gauss;  // Gaussian kernel: per-axis constants of the factors
     double support = 3.0;
     int max_e = 0;
     long long G = 1;
     long long outer_size = 1;  // grid points spanned by all axes but the last
 };
 
-// Kernel windows and one-dimensional factors k(u) (x_j - a)^e of one point.
-template <int D>
-void point_factors(const double* x, const Plan& pl, Workspace& ws) {
-    for (int j = 0; j < D; ++j) {
-        const Vector& a = (*pl.axes)[j];
-        if (pl.epa) {
-            axis_window(a, x[j], pl.h[j], ws.lo[j], ws.hi[j]);
-            axis_window(a, x[j], pl.h[j], ws.clo[j], ws.chi[j]);
-            // Points exactly at distance h get zero weight and do not count.
-            while (ws.clo[j] < ws.chi[j] && !(std::abs(x[j] - a(ws.clo[j])) < pl.h[j])) ++ws.clo[j];
-            while (ws.chi[j] > ws.clo[j] && !(std::abs(x[j] - a(ws.chi[j] - 1)) < pl.h[j])) --ws.chi[j];
-        } else {
-            ws.lo[j] = 0;
-            ws.hi[j] = pl.m[j];
-        }
-        const int len = ws.hi[j] - ws.lo[j];
-        for (int e = 0; e <= pl.max_e; ++e) ws.fac[j][e].resize(len);
-        const double inv_h = 1.0 / pl.h[j];
-        const double xj = x[j];
-        const double* __restrict aj = a.data() + ws.lo[j];
-        double* __restrict f0 = ws.fac[j][0].data();
-        if (pl.epa) {
-            for (int i = 0; i < len; ++i) {
-                const double u = (xj - aj[i]) * inv_h;
-                f0[i] = std::max(0.0, 1.0 - u * u);
-            }
-        } else {
-            // Beyond 37 bandwidths exp(-u^2 / 2) < 1e-297: those entries are set to 0 directly
-            // (the search is skipped when the whole axis lies within that distance of any x).
-            int wlo = 0, whi = len;
-            if (!pl.short_axis[j]) axis_window(a, xj, kGaussCut * pl.h[j], wlo, whi);
-            std::fill(f0, f0 + wlo, 0.0);
-            std::fill(f0 + whi, f0 + len, 0.0);
-            for (int i = wlo; i < whi; ++i) {
-                const double u = (xj - aj[i]) * inv_h;
-                f0[i] = exp_nonpositive(-0.5 * u * u);
-            }
-            // Counting indicator, branch-free over the whole axis.
-            std::vector<double>& ind = ws.fac[j][3];
-            ind.resize(len);
-            double* __restrict in = ind.data();
-            const double crad = pl.support * pl.h[j];
-            for (int i = 0; i < len; ++i) in[i] = static_cast<double>(std::abs(xj - aj[i]) <= crad);
-        }
-        for (int e = 1; e <= pl.max_e; ++e) {
-            const double* __restrict prev = ws.fac[j][e - 1].data();
-            double* __restrict fe = ws.fac[j][e].data();
-            for (int i = 0; i < len; ++i) fe[i] = prev[i] * (xj - aj[i]);
-        }
+// f[e][i] = f[e - 1][i] (x - a_i) for e = 1..max_e: the moments' powers of the offsets.
+inline void offset_powers(double* const* f, int max_e, double x, const double* __restrict a, int len) {
+    for (int e = 1; e <= max_e; ++e) {
+        const double* __restrict prev = f[e - 1];
+        double* __restrict fe = f[e];
+        for (int i = 0; i < len; ++i) fe[i] = prev[i] * (x - a[i]);
     }
 }
 
-// Coefficients of the outer cells (all axes but the last) of one moment, written to `coef`;
-// with `offset`, also their grid offsets (in units of the last axis' length).
+// Compact kernel: windows and one-dimensional factors k(u) (x_j - a)^e of one point.
+template <int D>
+void compact_factors(const double* x, const Plan& pl, Workspace& ws) {
+    for (int j = 0; j < D; ++j) {
+        const Vector& a = (*pl.axes)[j];
+        const int m = pl.m[j];
+        grid_detail::axis_window(a.data(), m, x[j], pl.h[j], ws.lo[j], ws.hi[j]);
+        ws.clo[j] = ws.lo[j];
+        ws.chi[j] = ws.hi[j];
+        // Points exactly at distance h get zero weight and do not count.
+        while (ws.clo[j] < ws.chi[j] && !(std::abs(x[j] - a(ws.clo[j])) < pl.h[j])) ++ws.clo[j];
+        while (ws.chi[j] > ws.clo[j] && !(std::abs(x[j] - a(ws.chi[j] - 1)) < pl.h[j])) --ws.chi[j];
+        const int len = ws.hi[j] - ws.lo[j];
+        double* f[3];
+        for (int e = 0; e <= pl.max_e; ++e) {
+            ws.fac[j][e].resize(len);
+            f[e] = ws.fac[j][e].data();
+        }
+        const double inv_h = 1.0 / pl.h[j];
+        const double xj = x[j];
+        const double* __restrict aj = a.data() + ws.lo[j];
+        double* __restrict f0 = f[0];
+        for (int i = 0; i < len; ++i) {
+            const double u = (xj - aj[i]) * inv_h;
+            f0[i] = std::max(0.0, 1.0 - u * u);
+        }
+        offset_powers(f, pl.max_e, xj, aj, len);
+    }
+}
+
+// Gaussian kernel, whole axis j, row b of the block: f[e][i] = k(u_i) (x - a_i)^e for
+// e = 0..max_e, by the recurrence from the row's anchor or by one exp per axis point.
+inline void gauss_axis(int j, int b, const Plan& pl, const Workspace& ws, double* const* f) {
+    const GaussAxis& ax = pl.gauss[j];
+    const double x = ws.xs[j][b];
+    if (ax.uniform) {
+        const grid_detail::GaussAnchors& an = ws.anchors[j];
+        grid_detail::gauss_walks(ax, an.c[b], an.e[b], an.up[b], an.down[b], f[0]);
+    } else {
+        grid_detail::gauss_exact(ax, x, f[0]);
+    }
+    offset_powers(f, pl.max_e, x, ax.a, ax.m);
+}
+
+// Axis points within `radius` of x, by the same comparison |x - a_i| <= radius: the range
+// [lo, hi), counted branch-free (x - a_i falls and a_i - x rises along the sorted axis).
+inline void count_window(const double* __restrict a, int m, double x, double radius, int& lo, int& hi) {
+    std::int64_t below = 0, upto = 0;  // as wide as a double, so that the loop vectorizes
+    for (int i = 0; i < m; ++i) {
+        below += x - a[i] > radius;
+        upto += a[i] - x <= radius;
+    }
+    lo = static_cast<int>(below);
+    hi = static_cast<int>(upto);
+}
+
+// Counts of the dense path: a row counts for the box of grid points lo <= i < hi (per axis), kept
+// as a difference array of shape (m_0 + 1) x .. x (m_{d-1} + 1): +-1 at the box's 2^d corners.
+// counts_from_boxes turns it into counts by prefix sums along every axis.
+template <int D>
+void add_box(const std::array<int, kMaxDim>& lo, const std::array<int, kMaxDim>& hi, const Plan& pl,
+             double* diff) {
+    for (int corner = 0; corner < (1 << D); ++corner) {
+        long long idx = 0;
+        int parity = 0;
+        for (int j = 0; j < D; ++j) {
+            const int up = (corner >> j) & 1;
+            idx = idx * (pl.m[j] + 1) + (up ? hi[j] : lo[j]);
+            parity ^= up;
+        }
+        diff[idx] += parity ? -1.0 : 1.0;
+    }
+}
+
+template <int D>
+void counts_from_boxes(double* diff, const Plan& pl, double* count) {
+    std::array<long long, kMaxDim> stride{};  // strides of the difference array
+    stride[D - 1] = 1;
+    for (int j = D - 2; j >= 0; --j) stride[j] = stride[j + 1] * (pl.m[j + 1] + 1);
+    const long long size = stride[0] * (pl.m[0] + 1);
+    for (int j = 0; j < D; ++j) {
+        const long long len = pl.m[j] + 1;
+        for (long long k = 0; k < size; ++k)
+            if ((k / stride[j]) % len != 0) diff[k] += diff[k - stride[j]];
+    }
+    long long g = 0;
+    for (long long k = 0; k < size; ++k) {
+        bool inside = true;
+        for (int j = 0; j < D; ++j) inside = inside && (k / stride[j]) % (pl.m[j] + 1) < pl.m[j];
+        if (inside) count[g++] = diff[k];
+    }
+}
+
+// Sparse path: coefficients of the outer cells (all axes but the last) of one moment within the
+// point's window, written to `coef`, and their grid offsets (in units of the last axis' length).
 template <int D>
 int outer_cells(const Moment& mo, double w, const Workspace& ws, double* coef, long long* offset,
                 const Plan& pl) {
     if constexpr (D == 1) {
         coef[0] = w;
-        if (offset) offset[0] = 0;
+        offset[0] = 0;
         return 1;
     } else if constexpr (D == 2) {
         const int len0 = ws.hi[0] - ws.lo[0];
         const double* f0 = ws.fac[0][mo.exps[0]].data();
         for (int i = 0; i < len0; ++i) {
             coef[i] = w * f0[i];
-            if (offset) offset[i] = ws.lo[0] + i;
+            offset[i] = ws.lo[0] + i;
         }
         return len0;
     } else {
@@ -225,7 +239,7 @@ int outer_cells(const Moment& mo, double w, const Workspace& ws, double* coef, l
             const double c0 = w * f0[i];
             for (int k = 0; k < len1; ++k, ++o) {
                 coef[o] = c0 * f1[k];
-                if (offset) offset[o] = static_cast<long long>(ws.lo[0] + i) * pl.m[1] + ws.lo[1] + k;
+                offset[o] = static_cast<long long>(ws.lo[0] + i) * pl.m[1] + ws.lo[1] + k;
             }
         }
         return o;
@@ -252,7 +266,7 @@ void count_point(const Workspace& ws, const Plan& pl, double* count) {
 template <int D>
 void scatter_point(const double* x, const double* y, double* acc, double* count, const Plan& pl,
                    Workspace& ws) {
-    point_factors<D>(x, pl, ws);
+    compact_factors<D>(x, pl, ws);
     constexpr int L = D - 1;  // last axis: the contiguous inner loop
     const int lo_last = ws.lo[L];
     const int len_last = ws.hi[L] - ws.lo[L];
@@ -274,37 +288,93 @@ void scatter_point(const double* x, const double* y, double* acc, double* count,
     count_point<D>(ws, pl, count);
 }
 
+// Dense path, outer axis j: the block's factors of power e of row b, each line padded on both sides
+// for the recurrence's overrun (kPad slots).
+inline int line_stride(const Plan& pl, int j) { return pl.m[j] + 2 * grid_detail::kPad; }
+
+inline double* outer_line(Workspace& ws, const Plan& pl, int j, int b, int e) {
+    return ws.lines[j].data() + (static_cast<long long>(b) * (pl.max_e + 1) + e) * line_stride(pl, j) +
+           grid_detail::kPad;
+}
+
+// Dense path: coefficients of all outer cells (all axes but the last, whole axes) of one moment,
+// the products w f_0[i] f_1[k] in grid order, written to `coef`.
+template <int D>
+void dense_outer(const std::array<int, kMaxDim>& exps, double w, const Workspace& ws, const Plan& pl,
+                 double* __restrict coef) {
+    if constexpr (D == 1) {
+        coef[0] = w;
+    } else if constexpr (D == 2) {
+        const double* __restrict f0 = ws.line[0][exps[0]];
+        for (int i = 0; i < pl.m[0]; ++i) coef[i] = w * f0[i];
+    } else {
+        const double* __restrict f0 = ws.line[0][exps[0]];
+        const double* __restrict f1 = ws.line[1][exps[1]];
+        const int m1 = pl.m[1];
+        for (int i = 0; i < pl.m[0]; ++i) {
+            const double c0 = w * f0[i];
+            double* __restrict out = coef + static_cast<long long>(i) * m1;
+            for (int k = 0; k < m1; ++k) out[k] = c0 * f1[k];
+        }
+    }
+}
+
 // Dense path (Gaussian): a block of rows of one fold becomes small matrix products. For moment c,
 // acc_c (outer x last) += Left_c' Right_e, with Left_c (B x outer) the moment's outer-cell
-// coefficients and Right_e (B x last) the last axis' factors of power e.
+// coefficients and Right_e (B x last) the last axis' factors of power e. In passes over the block:
+// the rows' coordinates and (equally spaced axes) the recurrence's anchors, for all rows at once;
+// per row, the factors (the last axis' straight into the row's place in Right, the others' into
+// the workspace) and the count box (into the difference array `diff`, see add_box); per row, the
+// outer-cell products into Left; then the products.
 template <int D>
 void dense_block(const Eigen::Ref<const RowMatrix>& X, const Eigen::Ref<const RowMatrix>& Y, const int* rows,
-                 int B, double* acc, double* count, const Plan& pl, Workspace& ws) {
+                 int B, double* acc, double* diff, const Plan& pl, Workspace& ws) {
     constexpr int L = D - 1;
+    constexpr int pad = grid_detail::kPad;
     const std::vector<Moment>& moments = *pl.moments;
     const long long C = static_cast<long long>(moments.size());
     const long long O = pl.outer_size;
     const int mL = pl.m[L];
-    // Columns: C moments then the count indicator (left); powers 0..max_e then the indicator (right).
-    static const Moment kCount{{3, 3, 3}, -1};
-    ws.left.resize(B, (C + 1) * O);
-    ws.right.resize(B, (pl.max_e + 2) * mL);
+    const int E = pl.max_e;
+    // Columns: C moments (left); powers 0..max_e of the last axis, each segment of `right`
+    // followed by `pad` slots for the factors' overrun.
+    const int seg = mL + pad;
+    ws.left.resize(B, C * O);
+    ws.right.resize(B, pad + (E + 1) * seg);
+    for (int j = 0; j < L; ++j) ws.lines[j].resize(static_cast<std::size_t>(B) * (E + 1) * line_stride(pl, j));
+    // The outer-cell products get a pass of their own so that they read factors whose stores have
+    // long completed (the recurrence's stores do not line up with the products' loads, and a load
+    // waiting on such a store stalls).
+    for (int j = 0; j < D; ++j) {
+        ws.xs[j].resize(B);
+        for (int b = 0; b < B; ++b) ws.xs[j][b] = X(rows[b], j);
+        if (pl.gauss[j].uniform) grid_detail::gauss_anchors(pl.gauss[j], ws.xs[j].data(), B, ws.anchors[j]);
+    }
+    std::array<int, kMaxDim> lo{}, hi{};
     for (int b = 0; b < B; ++b) {
-        const Eigen::Index i = rows[b];
-        const double* x = X.data() + i * X.outerStride();
-        const double* y = Y.cols() ? Y.data() + i * Y.outerStride() : nullptr;
-        point_factors<D>(x, pl, ws);
+        for (int j = 0; j < L; ++j) {
+            double* f[3];
+            for (int e = 0; e <= E; ++e) f[e] = outer_line(ws, pl, j, b, e);
+            gauss_axis(j, b, pl, ws, f);
+        }
+        double* rrow = ws.right.data() + b * ws.right.cols() + pad;
+        double* last[3];
+        for (int e = 0; e <= E; ++e) last[e] = rrow + e * seg;
+        gauss_axis(L, b, pl, ws, last);
+        for (int j = 0; j < D; ++j)
+            count_window(pl.gauss[j].a, pl.m[j], ws.xs[j][b], pl.support * pl.h[j], lo[j], hi[j]);
+        add_box<D>(lo, hi, pl, diff);
+    }
+    for (int b = 0; b < B; ++b) {
+        const double* y = Y.cols() ? Y.data() + rows[b] * Y.outerStride() : nullptr;
+        for (int j = 0; j < L; ++j)
+            for (int e = 0; e <= E; ++e) ws.line[j][e] = outer_line(ws, pl, j, b, e);
         double* lrow = ws.left.data() + b * ws.left.cols();
         for (long long c = 0; c < C; ++c) {
             const Moment& mo = moments[c];
             const double w = mo.target < 0 ? 1.0 : y[mo.target];
-            outer_cells<D>(mo, w, ws, lrow + c * O, nullptr, pl);
+            dense_outer<D>(mo.exps, w, ws, pl, lrow + c * O);
         }
-        outer_cells<D>(kCount, 1.0, ws, lrow + C * O, nullptr, pl);
-        double* rrow = ws.right.data() + b * ws.right.cols();
-        for (int e = 0; e <= pl.max_e; ++e)
-            std::copy(ws.fac[L][e].begin(), ws.fac[L][e].end(), rrow + e * mL);
-        std::copy(ws.fac[L][3].begin(), ws.fac[L][3].end(), rrow + (pl.max_e + 1) * mL);
     }
     // Consecutive moments with the same last-axis power share one product: their accumulators
     // are consecutive (O x mL) blocks, i.e. one (run O x mL) matrix.
@@ -313,11 +383,9 @@ void dense_block(const Eigen::Ref<const RowMatrix>& X, const Eigen::Ref<const Ro
         while (c1 < C && moments[c1].exps[L] == moments[c0].exps[L]) ++c1;
         Eigen::Map<RowMatrix> out(acc + c0 * pl.G, (c1 - c0) * O, mL);
         out.noalias() += ws.left.middleCols(c0 * O, (c1 - c0) * O).transpose() *
-                         ws.right.middleCols(moments[c0].exps[L] * mL, mL);
+                         ws.right.middleCols(pad + moments[c0].exps[L] * seg, mL);
         c0 = c1;
     }
-    Eigen::Map<RowMatrix> out(count, O, mL);
-    out.noalias() += ws.left.middleCols(C * O, O).transpose() * ws.right.middleCols((pl.max_e + 1) * mL, mL);
 }
 
 template <int D>
@@ -335,9 +403,8 @@ void accumulate(const Eigen::Ref<const RowMatrix>& X, const Eigen::Ref<const Row
     pl.axes = &axes;
     pl.moments = &moments;
     pl.epa = opt.kernel == GridKernel::Epanechnikov;
-    pl.dense = !pl.epa;
-    for (int j = 0; j < D; ++j)
-        pl.short_axis[j] = axes[j](axes[j].size() - 1) - axes[j](0) <= kGaussCut * pl.h[j];
+    if (!pl.epa)
+        for (int j = 0; j < D; ++j) pl.gauss.emplace_back(axes[j], pl.h[j], opt.gauss_recurrence);
     pl.support = opt.support;
     pl.G = G;
     for (const Moment& mo : moments)
@@ -345,6 +412,12 @@ void accumulate(const Eigen::Ref<const RowMatrix>& X, const Eigen::Ref<const Row
     const long long C = static_cast<long long>(moments.size());
     const long long per_fold = C * G;
     const Eigen::Index n = X.rows();
+    // Counts per fold: the counts themselves (compact kernel) or their difference array (dense).
+    long long count_size = G;
+    if (!pl.epa) {
+        count_size = 1;
+        for (int j = 0; j < D; ++j) count_size *= pl.m[j] + 1;
+    }
 
     // Rows grouped by fold (stable), cut into blocks that each lie in one fold.
     constexpr int kBlock = 512;
@@ -371,7 +444,7 @@ void accumulate(const Eigen::Ref<const RowMatrix>& X, const Eigen::Ref<const Row
     // Private accumulators per thread, summed in thread order afterwards (deterministic for a
     // fixed thread count).
     std::vector<std::vector<double>> acc(n_threads, std::vector<double>(F * per_fold, 0.0));
-    std::vector<std::vector<double>> cnt(n_threads, std::vector<double>(F * G, 0.0));
+    std::vector<std::vector<double>> cnt(n_threads, std::vector<double>(F * count_size, 0.0));
     const long long n_blocks = static_cast<long long>(blocks.size());
 #pragma omp parallel num_threads(n_threads)
     {
@@ -392,10 +465,11 @@ void accumulate(const Eigen::Ref<const RowMatrix>& X, const Eigen::Ref<const Row
                     const Eigen::Index i = rows[b];
                     scatter_point<D>(X.data() + i * X.outerStride(),
                                      Y.cols() ? Y.data() + i * Y.outerStride() : nullptr, a + f * per_fold,
-                                     c + f * G, pl, ws);
+                                     c + f * count_size, pl, ws);
                 }
             } else {
-                dense_block<D>(X, Y, rows, static_cast<int>(blk[2]), a + f * per_fold, c + f * G, pl, ws);
+                dense_block<D>(X, Y, rows, static_cast<int>(blk[2]), a + f * per_fold, c + f * count_size, pl,
+                               ws);
             }
         }
     }
@@ -404,6 +478,11 @@ void accumulate(const Eigen::Ref<const RowMatrix>& X, const Eigen::Ref<const Row
     for (int t = 1; t < n_threads; ++t) {
         for (std::size_t k = 0; k < acc_out.size(); ++k) acc_out[k] += acc[t][k];
         for (std::size_t k = 0; k < count_out.size(); ++k) count_out[k] += cnt[t][k];
+    }
+    if (!pl.epa) {
+        std::vector<double> diff = std::move(count_out);
+        count_out.assign(F * G, 0.0);
+        for (int f = 0; f < F; ++f) counts_from_boxes<D>(diff.data() + f * count_size, pl, count_out.data() + f * G);
     }
 }
 

@@ -11,7 +11,11 @@
 //   count_g = #{i : |X_ij - x_gj| <= support_j h_j for every j}
 // with z_i = 1 (local constant, so M = S0 and V = S1) or z_i = (1, X_i - x_g) (local linear).
 // Every moment is a product over dimensions of one-dimensional factors k(u) u^e, so a data point
-// costs one kernel evaluation per axis point plus one multiply-add per grid point and moment.
+// costs its factors on each axis plus one multiply-add per grid point and moment. The Gaussian
+// factors of an axis cost one exp per axis point, or three exps and a multiplicative recurrence on
+// an equally spaced axis (see src/kernel_grid_factors.hpp). A data point counts for a box of grid
+// points: 2^d updates of a difference array (Gaussian) or one per grid point of the box
+// (Epanechnikov).
 #pragma once
 
 #include <Eigen/Dense>
@@ -47,6 +51,10 @@ struct GridOptions {
     // dimension (the Epanechnikov kernel's support is 1, whatever this value).
     double support = 3.0;
     int n_threads = 1;
+    // Gaussian kernel on an equally spaced axis: build a row's factors by a multiplicative
+    // recurrence (three exps per row and axis) instead of one exp per axis point. false forces the
+    // exact path everywhere (a reference for tests and benchmarks).
+    bool gauss_recurrence = true;
 };
 
 struct GridSums {

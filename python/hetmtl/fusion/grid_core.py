@@ -167,8 +167,8 @@ def grid_sums(X, Y, axes: Sequence[np.ndarray], bandwidth, *, folds=None, n_fold
         raise ValueError("X: has no rows")
     res = _core.grid_sums(np.ascontiguousarray(x), np.ascontiguousarray(y), np.ascontiguousarray(f), F,
                           ax, np.ascontiguousarray(h), opt)
-    what = "X" if not np.all(np.isfinite(x)) else "Y"
-    _raise_status(res, what)
+    if res["status"] != 0:  # which array to name costs a pass over X: only on failure
+        _raise_status(res, "X" if not np.all(np.isfinite(x)) else "Y")
     return GridSumsResult(M=res["M"], V=res["V"], count=res["count"])
 
 

@@ -15,9 +15,10 @@
 // * the axis points lie within kSpacingTol * h of a_0 + i s (s = (a_{m-1} - a_0) / (m - 1)), so
 //   using a_c + k s instead of a_{c+k} moves u by at most 2 kSpacingTol, a relative change of a
 //   factor of at most 2 |u| kSpacingTol;
-// * the walk, which may run up to 3 points past either end of the axis, stays within kGaussCut
-//   bandwidths of x: (m + 3) delta <= kGaussCut. Every value it computes is then above
-//   exp(-kGaussCut^2 / 2) ~ 1e-297 (no subnormal numbers, no cut-off to apply);
+// * the walks, which take 4 ceil((m - 1) / 4) <= m + 2 steps each way whatever c (steps past an
+//   end of the axis land in padding), stay within kGaussCut bandwidths of x: (m + 3) delta <=
+//   kGaussCut. Every value they compute is then above exp(-kGaussCut^2 / 2) ~ 1e-297 (no
+//   subnormal numbers, no cut-off to apply);
 // * m <= kMaxWalk + 1. The relative error of f_{c+k} is about (2 k + u^2 + 4) eps: k eps from the
 //   rounding of r (whose argument is at most delta^2 in size, and k delta <= kGaussCut) compounded
 //   over k products, and u^2 eps from the argument of W_k, the same as the exact path's
@@ -122,7 +123,7 @@ struct GaussAxis {
     }
 };
 
-// f[c + S k] = e r^k W[k] for k = 1..4 groups (S = +1 walks up, -1 down), four steps at a time:
+// f[c + S k] = e r^k W[k] for k = 1 .. 4 groups (S = +1 walks up, -1 down), four steps at a time:
 // step 4j + l + 1 is (e r^(4j)) r^(l + 1) W[4j + l + 1], so the dependency chain (the scalar
 // e r^(4j)) is `groups` products long and the four lanes vectorize. Going down, lane l is step
 // 4j + 4 - l, stored at c - 4j - 4 + l, and Wrev makes its weights contiguous too. Every walk has

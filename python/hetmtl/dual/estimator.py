@@ -52,11 +52,11 @@ class DualEncoderMTL(TaskRegressor):
       encoders and heads fit the noise of small tasks within a few rounds (training loss near 0,
       early stopping at round 1-10). A ridge fixed in units of rows (its weight falls as
       1 / n_r) slows this down on small tasks and fades on large ones.
-    * ``lam_specific=1``: a stronger shrinkage (3) switched every task-specific encoder off, so
-      unrelated tasks had only the shared encoder and did worse than single-task fits.
+    * ``lam_specific=1``: a stronger shrinkage (3) switched every task-specific encoder off,
+      which cost unrelated tasks about 4% of RMSE; none at all cost alike tasks about 3%.
     * ``negative_transfer="warn"``: a per-task fallback to the single-task fit, chosen on the few
-      validation rows of each task, cost accuracy when tasks are alike and gained nothing
-      measurable when they are unrelated, so it is an option rather than the default.
+      validation rows of each task, cost accuracy when tasks are alike and was within noise when
+      they are unrelated, so it is an option (``"fallback"``) rather than the default.
 
     Parameters
     ----------

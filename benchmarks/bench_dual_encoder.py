@@ -60,7 +60,7 @@ class Stacked:
         sizes = np.bincount(task.numpy(), minlength=R)
         est = DualEncoderMTL(latent_shared=P, latent_specific=Q, hidden=(HIDDEN,), random_state=0)
         self.net, groups = est._network(R, D, np.random.SeedSequence(0))
-        self.cfg = est._config(sizes, update_center=True)
+        self.cfg = est._config(sizes, update_center=True, lam_beta=0.3)  # no effect on the encoder step
         self.step = encoder_step(self.net, groups, make_train(X, y, task, R, sizes, y.double().numpy()), self.cfg)
         self.heads = heads
 

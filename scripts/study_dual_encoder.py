@@ -11,13 +11,14 @@ test rows) and scores per-task test RMSE:
 * ``shared_only`` / ``specific_only``: the dual encoder without its task-specific / shared encoder.
 
 Metrics per method and replication: mean and worst per-task test RMSE, and for the dual encoder
-the number of tasks fused with the center. Expected shape (the method's claims): the dual
+the number of tasks fused with the center and the ``lam_beta`` its validation chose. Expected shape (the method's claims): the dual
 encoder beats single-task learning when ``h`` is small and tasks are small, is no worse when the
 tasks are unrelated (large ``h``), and beats pooling under posterior drift (``h > 0``).
 
 Run ``python scripts/study_dual_encoder.py --help``. Results are checkpointed in
 ``OUT_DIR/checkpoint`` (resumable). Outputs in ``OUT_DIR``: ``results.csv``, ``summary.csv``,
-``rmse_vs_h.png`` (mean and worst-task RMSE against h, one panel per n) and ``outliers.png``.
+``lam_beta_choices.csv`` (how often each ``lam_beta`` was chosen), ``rmse_vs_h.png`` (mean and
+worst-task RMSE against h, one panel per n) and ``outliers.png``.
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ def replication(config: dict, seed: np.random.SeedSequence) -> list[dict]:
         rmse = per_task_rmse(ds.y_test, est.predict(ds.X_test, ds.task_test), ds.task_test, ds.n_tasks)
         rows.append({"method": name, "rmse_mean": float(rmse.mean()), "rmse_worst": float(rmse.max()),
                      "rmse_mean_inliers": float(rmse[inlier].mean()),
-                     "n_fused": int(est.fused_.sum()) if name == "dual" else -1})
+                     "n_fused": int(est.fused_.sum()) if name == "dual" else -1,
+                     "lam_beta": float(est.lam_beta_) if name == "dual" else float("nan")})
     return rows
 
 
@@ -133,8 +135,14 @@ def main(argv: list[str] | None = None) -> None:
     plot(summary, args.out_dir)
     table = summary[summary["metric"] == "rmse_mean"].pivot_table(
         index=[c for c in cols if c != "method"], columns="method", values="mean")[list(METHODS)]
-    with pd.option_context("display.width", 200, "display.precision", 3):
+    dual = df[df["method"] == "dual"]
+    keys = [c for c in cols if c != "method"]
+    choices = pd.crosstab([dual[c] for c in keys], dual["lam_beta"]).rename(columns=lambda v: f"lam_beta={v:g}")
+    choices.to_csv(args.out_dir / "lam_beta_choices.csv")
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 3):
         print(table)
+        print("\nlam_beta chosen by the dual encoder's validation (replications):")
+        print(choices)
 
 
 if __name__ == "__main__":

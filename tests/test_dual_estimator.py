@@ -88,6 +88,32 @@ def test_diagnostics_consistent(fitted):
     assert len(model.history_) == model.n_epochs_ and 0 <= model.best_epoch_ < model.n_epochs_
 
 
+def test_auto_lam_beta_keeps_the_grid_value_with_the_lowest_validation_loss(fitted):
+    model, (X, y, task) = fitted
+    path = model.lam_beta_path_
+    assert path["lam_beta"].tolist() == [0.0, 0.3, 1.0]
+    assert model.lam_beta_ == path["lam_beta"][path["val_loss"].idxmin()]
+    # the kept model is the fit with that value given directly (same initial encoders)
+    fixed = DualEncoderMTL(random_state=0, **{**FAST, "lam_beta": model.lam_beta_}).fit(X, y, task)
+    np.testing.assert_array_equal(fixed.predict(X, task), model.predict(X, task))
+    assert fixed.lam_beta_path_["val_loss"].item() == path["val_loss"].min()
+    # the validation loss of the path is the task-weighted mean of the per-task losses
+    y2 = model.scaler_.y_scale ** 2
+    assert path["val_loss"].min() * y2 == pytest.approx(model.validation_loss_.mean(), rel=1e-5)
+
+
+def test_head_ridge_is_fixed_in_rows_per_task(fitted):
+    model, _ = fitted
+    n_train = model.task_report_["n_train"].to_numpy()
+    np.testing.assert_allclose(model.config_.head_ridge, model.head_ridge / n_train)
+    weighted = DualEncoderMTL(task_weights="size", head_ridge=8.0, lam_beta=0.3, random_state=0, **FAST)
+    X, y, task = small_tasks()
+    weighted.fit(X, y, task)
+    w = weighted.config_.loss_weights
+    np.testing.assert_allclose(weighted.config_.head_ridge, 8.0 * w / n_train)
+    np.testing.assert_allclose(weighted.config_.head_ridge, 8.0 * 3 / n_train.sum())  # w_r / n_r = R / N
+
+
 def test_large_penalty_fuses_all_and_zero_penalty_fuses_none():
     X, y, task = small_tasks(1)
     big = DualEncoderMTL(lam_beta=100.0, lam_specific=100.0, random_state=0, **FAST).fit(X, y, task)

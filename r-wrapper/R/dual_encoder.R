@@ -38,7 +38,7 @@ dual_inputs <- function(data, x, task) {
 
 # Dual-encoder multi-task regression (documented in man/).
 dual_encoder_mtl <- function(data, y, task, x = NULL, latent_shared = 8, latent_specific = 2,
-                             hidden = 32, lam_beta = 0.3, lam_alpha = NULL, lam_specific = 3,
+                             hidden = 32, lam_beta = "auto", lam_alpha = NULL, lam_specific = 1,
                              gamma = 0.1, penalty = "l2", center = "geomedian", max_epochs = 200,
                              patience = 20, validation_fraction = 0.2, negative_transfer = "warn",
                              seed = NULL) {
@@ -70,7 +70,8 @@ dual_encoder_mtl <- function(data, y, task, x = NULL, latent_shared = 8, latent_
     latent_shared = check_count(latent_shared, "latent_shared", 0L),
     latent_specific = check_count(latent_specific, "latent_specific", 0L),
     hidden = reticulate::tuple(as.list(as.integer(hidden))),
-    lam_beta = check_number(lam_beta, "lam_beta", lower = 0),
+    lam_beta = if (is.character(lam_beta)) check_choice(lam_beta, "lam_beta", "auto") else
+      check_number(lam_beta, "lam_beta", lower = 0),
     lam_alpha = if (is.null(lam_alpha)) NULL else check_number(lam_alpha, "lam_alpha", lower = 0),
     lam_specific = check_number(lam_specific, "lam_specific", lower = 0),
     gamma = check_number(gamma, "gamma", lower = 0),

@@ -95,7 +95,7 @@ class AltConfig:
     max_epochs: int
     patience: int
     head_tol: float
-    head_ridge: float = 0.0
+    head_ridge: float | np.ndarray = 0.0  # per task (R,), or one value for all
     update_center: bool = True
     learn_alpha_center: bool = True
 
@@ -119,6 +119,7 @@ class AltResult:
     best_epoch: int
     n_epochs: int
     history: list = field(default_factory=list)
+    val_loss: float = float("nan")  # weighted validation loss of the returned model
 
 
 def predict_rows(net: DualNet, heads_t, X: torch.Tensor, codes: torch.Tensor, layout: TaskLayout,
@@ -161,8 +162,9 @@ def shift_center(S: np.ndarray, C: np.ndarray, y: np.ndarray, sizes: np.ndarray,
     v = heads.beta - heads.beta_center
     t = yc - (Sc * heads.alpha[task]).sum(1) - (Cc * v[task]).sum(1)
     omega = (2.0 * cfg.loss_weights / sizes)[task]
-    gram = (Cc * omega[:, None]).T @ Cc + sizes.size * cfg.head_ridge * np.eye(p)
-    rhs = (Cc * omega[:, None]).T @ t - cfg.head_ridge * v.sum(0)
+    ridge = task_ridge(cfg, sizes.size)
+    gram = (Cc * omega[:, None]).T @ Cc + ridge.sum() * np.eye(p)
+    rhs = (Cc * omega[:, None]).T @ t - ridge @ v
     try:
         center = np.linalg.solve(gram, rhs)
     except np.linalg.LinAlgError:  # encodings constant on every task: nothing to move
@@ -173,6 +175,47 @@ def shift_center(S: np.ndarray, C: np.ndarray, y: np.ndarray, sizes: np.ndarray,
     intercept = np.add.reduceat(y, starts) / sizes - (means_s * heads.alpha).sum(1) - (means_c * beta).sum(1)
     return Heads(heads.alpha, beta, intercept, heads.alpha_center, center, heads.fused_alpha, heads.fused_beta,
                  heads.alpha_scale, heads.beta_scale)
+
+
+def task_ridge(cfg: AltConfig, n_tasks: int) -> np.ndarray:
+    """The ridge level of every task's heads, shape (R,)."""
+    return np.broadcast_to(np.asarray(cfg.head_ridge, dtype=float), (n_tasks,))
+
+
+def _solver_levels(cfg: AltConfig, n_tasks: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Loss weights, penalty levels and the one ridge that make the compiled head solver (a
+    single ridge for all tasks) solve the heads with a ridge per task.
+
+    Given the center the tasks' head problems are separate, so task r's objective may be
+    multiplied by ``k_r = ridge_max / ridge_r`` without moving its minimizer: the loss weight and
+    the penalty level scale by k_r (a ball radius does not), and the ridge becomes ``ridge_max``.
+    """
+    ridge = task_ridge(cfg, n_tasks)
+    top = float(ridge.max()) if n_tasks else 0.0
+    if top == 0.0 or np.all(ridge == top):
+        return cfg.loss_weights, cfg.pen_beta, cfg.pen_alpha, top
+    if np.any(ridge <= 0):
+        raise ValueError("head_ridge: per-task levels must be all positive or all zero")
+    k = top / ridge
+
+    def level(pen: np.ndarray, penalty: str) -> np.ndarray:
+        return pen if penalty == "ball" else pen * k
+
+    return (cfg.loss_weights * k, level(cfg.pen_beta, cfg.penalty_beta),
+            level(cfg.pen_alpha, cfg.penalty_alpha), top)
+
+
+def solve_task_heads(S: np.ndarray, C: np.ndarray, y: np.ndarray, sizes: np.ndarray, heads: Heads,
+                     cfg: AltConfig, max_iter: int = 2000) -> Heads:
+    """Every task's heads for fixed encodings and centers (warm started at ``heads``)."""
+    weights, pen_beta, pen_alpha, ridge = _solver_levels(cfg, sizes.size)
+    fit = solve_heads(S, C, y, sizes, loss_weights=weights, pen_beta=pen_beta, pen_alpha=pen_alpha,
+                      beta_center=heads.beta_center, alpha_center=heads.alpha_center,
+                      alpha0=heads.alpha, beta0=heads.beta, penalty_beta=cfg.penalty_beta,
+                      penalty_alpha=cfg.penalty_alpha, tol=cfg.head_tol, max_iter=max_iter,
+                      ridge=ridge, warn=False)
+    return Heads(fit.alpha, fit.beta, fit.intercept, heads.alpha_center, heads.beta_center,
+                 fit.fused_alpha, fit.fused_beta)
 
 
 def _column_scale(A: np.ndarray) -> np.ndarray:
@@ -203,19 +246,12 @@ def head_step(net: DualNet, data: Data, heads: Heads, cfg: AltConfig, update_cen
     sa, sb = _column_scale(S), _column_scale(C)
     S, C = S / sa, C / sb
     heads = _rescale(heads, sa, sb)
-    fit = solve_heads(S, C, data.y_np, data.sizes,
-                      loss_weights=cfg.loss_weights, pen_beta=cfg.pen_beta, pen_alpha=cfg.pen_alpha,
-                      beta_center=heads.beta_center, alpha_center=heads.alpha_center,
-                      alpha0=heads.alpha, beta0=heads.beta, penalty_beta=cfg.penalty_beta,
-                      penalty_alpha=cfg.penalty_alpha, tol=cfg.head_tol, max_iter=2000,
-                      ridge=cfg.head_ridge, warn=False)
-    new = Heads(fit.alpha, fit.beta, fit.intercept, heads.alpha_center, heads.beta_center,
-                fit.fused_alpha, fit.fused_beta)
+    new = solve_task_heads(S, C, data.y_np, data.sizes, heads, cfg)
     if update_center:
         new = shift_center(S, C, data.y_np, data.sizes, new, cfg)
         new.beta_center = weighted_center(new.beta, cfg.pen_beta, cfg.center)
         if cfg.penalty_alpha != "none" and cfg.learn_alpha_center:
-            new.alpha_center = weighted_center(fit.alpha, cfg.pen_alpha, cfg.center)
+            new.alpha_center = weighted_center(new.alpha, cfg.pen_alpha, cfg.center)
     out = _rescale(new, 1.0 / sa, 1.0 / sb)
     out.alpha_scale, out.beta_scale = sa, sb
     return out
@@ -275,7 +311,9 @@ def fit_alternating(net: DualNet, groups: list[list[torch.nn.Parameter]], train:
         net.load_state_dict(stopper.best_state["net"])
         heads = stopper.best_state["heads"]
     heads = head_step(net, train, heads, cfg, False)
-    return AltResult(heads=heads, best_epoch=stopper.best_epoch, n_epochs=epoch + 1, history=history)
+    val_loss = float(w @ _val_mse(net, heads, val, R) / w.sum())
+    return AltResult(heads=heads, best_epoch=stopper.best_epoch, n_epochs=epoch + 1, history=history,
+                     val_loss=val_loss)
 
 
 def make_data(X: torch.Tensor, y: torch.Tensor, codes: torch.Tensor, n_tasks: int, sizes: np.ndarray,
@@ -286,4 +324,5 @@ def make_data(X: torch.Tensor, y: torch.Tensor, codes: torch.Tensor, n_tasks: in
 
 
 __all__ = ["AltConfig", "CENTERS", "DualNet", "Heads", "PENALTIES", "encoder_step", "fit_alternating",
-           "head_step", "make_data", "predict_rows", "weighted_center"]
+           "head_step", "make_data", "predict_rows", "solve_task_heads", "task_ridge",
+           "weighted_center"]

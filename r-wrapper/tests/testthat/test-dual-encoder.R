@@ -49,6 +49,8 @@ test_that("dual_encoder_mtl reports bad input clearly", {
   expect_error(predict(fit, df[, c("x1", "school")]), "newdata: lacks column")
   expect_error(dual_encoder_mtl(df, y = "y", task = "nope"), "task: column\\(s\\) 'nope' not found")
   expect_error(dual_encoder_mtl(df, y = "y", task = "school", penalty = "l1"), "penalty: must be one of")
+  expect_error(dual_encoder_mtl(df, y = "y", task = "school", lam_beta = "cv"), "lam_beta: must be one of")
+  expect_error(dual_encoder_mtl(df, y = "y", task = "school", lam_beta = -1), "lam_beta: must be a finite")
   bad <- df
   bad$x1[3] <- NA
   expect_error(dual_encoder_mtl(bad, y = "y", task = "school"), "x: column 'x1' has 1 missing")

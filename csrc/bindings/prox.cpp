@@ -46,8 +46,7 @@ void register_prox(py::module_& m) {
         .def_readwrite("penalty_alpha", &hetmtl::HeadOptions::penalty_alpha)
         .def_readwrite("tol", &hetmtl::HeadOptions::tol)
         .def_readwrite("max_iter", &hetmtl::HeadOptions::max_iter)
-        .def_readwrite("n_threads", &hetmtl::HeadOptions::n_threads)
-        .def_readwrite("ridge", &hetmtl::HeadOptions::ridge);
+        .def_readwrite("n_threads", &hetmtl::HeadOptions::n_threads);
 
     m.def(
         "group_soft_threshold",
@@ -83,13 +82,14 @@ void register_prox(py::module_& m) {
     m.def(
         "solve_heads",
         [](const RowRef& Z, const RowRef& H, const VecRef& y, const std::vector<std::int64_t>& offsets,
-           const VecRef& loss_weights, const VecRef& pen_alpha, const VecRef& pen_beta, const VecRef& alpha_center,
+           const VecRef& loss_weights, const VecRef& pen_alpha, const VecRef& pen_beta, const VecRef& ridge,
+           const VecRef& alpha_center,
            const VecRef& beta_center, const RowRef& alpha0, const RowRef& beta0, const hetmtl::HeadOptions& opt) {
             hetmtl::HeadResult res;
             {
                 py::gil_scoped_release release;
-                res = hetmtl::solve_heads(Z, H, y, offsets, loss_weights, pen_alpha, pen_beta, alpha_center,
-                                          beta_center, alpha0, beta0, opt);
+                res = hetmtl::solve_heads(Z, H, y, offsets, loss_weights, pen_alpha, pen_beta, ridge,
+                                          alpha_center, beta_center, alpha0, beta0, opt);
             }
             py::dict out;
             out["status_all"] = static_cast<int>(res.status_all);
@@ -106,6 +106,6 @@ void register_prox(py::module_& m) {
         },
         py::arg("Z").noconvert(), py::arg("H").noconvert(), py::arg("y").noconvert(), py::arg("offsets"),
         py::arg("loss_weights").noconvert(), py::arg("pen_alpha").noconvert(), py::arg("pen_beta").noconvert(),
-        py::arg("alpha_center").noconvert(), py::arg("beta_center").noconvert(), py::arg("alpha0").noconvert(),
+        py::arg("ridge").noconvert(), py::arg("alpha_center").noconvert(), py::arg("beta_center").noconvert(), py::arg("alpha0").noconvert(),
         py::arg("beta0").noconvert(), py::arg("options"));
 }

@@ -168,18 +168,18 @@ GeoMedianResult geometric_median(const Eigen::Ref<const RowMatrix>& points, cons
 HeadResult solve_heads(const Eigen::Ref<const RowMatrix>& Z, const Eigen::Ref<const RowMatrix>& H,
                        const Eigen::Ref<const Vector>& y, const std::vector<std::int64_t>& offsets,
                        const Eigen::Ref<const Vector>& loss_weights, const Eigen::Ref<const Vector>& pen_alpha,
-                       const Eigen::Ref<const Vector>& pen_beta, const Eigen::Ref<const Vector>& alpha_center,
-                       const Eigen::Ref<const Vector>& beta_center, const Eigen::Ref<const RowMatrix>& alpha0,
-                       const Eigen::Ref<const RowMatrix>& beta0, const HeadOptions& opt) {
+                       const Eigen::Ref<const Vector>& pen_beta, const Eigen::Ref<const Vector>& ridge,
+                       const Eigen::Ref<const Vector>& alpha_center, const Eigen::Ref<const Vector>& beta_center,
+                       const Eigen::Ref<const RowMatrix>& alpha0, const Eigen::Ref<const RowMatrix>& beta0,
+                       const HeadOptions& opt) {
     HeadResult res;
     const Eigen::Index N = y.size(), q = Z.cols(), p = H.cols();
     const Eigen::Index R = static_cast<Eigen::Index>(offsets.size()) - 1;
     bool ok = R >= 1 && Z.rows() == N && H.rows() == N && loss_weights.size() == R && pen_alpha.size() == R &&
-              pen_beta.size() == R && alpha_center.size() == q && beta_center.size() == p &&
+              pen_beta.size() == R && ridge.size() == R && alpha_center.size() == q && beta_center.size() == p &&
               (alpha0.rows() == 0 || (alpha0.rows() == R && alpha0.cols() == q)) &&
               (beta0.rows() == 0 || (beta0.rows() == R && beta0.cols() == p)) && opt.max_iter >= 1 &&
-              opt.tol > 0.0 && std::isfinite(opt.ridge) && opt.ridge >= 0.0 &&
-              all_finite_nonneg(loss_weights, false) &&
+              opt.tol > 0.0 && all_finite_nonneg(ridge, false) && all_finite_nonneg(loss_weights, false) &&
               all_finite_nonneg(pen_alpha, opt.penalty_alpha == HeadPenalty::Ball) &&
               all_finite_nonneg(pen_beta, opt.penalty_beta == HeadPenalty::Ball);
     if (ok) {
@@ -202,7 +202,7 @@ HeadResult solve_heads(const Eigen::Ref<const RowMatrix>& Z, const Eigen::Ref<co
 
 #pragma omp parallel for num_threads(n_threads) if (n_threads > 1 && R > 1) schedule(dynamic)
     for (Eigen::Index r = 0; r < R; ++r) {
-        const TaskProblem tp = build_task(Z, H, y, offsets[r], offsets[r + 1], loss_weights(r), opt.ridge);
+        const TaskProblem tp = build_task(Z, H, y, offsets[r], offsets[r + 1], loss_weights(r), ridge(r));
         const Eigen::Index k = q + p;
         Vector center(k);
         center << alpha_center, beta_center;

@@ -8,7 +8,7 @@
       minimize  sum_r (w_r / n_r) || y_r - Z_r alpha_r - H_r beta_r - b_r ||^2
               + sum_r pen_beta_r  P_beta (beta_r  - beta_center)
               + sum_r pen_alpha_r P_alpha(alpha_r - alpha_center)
-              + (ridge / 2) sum_r (||alpha_r||^2 + ||beta_r||^2)
+              + sum_r (ridge_r / 2) (||alpha_r||^2 + ||beta_r||^2)
 
   with ``P = ||.||_2`` (``"l2"``, exact fusion with the center), ``||.||_2^2 / 2`` (``"l2sq"``),
   the constraint ``||.||_2 <= pen`` (``"ball"``; ``pen`` is the radius) or nothing (``"none"``).
@@ -199,14 +199,11 @@ class HeadFit:
 
 
 def head_options(penalty_beta: str = "l2", penalty_alpha: str = "none", tol: float = 1e-8,
-                 max_iter: int = 5000, n_threads: int = 1, ridge: float = 0.0):
+                 max_iter: int = 5000, n_threads: int = 1):
     """Build the core's head-solver options struct (the one place strings become enums)."""
     check_choice(penalty_beta, "penalty_beta", HEAD_PENALTIES)
     check_choice(penalty_alpha, "penalty_alpha", HEAD_PENALTIES)
-    if not (np.isfinite(ridge) and ridge >= 0):
-        raise ValueError(f"ridge: must be a finite non-negative number, got {ridge!r}")
     opt = _core.HeadOptions()
-    opt.ridge = float(ridge)
     opt.penalty_beta = getattr(_core.HeadPenalty, penalty_beta)
     opt.penalty_alpha = getattr(_core.HeadPenalty, penalty_alpha)
     opt.tol = check_positive_number(tol, "tol")
@@ -224,7 +221,7 @@ def task_offsets(sizes) -> np.ndarray:
 def solve_heads(Z, H, y, sizes, *, loss_weights=None, pen_beta=0.0, pen_alpha=0.0,
                 beta_center=None, alpha_center=None, alpha0=None, beta0=None,
                 penalty_beta: str = "l2", penalty_alpha: str = "none", tol: float = 1e-8,
-                max_iter: int = 5000, n_threads: int = 1, ridge: float = 0.0, warn: bool = True) -> HeadFit:
+                max_iter: int = 5000, n_threads: int = 1, ridge=0.0, warn: bool = True) -> HeadFit:
     """Solve the heads of every task given the encodings (see the module docstring).
 
     Parameters
@@ -246,8 +243,8 @@ def solve_heads(Z, H, y, sizes, *, loss_weights=None, pen_beta=0.0, pen_alpha=0.
         Warm starts (default the centers).
     penalty_beta, penalty_alpha : {"none", "l2", "l2sq", "ball"}
     tol, max_iter, n_threads : solver options.
-    ridge : float
-        Ridge on alpha and beta (not the intercept).
+    ridge : float or array_like of shape (R,)
+        Per-task ridge on alpha and beta (not the intercept).
     warn : bool
         Emit a :class:`ProxConvergenceWarning` for tasks that stopped at ``max_iter``.
 
@@ -255,7 +252,7 @@ def solve_heads(Z, H, y, sizes, *, loss_weights=None, pen_beta=0.0, pen_alpha=0.
     -------
     HeadFit
     """
-    opt = head_options(penalty_beta, penalty_alpha, tol, max_iter, n_threads, ridge)
+    opt = head_options(penalty_beta, penalty_alpha, tol, max_iter, n_threads)
     Za, Ha = _rows(Z, "Z"), _rows(H, "H")
     ya = as_float_array(y, "y", ndim=1)
     N = ya.shape[0]
@@ -274,13 +271,17 @@ def solve_heads(Z, H, y, sizes, *, loss_weights=None, pen_beta=0.0, pen_alpha=0.
     w = np.ones(R) if loss_weights is None else _per_row(loss_weights, R, "loss_weights")
     pb = _per_row(pen_beta, R, "pen_beta", allow_inf=penalty_beta == "ball")
     pa = _per_row(pen_alpha, R, "pen_alpha", allow_inf=penalty_alpha == "ball")
+    rg = np.asarray(ridge, dtype=np.float64)
+    if not (np.all(np.isfinite(rg)) and np.all(rg >= 0)):
+        raise ValueError(f"ridge: must be a finite non-negative number per task, got {ridge!r}")
+    rg = _per_row(rg, R, "ridge")
     a0 = np.zeros((0, q)) if alpha0 is None else _rows(alpha0, "alpha0")
     b0 = np.zeros((0, p)) if beta0 is None else _rows(beta0, "beta0")
     if alpha0 is not None and a0.shape != (R, q):
         raise ValueError(f"alpha0: expected shape ({R}, {q}), got {a0.shape}")
     if beta0 is not None and b0.shape != (R, p):
         raise ValueError(f"beta0: expected shape ({R}, {p}), got {b0.shape}")
-    out = _core.solve_heads(Za, Ha, np.ascontiguousarray(ya), task_offsets(sz).tolist(), w, pa, pb,
+    out = _core.solve_heads(Za, Ha, np.ascontiguousarray(ya), task_offsets(sz).tolist(), w, pa, pb, rg,
                             _center(alpha_center, q, "alpha_center"),
                             _center(beta_center, p, "beta_center"), a0, b0, opt)
     if out["status_all"] == 2:  # pragma: no cover - the checks above catch every such input

@@ -11,7 +11,7 @@
 //       sum_r (w_r / n_r) || y_r - Z_r alpha_r - H_r beta_r - b_r ||^2
 //     + sum_r pen_beta(r)  * P_beta (beta_r  - bbar)
 //     + sum_r pen_alpha(r) * P_alpha(alpha_r - abar)
-//     + (ridge / 2) sum_r (||alpha_r||^2 + ||beta_r||^2)
+//     + sum_r (ridge_r / 2) (||alpha_r||^2 + ||beta_r||^2)
 //
 //   with P = ||.||_2 (L2: exact fusion with the center), ||.||_2^2 / 2 (L2Squared), the indicator
 //   of {||.||_2 <= pen} (Ball: pen is the radius) or 0 (None). The problem separates over tasks;
@@ -71,8 +71,6 @@ struct HeadOptions {
     double tol = 1e-8;      // relative KKT tolerance per task
     int max_iter = 5000;
     int n_threads = 1;
-    double ridge = 0.0;     // ridge on alpha and beta (not the intercept): keeps heads finite on
-                            // tasks with fewer rows than encodings or collinear encodings
 };
 
 struct HeadResult {
@@ -88,12 +86,14 @@ struct HeadResult {
 };
 
 // The head problem above. alpha0 / beta0 (R x q / R x p) are warm starts (pass 0-row matrices for a
-// cold start at the centers).
+// cold start at the centers). ridge (R) is each task's ridge on alpha and beta (not the
+// intercept): it keeps heads finite on tasks with fewer rows than encodings or collinear encodings.
 HeadResult solve_heads(const Eigen::Ref<const RowMatrix>& Z, const Eigen::Ref<const RowMatrix>& H,
                        const Eigen::Ref<const Vector>& y, const std::vector<std::int64_t>& offsets,
                        const Eigen::Ref<const Vector>& loss_weights, const Eigen::Ref<const Vector>& pen_alpha,
-                       const Eigen::Ref<const Vector>& pen_beta, const Eigen::Ref<const Vector>& alpha_center,
-                       const Eigen::Ref<const Vector>& beta_center, const Eigen::Ref<const RowMatrix>& alpha0,
-                       const Eigen::Ref<const RowMatrix>& beta0, const HeadOptions& opt);
+                       const Eigen::Ref<const Vector>& pen_beta, const Eigen::Ref<const Vector>& ridge,
+                       const Eigen::Ref<const Vector>& alpha_center, const Eigen::Ref<const Vector>& beta_center,
+                       const Eigen::Ref<const RowMatrix>& alpha0, const Eigen::Ref<const RowMatrix>& beta0,
+                       const HeadOptions& opt);
 
 }  // namespace hetmtl

@@ -182,38 +182,15 @@ def task_ridge(cfg: AltConfig, n_tasks: int) -> np.ndarray:
     return np.broadcast_to(np.asarray(cfg.head_ridge, dtype=float), (n_tasks,))
 
 
-def _solver_levels(cfg: AltConfig, n_tasks: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Loss weights, penalty levels and the one ridge that make the compiled head solver (a
-    single ridge for all tasks) solve the heads with a ridge per task.
-
-    Given the center the tasks' head problems are separate, so task r's objective may be
-    multiplied by ``k_r = ridge_max / ridge_r`` without moving its minimizer: the loss weight and
-    the penalty level scale by k_r (a ball radius does not), and the ridge becomes ``ridge_max``.
-    """
-    ridge = task_ridge(cfg, n_tasks)
-    top = float(ridge.max()) if n_tasks else 0.0
-    if top == 0.0 or np.all(ridge == top):
-        return cfg.loss_weights, cfg.pen_beta, cfg.pen_alpha, top
-    if np.any(ridge <= 0):
-        raise ValueError("head_ridge: per-task levels must be all positive or all zero")
-    k = top / ridge
-
-    def level(pen: np.ndarray, penalty: str) -> np.ndarray:
-        return pen if penalty == "ball" else pen * k
-
-    return (cfg.loss_weights * k, level(cfg.pen_beta, cfg.penalty_beta),
-            level(cfg.pen_alpha, cfg.penalty_alpha), top)
-
-
 def solve_task_heads(S: np.ndarray, C: np.ndarray, y: np.ndarray, sizes: np.ndarray, heads: Heads,
                      cfg: AltConfig, max_iter: int = 2000) -> Heads:
     """Every task's heads for fixed encodings and centers (warm started at ``heads``)."""
-    weights, pen_beta, pen_alpha, ridge = _solver_levels(cfg, sizes.size)
-    fit = solve_heads(S, C, y, sizes, loss_weights=weights, pen_beta=pen_beta, pen_alpha=pen_alpha,
+    fit = solve_heads(S, C, y, sizes, loss_weights=cfg.loss_weights, pen_beta=cfg.pen_beta,
+                      pen_alpha=cfg.pen_alpha,
                       beta_center=heads.beta_center, alpha_center=heads.alpha_center,
                       alpha0=heads.alpha, beta0=heads.beta, penalty_beta=cfg.penalty_beta,
                       penalty_alpha=cfg.penalty_alpha, tol=cfg.head_tol, max_iter=max_iter,
-                      ridge=ridge, warn=False)
+                      ridge=task_ridge(cfg, sizes.size), warn=False)
     return Heads(fit.alpha, fit.beta, fit.intercept, heads.alpha_center, heads.beta_center,
                  fit.fused_alpha, fit.fused_beta)
 

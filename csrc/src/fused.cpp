@@ -175,7 +175,7 @@ double FusedProblem::centered_kkt(const Eigen::Ref<const RowMatrix>& theta_hat, 
 }
 
 FusedResult FusedProblem::solve(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
-                                const FusedOptions& opt, WarmStart* warm) const {
+                                const FusedOptions& opt) const {
     if (!positive_definite_) {
         FusedResult bad;
         bad.status = SolveStatus::NotPositiveDefinite;
@@ -187,7 +187,7 @@ FusedResult FusedProblem::solve(const Eigen::Ref<const RowMatrix>& theta_hat, do
     // outside the fusion ball be represented to full precision.
     Vector shift;
     const RowMatrix c = centered(theta_hat, shift);
-    FusedResult res = solve_centered(c, residual_scale(c), lambda, opt, warm);
+    FusedResult res = solve_centered(c, residual_scale(c), lambda, opt, nullptr);
     if (res.theta.rows() == K_) {
         res.theta.rowwise() += shift.transpose();
         res.center += shift;

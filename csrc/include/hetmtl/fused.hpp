@@ -91,10 +91,9 @@ public:
     // Smallest lambda at which every site is fused (l2 penalty).
     double lambda_max(const Eigen::Ref<const RowMatrix>& theta_hat) const;
 
-    // Solve at one lambda. `warm` may be null; when given, it is read as the start and updated
-    // with this solution for the next call.
+    // Solve at one lambda from a cold start.
     FusedResult solve(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
-                      const FusedOptions& opt, WarmStart* warm = nullptr) const;
+                      const FusedOptions& opt) const;
 
     // Solve along `lambdas` with warm starts, largest first; results in the order given.
     FusedPathResult path(const Eigen::Ref<const RowMatrix>& theta_hat, const std::vector<double>& lambdas,

@@ -12,6 +12,25 @@ namespace {
 
 constexpr int kChordMinDim = 8;  // from this dimension on, Newton steps may reuse a curvature
 
+// In-place Cholesky factorization (lower triangle) of a symmetric matrix; false when a pivot is not
+// positive. Unblocked: at the sizes of late fusion (p up to a few hundred) it is faster than
+// Eigen's blocked LLT, and it stops at the first bad pivot.
+bool cholesky_in_place(Eigen::MatrixXd& M) {
+    const Eigen::Index p = M.rows();
+    for (Eigen::Index k = 0; k < p; ++k) {
+        const Eigen::Index below = p - k - 1;
+        const double pivot = M(k, k) - M.row(k).head(k).squaredNorm();
+        if (!(pivot > 0.0)) return false;
+        const double root = std::sqrt(pivot);
+        M(k, k) = root;
+        if (below > 0) {
+            M.col(k).tail(below).noalias() -= M.bottomLeftCorner(below, k) * M.row(k).head(k).transpose();
+            M.col(k).tail(below) /= root;
+        }
+    }
+    return true;
+}
+
 }  // namespace
 
 FusedProblem::FusedProblem(const Eigen::Ref<const RowMatrix>& W, const Eigen::Ref<const Vector>& n,
@@ -25,26 +44,46 @@ FusedProblem::FusedProblem(const Eigen::Ref<const RowMatrix>& W, const Eigen::Re
     eig_once_.reset(new std::once_flag[K_ > 0 ? K_ : 1]);
     eig_ready_.reset(new std::atomic<bool>[K_ > 0 ? K_ : 1]);
     for (int k = 0; k < K_; ++k) eig_ready_[k].store(false, std::memory_order_relaxed);
+    tridiagonal_ = p_ > 4;
+    if (tridiagonal_) {
+        tri_.resize(K_);
+        tri_once_.reset(new std::once_flag[K_ > 0 ? K_ : 1]);
+        tri_ready_.reset(new std::atomic<bool>[K_ > 0 ? K_ : 1]);
+        for (int k = 0; k < K_; ++k) tri_ready_[k].store(false, std::memory_order_relaxed);
+    }
     trace_.resize(K_);
     Eigen::MatrixXd A_sum = Eigen::MatrixXd::Zero(p_, p_);
-    const Eigen::MatrixXd I = Eigen::MatrixXd::Identity(p_, p_);
+    Eigen::MatrixXd shifted(p_, p_);
     for (int k = 0; k < K_; ++k) {
-        Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> Wk(
-            W.row(k).data(), p_, p_);
-        if (asymmetric_site_ < 0 &&
-            (Wk - Wk.transpose()).cwiseAbs().maxCoeff() > 1e-8 * Wk.cwiseAbs().maxCoeff()) {
-            asymmetric_site_ = k;
+        // One pass over the lower triangle: the asymmetry test, the symmetric part (so that
+        // rounding noise in the input cannot make the eigen-solver complex) and its largest entry.
+        const double* Wk = W.row(k).data();  // row-major: W_k(i, j) = Wk[i * p + j]
+        Eigen::MatrixXd Ak(p_, p_);
+        double asymmetry = 0.0, largest_w = 0.0, largest_a = 0.0;
+        const double half_n = 0.5 * n(k);
+        for (int j = 0; j < p_; ++j) {
+            for (int i = j; i < p_; ++i) {
+                const double wij = Wk[i * p_ + j], wji = Wk[j * p_ + i];
+                asymmetry = std::max(asymmetry, std::abs(wij - wji));
+                largest_w = std::max(largest_w, std::max(std::abs(wij), std::abs(wji)));
+                const double a = half_n * (wij + wji);
+                largest_a = std::max(largest_a, std::abs(a));
+                Ak(i, j) = a;
+                Ak(j, i) = a;
+            }
         }
-        // Symmetrize so that rounding noise in the input cannot make the eigen-solver complex.
-        Eigen::MatrixXd Ak = 0.5 * n(k) * (Wk + Wk.transpose());
+        if (asymmetric_site_ < 0 && asymmetry > 1e-8 * largest_w) asymmetric_site_ = k;
         // Positive definite beyond rounding of the largest entry: a Cholesky factorization of the
         // shifted matrix decides at a fraction of an eigendecomposition's cost.
-        const double floor = 1e-12 * Ak.cwiseAbs().maxCoeff();
-        if (positive_definite_ && Eigen::LLT<Eigen::MatrixXd>(Ak - floor * I).info() != Eigen::Success) {
-            positive_definite_ = false;
-            bad_site_ = k;
-            Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(Ak, Eigen::EigenvaluesOnly);
-            bad_eigenvalue_ = eig.eigenvalues().minCoeff() / n(k);
+        if (positive_definite_) {
+            shifted = Ak;
+            shifted.diagonal().array() -= 1e-12 * largest_a;
+            if (!cholesky_in_place(shifted)) {
+                positive_definite_ = false;
+                bad_site_ = k;
+                Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(Ak, Eigen::EigenvaluesOnly);
+                bad_eigenvalue_ = eig.eigenvalues().minCoeff() / n(k);
+            }
         }
         A_sum += Ak;
         trace_(k) = Ak.trace();
@@ -79,6 +118,11 @@ FusedProblem FusedProblem::diagonal(const Eigen::Ref<const RowMatrix>& D, const 
         pb.bad_site_ = -1;
     }
     return pb;
+}
+
+void FusedProblem::ensure_all_eigen() const {
+    if (!tridiagonal_) return;  // small p: the eigenbasis is the only form; diagonal: nothing to do
+    for (int k = 0; k < K_; ++k) ensure_eigen(k);
 }
 
 Vector FusedProblem::solve_A_sum(const Vector& rhs) const {
@@ -215,6 +259,7 @@ FusedPathResult FusedProblem::path(const Eigen::Ref<const RowMatrix>& theta_hat,
         for (auto& fit : out.fits) fit.status = SolveStatus::NotPositiveDefinite;
         return out;
     }
+    ensure_all_eigen();
     // Centering and the residual scale depend on the data only: once for the whole path.
     Vector shift;
     const RowMatrix c = centered(theta_hat, shift);
@@ -267,7 +312,15 @@ bool FusedProblem::newton_center(const Eigen::Ref<const RowMatrix>& theta_hat, d
         reuse = false;
         Eigen::MatrixXd Hr = H;
         Hr.diagonal().array() += ridge;
-        Vector d = -Hr.ldlt().solve(e.grad);
+        Vector d = -e.grad;
+        if (cholesky_in_place(Hr)) {
+            Hr.triangularView<Eigen::Lower>().solveInPlace(d);
+            Hr.triangularView<Eigen::Lower>().adjoint().solveInPlace(d);
+        } else {  // not numerically positive definite: a pivoted factorization decides
+            Hr = H;
+            Hr.diagonal().array() += ridge;
+            d = Hr.ldlt().solve(d);
+        }
         const double dn = d.norm();
         if (dn > radius) d *= radius / dn;  // the solution lies within reach of the site estimates
         const double slope = e.grad.dot(d);
@@ -503,6 +556,7 @@ std::vector<FusedResult> fused_solve_batch(const FusedProblem& problem,
     std::vector<FusedResult> out(B);
     FusedOptions inner = opt;
     inner.n_threads = 1;  // parallelism is across draws
+    if (B > 1) problem.ensure_all_eigen();
 #pragma omp parallel for num_threads(opt.n_threads) schedule(dynamic)
     for (int b = 0; b < B; ++b) {
         out[b] = problem.solve(theta_hats.middleRows(static_cast<Eigen::Index>(b) * K, K), lambda, inner);

@@ -8,16 +8,6 @@
 
 namespace hetmtl {
 
-void FusedProblem::ensure_eigen(int k) const {
-    if (diagonal_ || eig_ready_[k].load(std::memory_order_acquire)) return;
-    std::call_once(eig_once_[k], [this, k] {
-        Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(A_[k]);
-        Q_[k] = eig.eigenvectors();
-        evals_[k] = eig.eigenvalues();
-        eig_ready_[k].store(true, std::memory_order_release);
-    });
-}
-
 Vector FusedProblem::apply_A(int k, const Vector& x) const {
     Vector out(p_);
     apply_A(k, x, out);
@@ -35,7 +25,7 @@ void FusedProblem::apply_A(int k, const Vector& x, Vector& out) const {
 }
 
 FusedProblem::Workspace::Workspace(int p)
-    : z(p), c(p), b(p), x(p), r(p), Ar(p), Bs(p), Y(p, p) {}
+    : z(p), c(p), b(p), x(p), r(p), Ar(p), Bs(p), D(p), l(std::max(p - 1, 1)), Y(p, p) {}
 
 Eigen::MatrixXd FusedProblem::eigen_matrix(int k, const Vector& d) const {
     if (diagonal_) return d.asDiagonal();
@@ -65,7 +55,30 @@ Eigen::Map<const MatP<P>> view(const Eigen::MatrixXd& m) {
     return Eigen::Map<const MatP<P>>(m.data(), m.rows(), m.cols());
 }
 
+// Eigendecomposition of a symmetric matrix; fixed-size for small p, where the dynamic solver's
+// set-up costs more than its sweeps.
+template <int P>
+void eigen_decompose(const Eigen::MatrixXd& A, Eigen::MatrixXd& Q, Vector& evals) {
+    Eigen::SelfAdjointEigenSolver<Eigen::Matrix<double, P, P>> eig(A);
+    Q = eig.eigenvectors();
+    evals = eig.eigenvalues();
+}
+
 }  // namespace
+
+void FusedProblem::ensure_eigen(int k) const {
+    if (diagonal_ || eig_ready_[k].load(std::memory_order_acquire)) return;
+    std::call_once(eig_once_[k], [this, k] {
+        switch (p_) {
+            case 1: eigen_decompose<1>(A_[k], Q_[k], evals_[k]); break;
+            case 2: eigen_decompose<2>(A_[k], Q_[k], evals_[k]); break;
+            case 3: eigen_decompose<3>(A_[k], Q_[k], evals_[k]); break;
+            case 4: eigen_decompose<4>(A_[k], Q_[k], evals_[k]); break;
+            default: eigen_decompose<Eigen::Dynamic>(A_[k], Q_[k], evals_[k]);
+        }
+        eig_ready_[k].store(true, std::memory_order_release);
+    });
+}
 
 template <int P>
 void FusedProblem::apply_A_p(int k, const Vector& x, Vector& out) const {
@@ -100,6 +113,12 @@ bool FusedProblem::site_prox_p(int k, const Vector& z, double tau, Workspace& ws
     if (tau <= 0.0) {
         view<P>(ws.x) = view<P>(z);
         return false;
+    }
+    if constexpr (P == Eigen::Dynamic) {
+        if (use_tridiag(k)) {
+            site_prox_tridiag(k, z, tau, bnorm, ws, rho_hint);
+            return false;
+        }
     }
     // In the eigenbasis of A: x_i = b_i rho / (l_i rho + tau) with b = Lambda Q'z, where rho = ||x||
     // solves sum_i (b_i / (l_i rho + tau))^2 = 1. The root lies in (0, ||z||].
@@ -205,18 +224,22 @@ void FusedProblem::center_objective_p(const Eigen::Ref<const RowMatrix>& theta_h
 void FusedProblem::center_hessian(double lambda, const RowMatrix& v, Eigen::MatrixXd& H, int n_threads) const {
     // Fused sites (offset exactly zero) contribute A_k; unfused ones a rank-updated lower triangle
     // in their own buffer, added in site order (thread-count independent).
-    std::vector<std::uint8_t> fused(K_);
-    for (int k = 0; k < K_; ++k) fused[k] = v.row(k).squaredNorm() == 0.0 ? 1 : 0;
-    RowMatrix h_site(K_, p_ * p_);
+    // Unfused sites get a buffer row each (slot[k]); fused ones add A_k directly.
+    std::vector<int> slot(K_, -1);
+    int n_unfused = 0;
+    for (int k = 0; k < K_; ++k) {
+        if (v.row(k).squaredNorm() != 0.0) slot[k] = n_unfused++;
+    }
+    RowMatrix h_site(n_unfused, p_ * p_);
 #pragma omp parallel num_threads(n_threads) if (n_threads > 1 && K_ >= 64)
     {
         Workspace ws(p_);
 #pragma omp for schedule(static)
         for (int k = 0; k < K_; ++k) {
-            if (fused[k]) continue;
+            if (slot[k] < 0) continue;
             ws.x = v.row(k).transpose();
             const double tau = lambda * w_(k);
-            double* out = h_site.row(k).data();
+            double* out = h_site.row(slot[k]).data();
             switch (p_) {
                 case 1: site_hessian_p<1>(k, ws.x, tau, out); break;
                 case 2: site_hessian_p<2>(k, ws.x, tau, out); break;
@@ -225,15 +248,19 @@ void FusedProblem::center_hessian(double lambda, const RowMatrix& v, Eigen::Matr
                 default: {
                     Eigen::Map<Eigen::MatrixXd> Hk(out, p_, p_);
                     Hk.setZero();
-                    add_site_hessian(k, ws.x, tau, ws, Hk);
+                    if (use_tridiag(k)) {
+                        add_site_hessian_tridiag(k, ws.x, tau, ws, Hk);
+                    } else {
+                        add_site_hessian(k, ws.x, tau, ws, Hk);
+                    }
                 }
             }
         }
     }
     H.setZero(p_, p_);
     for (int k = 0; k < K_; ++k) {
-        if (!fused[k]) {
-            H += Eigen::Map<const Eigen::MatrixXd>(h_site.row(k).data(), p_, p_);
+        if (slot[k] >= 0) {
+            H += Eigen::Map<const Eigen::MatrixXd>(h_site.row(slot[k]).data(), p_, p_);
         } else if (diagonal_) {
             H.diagonal() += evals_[k];
         } else {

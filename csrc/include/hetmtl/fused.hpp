@@ -99,6 +99,10 @@ public:
     FusedPathResult path(const Eigen::Ref<const RowMatrix>& theta_hat, const std::vector<double>& lambdas,
                          const FusedOptions& opt) const;
 
+    // Eigendecompose every site now: before many solves on the same problem, where the eigenbasis
+    // makes each prox and curvature cheaper than the tridiagonal form a single solve uses.
+    void ensure_all_eigen() const;
+
     // Relative KKT residual of a candidate (theta, u).
     double kkt_residual(const Eigen::Ref<const RowMatrix>& theta_hat, const RowMatrix& theta,
                         const Vector& center, double lambda, Penalty penalty) const;
@@ -135,8 +139,30 @@ private:
     struct Workspace {
         explicit Workspace(int p);
         Vector z, c, b, x, r, Ar, Bs;
+        Vector D, l;  // LDL' factors of a shifted tridiagonal (tridiagonal mode)
         Eigen::MatrixXd Y;
     };
+    // A_k = Q T Q' with T symmetric tridiagonal (diagonal `diag`, off-diagonal `sub`); `upper`
+    // bounds the eigenvalues from above (Gershgorin).
+    struct SiteTridiag {
+        SiteTridiag() = default;
+        explicit SiteTridiag(const Eigen::MatrixXd& A);
+        Eigen::MatrixXd Q;
+        Vector diag, sub;
+        double upper = 0.0;
+    };
+    // Whether site k's proxes and curvatures go through its tridiagonal form: in tridiagonal mode,
+    // unless its eigendecomposition is at hand (cheaper per use; paths and batches compute it).
+    bool use_tridiag(int k) const {
+        return tridiagonal_ && !eig_ready_[k].load(std::memory_order_acquire);
+    }
+    // Site k's tridiagonal form, computed on first use (thread-safe).
+    const SiteTridiag& tridiag(int k) const;
+    // site_prox in the tridiagonal basis, for an unfused site (||A z|| = bnorm > tau > 0).
+    void site_prox_tridiag(int k, const Vector& z, double tau, double bnorm, Workspace& ws, double rho_hint) const;
+    // add_site_hessian in the tridiagonal basis.
+    void add_site_hessian_tridiag(int k, const Vector& v, double tau, Workspace& ws,
+                                  Eigen::Map<Eigen::MatrixXd>& H) const;
     // Evaluate F at u into `out`; `hint` (K x p offsets, or null) starts the sites' root searches.
     void center_objective(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, const Vector& u,
                           CenterEval& out, const RowMatrix* hint, int n_threads) const;
@@ -189,12 +215,19 @@ private:
     int asymmetric_site_ = -1;
     double bad_eigenvalue_ = 0.0;
     bool diagonal_ = false;                 // A_k diagonal: Q_k = I, evals_ = diagonal
+    // Dense and p > 4: a single l2 solve uses each unfused site's tridiagonal form, a third of the
+    // cost of an eigendecomposition; paths and batches, which reuse a site's factorization many
+    // times, eigendecompose (each later prox and curvature is cheaper).
+    bool tridiagonal_ = false;
     Vector A_sum_diag_;                     // diagonal of sum_k A_k (diagonal mode)
     std::vector<Eigen::MatrixXd> A_;        // n_k W_k (dense mode)
     mutable std::vector<Eigen::MatrixXd> Q_;     // eigenvectors of A_k (dense mode, lazy)
     mutable std::vector<Vector> evals_;          // eigenvalues of A_k, ascending (lazy in dense mode)
     std::unique_ptr<std::once_flag[]> eig_once_; // one flag a site: thread-safe lazy decomposition
     std::unique_ptr<std::atomic<bool>[]> eig_ready_;  // fast check before call_once
+    mutable std::vector<SiteTridiag> tri_;       // tridiagonal forms (tridiagonal mode, lazy)
+    std::unique_ptr<std::once_flag[]> tri_once_;
+    std::unique_ptr<std::atomic<bool>[]> tri_ready_;
     Vector trace_;                               // trace of A_k
     Vector w_;                              // penalty weights
     Eigen::LDLT<Eigen::MatrixXd> A_sum_;    // factorization of sum_k A_k

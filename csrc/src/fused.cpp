@@ -38,9 +38,10 @@ FusedProblem::FusedProblem(const Eigen::Ref<const RowMatrix>& W, const Eigen::Re
     : K_(static_cast<int>(W.rows())),
       p_(static_cast<int>(std::lround(std::sqrt(static_cast<double>(W.cols()))))),
       w_(weights) {
-    A_.resize(K_);
-    Q_.resize(K_);
-    evals_.resize(K_);
+    // Q_ and evals_ are filled lazily; their pages are not touched before.
+    A_.resize(static_cast<Eigen::Index>(p_) * p_, K_);
+    Q_.resize(static_cast<Eigen::Index>(p_) * p_, K_);
+    evals_.resize(p_, K_);
     eig_once_.reset(new std::once_flag[K_ > 0 ? K_ : 1]);
     eig_ready_.reset(new std::atomic<bool>[K_ > 0 ? K_ : 1]);
     for (int k = 0; k < K_; ++k) eig_ready_[k].store(false, std::memory_order_relaxed);
@@ -58,7 +59,7 @@ FusedProblem::FusedProblem(const Eigen::Ref<const RowMatrix>& W, const Eigen::Re
         // One pass over the lower triangle: the asymmetry test, the symmetric part (so that
         // rounding noise in the input cannot make the eigen-solver complex) and its largest entry.
         const double* Wk = W.row(k).data();  // row-major: W_k(i, j) = Wk[i * p + j]
-        Eigen::MatrixXd Ak(p_, p_);
+        Eigen::Map<Eigen::MatrixXd> Ak(A_.col(k).data(), p_, p_);
         double asymmetry = 0.0, largest_w = 0.0, largest_a = 0.0;
         const double half_n = 0.5 * n(k);
         for (int j = 0; j < p_; ++j) {
@@ -87,9 +88,9 @@ FusedProblem::FusedProblem(const Eigen::Ref<const RowMatrix>& W, const Eigen::Re
         }
         A_sum += Ak;
         trace_(k) = Ak.trace();
-        A_[k] = std::move(Ak);
     }
     A_sum_.compute(A_sum);
+    A_sum_full_ = std::move(A_sum);
 }
 
 FusedProblem FusedProblem::diagonal(const Eigen::Ref<const RowMatrix>& D, const Eigen::Ref<const Vector>& n,
@@ -99,19 +100,19 @@ FusedProblem FusedProblem::diagonal(const Eigen::Ref<const RowMatrix>& D, const 
     pb.K_ = static_cast<int>(D.rows());
     pb.p_ = static_cast<int>(D.cols());
     pb.w_ = weights;
-    pb.evals_.resize(pb.K_);
+    pb.evals_.resize(pb.p_, pb.K_);
     pb.trace_.resize(pb.K_);
     pb.A_sum_diag_ = Vector::Zero(pb.p_);
     for (int k = 0; k < pb.K_; ++k) {
-        pb.evals_[k] = n(k) * D.row(k).transpose();
-        const double lo = pb.evals_[k].minCoeff();
+        pb.evals_.col(k) = n(k) * D.row(k).transpose();
+        const double lo = pb.evals_.col(k).minCoeff();
         if (!(allow_semidefinite ? lo >= 0.0 : lo > 0.0) && pb.positive_definite_) {
             pb.positive_definite_ = false;
             pb.bad_site_ = k;
             pb.bad_eigenvalue_ = lo / n(k);
         }
-        pb.A_sum_diag_ += pb.evals_[k];
-        pb.trace_(k) = pb.evals_[k].sum();
+        pb.A_sum_diag_ += pb.evals_.col(k);
+        pb.trace_(k) = pb.evals_.col(k).sum();
     }
     if (!(pb.A_sum_diag_.minCoeff() > 0.0) && pb.positive_definite_) {
         pb.positive_definite_ = false;  // a coordinate no site informs
@@ -516,7 +517,7 @@ FusedResult FusedProblem::solve_l2sq(const Eigen::Ref<const RowMatrix>& theta_ha
     std::vector<Eigen::MatrixXd> CA(K_);
     for (int k = 0; k < K_; ++k) {
         ensure_eigen(k);
-        const Vector shrink = evals_[k].array() / (evals_[k].array() + lambda * w_(k));
+        const Vector shrink = eigenvalues(k).array() / (eigenvalues(k).array() + lambda * w_(k));
         CA[k] = eigen_matrix(k, shrink);
         M.noalias() += w_(k) * CA[k];
         rhs.noalias() += w_(k) * (CA[k] * theta_hat.row(k).transpose());

@@ -25,12 +25,12 @@ void FusedProblem::apply_A(int k, const Vector& x, Vector& out) const {
 }
 
 FusedProblem::Workspace::Workspace(int p)
-    : z(p), c(p), b(p), x(p), r(p), Ar(p), Bs(p), D(p), l(std::max(p - 1, 1)), Y(p, p) {}
+    : z(p), c(p), b(p), x(p), r(p), Ar(p), Bs(p), inv_d(p), l(std::max(p - 1, 1)), Y(p, p) {}
 
 Eigen::MatrixXd FusedProblem::eigen_matrix(int k, const Vector& d) const {
     if (diagonal_) return d.asDiagonal();
     ensure_eigen(k);
-    return Q_[k] * d.asDiagonal() * Q_[k].transpose();
+    return eigenvectors(k) * d.asDiagonal() * eigenvectors(k).transpose();
 }
 
 namespace {
@@ -54,14 +54,23 @@ template <int P>
 Eigen::Map<const MatP<P>> view(const Eigen::MatrixXd& m) {
     return Eigen::Map<const MatP<P>>(m.data(), m.rows(), m.cols());
 }
+template <int P>
+Eigen::Map<const MatP<P>> view(const Eigen::Map<const Eigen::MatrixXd>& m) {
+    return Eigen::Map<const MatP<P>>(m.data(), m.rows(), m.cols());
+}
+template <int P>
+Eigen::Map<const VecP<P>> view(const Eigen::Map<const Vector>& x) {
+    return Eigen::Map<const VecP<P>>(x.data(), x.size());
+}
 
 // Eigendecomposition of a symmetric matrix; fixed-size for small p, where the dynamic solver's
 // set-up costs more than its sweeps.
 template <int P>
-void eigen_decompose(const Eigen::MatrixXd& A, Eigen::MatrixXd& Q, Vector& evals) {
+void eigen_decompose(const Eigen::Map<const Eigen::MatrixXd>& A, double* Q, double* evals) {
+    const Eigen::Index p = A.rows();
     Eigen::SelfAdjointEigenSolver<Eigen::Matrix<double, P, P>> eig(A);
-    Q = eig.eigenvectors();
-    evals = eig.eigenvalues();
+    Eigen::Map<Eigen::MatrixXd>(Q, p, p) = eig.eigenvectors();
+    Eigen::Map<Vector>(evals, p) = eig.eigenvalues();
 }
 
 }  // namespace
@@ -70,11 +79,11 @@ void FusedProblem::ensure_eigen(int k) const {
     if (diagonal_ || eig_ready_[k].load(std::memory_order_acquire)) return;
     std::call_once(eig_once_[k], [this, k] {
         switch (p_) {
-            case 1: eigen_decompose<1>(A_[k], Q_[k], evals_[k]); break;
-            case 2: eigen_decompose<2>(A_[k], Q_[k], evals_[k]); break;
-            case 3: eigen_decompose<3>(A_[k], Q_[k], evals_[k]); break;
-            case 4: eigen_decompose<4>(A_[k], Q_[k], evals_[k]); break;
-            default: eigen_decompose<Eigen::Dynamic>(A_[k], Q_[k], evals_[k]);
+            case 1: eigen_decompose<1>(A(k), Q_.col(k).data(), evals_.col(k).data()); break;
+            case 2: eigen_decompose<2>(A(k), Q_.col(k).data(), evals_.col(k).data()); break;
+            case 3: eigen_decompose<3>(A(k), Q_.col(k).data(), evals_.col(k).data()); break;
+            case 4: eigen_decompose<4>(A(k), Q_.col(k).data(), evals_.col(k).data()); break;
+            default: eigen_decompose<Eigen::Dynamic>(A(k), Q_.col(k).data(), evals_.col(k).data());
         }
         eig_ready_[k].store(true, std::memory_order_release);
     });
@@ -83,9 +92,9 @@ void FusedProblem::ensure_eigen(int k) const {
 template <int P>
 void FusedProblem::apply_A_p(int k, const Vector& x, Vector& out) const {
     if (diagonal_) {
-        view<P>(out) = view<P>(evals_[k]).cwiseProduct(view<P>(x));
+        view<P>(out) = view<P>(eigenvalues(k)).cwiseProduct(view<P>(x));
     } else {
-        view<P>(out).noalias() = view<P>(A_[k]) * view<P>(x);
+        view<P>(out).noalias() = view<P>(A(k)) * view<P>(x);
     }
 }
 
@@ -123,12 +132,12 @@ bool FusedProblem::site_prox_p(int k, const Vector& z, double tau, Workspace& ws
     // In the eigenbasis of A: x_i = b_i rho / (l_i rho + tau) with b = Lambda Q'z, where rho = ||x||
     // solves sum_i (b_i / (l_i rho + tau))^2 = 1. The root lies in (0, ||z||].
     ensure_eigen(k);
-    const auto l = view<P>(evals_[k]);
+    const auto l = view<P>(eigenvalues(k));
     auto c = view<P>(ws.c);
     if (diagonal_) {
         c = view<P>(z);
     } else {
-        c.noalias() = view<P>(Q_[k]).transpose() * view<P>(z);
+        c.noalias() = view<P>(eigenvectors(k)).transpose() * view<P>(z);
     }
     auto b = view<P>(ws.b);
     b = l.cwiseProduct(c);
@@ -174,7 +183,7 @@ bool FusedProblem::site_prox_p(int k, const Vector& z, double tau, Workspace& ws
     if (diagonal_) {
         ws.x = ws.c;
     } else {
-        view<P>(ws.x).noalias() = view<P>(Q_[k]) * c;
+        view<P>(ws.x).noalias() = view<P>(eigenvectors(k)) * c;
     }
     return false;
 }
@@ -257,14 +266,25 @@ void FusedProblem::center_hessian(double lambda, const RowMatrix& v, Eigen::Matr
             }
         }
     }
-    H.setZero(p_, p_);
+    // Fused sites add A_k: when they are the majority, start from sum_k A_k and take the unfused
+    // sites' A_k back out instead (O(p^2) per unfused site rather than per fused one).
+    const bool from_total = K_ - n_unfused > n_unfused;
+    if (!from_total) {
+        H.setZero(p_, p_);
+    } else if (diagonal_) {
+        H = A_sum_diag_.asDiagonal();
+    } else {
+        H = A_sum_full_;
+    }
     for (int k = 0; k < K_; ++k) {
-        if (slot[k] >= 0) {
-            H += Eigen::Map<const Eigen::MatrixXd>(h_site.row(slot[k]).data(), p_, p_);
-        } else if (diagonal_) {
-            H.diagonal() += evals_[k];
+        const bool unfused = slot[k] >= 0;
+        if (unfused) H += Eigen::Map<const Eigen::MatrixXd>(h_site.row(slot[k]).data(), p_, p_);
+        if (unfused != from_total) continue;
+        const double sign = from_total ? -1.0 : 1.0;
+        if (diagonal_) {
+            H.diagonal() += sign * eigenvalues(k);
         } else {
-            H += A_[k];
+            H += sign * A(k);
         }
     }
     // The rank updates fill lower triangles only: mirror them.
@@ -277,7 +297,7 @@ void FusedProblem::site_hessian_p(int k, const Vector& v, double tau, double* ou
     const auto vv = view<P>(v);
     const double vn = vv.norm();
     const double c = vn / tau;
-    const auto l = view<P>(evals_[k]);
+    const auto l = view<P>(eigenvalues(k));
     const VecP<P> d = l.array() / (1.0 + c * l.array());
     Eigen::Map<MatP<P>> Hk(out);
     VecP<P> Bs;
@@ -286,7 +306,7 @@ void FusedProblem::site_hessian_p(int k, const Vector& v, double tau, double* ou
         Hk.diagonal() = d;
         Bs = d.cwiseProduct(vv) / vn;
     } else {
-        const auto Q = view<P>(Q_[k]);
+        const auto Q = view<P>(eigenvectors(k));
         Hk.noalias() = Q * d.asDiagonal() * Q.transpose();
         const VecP<P> c_v = d.cwiseProduct(Q.transpose() * vv) / vn;
         Bs.noalias() = Q * c_v;
@@ -302,18 +322,18 @@ void FusedProblem::add_site_hessian(int k, const Vector& v, double tau, Workspac
     // eigenvectors and eigenvalues d = l / (1 + c l), c = ||v|| / tau.
     const double vn = v.norm();
     const double c = vn / tau;
-    const Vector& l = evals_[k];
+    const VectorView l = eigenvalues(k);
     Vector& d = ws.Ar;  // free at this point
     d = l.array() / (1.0 + c * l.array());
     if (diagonal_) {
         H.diagonal() += d;
         ws.Bs = d.cwiseProduct(v) / vn;
     } else {
-        ws.Y.noalias() = Q_[k] * d.cwiseSqrt().asDiagonal();
+        ws.Y.noalias() = eigenvectors(k) * d.cwiseSqrt().asDiagonal();
         H.selfadjointView<Eigen::Lower>().rankUpdate(ws.Y);  // + Q diag(d) Q'
-        ws.c.noalias() = Q_[k].transpose() * v;
+        ws.c.noalias() = eigenvectors(k).transpose() * v;
         ws.c = d.cwiseProduct(ws.c) / vn;
-        ws.Bs.noalias() = Q_[k] * ws.c;
+        ws.Bs.noalias() = eigenvectors(k) * ws.c;
     }
     const double sBs = std::max(v.dot(ws.Bs) / vn, kFusedTiny);
     H.selfadjointView<Eigen::Lower>().rankUpdate(ws.Bs, -1.0 / sBs);

@@ -12,24 +12,27 @@ namespace hetmtl {
 
 namespace {
 
-// LDL' factors of alpha T + beta I (T symmetric tridiagonal, diagonal a, off-diagonal b): D on the
-// diagonal, L unit lower bidiagonal with subdiagonal l. Positive definite whenever T is and
-// alpha >= 0 < beta, where the recurrence needs no pivoting.
-void tridiag_factor(const Vector& a, const Vector& b, double alpha, double beta, Vector& D, Vector& l) {
+// LDL' factors of alpha T + beta I (T symmetric tridiagonal, diagonal a, off-diagonal b): the
+// reciprocals of D's diagonal in `inv_d`, and L unit lower bidiagonal with subdiagonal l. Positive
+// definite whenever T is and alpha >= 0 < beta, where the recurrence needs no pivoting. Storing
+// reciprocals keeps the solves free of divisions.
+void tridiag_factor(const Vector& a, const Vector& b, double alpha, double beta, Vector& inv_d, Vector& l) {
     const Eigen::Index p = a.size();
-    D(0) = alpha * a(0) + beta;
+    double d = alpha * a(0) + beta;
+    inv_d(0) = 1.0 / d;
     for (Eigen::Index i = 1; i < p; ++i) {
         const double off = alpha * b(i - 1);
-        l(i - 1) = off / D(i - 1);
-        D(i) = alpha * a(i) + beta - l(i - 1) * off;
+        l(i - 1) = off * inv_d(i - 1);
+        d = alpha * a(i) + beta - l(i - 1) * off;
+        inv_d(i) = 1.0 / d;
     }
 }
 
 // x := (L D L')^-1 x
-void tridiag_solve(const Vector& D, const Vector& l, Vector& x) {
+void tridiag_solve(const Vector& inv_d, const Vector& l, Vector& x) {
     const Eigen::Index p = x.size();
     for (Eigen::Index i = 1; i < p; ++i) x(i) -= l(i - 1) * x(i - 1);
-    for (Eigen::Index i = 0; i < p; ++i) x(i) /= D(i);
+    x.array() *= inv_d.array();
     for (Eigen::Index i = p - 2; i >= 0; --i) x(i) -= l(i) * x(i + 1);
 }
 
@@ -45,14 +48,14 @@ void tridiag_apply(const Vector& a, const Vector& b, const Vector& x, Vector& ou
 
 // X := X L^-T for the unit lower bidiagonal L of a factorization, then X := X D^-1/2: afterwards
 // X X' = X_in (L D L')^-1 X_in'.
-void bidiag_right_solve_scaled(const Vector& D, const Vector& l, Eigen::MatrixXd& X) {
+void bidiag_right_solve_scaled(const Vector& inv_d, const Vector& l, Eigen::MatrixXd& X) {
     for (Eigen::Index j = 1; j < X.cols(); ++j) X.col(j) -= l(j - 1) * X.col(j - 1);
-    X *= D.cwiseSqrt().cwiseInverse().asDiagonal();
+    X *= inv_d.cwiseSqrt().asDiagonal();
 }
 
 }  // namespace
 
-FusedProblem::SiteTridiag::SiteTridiag(const Eigen::MatrixXd& A) {
+FusedProblem::SiteTridiag::SiteTridiag(const Eigen::Ref<const Eigen::MatrixXd>& A) {
     Eigen::Tridiagonalization<Eigen::MatrixXd> tri(A);
     Q = tri.matrixQ();
     diag = tri.diagonal();
@@ -70,7 +73,7 @@ FusedProblem::SiteTridiag::SiteTridiag(const Eigen::MatrixXd& A) {
 const FusedProblem::SiteTridiag& FusedProblem::tridiag(int k) const {
     if (!tri_ready_[k].load(std::memory_order_acquire)) {
         std::call_once(tri_once_[k], [this, k] {
-            tri_[k] = SiteTridiag(A_[k]);
+            tri_[k] = SiteTridiag(A(k));
             tri_ready_[k].store(true, std::memory_order_release);
         });
     }
@@ -87,13 +90,13 @@ void FusedProblem::site_prox_tridiag(int k, const Vector& z, double tau, double 
     c.noalias() = t.Q.transpose() * z;
     Vector& beta = ws.b;
     tridiag_apply(t.diag, t.sub, c, beta);
-    Vector &D = ws.D, &l = ws.l, &w = ws.r, &q = ws.Ar, &Tw = ws.Bs;
+    Vector &inv_d = ws.inv_d, &l = ws.l, &w = ws.r, &q = ws.Ar, &Tw = ws.Bs;
     auto secular = [&](double rho, double& deriv) {
-        tridiag_factor(t.diag, t.sub, rho, tau, D, l);
+        tridiag_factor(t.diag, t.sub, rho, tau, inv_d, l);
         w = beta;
-        tridiag_solve(D, l, w);
+        tridiag_solve(inv_d, l, w);
         q = w;
-        tridiag_solve(D, l, q);
+        tridiag_solve(inv_d, l, q);
         tridiag_apply(t.diag, t.sub, w, Tw);
         const double s = w.squaredNorm();
         const double ds = -2.0 * q.dot(Tw);
@@ -121,9 +124,9 @@ void FusedProblem::site_prox_tridiag(int k, const Vector& z, double tau, double 
         }
         rho = next;
     }
-    tridiag_factor(t.diag, t.sub, rho, tau, D, l);
+    tridiag_factor(t.diag, t.sub, rho, tau, inv_d, l);
     w = beta;
-    tridiag_solve(D, l, w);
+    tridiag_solve(inv_d, l, w);
     w *= rho;
     ws.x.noalias() = t.Q * w;
 }
@@ -138,8 +141,8 @@ void FusedProblem::add_site_hessian_tridiag(int k, const Vector& v, double tau, 
     const SiteTridiag& t = tridiag(k);
     const double vn = v.norm();
     const double c = vn / tau;
-    Vector &D = ws.D, &l = ws.l;
-    tridiag_factor(t.diag, t.sub, c, 1.0, D, l);
+    Vector &inv_d = ws.inv_d, &l = ws.l;
+    tridiag_factor(t.diag, t.sub, c, 1.0, inv_d, l);
     Vector& s = ws.z;
     s = v / vn;
     Vector& st = ws.c;
@@ -148,10 +151,10 @@ void FusedProblem::add_site_hessian_tridiag(int k, const Vector& v, double tau, 
     Vector& Bs = ws.Bs;
     if (c * t.upper >= 1.0) {
         X = t.Q;
-        bidiag_right_solve_scaled(D, l, X);
+        bidiag_right_solve_scaled(inv_d, l, X);
         H.diagonal().array() += 1.0 / c;
         H.selfadjointView<Eigen::Lower>().rankUpdate(X, -1.0 / c);
-        tridiag_solve(D, l, st);
+        tridiag_solve(inv_d, l, st);
         Bs.noalias() = t.Q * st;
         Bs = (s - Bs) / c;
     } else {
@@ -162,14 +165,14 @@ void FusedProblem::add_site_hessian_tridiag(int k, const Vector& v, double tau, 
             X.col(j) += t.sub(j) * t.Q.col(j + 1);
             X.col(j + 1) += t.sub(j) * t.Q.col(j);
         }
-        bidiag_right_solve_scaled(D, l, X);
-        H.triangularView<Eigen::Lower>() += A_[k];
+        bidiag_right_solve_scaled(inv_d, l, X);
+        H.triangularView<Eigen::Lower>() += A(k);
         H.selfadjointView<Eigen::Lower>().rankUpdate(X, -c);
         Vector& y = ws.r;
         tridiag_apply(t.diag, t.sub, st, y);
-        tridiag_solve(D, l, y);
+        tridiag_solve(inv_d, l, y);
         tridiag_apply(t.diag, t.sub, y, ws.Ar);
-        Bs.noalias() = A_[k] * s;
+        Bs.noalias() = A(k) * s;
         Bs.noalias() -= c * (t.Q * ws.Ar);
     }
     const double sBs = std::max(s.dot(Bs), kFusedTiny);

@@ -139,14 +139,14 @@ private:
     struct Workspace {
         explicit Workspace(int p);
         Vector z, c, b, x, r, Ar, Bs;
-        Vector D, l;  // LDL' factors of a shifted tridiagonal (tridiagonal mode)
+        Vector inv_d, l;  // LDL' factors (D inverted) of a shifted tridiagonal (tridiagonal mode)
         Eigen::MatrixXd Y;
     };
     // A_k = Q T Q' with T symmetric tridiagonal (diagonal `diag`, off-diagonal `sub`); `upper`
     // bounds the eigenvalues from above (Gershgorin).
     struct SiteTridiag {
         SiteTridiag() = default;
-        explicit SiteTridiag(const Eigen::MatrixXd& A);
+        explicit SiteTridiag(const Eigen::Ref<const Eigen::MatrixXd>& A);
         Eigen::MatrixXd Q;
         Vector diag, sub;
         double upper = 0.0;
@@ -205,6 +205,11 @@ private:
     Vector apply_A(int k, const Vector& x) const;
     void apply_A(int k, const Vector& x, Vector& out) const;
     Eigen::MatrixXd eigen_matrix(int k, const Vector& d) const;  // Q_k diag(d) Q_k'
+    using MatrixView = Eigen::Map<const Eigen::MatrixXd>;
+    using VectorView = Eigen::Map<const Vector>;
+    MatrixView A(int k) const { return MatrixView(A_.col(k).data(), p_, p_); }
+    MatrixView eigenvectors(int k) const { return MatrixView(Q_.col(k).data(), p_, p_); }
+    VectorView eigenvalues(int k) const { return VectorView(evals_.col(k).data(), p_); }
     Vector solve_A_sum(const Vector& rhs) const;
     double residual_scale(const Eigen::Ref<const RowMatrix>& centered) const;
 
@@ -220,9 +225,11 @@ private:
     // times, eigendecompose (each later prox and curvature is cheaper).
     bool tridiagonal_ = false;
     Vector A_sum_diag_;                     // diagonal of sum_k A_k (diagonal mode)
-    std::vector<Eigen::MatrixXd> A_;        // n_k W_k (dense mode)
-    mutable std::vector<Eigen::MatrixXd> Q_;     // eigenvectors of A_k (dense mode, lazy)
-    mutable std::vector<Vector> evals_;          // eigenvalues of A_k, ascending (lazy in dense mode)
+    // Per-site matrices and vectors are columns of one allocation each (column k: site k, the
+    // matrices column-major): no allocation per site, and sites adjacent in memory.
+    Eigen::MatrixXd A_;              // p*p x K: n_k W_k (dense mode)
+    mutable Eigen::MatrixXd Q_;      // p*p x K: eigenvectors of A_k (dense mode, lazy)
+    mutable Eigen::MatrixXd evals_;  // p x K: eigenvalues of A_k, ascending (lazy in dense mode)
     std::unique_ptr<std::once_flag[]> eig_once_; // one flag a site: thread-safe lazy decomposition
     std::unique_ptr<std::atomic<bool>[]> eig_ready_;  // fast check before call_once
     mutable std::vector<SiteTridiag> tri_;       // tridiagonal forms (tridiagonal mode, lazy)
@@ -230,6 +237,7 @@ private:
     std::unique_ptr<std::atomic<bool>[]> tri_ready_;
     Vector trace_;                               // trace of A_k
     Vector w_;                              // penalty weights
+    Eigen::MatrixXd A_sum_full_;            // sum_k A_k (dense mode)
     Eigen::LDLT<Eigen::MatrixXd> A_sum_;    // factorization of sum_k A_k
 };
 

@@ -17,6 +17,23 @@ constexpr int kChordMinDim = 8;  // from this dimension on, Newton steps may reu
 // Eigen's blocked LLT, and it stops at the first bad pivot.
 bool cholesky_in_place(Eigen::MatrixXd& M) {
     const Eigen::Index p = M.rows();
+    if (p <= 8) {
+        // Plain loops: for tiny matrices Eigen's expression set-up costs more than the arithmetic.
+        double* a = M.data();  // column-major
+        for (Eigen::Index k = 0; k < p; ++k) {
+            double pivot = a[k + k * p];
+            for (Eigen::Index j = 0; j < k; ++j) pivot -= a[k + j * p] * a[k + j * p];
+            if (!(pivot > 0.0)) return false;
+            const double root = std::sqrt(pivot);
+            a[k + k * p] = root;
+            for (Eigen::Index i = k + 1; i < p; ++i) {
+                double x = a[i + k * p];
+                for (Eigen::Index j = 0; j < k; ++j) x -= a[i + j * p] * a[k + j * p];
+                a[i + k * p] = x / root;
+            }
+        }
+        return true;
+    }
     for (Eigen::Index k = 0; k < p; ++k) {
         const Eigen::Index below = p - k - 1;
         const double pivot = M(k, k) - M.row(k).head(k).squaredNorm();
@@ -53,18 +70,33 @@ FusedProblem::FusedProblem(const Eigen::Ref<const RowMatrix>& W, const Eigen::Re
         for (int k = 0; k < K_; ++k) tri_ready_[k].store(false, std::memory_order_relaxed);
     }
     trace_.resize(K_);
-    Eigen::MatrixXd A_sum = Eigen::MatrixXd::Zero(p_, p_);
-    Eigen::MatrixXd shifted(p_, p_);
+    switch (p_) {
+        case 1: load_dense<1>(W, n); break;
+        case 2: load_dense<2>(W, n); break;
+        case 3: load_dense<3>(W, n); break;
+        case 4: load_dense<4>(W, n); break;
+        default: load_dense<Eigen::Dynamic>(W, n);
+    }
+}
+
+template <int P>
+void FusedProblem::load_dense(const Eigen::Ref<const RowMatrix>& W, const Eigen::Ref<const Vector>& n) {
+    // Fixed-size types for small p: the per-site work is a few dozen flops, less than the set-up
+    // of Eigen's dynamic-size expressions.
+    using Mat = Eigen::Matrix<double, P, P>;
+    const int p = P == Eigen::Dynamic ? p_ : P;  // a constant the loops unroll on, when fixed
+    Mat A_sum = Mat::Zero(p_, p_);
+    Eigen::MatrixXd shifted(p_, p_);  // scratch of the definiteness test
     for (int k = 0; k < K_; ++k) {
         // One pass over the lower triangle: the asymmetry test, the symmetric part (so that
         // rounding noise in the input cannot make the eigen-solver complex) and its largest entry.
         const double* Wk = W.row(k).data();  // row-major: W_k(i, j) = Wk[i * p + j]
-        Eigen::Map<Eigen::MatrixXd> Ak(A_.col(k).data(), p_, p_);
+        Eigen::Map<Mat> Ak(A_.col(k).data(), p_, p_);
         double asymmetry = 0.0, largest_w = 0.0, largest_a = 0.0;
         const double half_n = 0.5 * n(k);
-        for (int j = 0; j < p_; ++j) {
-            for (int i = j; i < p_; ++i) {
-                const double wij = Wk[i * p_ + j], wji = Wk[j * p_ + i];
+        for (int j = 0; j < p; ++j) {
+            for (int i = j; i < p; ++i) {
+                const double wij = Wk[i * p + j], wji = Wk[j * p + i];
                 asymmetry = std::max(asymmetry, std::abs(wij - wji));
                 largest_w = std::max(largest_w, std::max(std::abs(wij), std::abs(wji)));
                 const double a = half_n * (wij + wji);
@@ -77,20 +109,28 @@ FusedProblem::FusedProblem(const Eigen::Ref<const RowMatrix>& W, const Eigen::Re
         // Positive definite beyond rounding of the largest entry: a Cholesky factorization of the
         // shifted matrix decides at a fraction of an eigendecomposition's cost.
         if (positive_definite_) {
-            shifted = Ak;
-            shifted.diagonal().array() -= 1e-12 * largest_a;
-            if (!cholesky_in_place(shifted)) {
+            bool definite;
+            if constexpr (P == Eigen::Dynamic) {
+                shifted = Ak;
+                shifted.diagonal().array() -= 1e-12 * largest_a;
+                definite = cholesky_in_place(shifted);
+            } else {
+                Mat m = Ak;
+                m.diagonal().array() -= 1e-12 * largest_a;
+                definite = Eigen::LLT<Mat>(m).info() == Eigen::Success;
+            }
+            if (!definite) {
                 positive_definite_ = false;
                 bad_site_ = k;
-                Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(Ak, Eigen::EigenvaluesOnly);
+                Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(Eigen::MatrixXd(Ak), Eigen::EigenvaluesOnly);
                 bad_eigenvalue_ = eig.eigenvalues().minCoeff() / n(k);
             }
         }
         A_sum += Ak;
         trace_(k) = Ak.trace();
     }
-    A_sum_.compute(A_sum);
-    A_sum_full_ = std::move(A_sum);
+    A_sum_full_ = A_sum;
+    A_sum_.compute(A_sum_full_);
 }
 
 FusedProblem FusedProblem::diagonal(const Eigen::Ref<const RowMatrix>& D, const Eigen::Ref<const Vector>& n,

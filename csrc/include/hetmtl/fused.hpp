@@ -200,6 +200,9 @@ private:
     template <int P>
     void apply_A_p(int k, const Vector& x, Vector& out) const;
     FusedProblem() = default;
+    // The constructor's pass over the sites (dense mode), with p fixed at compile time when small.
+    template <int P>
+    void load_dense(const Eigen::Ref<const RowMatrix>& W, const Eigen::Ref<const Vector>& n);
     // The eigendecomposition of A_k, computed on first use: fused sites never need it.
     void ensure_eigen(int k) const;
     Vector apply_A(int k, const Vector& x) const;

@@ -171,12 +171,8 @@ Vector FusedProblem::solve_A_sum(const Vector& rhs) const {
 }
 
 Vector FusedProblem::pooled(const Eigen::Ref<const RowMatrix>& theta_hat) const {
-    Vector rhs = Vector::Zero(p_), x(p_), Ax(p_);
-    for (int k = 0; k < K_; ++k) {
-        x = theta_hat.row(k).transpose();
-        apply_A(k, x, Ax);
-        rhs += Ax;
-    }
+    Vector rhs(p_);
+    site_products(theta_hat, &rhs, nullptr);
     return solve_A_sum(rhs);
 }
 
@@ -196,12 +192,7 @@ double FusedProblem::residual_scale(const Eigen::Ref<const RowMatrix>& centered)
     // The spread of the sites around their pooled value: the natural size of every gradient in
     // the problem, and invariant to shifting all estimates by a common vector.
     double spread = 0.0;
-    Vector x(p_), Ax(p_);
-    for (int k = 0; k < K_; ++k) {
-        x = centered.row(k).transpose();
-        apply_A(k, x, Ax);
-        spread = std::max(spread, Ax.norm());
-    }
+    site_products(centered, nullptr, &spread);
     return std::max(spread, kFusedTiny);
 }
 

@@ -98,6 +98,34 @@ void FusedProblem::apply_A_p(int k, const Vector& x, Vector& out) const {
     }
 }
 
+void FusedProblem::site_products(const Eigen::Ref<const RowMatrix>& X, Vector* sum, double* largest) const {
+    switch (p_) {
+        case 1: return site_products_p<1>(X, sum, largest);
+        case 2: return site_products_p<2>(X, sum, largest);
+        case 3: return site_products_p<3>(X, sum, largest);
+        case 4: return site_products_p<4>(X, sum, largest);
+        default: return site_products_p<Eigen::Dynamic>(X, sum, largest);
+    }
+}
+
+template <int P>
+void FusedProblem::site_products_p(const Eigen::Ref<const RowMatrix>& X, Vector* sum, double* largest) const {
+    VecP<P> acc = VecP<P>::Zero(p_), y(p_);
+    double top = 0.0;
+    for (int k = 0; k < K_; ++k) {
+        const Eigen::Map<const VecP<P>> x(X.row(k).data(), p_);
+        if (diagonal_) {
+            y = view<P>(eigenvalues(k)).cwiseProduct(x);
+        } else {
+            y.noalias() = view<P>(A(k)) * x;
+        }
+        if (sum) acc += y;
+        if (largest) top = std::max(top, y.norm());
+    }
+    if (sum) *sum = acc;
+    if (largest) *largest = top;
+}
+
 bool FusedProblem::site_prox(int k, const Vector& z, double tau, Workspace& ws, double rho_hint) const {
     switch (p_) {
         case 1: return site_prox_p<1>(k, z, tau, ws, rho_hint);

@@ -214,6 +214,11 @@ private:
     MatrixView eigenvectors(int k) const { return MatrixView(Q_.col(k).data(), p_, p_); }
     VectorView eigenvalues(int k) const { return VectorView(evals_.col(k).data(), p_); }
     Vector solve_A_sum(const Vector& rhs) const;
+    // Over the sites' products y_k = A_k x_k (x_k row k of X): their sum into `sum` and the
+    // largest ||y_k|| into `largest`, each when not null.
+    void site_products(const Eigen::Ref<const RowMatrix>& X, Vector* sum, double* largest) const;
+    template <int P>
+    void site_products_p(const Eigen::Ref<const RowMatrix>& X, Vector* sum, double* largest) const;
     double residual_scale(const Eigen::Ref<const RowMatrix>& centered) const;
 
     int K_ = 0;

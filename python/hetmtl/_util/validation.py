@@ -15,7 +15,9 @@ def as_float_array(value: Any, name: str, ndim: int | None = None) -> np.ndarray
         raise ValueError(f"{name}: cannot be converted to a float array ({exc})") from None
     if ndim is not None and arr.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-dimensional array, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
+    # The sum is finite only if every entry is (overflow of finite entries falls through to the
+    # exact count): one reduction without a temporary array on the common path.
+    if not np.isfinite(arr.sum()) and not np.all(np.isfinite(arr)):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"{name}: contains {bad} NaN or infinite value(s)")
     return arr

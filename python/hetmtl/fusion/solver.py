@@ -205,6 +205,8 @@ def _check_lambda(lam: float, name: str = "lam") -> float:
 
 def _warn_unconverged(status: np.ndarray, kkt: np.ndarray, lambdas: np.ndarray) -> np.ndarray:
     status = np.asarray(status)
+    if not status.any():  # all converged (status 0): the common case, one reduction
+        return np.ones(status.shape, dtype=bool)
     if np.any(status == 2):
         raise ValueError("W: " + _STATUS_TEXT[2])
     bad = np.nonzero(status != 0)[0]

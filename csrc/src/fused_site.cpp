@@ -247,10 +247,16 @@ void FusedProblem::center_objective_p(const Eigen::Ref<const RowMatrix>& theta_h
             z = Eigen::Map<const VecP<P>>(theta_hat.row(k).data(), p_) - uu;
             const double rho_hint = hint ? Eigen::Map<const VecP<P>>(hint->row(k).data(), p_).norm() : 0.0;
             const bool fused = site_prox_p<P>(k, ws.z, tau, ws, rho_hint);
-            r = x - z;
-            apply_A_p<P>(k, ws.r, ws.Ar);
+            if (fused) {
+                // x = 0: the fused test left A z in ws.b, so g_k = -A z without another product.
+                Ar = -view<P>(ws.b);
+                f_site(k) = -0.5 * z.dot(Ar);
+            } else {
+                r = x - z;
+                apply_A_p<P>(k, ws.r, ws.Ar);
+                f_site(k) = 0.5 * r.dot(Ar) + tau * x.norm();
+            }
             Eigen::Map<VecP<P>>(out.g_site.row(k).data(), p_) = Ar;
-            f_site(k) = 0.5 * r.dot(Ar) + (fused ? 0.0 : tau * x.norm());
             Eigen::Map<VecP<P>>(out.v.row(k).data(), p_) = x;
         }
     }

@@ -94,8 +94,8 @@ class FusedPath:
 
 @dataclass
 class PreparedProblem:
-    """Validated inputs plus the compiled problem (eigen-decomposed weights), reusable across
-    lambdas, bootstrap draws and right-hand sides."""
+    """Validated inputs plus the compiled problem (each site's weights factorized once, on first
+    use), reusable across lambdas, bootstrap draws and right-hand sides."""
 
     theta_hat: np.ndarray
     W: np.ndarray

@@ -38,10 +38,10 @@ dual_inputs <- function(data, x, task) {
 
 # Dual-encoder multi-task regression (documented in man/).
 dual_encoder_mtl <- function(data, y, task, x = NULL, latent_shared = 8, latent_specific = 2,
-                             hidden = 32, lam_beta = "auto", lam_alpha = NULL, lam_specific = 1,
-                             gamma = 0.1, penalty = "l2", center = "geomedian", max_epochs = 200,
-                             patience = 20, validation_fraction = 0.2, negative_transfer = "warn",
-                             seed = NULL) {
+                             hidden = 32, lam_beta = "auto", lam_beta_grid = c(0, 0.3, 1),
+                             lam_alpha = NULL, lam_specific = 1, gamma = 0.1, penalty = "l2",
+                             center = "geomedian", head_ridge = 32, max_epochs = 200, patience = 20,
+                             validation_fraction = 0.2, negative_transfer = "warn", seed = NULL) {
   call <- match.call()
   if (!is.data.frame(data)) {
     arg_error("data", "must be a data frame, got ", class(data)[1])
@@ -62,6 +62,10 @@ dual_encoder_mtl <- function(data, y, task, x = NULL, latent_shared = 8, latent_
       arg_error("x", "must not contain the response or task column")
     }
   }
+  if (!is.numeric(lam_beta_grid) || length(lam_beta_grid) == 0L || anyNA(lam_beta_grid) ||
+        any(!is.finite(lam_beta_grid)) || any(lam_beta_grid < 0)) {
+    arg_error("lam_beta_grid", "must be a vector of finite numbers >= 0, got ", deparse1(lam_beta_grid))
+  }
   if (!is.numeric(hidden) || length(hidden) == 0L || anyNA(hidden) || any(hidden < 1) ||
         any(hidden != round(hidden))) {
     arg_error("hidden", "must be a vector of positive whole numbers, got ", deparse1(hidden))
@@ -72,11 +76,13 @@ dual_encoder_mtl <- function(data, y, task, x = NULL, latent_shared = 8, latent_
     hidden = reticulate::tuple(as.list(as.integer(hidden))),
     lam_beta = if (is.character(lam_beta)) check_choice(lam_beta, "lam_beta", "auto") else
       check_number(lam_beta, "lam_beta", lower = 0),
+    lam_beta_grid = reticulate::tuple(as.list(as.double(lam_beta_grid))),
     lam_alpha = if (is.null(lam_alpha)) NULL else check_number(lam_alpha, "lam_alpha", lower = 0),
     lam_specific = check_number(lam_specific, "lam_specific", lower = 0),
     gamma = check_number(gamma, "gamma", lower = 0),
     penalty = check_choice(penalty, "penalty", DUAL_PENALTIES),
     center = check_choice(center, "center", DUAL_CENTERS),
+    head_ridge = check_number(head_ridge, "head_ridge", lower = 0),
     max_epochs = check_count(max_epochs, "max_epochs", 1L),
     patience = check_count(patience, "patience", 1L),
     validation_fraction = check_level(validation_fraction, "validation_fraction"),

@@ -51,10 +51,27 @@ test_that("dual_encoder_mtl reports bad input clearly", {
   expect_error(dual_encoder_mtl(df, y = "y", task = "school", penalty = "l1"), "penalty: must be one of")
   expect_error(dual_encoder_mtl(df, y = "y", task = "school", lam_beta = "cv"), "lam_beta: must be one of")
   expect_error(dual_encoder_mtl(df, y = "y", task = "school", lam_beta = -1), "lam_beta: must be a finite")
+  expect_error(dual_encoder_mtl(df, y = "y", task = "school", lam_beta_grid = c(0, -1)),
+               "lam_beta_grid: must be a vector of finite numbers >= 0")
+  expect_error(dual_encoder_mtl(df, y = "y", task = "school", lam_beta_grid = numeric(0)),
+               "lam_beta_grid: must be a vector")
+  expect_error(dual_encoder_mtl(df, y = "y", task = "school", head_ridge = NA), "head_ridge: must be a finite")
   bad <- df
   bad$x1[3] <- NA
   expect_error(dual_encoder_mtl(bad, y = "y", task = "school"), "x: column 'x1' has 1 missing")
   small <- df[c(1:2, 41:120), ]
   expect_error(do.call(dual_encoder_mtl, c(list(small, y = "y", task = "school"), FAST)),
                "task: task 'a' has 2 row")
+})
+
+test_that("dual_encoder_mtl passes the lam_beta grid and the head ridge to Python", {
+  skip_if_no_hetmtl()
+  df <- sim_tasks(2)
+  args <- c(list(df, y = "y", task = "school", seed = 4, lam_beta_grid = c(0.1, 2), head_ridge = 8),
+            FAST)
+  fit <- do.call(dual_encoder_mtl, args)
+  expect_equal(reticulate::py_to_r(fit$py$lam_beta_grid), list(0.1, 2))
+  expect_equal(reticulate::py_to_r(fit$py$head_ridge), 8)
+  # the chosen value comes from the grid given
+  expect_true(reticulate::py_to_r(fit$py$lam_beta_) %in% c(0.1, 2))
 })

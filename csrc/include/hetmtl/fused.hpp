@@ -192,11 +192,11 @@ private:
     // u(v) = (sum A_k)^-1 sum A_k (that_k - v_k)
     Vector center_for(const Eigen::Ref<const RowMatrix>& theta_hat, const RowMatrix& v) const;
     // ws.x = argmin_x 1/2 (x - z)' A_k (x - z) + tau ||x||; returns true when that is 0 (fused).
-    // rho_hint > 0, a guess of ||x||, starts the root search there.
-    bool site_prox(int k, const Vector& z, double tau, Workspace& ws, double rho_hint = 0.0) const;
+    // `hint` (p values, or null), a nearby offset, starts the root search at its norm.
+    bool site_prox(int k, const Vector& z, double tau, Workspace& ws, const double* hint = nullptr) const;
     // The same with the dimension fixed at compile time (Eigen::Dynamic for any p).
     template <int P>
-    bool site_prox_p(int k, const Vector& z, double tau, Workspace& ws, double rho_hint = 0.0) const;
+    bool site_prox_p(int k, const Vector& z, double tau, Workspace& ws, const double* hint = nullptr) const;
     template <int P>
     void apply_A_p(int k, const Vector& x, Vector& out) const;
     FusedProblem() = default;

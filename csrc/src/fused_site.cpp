@@ -173,10 +173,11 @@ bool FusedProblem::site_prox_p(int k, const Vector& z, double tau, Workspace& ws
     }
     auto b = view<P>(ws.b);
     b = l.cwiseProduct(c);
+    const int p = P == Eigen::Dynamic ? p_ : P;  // a constant the loops unroll on, when fixed
     auto secular = [&](double rho, double& deriv) {
         // psi(rho) = s^-1/2 - 1 with s = sum b_i^2 / (l_i rho + tau)^2; increasing in rho.
         double s = 0.0, ds = 0.0;
-        for (int i = 0; i < p_; ++i) {
+        for (int i = 0; i < p; ++i) {
             const double den = l(i) * rho + tau;
             const double q = b(i) / den;
             s += q * q;
@@ -211,7 +212,7 @@ bool FusedProblem::site_prox_p(int k, const Vector& z, double tau, Workspace& ws
         }
         rho = next;
     }
-    for (int i = 0; i < p_; ++i) c(i) = b(i) * rho / (l(i) * rho + tau);
+    for (int i = 0; i < p; ++i) c(i) = b(i) * rho / (l(i) * rho + tau);
     if (diagonal_) {
         ws.x = ws.c;
     } else {

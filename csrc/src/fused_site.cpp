@@ -178,10 +178,10 @@ bool FusedProblem::site_prox_p(int k, const Vector& z, double tau, Workspace& ws
         // psi(rho) = s^-1/2 - 1 with s = sum b_i^2 / (l_i rho + tau)^2; increasing in rho.
         double s = 0.0, ds = 0.0;
         for (int i = 0; i < p; ++i) {
-            const double den = l(i) * rho + tau;
-            const double q = b(i) / den;
+            const double inv_den = 1.0 / (l(i) * rho + tau);  // one division per coordinate
+            const double q = b(i) * inv_den;
             s += q * q;
-            ds += -2.0 * q * q * l(i) / den;
+            ds -= 2.0 * q * q * l(i) * inv_den;
         }
         const double inv = 1.0 / std::sqrt(s);
         deriv = -0.5 * inv * inv * inv * ds;

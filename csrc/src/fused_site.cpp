@@ -2,6 +2,7 @@
 // equation in the eigenbasis of A_k), its curvature, and the center objective that sums them.
 // Small dimensions (p <= 4) are unrolled at compile time.
 #include "hetmtl/fused.hpp"
+#include "fused_secular.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -195,23 +196,7 @@ bool FusedProblem::site_prox_p(int k, const Vector& z, double tau, Workspace& ws
     if (l.minCoeff() > 0.0) hi = std::min(hi, excess / l.minCoeff());
     hi = std::max(hi, lo);
     // A nearby solution's ||x|| (a neighbouring center or lambda) is a closer start.
-    double rho = rho_hint > lo && rho_hint < hi ? rho_hint : lo;
-    for (int it = 0; it < 100; ++it) {
-        double deriv = 0.0;
-        const double f = secular(rho, deriv);
-        if (f < 0.0) lo = rho; else hi = rho;
-        if (std::abs(f) <= 1e-15 || hi - lo <= 1e-15 * hi) break;
-        double next = rho - f / deriv;
-        if (!(next > lo && next < hi)) {
-            next = 0.5 * (lo + hi);  // safeguard: bisect
-        } else if (std::abs(next - rho) <= 1e-9 * rho) {
-            // Newton converges quadratically: after a step of relative size 1e-9 the next iterate
-            // is exact to rounding, so the evaluation that would confirm it is skipped.
-            rho = next;
-            break;
-        }
-        rho = next;
-    }
+    const double rho = secular_root(secular, lo, hi, rho_hint);
     for (int i = 0; i < p; ++i) c(i) = b(i) * rho / (l(i) * rho + tau);
     if (diagonal_) {
         ws.x = ws.c;

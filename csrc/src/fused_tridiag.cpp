@@ -4,6 +4,7 @@
 // tridiagonal form is the first stage of an eigendecomposition; skipping the second stage (QR
 // sweeps that accumulate rotations into the eigenvectors) saves most of its cost.
 #include "hetmtl/fused.hpp"
+#include "fused_secular.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -109,21 +110,7 @@ void FusedProblem::site_prox_tridiag(int k, const Vector& z, double tau, double 
     // rho <= ||z||.
     double lo = std::max(0.0, (bnorm - tau) / t.upper);
     double hi = std::max(c.norm(), lo);
-    double rho = rho_hint > lo && rho_hint < hi ? rho_hint : lo;
-    for (int it = 0; it < 100; ++it) {
-        double deriv = 0.0;
-        const double f = secular(rho, deriv);
-        if (f < 0.0) lo = rho; else hi = rho;
-        if (std::abs(f) <= 1e-15 || hi - lo <= 1e-15 * hi) break;
-        double next = rho - f / deriv;
-        if (!(next > lo && next < hi)) {
-            next = 0.5 * (lo + hi);
-        } else if (std::abs(next - rho) <= 1e-9 * rho) {
-            rho = next;  // quadratic convergence: the next iterate is exact to rounding
-            break;
-        }
-        rho = next;
-    }
+    const double rho = secular_root(secular, lo, hi, rho_hint);
     tridiag_factor(t.diag, t.sub, rho, tau, inv_d, l);
     w = beta;
     tridiag_solve(inv_d, l, w);

@@ -14,7 +14,7 @@ import pytest
 from hetmtl.fusion import fused_path, fused_solve
 from hetmtl.fusion.solver import make_options, path_prepared, prepare_problem, solve_batch, solve_prepared
 
-from test_fused_edge_cases import kkt_residual_np, lambda_max_np, random_problem
+from fused_problems import kkt_residual_np, lambda_max_np, random_problem
 
 FRACTIONS = (0.999, 0.7, 0.2, 0.02, 1e-4)
 

@@ -70,3 +70,17 @@ def test_prepared_problem_mixes_forms_without_changing_answers():
     assert first.converged and second.converged
     np.testing.assert_allclose(first.theta, second.theta, rtol=0, atol=1e-9)
     np.testing.assert_array_equal(first.fused, second.fused)
+
+
+def test_threads_give_identical_results_in_both_forms():
+    # Sites build their tridiagonal forms (single solves) or eigendecompositions (paths) lazily,
+    # from several threads at once: the answers must not depend on the thread count.
+    theta_hat, W, n = random_problem(9, 120, 6)
+    lmax = lambda_max_np(theta_hat, W, n)
+    for frac in (0.5, 0.05):
+        one = fused_solve(theta_hat, W, n, frac * lmax, n_threads=1)
+        two = fused_solve(theta_hat, W, n, frac * lmax, n_threads=2)
+        np.testing.assert_array_equal(one.theta, two.theta)
+        np.testing.assert_array_equal(one.fused, two.fused)
+    np.testing.assert_array_equal(fused_path(theta_hat, W, n, n_threads=1).theta,
+                                  fused_path(theta_hat, W, n, n_threads=2).theta)

@@ -15,7 +15,7 @@ namespace {
 
 // LDL' factors of alpha T + beta I (T symmetric tridiagonal, diagonal a, off-diagonal b): the
 // reciprocals of D's diagonal in `inv_d`, and L unit lower bidiagonal with subdiagonal l. Positive
-// definite whenever T is and alpha >= 0 < beta, where the recurrence needs no pivoting. Storing
+// definite whenever T is, alpha >= 0 and beta > 0, where the recurrence needs no pivoting. Storing
 // reciprocals keeps the solves free of divisions.
 void tridiag_factor(const Vector& a, const Vector& b, double alpha, double beta, Vector& inv_d, Vector& l) {
     const Eigen::Index p = a.size();

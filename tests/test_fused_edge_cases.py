@@ -385,3 +385,15 @@ def test_path_with_a_non_unique_center_converges():
     for i in (4, 8):  # the same points as cold solves, where the center is unique to rounding
         cold = problem.solve(theta_hat, lambdas[i], make_options(tol=1e-9))
         np.testing.assert_allclose(out["theta"][i], cold["theta"][0], atol=1e-7)
+
+
+def test_numerically_singular_W_is_explained():
+    # Positive definite in exact arithmetic, but the smallest eigenvalue is below rounding of the
+    # largest entry: the message says why a positive eigenvalue is rejected.
+    W = W0.copy()
+    q, _ = np.linalg.qr(np.random.default_rng(5).normal(size=(P0, P0)))
+    W[1] = (q * np.array([1e-14, 1.0])) @ q.T
+    W[1] = 0.5 * (W[1] + W[1].T)
+    with pytest.raises(ValueError, match=r"W: matrix 1 is not positive definite \(smallest eigenvalue "
+                                         r"[0-9.e+-]+, below 1e-12 times its largest entry .*working precision"):
+        fused_solve(TH0, W, N0, 0.1)

@@ -317,6 +317,7 @@ void FusedProblem::center_hessian(double lambda, const RowMatrix& v, Eigen::Matr
 template <int P>
 void FusedProblem::site_hessian_p(int k, const Vector& v, double tau, double* out) const {
     // add_site_hessian for a small fixed p: the whole matrix, unrolled at compile time.
+    ensure_eigen(k);  // done by the site's prox already; a check, for other callers
     const auto vv = view<P>(v);
     const double vn = vv.norm();
     const double c = vn / tau;
@@ -340,6 +341,7 @@ void FusedProblem::site_hessian_p(int k, const Vector& v, double tau, double* ou
 
 void FusedProblem::add_site_hessian(int k, const Vector& v, double tau, Workspace& ws,
                                     Eigen::Map<Eigen::MatrixXd>& H) const {
+    ensure_eigen(k);  // done by the site's prox already; a check, for other callers
     // Hessian of the infimal convolution of (1/2) x'A x and tau ||x|| at an unfused point:
     // B^-1 restricted to the complement of s = v/||v||, with B = A^-1 + (||v||/tau) I. B^-1 has A's
     // eigenvectors and eigenvalues d = l / (1 + c l), c = ||v|| / tau.

@@ -153,6 +153,8 @@ private:
     };
     // Whether site k's proxes and curvatures go through its tridiagonal form: in tridiagonal mode,
     // unless its eigendecomposition is at hand (cheaper per use; paths and batches compute it).
+    // The two forms agree to rounding, so a solve on a problem that has already run a path can
+    // differ from one on a fresh problem in the last digits.
     bool use_tridiag(int k) const {
         return tridiagonal_ && !eig_ready_[k].load(std::memory_order_acquire);
     }

@@ -23,9 +23,16 @@ def as_float_array(value: Any, name: str, ndim: int | None = None) -> np.ndarray
     return arr
 
 
-def not_pd_message(name: str, index: int, eig_min: float) -> str:
-    """The error text for a stack entry that is not positive definite."""
-    return f"{name}: matrix {index} is not positive definite (smallest eigenvalue {eig_min:.3g})"
+def not_pd_message(name: str, index: int, eig_min: float, largest: float | None = None) -> str:
+    """The error text for a stack entry that is not positive definite.
+
+    ``largest`` (the entry of largest magnitude) explains a positive smallest eigenvalue: the matrix
+    is then positive definite in exact arithmetic but not beyond rounding.
+    """
+    text = f"{name}: matrix {index} is not positive definite (smallest eigenvalue {eig_min:.3g}"
+    if largest is not None and eig_min > 0:
+        text += f", below 1e-12 times its largest entry {largest:.3g}: singular to working precision"
+    return text + ")"
 
 
 def check_positive(arr: np.ndarray, name: str, strict: bool = True) -> None:

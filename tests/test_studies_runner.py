@@ -228,12 +228,14 @@ def test_resume_after_failure(tmp_path, calls, reference, n_jobs):
         run_study(fn, CONFIGS, N_REPS, seed=SEED, n_jobs=n_jobs, checkpoint=ckpt, chunk_size=2,
                   progress=False)
     saved = load_checkpoint(ckpt)
-    saved_tasks = set(saved[["a", "b", "rep"]].itertuples(index=False, name=None))
+    saved_tasks = set()
+    if len(saved):  # an empty checkpoint has no configuration columns yet
+        saved_tasks = set(saved[["a", "b", "rep"]].itertuples(index=False, name=None))
     if n_jobs == 1:
         # Every task before the failing one, including the partial last chunk, was kept.
         assert len(saved_tasks) == 2 * N_REPS + 3
-    else:
-        assert len(saved_tasks) >= 1
+    # With two workers, how many tasks finish before the failure depends on scheduling (on a busy
+    # machine, none): the resume below must be right either way.
     assert (2, "u", 3) not in saved_tasks
     df = run_study(fn, CONFIGS, N_REPS, seed=SEED, n_jobs=n_jobs, checkpoint=ckpt,
                    progress=False)

@@ -1,4 +1,5 @@
 #include "hetmtl/fused.hpp"
+#include "fused_dim.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -74,13 +75,7 @@ FusedProblem::FusedProblem(const Eigen::Ref<const RowMatrix>& W, const Eigen::Re
         for (int k = 0; k < K_; ++k) tri_ready_[k].store(false, std::memory_order_relaxed);
     }
     trace_.resize(K_);
-    switch (p_) {
-        case 1: load_dense<1>(W, n); break;
-        case 2: load_dense<2>(W, n); break;
-        case 3: load_dense<3>(W, n); break;
-        case 4: load_dense<4>(W, n); break;
-        default: load_dense<Eigen::Dynamic>(W, n);
-    }
+    with_fixed_dim(p_, [&](auto P) { load_dense<decltype(P)::value>(W, n); });
 }
 
 template <int P>
@@ -206,12 +201,8 @@ RowMatrix FusedProblem::centered(const Eigen::Ref<const RowMatrix>& theta_hat, V
 }
 
 Vector FusedProblem::center_for(const Eigen::Ref<const RowMatrix>& theta_hat, const RowMatrix& v) const {
-    Vector rhs = Vector::Zero(p_), x(p_), Ax(p_);
-    for (int k = 0; k < K_; ++k) {
-        x = (theta_hat.row(k) - v.row(k)).transpose();
-        apply_A(k, x, Ax);
-        rhs += Ax;
-    }
+    Vector rhs(p_);
+    site_products(theta_hat - v, &rhs, nullptr);
     return solve_A_sum(rhs);
 }
 

@@ -2,6 +2,7 @@
 // equation in the eigenbasis of A_k), its curvature, and the center objective that sums them.
 // Small dimensions (p <= 4) are unrolled at compile time.
 #include "hetmtl/fused.hpp"
+#include "fused_dim.hpp"
 #include "fused_secular.hpp"
 
 #include <algorithm>
@@ -16,13 +17,7 @@ Vector FusedProblem::apply_A(int k, const Vector& x) const {
 }
 
 void FusedProblem::apply_A(int k, const Vector& x, Vector& out) const {
-    switch (p_) {
-        case 1: return apply_A_p<1>(k, x, out);
-        case 2: return apply_A_p<2>(k, x, out);
-        case 3: return apply_A_p<3>(k, x, out);
-        case 4: return apply_A_p<4>(k, x, out);
-        default: return apply_A_p<Eigen::Dynamic>(k, x, out);
-    }
+    with_fixed_dim(p_, [&](auto P) { apply_A_p<decltype(P)::value>(k, x, out); });
 }
 
 FusedProblem::Workspace::Workspace(int p)
@@ -79,13 +74,9 @@ void eigen_decompose(const Eigen::Map<const Eigen::MatrixXd>& A, double* Q, doub
 void FusedProblem::ensure_eigen(int k) const {
     if (diagonal_ || eig_ready_[k].load(std::memory_order_acquire)) return;
     std::call_once(eig_once_[k], [this, k] {
-        switch (p_) {
-            case 1: eigen_decompose<1>(A(k), Q_.col(k).data(), evals_.col(k).data()); break;
-            case 2: eigen_decompose<2>(A(k), Q_.col(k).data(), evals_.col(k).data()); break;
-            case 3: eigen_decompose<3>(A(k), Q_.col(k).data(), evals_.col(k).data()); break;
-            case 4: eigen_decompose<4>(A(k), Q_.col(k).data(), evals_.col(k).data()); break;
-            default: eigen_decompose<Eigen::Dynamic>(A(k), Q_.col(k).data(), evals_.col(k).data());
-        }
+        with_fixed_dim(p_, [&](auto P) {
+            eigen_decompose<decltype(P)::value>(A(k), Q_.col(k).data(), evals_.col(k).data());
+        });
         eig_ready_[k].store(true, std::memory_order_release);
     });
 }
@@ -100,13 +91,7 @@ void FusedProblem::apply_A_p(int k, const Vector& x, Vector& out) const {
 }
 
 void FusedProblem::site_products(const Eigen::Ref<const RowMatrix>& X, Vector* sum, double* largest) const {
-    switch (p_) {
-        case 1: return site_products_p<1>(X, sum, largest);
-        case 2: return site_products_p<2>(X, sum, largest);
-        case 3: return site_products_p<3>(X, sum, largest);
-        case 4: return site_products_p<4>(X, sum, largest);
-        default: return site_products_p<Eigen::Dynamic>(X, sum, largest);
-    }
+    with_fixed_dim(p_, [&](auto P) { site_products_p<decltype(P)::value>(X, sum, largest); });
 }
 
 template <int P>
@@ -128,13 +113,7 @@ void FusedProblem::site_products_p(const Eigen::Ref<const RowMatrix>& X, Vector*
 }
 
 bool FusedProblem::site_prox(int k, const Vector& z, double tau, Workspace& ws, const double* hint) const {
-    switch (p_) {
-        case 1: return site_prox_p<1>(k, z, tau, ws, hint);
-        case 2: return site_prox_p<2>(k, z, tau, ws, hint);
-        case 3: return site_prox_p<3>(k, z, tau, ws, hint);
-        case 4: return site_prox_p<4>(k, z, tau, ws, hint);
-        default: return site_prox_p<Eigen::Dynamic>(k, z, tau, ws, hint);
-    }
+    return with_fixed_dim(p_, [&](auto P) { return site_prox_p<decltype(P)::value>(k, z, tau, ws, hint); });
 }
 
 template <int P>
@@ -208,13 +187,9 @@ bool FusedProblem::site_prox_p(int k, const Vector& z, double tau, Workspace& ws
 
 void FusedProblem::center_objective(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, const Vector& u,
                                     CenterEval& out, const RowMatrix* hint, int n_threads) const {
-    switch (p_) {
-        case 1: return center_objective_p<1>(theta_hat, lambda, u, out, hint, n_threads);
-        case 2: return center_objective_p<2>(theta_hat, lambda, u, out, hint, n_threads);
-        case 3: return center_objective_p<3>(theta_hat, lambda, u, out, hint, n_threads);
-        case 4: return center_objective_p<4>(theta_hat, lambda, u, out, hint, n_threads);
-        default: return center_objective_p<Eigen::Dynamic>(theta_hat, lambda, u, out, hint, n_threads);
-    }
+    with_fixed_dim(p_, [&](auto P) {
+        center_objective_p<decltype(P)::value>(theta_hat, lambda, u, out, hint, n_threads);
+    });
 }
 
 template <int P>
@@ -272,12 +247,10 @@ void FusedProblem::center_hessian(double lambda, const RowMatrix& v, Eigen::Matr
             ws.x = v.row(k).transpose();
             const double tau = lambda * w_(k);
             double* out = h_site.row(slot[k]).data();
-            switch (p_) {
-                case 1: site_hessian_p<1>(k, ws.x, tau, out); break;
-                case 2: site_hessian_p<2>(k, ws.x, tau, out); break;
-                case 3: site_hessian_p<3>(k, ws.x, tau, out); break;
-                case 4: site_hessian_p<4>(k, ws.x, tau, out); break;
-                default: {
+            with_fixed_dim(p_, [&](auto P) {
+                if constexpr (decltype(P)::value != Eigen::Dynamic) {
+                    site_hessian_p<decltype(P)::value>(k, ws.x, tau, out);
+                } else {
                     Eigen::Map<Eigen::MatrixXd> Hk(out, p_, p_);
                     Hk.setZero();
                     if (use_tridiag(k)) {
@@ -286,7 +259,7 @@ void FusedProblem::center_hessian(double lambda, const RowMatrix& v, Eigen::Matr
                         add_site_hessian(k, ws.x, tau, ws, Hk);
                     }
                 }
-            }
+            });
         }
     }
     // Fused sites add A_k: when they are the majority, start from sum_k A_k and take the unfused

@@ -3,12 +3,14 @@
 
 namespace py = pybind11;
 
+void register_dense(py::module_& m);
 void register_fused(py::module_& m);
 void register_kernel_grid(py::module_& m);
 void register_prox(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "hetmtl compiled core (private; use the public hetmtl API)";
+    register_dense(m);
     register_fused(m);
     register_kernel_grid(m);
     register_prox(m);

@@ -1,4 +1,5 @@
 #include "hetmtl/fused.hpp"
+#include "hetmtl/dense.hpp"
 #include "fused_dim.hpp"
 
 #include <algorithm>
@@ -12,46 +13,6 @@ namespace hetmtl {
 namespace {
 
 constexpr int kChordMinDim = 8;  // from this dimension on, Newton steps may reuse a curvature
-
-// In-place Cholesky factorization (lower triangle) of a column-major p x p array; false when a
-// pivot is not positive. Plain loops: for tiny matrices Eigen's expression set-up costs more than
-// the arithmetic (and with p fixed at compile time, P > 0, the loops unroll).
-template <int P>
-bool cholesky_small(double* a, int p_runtime) {
-    const int p = P > 0 ? P : p_runtime;
-    for (int k = 0; k < p; ++k) {
-        double pivot = a[k + k * p];
-        for (int j = 0; j < k; ++j) pivot -= a[k + j * p] * a[k + j * p];
-        if (!(pivot > 0.0)) return false;
-        const double root = std::sqrt(pivot);
-        a[k + k * p] = root;
-        for (int i = k + 1; i < p; ++i) {
-            double x = a[i + k * p];
-            for (int j = 0; j < k; ++j) x -= a[i + j * p] * a[k + j * p];
-            a[i + k * p] = x / root;
-        }
-    }
-    return true;
-}
-
-// The same for an Eigen matrix. Unblocked: at the sizes of late fusion (p up to a few hundred) it
-// is faster than Eigen's blocked LLT, and it stops at the first bad pivot.
-bool cholesky_in_place(Eigen::MatrixXd& M) {
-    const Eigen::Index p = M.rows();
-    if (p <= 8) return cholesky_small<0>(M.data(), static_cast<int>(p));
-    for (Eigen::Index k = 0; k < p; ++k) {
-        const Eigen::Index below = p - k - 1;
-        const double pivot = M(k, k) - M.row(k).head(k).squaredNorm();
-        if (!(pivot > 0.0)) return false;
-        const double root = std::sqrt(pivot);
-        M(k, k) = root;
-        if (below > 0) {
-            M.col(k).tail(below).noalias() -= M.bottomLeftCorner(below, k) * M.row(k).head(k).transpose();
-            M.col(k).tail(below) /= root;
-        }
-    }
-    return true;
-}
 
 }  // namespace
 

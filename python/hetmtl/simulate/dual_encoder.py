@@ -33,24 +33,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ._random import child_rng as _rng
+from ._random import seed_sequence as _seed
+from ._random import task_sizes as _sizes
 
 __all__ = ["DualEncoderTasks", "make_dual_encoder_tasks", "per_task_rmse"]
 
 _SHARED, _TASK = 0, 1
 _T_LAW, _T_DIR, _T_DELTA, _T_X, _T_E, _T_SPLIT, _T_OUT = range(7)
-
-
-def _seed(random_state: Any) -> np.random.SeedSequence:
-    if isinstance(random_state, np.random.SeedSequence):
-        return random_state
-    if random_state is None or (isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool)
-                                and random_state >= 0):
-        return np.random.SeedSequence(None if random_state is None else int(random_state))
-    raise ValueError(f"random_state: expected None, a non-negative int or a SeedSequence, got {random_state!r}")
-
-
-def _rng(root: np.random.SeedSequence, *keys: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence(root.entropy, spawn_key=tuple(root.spawn_key) + keys))
 
 
 def _unit(rng: np.random.Generator, *shape: int) -> np.ndarray:
@@ -92,16 +82,6 @@ class DualEncoderTasks:
     @property
     def n_tasks(self) -> int:
         return int(self.beta.shape[0])
-
-
-def _sizes(n_per_task: int | Sequence[int], n_tasks: int) -> np.ndarray:
-    sizes = np.broadcast_to(np.asarray(n_per_task), (n_tasks,)) if np.ndim(n_per_task) == 0 else \
-        np.asarray(n_per_task)
-    if sizes.shape != (n_tasks,) or not np.issubdtype(sizes.dtype, np.integer):
-        raise ValueError(f"n_per_task: expected an int or {n_tasks} ints, got {n_per_task!r}")
-    if np.any(sizes < 5):
-        raise ValueError(f"n_per_task: every task needs at least 5 rows, got {int(sizes.min())}")
-    return sizes.astype(int)
 
 
 def make_dual_encoder_tasks(n_tasks: int = 4, n_per_task: int | Sequence[int] = 100, d: int = 10, *,

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-R_PKGS="r-base-core r-cran-reticulate r-cran-testthat r-cran-callr r-cran-metafor r-cran-jsonlite"
+R_PKGS="r-base-core r-cran-reticulate r-cran-testthat r-cran-callr r-cran-metafor r-cran-jsonlite r-bioc-multiassayexperiment"
 missing=""
 for pkg in $R_PKGS; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"

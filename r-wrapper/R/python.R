@@ -130,3 +130,10 @@ py_column <- function(df, name) {
   }
   v
 }
+
+# A pandas DataFrame as an R data frame (its index dropped; column names kept as they are).
+r_frame <- function(frame) {
+  cols <- py_chr(frame$columns$tolist())
+  as.data.frame(stats::setNames(lapply(cols, function(col) py_column(frame, col)), cols),
+                stringsAsFactors = FALSE, check.names = FALSE)
+}

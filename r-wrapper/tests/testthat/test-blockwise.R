@@ -1,0 +1,93 @@
+# blockwise_mtl() and block_impute(): same numbers as the Python classes for a seed, errors.
+
+sim_blocks <- function(seed = 1, n = 40, mask = TRUE) {
+  set.seed(seed)
+  task <- rep(c("a", "b"), each = n)
+  z <- rnorm(2 * n)  # a common factor: the sources are predictable from the anchor
+  anchor <- sapply(1:4, function(j) z + 0.3 * rnorm(2 * n))
+  s1 <- sapply(1:3, function(j) z + 0.3 * rnorm(2 * n))
+  s2 <- sapply(1:3, function(j) -z + 0.3 * rnorm(2 * n))
+  y <- z + 0.5 * s1[, 1] - 0.5 * s2[, 1] + ifelse(task == "a", 0.3, -0.3) + 0.1 * rnorm(2 * n)
+  if (mask) {
+    s1[task == "b", ] <- NA  # source s1 only for task a, s2 only for task b
+    s2[task == "a", ] <- NA
+  }
+  df <- data.frame(y = y, cohort = task, anchor, s1, s2)
+  names(df)[3:12] <- c(paste0("x", 1:4), paste0("p", 1:3), paste0("q", 1:3))
+  df
+}
+
+SOURCES <- list(base = paste0("x", 1:4), s1 = paste0("p", 1:3), s2 = paste0("q", 1:3))
+FAST <- list(hidden = 6, n_layers = 1, max_epochs = 8, patience = 4, imputer = "mean")
+
+test_that("blockwise_mtl matches the Python class for a seed", {
+  skip_if_no_hetmtl()
+  df <- sim_blocks()
+  fit <- do.call(blockwise_mtl, c(list(df, y = "y", task = "cohort", sources = SOURCES, anchor = "base",
+                                       seed = 2), FAST))
+  expect_s3_class(fit, "hetmtl_blockwise")
+  expect_equal(fit$layout$task, c("a", "b"))
+  expect_equal(unname(unlist(fit$layout[1, -1])), c("observed", "observed", "missing"))
+  pred <- predict(fit, df)
+  expect_length(pred, nrow(df))
+  expect_true(all(is.finite(pred)))
+  bw <- reticulate::import("hetmtl.blockwise", convert = FALSE)
+  np <- reticulate::import("numpy", convert = FALSE)
+  X <- py_df(df[, unlist(SOURCES)])
+  labels <- np$array(df$cohort)
+  layout <- bw$BlockLayout$from_data(X, labels, reticulate::r_to_py(lapply(SOURCES, as.list)), "base")
+  ref <- bw$TwoPathwayMTL(layout, imputer = "mean", hidden = 6L, n_layers = 1L, max_epochs = 8L,
+                          patience = 4L, random_state = 2L)
+  ref$fit(X, np$array(df$y, dtype = "float64"), labels)
+  expect_equal(pred, py_vec(ref$predict(X, labels)), tolerance = 1e-10)
+  idx <- c(3, 70, 41)
+  expect_equal(predict(fit, df[idx, ]), pred[idx], tolerance = 1e-6)
+  expect_output(print(fit), "2 tasks")
+})
+
+test_that("block_impute keeps observed values and fills missing blocks", {
+  skip_if_no_hetmtl()
+  df <- sim_blocks()
+  done <- block_impute(df, task = "cohort", sources = SOURCES, anchor = "base", method = "mean")
+  a <- df$cohort == "a"
+  expect_equal(done[a, SOURCES$s1], df[a, SOURCES$s1])
+  expect_false(anyNA(done[, unlist(SOURCES)]))
+  # mean imputation: the observers' column means
+  expect_equal(unname(unlist(done[!a, "p1"])), rep(mean(df$p1[a]), sum(!a)), tolerance = 1e-12)
+  hbi <- block_impute(df, task = "cohort", sources = SOURCES, anchor = "base", method = "hbi",
+                      width = 8, depth = 1, lam_orth = 0, max_epochs = 300, seed = 1)
+  expect_false(anyNA(hbi[, unlist(SOURCES)]))
+  report <- attr(hbi, "imputation_report")
+  expect_true(is.data.frame(report))
+  expect_equal(nrow(report), 2L)
+  # The anchor predicts the sources (a common factor): HBI beats the observers' means.
+  truth <- sim_blocks(mask = FALSE)
+  err <- function(filled) {
+    sqrt(mean(c(as.matrix(filled[!a, SOURCES$s1] - truth[!a, SOURCES$s1]),
+                as.matrix(filled[a, SOURCES$s2] - truth[a, SOURCES$s2]))^2))
+  }
+  expect_lt(err(hbi), 0.7 * err(done))
+})
+
+test_that("blockwise functions report bad input clearly", {
+  skip_if_no_hetmtl()
+  df <- sim_blocks()
+  expect_error(blockwise_mtl(df, y = "y", task = "cohort", sources = SOURCES, anchor = "zz"),
+               "anchor: 'zz' is not one of the sources")
+  expect_error(blockwise_mtl(df, y = "y", task = "cohort", sources = list(SOURCES$base), anchor = "base"),
+               "sources: must be a named list")
+  expect_error(blockwise_mtl(df, y = "y", task = "cohort", sources = list(base = c("x1", "nope")),
+                             anchor = "base"), "sources\\$base: column\\(s\\) 'nope' not found")
+  expect_error(blockwise_mtl(df, y = "y", task = "cohort", sources = SOURCES, anchor = "base",
+                             imputer = "knn"), "imputer: must be one of")
+  bad <- df
+  bad$p2[1] <- NA  # a partly observed block
+  expect_error(blockwise_mtl(bad, y = "y", task = "cohort", sources = SOURCES, anchor = "base"),
+               "partly observed")
+  bad <- df
+  bad$x1[5] <- NA  # the anchor must be observed everywhere
+  expect_error(block_impute(bad, task = "cohort", sources = SOURCES, anchor = "base", method = "mean"),
+               "source 'base' is partly observed")
+  expect_error(block_impute(df, task = "cohort", sources = SOURCES, anchor = "base", method = "zero"),
+               "method: must be one of")
+})

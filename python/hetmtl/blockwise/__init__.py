@@ -15,7 +15,16 @@ from typing import Any
 from .layout import BlockLayout
 
 # Public name -> submodule; imported on first access so that the layout works without torch.
-_LAZY: dict[str, str] = {}
+_LAZY: dict[str, str] = {
+    "TwoPathwayMTL": "model",
+    "PAPER_GRID": "_grid",
+    "SMALL_GRID": "_grid",
+    "SingleTaskBlockMLP": "baselines",
+    "htl": "baselines",
+    "without_orthogonality": "baselines",
+    "without_imputation_penalty": "baselines",
+    "without_decorrelation": "baselines",
+}
 
 __all__ = ["BlockLayout", *_LAZY]
 

@@ -119,8 +119,8 @@ def htl(layout: BlockLayout, **params: Any) -> TwoPathwayMTL:
 def _without(weight: str, layout: BlockLayout, params: dict[str, Any]) -> TwoPathwayMTL:
     params = {**params, weight: 0.0}
     grid = resolve_grid(params.get("grid"))
-    if grid is not None and weight in grid:
-        params["grid"] = {**grid, weight: [0.0]}
+    if grid is not None:  # a named grid becomes its dict, with the weight fixed at 0
+        params["grid"] = {**grid, weight: [0.0]} if weight in grid else grid
     return TwoPathwayMTL(layout, **params)
 
 

@@ -98,12 +98,13 @@ def np_weights(net, g, d):
         return out
 
     heads = []
-    for l in range(H):
+    for l in range(H):  # the heads store (fan_out, fan_in); transposed here
         o = 1 if l == H - 1 else d
-        A = net.A[l][g, 0].detach().numpy()
+        A = net.A[l][g, 0].detach().numpy().T
         A = np.vstack([A[:d], A[D:D + d]])[:, :o] if (l == 0 and net.spec.shared_head == "code") else A[:d, :o]
         heads.append(dict(A=A, a=net.a[l][g, 0, :o, 0].detach().numpy(),
-                          W=net.W[l][g, :, :d, :o].detach().numpy(), B=net.B[l][g, :, :d, :o].detach().numpy(),
+                          W=net.W[l][g].detach().numpy().transpose(0, 2, 1)[:, :d, :o],
+                          B=net.B[l][g].detach().numpy().transpose(0, 2, 1)[:, :d, :o],
                           c=net.c[l][g, :, :o, 0].detach().numpy()))
     return (mlp(net.shared_enc, g, SPEC_P0), [mlp(net.task_enc, g * T + t, SPEC_P) for t in range(T)], heads)
 

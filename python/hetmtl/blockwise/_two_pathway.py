@@ -79,19 +79,22 @@ class TwoPathwayNet(torch.nn.Module):
         D = max(self.widths)
         self.register_buffer("anchor_cols", anchor_cols.long())
         self.register_buffer("input_mask", input_mask.float())
-        self.register_buffer("imputed_mask", imputed_mask.float())
+        # Rows of the task encoders' first layer, (task, column) flattened, that read imputed columns.
+        self.register_buffer("imputed_rows", torch.nonzero(imputed_mask.reshape(-1) > 0).flatten())
         # Built with a throwaway generator (the global one stays untouched) and zeroed: every
         # configuration's weights are drawn below into their slots, the padding stays exactly 0.
         scratch = torch.Generator().manual_seed(0)
         self.shared_enc = StackedMLP(G, spec.p_anchor, D, (D,) * (L - 1), spec.activation, generator=scratch)
         self.task_enc = StackedMLP(G * T, spec.p_in, D, (D,) * (L - 1), spec.activation, generator=scratch)
+        # Head weights are stored (fan_out, fan_in), the orientation of the products on
+        # features-first streams: their gradients then come out in the parameters' own layout.
         head_out = [D] * (H - 1) + [1]
         head_in = [D] + head_out[:-1]
         c_in0 = 2 * D if spec.shared_head == "code" else D
-        self.A = torch.nn.ParameterList([_param((G, 1, c_in0 if l == 0 else head_in[l], head_out[l])) for l in range(H)])
+        self.A = torch.nn.ParameterList([_param((G, 1, head_out[l], c_in0 if l == 0 else head_in[l])) for l in range(H)])
         self.a = torch.nn.ParameterList([_param((G, 1, head_out[l], 1)) for l in range(H)])
-        self.W = torch.nn.ParameterList([_param((G, T, head_in[l], head_out[l])) for l in range(H)])
-        self.B = torch.nn.ParameterList([_param((G, T, head_in[l], head_out[l])) for l in range(H)])
+        self.W = torch.nn.ParameterList([_param((G, T, head_out[l], head_in[l])) for l in range(H)])
+        self.B = torch.nn.ParameterList([_param((G, T, head_out[l], head_in[l])) for l in range(H)])
         self.c = torch.nn.ParameterList([_param((G, T, head_out[l], 1)) for l in range(H)])
         with torch.no_grad():
             for p in [*self.shared_enc.parameters(), *self.task_enc.parameters()]:
@@ -121,17 +124,17 @@ class TwoPathwayNet(torch.nn.Module):
         for l in range(H):
             out = 1 if l == H - 1 else d
             if l == 0 and spec.shared_head == "code":  # [f_p, f_c] in the padded layout [D, D]
-                D = self.A[0].shape[2] // 2
-                draw = _uniform((2 * d, out), 2 * d, gen)
-                self.A[0][g, 0, :d, :out] = draw[:d]
-                self.A[0][g, 0, D:D + d, :out] = draw[d:]
+                D = self.A[0].shape[3] // 2
+                draw = _uniform((out, 2 * d), 2 * d, gen)
+                self.A[0][g, 0, :out, :d] = draw[:, :d]
+                self.A[0][g, 0, :out, D:D + d] = draw[:, d:]
                 self.a[0][g, 0, :out, 0] = _uniform((out,), 2 * d, gen)
             else:
-                self.A[l][g, 0, :d, :out] = _uniform((d, out), d, gen)
+                self.A[l][g, 0, :out, :d] = _uniform((out, d), d, gen)
                 self.a[l][g, 0, :out, 0] = _uniform((out,), d, gen)
             # The task head's first layer reads [own stream, shared stream]: fan-in 2d.
-            self.W[l][g, :, :d, :out] = _uniform((T, d, out), 2 * d, gen)
-            self.B[l][g, :, :d, :out] = _uniform((T, d, out), 2 * d, gen)
+            self.W[l][g, :, :out, :d] = _uniform((T, out, d), 2 * d, gen)
+            self.B[l][g, :, :out, :d] = _uniform((T, out, d), 2 * d, gen)
             self.c[l][g, :, :out, 0] = _uniform((T, out), 2 * d, gen)
 
     @property
@@ -141,30 +144,51 @@ class TwoPathwayNet(torch.nn.Module):
     # -- forward ------------------------------------------------------------------------------------
 
     def encode(self, x_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Shared and task codes (G, T, D, m) of per-task blocks ``x_t`` (T, p_in, m)."""
+        """Codes of per-task blocks ``x_t`` (T, p_in, m): shared codes in the shared layout
+        (G, D, T m) (rows task by task) and task codes in the task layout (G T, D, m)."""
         G, (T, p, m) = self.n_configs, x_t.shape
         act = ACTIVATIONS[self.spec.activation]
-        x0 = x_t.index_select(1, self.anchor_cols)  # (T, p0, m)
-        x0 = x0.transpose(0, 1).reshape(1, -1, T * m).expand(G, -1, -1)
-        f_c = act(self.shared_enc.forward_t(x0))  # (G, D, T m)
-        f_c = f_c.view(G, -1, T, m).transpose(1, 2)
+        x0 = x_t.index_select(1, self.anchor_cols).transpose(0, 1).reshape(1, -1, T * m)
+        f_c = act(self.shared_enc.forward_t(x0.expand(G, -1, -1)))
         xx = x_t.unsqueeze(0).expand(G, T, p, m).reshape(G * T, p, m)
-        f_p = act(self.task_enc.forward_t(xx)).view(G, T, -1, m)
-        return f_c, f_p
+        return f_c, act(self.task_enc.forward_t(xx))
+
+    def _per_task(self, s: torch.Tensor) -> torch.Tensor:
+        """Shared layout (G, k, T m) to task layout (G T, k, m) (a copy of activations only)."""
+        G, k, _ = s.shape
+        T = self.spec.n_tasks
+        return s.view(G, k, T, -1).transpose(1, 2).reshape(G * T, k, -1)
+
+    def _shared_layout(self, s: torch.Tensor) -> torch.Tensor:
+        """Task layout (G T, k, m) to shared layout (G, k, T m)."""
+        GT, k, m = s.shape
+        T = self.spec.n_tasks
+        return s.view(GT // T, T, k, m).transpose(1, 2).reshape(GT // T, k, T * m)
 
     def heads(self, f_c: torch.Tensor, f_p: torch.Tensor) -> torch.Tensor:
-        """Predictions (G, T, m) from the codes."""
+        """Predictions (G, T, m) from the codes of :meth:`encode`.
+
+        Weights are only ever viewed, never broadcast: the shared head runs in the shared layout,
+        the task heads in the task layout, and the shared stream is copied into the latter."""
         act = ACTIVATIONS[self.spec.activation]
+        G, T = self.n_configs, self.spec.n_tasks
         sc, sp = f_c, f_p
         H = self.spec.head_layers
         for l in range(H):
-            c_in = torch.cat([f_p, f_c], dim=2) if l == 0 and self.spec.shared_head == "code" else sc
-            new_c = torch.matmul(self.A[l].transpose(-1, -2), c_in) + self.a[l]
-            new_p = torch.matmul(self.W[l].transpose(-1, -2), sp) + torch.matmul(self.B[l].transpose(-1, -2), sc) + self.c[l]
+            A = self.A[l][:, 0]
+            if l == 0 and self.spec.shared_head == "code":
+                D = A.shape[2] // 2
+                new_c = torch.baddbmm(self.a[l][:, 0], A[:, :, D:], sc)
+                new_c = torch.baddbmm(new_c, A[:, :, :D], self._shared_layout(f_p))
+            else:
+                new_c = torch.baddbmm(self.a[l][:, 0], A, sc)
+            k_out, k_in = self.W[l].shape[2:]
+            new_p = torch.baddbmm(self.c[l].view(G * T, k_out, 1), self.W[l].view(G * T, k_out, k_in), sp)
+            new_p = torch.baddbmm(new_p, self.B[l].view(G * T, k_out, k_in), self._per_task(sc))
             if l < H - 1:
                 new_c, new_p = act(new_c), act(new_p)
             sc, sp = new_c, new_p
-        return (sc + sp)[:, :, 0, :]
+        return (self._per_task(sc) + sp).view(G, T, -1)
 
     def forward(self, x_t: torch.Tensor) -> torch.Tensor:
         """Predictions (G, T, m) of per-task blocks ``x_t`` (T, p_in, m)."""
@@ -172,29 +196,36 @@ class TwoPathwayNet(torch.nn.Module):
 
     # -- regularizers (each (G,): one value per configuration) ---------------------------------------
 
-    @staticmethod
-    def orthogonality(f_c: torch.Tensor, f_p: torch.Tensor) -> torch.Tensor:
-        """R_orth = sum_t ||F_c^t' F_p^t||_F^2 on the given codes (rows along the last axis)."""
-        return torch.matmul(f_c, f_p.transpose(-1, -2)).square().sum(dim=(1, 2, 3))
+    def orthogonality(self, f_c: torch.Tensor, f_p: torch.Tensor) -> torch.Tensor:
+        """R_orth = sum_t ||F_c^t' F_p^t||_F^2 on the codes of :meth:`encode`.
+
+        With m rows and width D, ``||F_c' F_p||_F^2 = sum(K_c * K_p)`` for the row Gram matrices
+        ``K = F F'`` (m x m): far cheaper than the D x D product when batches are small."""
+        G = self.n_configs
+        fc = self._per_task(f_c)
+        gram_c = torch.bmm(fc.transpose(1, 2), fc)
+        gram_p = torch.bmm(f_p.transpose(1, 2), f_p)
+        return (gram_c * gram_p).view(G, -1).sum(1)
 
     def imputation_penalty(self) -> torch.Tensor:
         """R_imp = sum_t ||first-layer weights of E_p^t on the columns imputed for t||_F^2."""
         G, T = self.n_configs, self.spec.n_tasks
-        w = self.task_enc.weights[0].view(G, T, self.spec.p_in, -1)
-        return (w.square() * self.imputed_mask.unsqueeze(-1)).sum(dim=(1, 2, 3))
+        w = self.task_enc.weights[0]
+        if self.imputed_rows.numel() == 0:
+            return w.new_zeros(G)
+        rows = w.view(G, T * self.spec.p_in, -1).index_select(1, self.imputed_rows)
+        return rows.square().sum(dim=(1, 2))
 
     def decorrelation(self) -> torch.Tensor:
-        """R_dr = sum_l ||(sum_t B_l^t) A_l'||_F^2 (the output layer gives ((sum_t b^t)' a)^2).
-
-        In the stored (fan_in, fan_out) layout this is ``||Bsum_l' A_l||_F^2``, with A_l restricted
-        to the rows that read the shared stream (the f_c half of the code variant's first layer)."""
+        """R_dr = sum_l ||(sum_t B_l^t) A_l'||_F^2 (the output layer gives ((sum_t b^t)' a)^2), with
+        A_l restricted to the columns that read the shared stream (the f_c half of the code
+        variant's first layer)."""
         total = 0
         for l in range(self.spec.head_layers):
             A = self.A[l][:, 0]
             if l == 0 and self.spec.shared_head == "code":
-                A = A[:, A.shape[1] // 2:]
-            Bsum = self.B[l].sum(1)
-            total = total + torch.bmm(Bsum.transpose(1, 2), A).square().sum(dim=(1, 2))
+                A = A[:, :, A.shape[2] // 2:]
+            total = total + torch.bmm(self.B[l].sum(1), A.transpose(1, 2)).square().sum(dim=(1, 2))
         return total
 
     def select(self, g: int) -> "TwoPathwayNet":

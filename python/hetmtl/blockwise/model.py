@@ -12,7 +12,7 @@ from .._util.validation import check_choice
 from ..dual._data import child_seed
 from ._base import SEED_BATCH, BlockRegressor, TrainRows, init_generator, parameter_state, restore
 from ._data import BlockData
-from ._grid import GRID_KEYS, PAPER_GRID, SMALL_GRID, expand_grid
+from ._grid import GRID_KEYS, PAPER_GRID, SMALL_GRID, expand_grid, stack_groups
 from ._train import train_stacked
 from ._two_pathway import SHARED_HEADS, NetSpec, TwoPathwayNet
 from .layout import BlockLayout
@@ -156,10 +156,8 @@ class TwoPathwayMTL(BlockRegressor):
     def _fit_data(self, data: BlockData, seed: np.random.SeedSequence) -> None:
         configs = self._configs()
         rows = TrainRows(self, data)
-        depths = sorted({c["n_layers"] for c in configs})
         results, nets, histories = [None] * len(configs), {}, {}
-        for L in depths:  # one stack, and one pass over the data per epoch, for each depth
-            members = [i for i, c in enumerate(configs) if c["n_layers"] == L]
+        for members in stack_groups(configs):  # one stack, one pass over the data per epoch
             net, res, val = self._train_stack(data, rows, [configs[i] for i in members], seed)
             for j, i in enumerate(members):
                 results[i] = (res.stopper.best_loss[j], res.stopper.best_epoch[j], val[j])

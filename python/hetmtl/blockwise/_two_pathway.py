@@ -1,7 +1,9 @@
 """The two-pathway network, stacked over G configurations and T tasks, and its regularizers.
 
-Every tensor of a stream has shape (G, T, width, rows): configuration, task, features, rows
-(features first, as :meth:`hetmtl.nn.StackedMLP.forward_t`). For configuration g:
+Streams are features first (as :meth:`hetmtl.nn.StackedMLP.forward_t`) in one of two layouts:
+the shared layout (G, width, T m), one block per configuration with the rows of all tasks side by
+side, and the task layout (G T, width, m), one block per configuration and task. For
+configuration g:
 
 * shared encoder f_c = E_c(x_0), one network per configuration (``StackedMLP`` with R = G);
 * task encoders f_p^t = E_p^t(x), one per configuration and task (R = G T), reading the completed
@@ -10,7 +12,7 @@ Every tensor of a stream has shape (G, T, width, rows): configuration, task, fea
   (``"code"``), and task heads psi_p^t reading their own stream and, layer by layer, the shared
   stream; the prediction is psi_c + psi_p^t.
 
-Configurations of one depth but different widths share one stack: a narrower configuration sits
+Configurations of one depth but different widths can share one stack: a narrower configuration sits
 in the leading block of the widest one with exact zeros elsewhere. With an activation that maps 0
 to 0 (relu, tanh, gelu), no bias and no incoming or outgoing weight of a padded unit ever gets a
 non-zero gradient (from the loss or any regularizer), and Adam leaves a weight whose gradient is

@@ -41,9 +41,11 @@ class TwoPathwayMTL(BlockRegressor):
       ``((sum_t b^t)' a)^2``): task heads read directions of the shared stream the shared head
       does not use.
 
-    Configurations of a grid are trained together: all those of one depth form one stack of
-    networks (narrower ones padded with exact zeros) that sees one pass over the data, and each
-    keeps the weights of its own best validation epoch, as if trained alone.
+    Configurations of a grid are trained together: those of one depth and width form one stack of
+    networks (narrower widths are padded with exact zeros into a wider stack where that costs less
+    than a stack of their own) that sees one pass over the data, every network with its own
+    weights, Adam state and early stopping, so that each ends as if trained alone with the same
+    ``random_state`` (up to rounding).
 
     Parameters
     ----------

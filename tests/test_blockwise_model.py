@@ -395,3 +395,15 @@ def test_truth_imputation_beats_htl_and_single_task_when_missing_blocks_carry_si
         rmse.append([m.fit(d.X, d.y, d.task).per_task_rmse(d.X_test, d.y_test, d.task_test).mean() for m in models])
     two_path, htl_rmse, single = np.mean(rmse, axis=0)
     assert two_path < 0.85 * min(htl_rmse, single), rmse
+
+
+def test_clone_and_pickle(small):
+    import pickle
+
+    from sklearn.base import clone
+
+    m = quick(small.layout).fit(small.X, small.y, small.task)
+    again = pickle.loads(pickle.dumps(m))
+    np.testing.assert_array_equal(again.predict(small.X_test, small.task_test), m.predict(small.X_test, small.task_test))
+    c = clone(m)
+    assert c.get_params()["hidden"] == 6 and not hasattr(c, "net_")

@@ -31,5 +31,7 @@ __all__ = ["BlockLayout", *_LAZY]
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
+        if _LAZY[name] != "_grid":  # hetmtl.nn first: its error names the torch extra
+            importlib.import_module("..nn", __name__)
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,7 +13,7 @@ from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted
 
 from .._util.validation import as_float_array
-from ..dual._data import as_seed_sequence, child_seed
+from .._util.tasks import as_seed_sequence, child_seed
 from ..nn import ACTIVATIONS, TaskLayout, progress, torch_threads
 from ._data import BlockData, column_mask, prepare_fit, prepare_predict
 from .layout import BlockLayout

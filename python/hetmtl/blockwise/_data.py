@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .._util.validation import as_float_array
-from ..dual._data import child_seed, split_rows
+from .._util.tasks import child_seed, split_rows
 from .layout import BlockLayout
 
 # Imputers by name: (submodule, class); resolved on use so that this module needs neither.

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..dual._data import child_seed
+from .._util.tasks import child_seed
 from ..nn import StackedMLP
 from ._base import SEED_BATCH, BlockRegressor, TrainRows, init_generator, parameter_state, restore
 from ._data import BlockData

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .._util.tasks import child_seed
 from .._util.validation import check_choice
-from ..dual._data import child_seed
 from ._base import SEED_BATCH, BlockRegressor, TrainRows, init_generator, parameter_state, restore
 from ._data import BlockData
 from ._grid import GRID_KEYS, PAPER_GRID, SMALL_GRID, expand_grid, stack_groups

@@ -183,7 +183,7 @@ class TwoPathwayMTL(BlockRegressor):
         self.best_epoch_ = int(results[best][1])
 
     def _train_stack(self, data: BlockData, rows: TrainRows, configs: list[dict], seed: np.random.SeedSequence):
-        """Train the configurations of one depth as one stack; returns the net (best weights of
+        """Train configurations of one depth as one stack; returns the net (best weights of
         every configuration), the training record and the per-configuration validation MSE in the
         units of y."""
         layout = self.layout

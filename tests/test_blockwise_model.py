@@ -407,3 +407,18 @@ def test_clone_and_pickle(small):
     np.testing.assert_array_equal(again.predict(small.X_test, small.task_test), m.predict(small.X_test, small.task_test))
     c = clone(m)
     assert c.get_params()["hidden"] == 6 and not hasattr(c, "net_")
+
+
+def test_stack_groups_pad_narrow_widths_only_where_cheap():
+    from hetmtl.blockwise import PAPER_GRID
+    from hetmtl.blockwise._grid import expand_grid, stack_groups
+
+    defaults = dict(hidden=64, n_layers=2, gamma=0.1, delta=0.1, kappa=0.1)
+    paper = expand_grid(PAPER_GRID, defaults)
+    groups = stack_groups(paper)
+    assert len(paper) == 72 and sorted(i for g in groups for i in g) == list(range(72))
+    assert len(groups) == 9 and all(len({(paper[i]["n_layers"], paper[i]["hidden"]) for i in g}) == 1 for g in groups)
+    small = expand_grid({"hidden": [8, 16, 128], "n_layers": [1, 2]}, defaults)
+    shapes = [sorted({(small[i]["n_layers"], small[i]["hidden"]) for i in g}) for g in stack_groups(small)]
+    assert shapes == [[(1, 8), (1, 16)], [(1, 128)], [(2, 8), (2, 16)], [(2, 128)]]
+    assert len(stack_groups(paper, pad_budget=float("inf"))) == 3

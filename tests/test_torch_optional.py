@@ -20,7 +20,14 @@ class NoTorch(importlib.abc.MetaPathFinder):
 
 
 sys.meta_path.insert(0, NoTorch())
-import hetmtl, hetmtl.fusion, hetmtl.proximal, hetmtl.simulate
+import hetmtl, hetmtl.fusion, hetmtl.proximal, hetmtl.simulate, hetmtl.blockwise
+assert hetmtl.blockwise.PAPER_GRID["n_layers"] == [2, 3, 4]
+try:
+    hetmtl.blockwise.TwoPathwayMTL
+except ImportError as exc:
+    assert "hetmtl[torch]" in str(exc), str(exc)
+else:
+    raise AssertionError("TwoPathwayMTL loaded without torch")
 for name in ("hetmtl.nn", "hetmtl.dual"):
     try:
         __import__(name)

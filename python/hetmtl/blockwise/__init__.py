@@ -15,12 +15,23 @@ from typing import Any
 from .layout import BlockLayout
 
 # Public name -> submodule; imported on first access so that the layout works without torch.
-_LAZY: dict[str, str] = {}
+_LAZY: dict[str, str] = {
+    "TwoPathwayMTL": "model",
+    "PAPER_GRID": "_grid",
+    "SMALL_GRID": "_grid",
+    "SingleTaskBlockMLP": "baselines",
+    "htl": "baselines",
+    "without_orthogonality": "baselines",
+    "without_imputation_penalty": "baselines",
+    "without_decorrelation": "baselines",
+}
 
 __all__ = ["BlockLayout", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
+        if _LAZY[name] != "_grid":  # hetmtl.nn first: its error names the torch extra
+            importlib.import_module("..nn", __name__)
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,26 +10,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._util.tasks import as_seed_sequence, child_seed, split_rows  # noqa: F401  (used by the estimators)
 from .._util.validation import as_float_array, check_choice
 
 STANDARDIZE = ("pooled", "task", "none")
-
-
-def as_seed_sequence(random_state: Any) -> np.random.SeedSequence:
-    """``random_state`` (None, a non-negative int or a SeedSequence) as a SeedSequence."""
-    if random_state is None:
-        return np.random.SeedSequence()
-    if isinstance(random_state, np.random.SeedSequence):
-        return random_state
-    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool) and random_state >= 0:
-        return np.random.SeedSequence(int(random_state))
-    raise ValueError(f"random_state: expected None, a non-negative int or a SeedSequence, got {random_state!r}")
-
-
-def child_seed(root: np.random.SeedSequence, key: int) -> np.random.SeedSequence:
-    """An independent stream of ``root`` named by a fixed key (``root`` is not mutated)."""
-    return np.random.SeedSequence(root.entropy, spawn_key=tuple(root.spawn_key) + (key,),
-                                  pool_size=root.pool_size)
 
 
 def stack_inputs(X: Any, y: Any, task: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
@@ -162,31 +146,6 @@ class Prepared:
     @property
     def n_tasks(self) -> int:
         return int(self.classes.size)
-
-
-def split_rows(codes: np.ndarray, n_tasks: int, validation_fraction: float,
-               seed: np.random.SeedSequence, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices of a per-task random split (train, validation), each sorted by task.
-
-    Every task keeps at least two training rows and one validation row; a smaller task raises.
-    """
-    n = np.bincount(codes, minlength=n_tasks)
-    n_val = np.maximum(1, np.rint(validation_fraction * n).astype(int))
-    small = np.nonzero(n - n_val < 2)[0]
-    if small.size:
-        r = int(small[0])
-        raise ValueError(
-            f"task: task {labels[r]!r} has {int(n[r])} row(s); validation_fraction={validation_fraction} needs "
-            f"at least {int(n_val[r]) + 2} rows per task ({int(n_val[r])} to validate, 2 to train)"
-        )
-    rng = np.random.default_rng(seed)
-    # A random key per row, sorted within task: the first n_val rows of each task validate.
-    key = rng.random(codes.size)
-    order = np.lexsort((key, codes))
-    start = np.concatenate([[0], np.cumsum(n)[:-1]])
-    pos = np.arange(codes.size) - start[codes[order]]
-    is_val = pos < n_val[codes[order]]
-    return order[~is_val], order[is_val]
 
 
 def prepare(X: Any, y: Any, task: Any, validation_fraction: float, standardize: str,

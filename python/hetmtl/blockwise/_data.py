@@ -1,0 +1,187 @@
+"""Data handling shared by the block-wise multi-task models: checking rows against the layout,
+completing the missing blocks, the per-task split, standardization and epoch batches. No torch."""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import numbers
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._util.validation import as_float_array
+from .._util.tasks import child_seed, split_rows
+from .layout import BlockLayout
+
+# Imputers by name: (submodule, class); resolved on use so that this module needs neither.
+IMPUTERS: dict[str, tuple[str, str]] = {
+    "hbi": ("imputer", "HBIImputer"),
+    "mean": ("simple_imputers", "MeanBlockImputer"),
+    "iterative": ("simple_imputers", "IterativeBlockImputer"),
+}
+
+
+def make_imputer(spec: Any, layout: BlockLayout, seed: np.random.SeedSequence) -> Any:
+    """A fresh, unfitted imputer from ``spec``: a name of :data:`IMPUTERS`, an imputer object
+    (copied, so that the caller's object is left unfitted), or None (no imputation)."""
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        if spec not in IMPUTERS:
+            raise ValueError(f"imputer: must be one of {tuple(IMPUTERS)}, None or an imputer object, got {spec!r}")
+        module, name = IMPUTERS[spec]
+        try:
+            cls = getattr(importlib.import_module(f".{module}", __package__), name)
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(
+                f"imputer: {spec!r} needs {name} (hetmtl.blockwise.{module}), which this installation lacks ({exc})"
+            ) from None
+        imputer = cls(layout)
+        params = imputer.get_params() if hasattr(imputer, "get_params") else {}
+        if "random_state" in params:
+            imputer.set_params(random_state=int(seed.generate_state(1)[0]))
+        return imputer
+    if not (callable(getattr(spec, "fit", None)) and callable(getattr(spec, "transform", None))):
+        raise ValueError(f"imputer: an imputer object needs fit(X, task) and transform(X, task), got {spec!r}")
+    try:
+        from sklearn.base import clone
+
+        return clone(spec)
+    except TypeError:  # not a scikit-learn estimator
+        return copy.deepcopy(spec)
+
+
+def _completed(layout: BlockLayout, imputer: Any, X: Any, task: Any, blocks: dict[str, np.ndarray],
+               codes: np.ndarray) -> np.ndarray:
+    """Rows in ``layout.all_columns`` order with missing blocks filled by ``imputer`` (NaN when
+    None); observed blocks are always the data."""
+    observed = np.hstack([blocks[s] for s in layout.sources])
+    if imputer is None:
+        return observed
+    filled = np.asarray(imputer.transform(X, task), dtype=np.float64)
+    if filled.shape != observed.shape:
+        raise ValueError(f"imputer: transform returned shape {filled.shape}, expected {observed.shape} "
+                         "(every column of the layout, source by source)")
+    seen = np.isfinite(observed)
+    if not np.isfinite(filled[~seen]).all():
+        raise ValueError("imputer: transform left NaN or infinite values in the missing blocks")
+    return np.where(seen, observed, filled)
+
+
+def column_mask(layout: BlockLayout, which: str) -> np.ndarray:
+    """(tasks x columns) mask of each task's ``"observed"`` or ``"missing"`` columns (all columns
+    in ``layout.all_columns`` order)."""
+    widths = [layout.width(s) for s in layout.sources]
+    seen = np.repeat(layout.observed_matrix(), widths, axis=1)
+    return seen if which == "observed" else ~seen
+
+
+@dataclass
+class Scaler:
+    """Column standardization (pooled over the rows that observe a column) and per-task y scaling."""
+
+    x_mean: np.ndarray  # (p,)
+    x_scale: np.ndarray
+    y_mean: np.ndarray  # (T,)
+    y_scale: np.ndarray
+
+    @classmethod
+    def fit(cls, Z: np.ndarray, y: np.ndarray, codes: np.ndarray, seen: np.ndarray, n_tasks: int) -> "Scaler":
+        """From completed rows ``Z``, responses, task codes and the observed-cell mask ``seen``."""
+        w = seen.astype(np.float64)
+        cnt = np.maximum(w.sum(0), 1.0)
+        vals = np.where(seen, Z, 0.0)
+        mean = vals.sum(0) / cnt
+        var = (np.where(seen, Z - mean, 0.0) ** 2).sum(0) / cnt
+        n = np.maximum(np.bincount(codes, minlength=n_tasks), 1)
+        y_mean = np.bincount(codes, y, minlength=n_tasks) / n
+        y_var = np.bincount(codes, (y - y_mean[codes]) ** 2, minlength=n_tasks) / n
+
+        def safe(s: np.ndarray) -> np.ndarray:
+            return np.where(s > 1e-12, s, 1.0)
+
+        return cls(mean, safe(np.sqrt(var)), y_mean, safe(np.sqrt(y_var)))
+
+    def x(self, Z: np.ndarray) -> np.ndarray:
+        """Standardized rows; NaN (blocks not imputed) become 0, the training mean."""
+        return np.nan_to_num((Z - self.x_mean) / self.x_scale, nan=0.0)
+
+    def y(self, y: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        return (y - self.y_mean[codes]) / self.y_scale[codes]
+
+    def y_inverse(self, z: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        return z * self.y_scale[codes] + self.y_mean[codes]
+
+
+@dataclass
+class BlockData:
+    """Standardized, completed rows of a fit, split per task into training and validation rows."""
+
+    Z: np.ndarray  # (n, p) standardized, all columns
+    y: np.ndarray  # (n,) standardized per task
+    codes: np.ndarray
+    train: np.ndarray  # row indices, sorted by task
+    val: np.ndarray
+    scaler: Scaler
+    imputer: Any
+    n_tasks: int
+
+    def train_sizes(self) -> np.ndarray:
+        return np.bincount(self.codes[self.train], minlength=self.n_tasks)
+
+
+def check_fraction(value: Any, name: str) -> float:
+    if not (isinstance(value, numbers.Real) and 0 < value < 1):
+        raise ValueError(f"{name}: must lie in (0, 1), got {value!r}")
+    return float(value)
+
+
+def prepare_fit(layout: BlockLayout, X: Any, y: Any, task: Any, imputer_spec: Any, val_fraction: float,
+                seed: np.random.SeedSequence, split_key: int, imputer_key: int) -> BlockData:
+    """Check rows against ``layout``, fit the imputer (on all rows given: it never sees y), complete,
+    split per task and standardize with training statistics."""
+    blocks, codes = layout.split(X, task)
+    ya = as_float_array(y, "y")
+    if ya.ndim == 2 and ya.shape[1] == 1:
+        ya = ya[:, 0]
+    if ya.ndim != 1 or ya.shape[0] != codes.shape[0]:
+        raise ValueError(f"y: expected {codes.shape[0]} values (one per row of X), got shape {ya.shape}")
+    T = layout.n_tasks
+    absent = np.flatnonzero(np.bincount(codes, minlength=T) == 0)
+    if absent.size:
+        raise ValueError(f"task: the layout's task {layout.tasks[absent[0]]!r} has no rows")
+    tr, va = split_rows(codes, T, check_fraction(val_fraction, "val_fraction"), child_seed(seed, split_key),
+                        np.asarray(layout.tasks, dtype=object))
+    imputer = make_imputer(imputer_spec, layout, child_seed(seed, imputer_key))
+    if imputer is not None:
+        imputer.fit(X, task)
+    Z = _completed(layout, imputer, X, task, blocks, codes)
+    seen = column_mask(layout, "observed")[codes]
+    scaler = Scaler.fit(Z[tr], ya[tr], codes[tr], seen[tr], T)
+    return BlockData(Z=scaler.x(Z), y=scaler.y(ya, codes), codes=codes, train=tr, val=va, scaler=scaler,
+                     imputer=imputer, n_tasks=T)
+
+
+def prepare_predict(layout: BlockLayout, X: Any, task: Any, imputer: Any, scaler: Scaler) -> tuple[np.ndarray, np.ndarray]:
+    """Standardized completed rows of new data and their task codes."""
+    blocks, codes = layout.split(X, task)
+    return scaler.x(_completed(layout, imputer, X, task, blocks, codes)), codes
+
+
+def epoch_batches(codes: np.ndarray, n_tasks: int, batch_size: int, rng: np.random.Generator) -> np.ndarray:
+    """Row positions (into ``codes``) of one epoch's minibatches, shape (steps, tasks, batch_size).
+
+    Every step takes ``batch_size`` rows of every task, so that all tasks' networks run as one
+    batched product with no padding. An epoch is ``ceil(n_max / batch_size)`` steps; each task walks
+    through a fresh permutation of its rows, starting over when it runs out (smaller tasks are
+    seen more than once per epoch).
+    """
+    n = np.bincount(codes, minlength=n_tasks)
+    steps = int(np.ceil(n.max() / batch_size))
+    order = np.lexsort((rng.random(codes.size), codes))  # a random permutation within each task
+    start = np.concatenate([[0], np.cumsum(n)[:-1]])
+    k = np.arange(steps * batch_size)
+    pos = start[:, None] + k[None, :] % n[:, None]
+    return order[pos].reshape(n_tasks, steps, batch_size).transpose(1, 0, 2)

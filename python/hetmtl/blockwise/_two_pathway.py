@@ -1,0 +1,246 @@
+"""The two-pathway network, stacked over G configurations and T tasks, and its regularizers.
+
+Streams are features first (as :meth:`hetmtl.nn.StackedMLP.forward_t`) in one of two layouts:
+the shared layout (G, width, T m), one block per configuration with the rows of all tasks side by
+side, and the task layout (G T, width, m), one block per configuration and task. For
+configuration g:
+
+* shared encoder f_c = E_c(x_0), one network per configuration (``StackedMLP`` with R = G);
+* task encoders f_p^t = E_p^t(x), one per configuration and task (R = G T), reading the completed
+  vector (or, without imputation, the task's observed columns only: the others are zero);
+* shared head psi_c on the shared stream (``"paper"``) or with [f_p, f_c] in its first layer
+  (``"code"``), and task heads psi_p^t reading their own stream and, layer by layer, the shared
+  stream; the prediction is psi_c + psi_p^t.
+
+Configurations of one depth but different widths can share one stack: a narrower configuration sits
+in the leading block of the widest one with exact zeros elsewhere. With an activation that maps 0
+to 0 (relu, tanh, gelu), no bias and no incoming or outgoing weight of a padded unit ever gets a
+non-zero gradient (from the loss or any regularizer), and Adam leaves a weight whose gradient is
+always zero unchanged, so each configuration trains as it would alone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from ..nn import ACTIVATIONS, StackedMLP
+
+SHARED_HEADS = ("paper", "code")
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    """Shapes common to the configurations of one stack."""
+
+    n_tasks: int
+    p_anchor: int
+    p_in: int
+    n_layers: int
+    head_layers: int
+    shared_head: str
+    activation: str
+
+
+def _uniform(shape: tuple[int, ...], fan_in: int, gen: torch.Generator) -> torch.Tensor:
+    bound = 1.0 / math.sqrt(max(fan_in, 1))
+    return (torch.rand(shape, generator=gen) * 2 - 1) * bound
+
+
+def _param(shape: tuple[int, ...]) -> torch.nn.Parameter:
+    return torch.nn.Parameter(torch.zeros(shape))
+
+
+class TwoPathwayNet(torch.nn.Module):
+    """G two-pathway networks of one depth (widths ``widths``) for T tasks.
+
+    Parameters
+    ----------
+    spec : NetSpec
+    widths : sequence of int
+        Width d_g of every configuration (encodings and hidden layers).
+    generators : sequence of torch.Generator
+        One per configuration: its initial weights depend on nothing else.
+    anchor_cols : LongTensor
+        Positions of the anchor's columns in the input.
+    input_mask : Tensor of shape (T, p_in)
+        1 where task t's encoder reads a column (0: its first-layer weights stay zero).
+    imputed_mask : Tensor of shape (T, p_in)
+        1 on the columns of blocks imputed for task t (the support of R_imp).
+    """
+
+    def __init__(self, spec: NetSpec, widths: Sequence[int], generators: Sequence[torch.Generator],
+                 anchor_cols: torch.Tensor, input_mask: torch.Tensor, imputed_mask: torch.Tensor):
+        super().__init__()
+        self.spec = spec
+        self.widths = tuple(int(w) for w in widths)
+        G, T, L, H = len(self.widths), spec.n_tasks, spec.n_layers, spec.head_layers
+        D = max(self.widths)
+        self.register_buffer("anchor_cols", anchor_cols.long())
+        self.register_buffer("input_mask", input_mask.float())
+        # Rows of the task encoders' first layer, (task, column) flattened, that read imputed columns.
+        self.register_buffer("imputed_rows", torch.nonzero(imputed_mask.reshape(-1) > 0).flatten())
+        # Built with a throwaway generator (the global one stays untouched) and zeroed: every
+        # configuration's weights are drawn below into their slots, the padding stays exactly 0.
+        scratch = torch.Generator().manual_seed(0)
+        self.shared_enc = StackedMLP(G, spec.p_anchor, D, (D,) * (L - 1), spec.activation, generator=scratch)
+        self.task_enc = StackedMLP(G * T, spec.p_in, D, (D,) * (L - 1), spec.activation, generator=scratch)
+        # Head weights are stored (fan_out, fan_in), the orientation of the products on
+        # features-first streams: their gradients then come out in the parameters' own layout.
+        head_out = [D] * (H - 1) + [1]
+        head_in = [D] + head_out[:-1]
+        c_in0 = 2 * D if spec.shared_head == "code" else D
+        self.A = torch.nn.ParameterList([_param((G, 1, head_out[l], c_in0 if l == 0 else head_in[l])) for l in range(H)])
+        self.a = torch.nn.ParameterList([_param((G, 1, head_out[l], 1)) for l in range(H)])
+        self.W = torch.nn.ParameterList([_param((G, T, head_out[l], head_in[l])) for l in range(H)])
+        self.B = torch.nn.ParameterList([_param((G, T, head_out[l], head_in[l])) for l in range(H)])
+        self.c = torch.nn.ParameterList([_param((G, T, head_out[l], 1)) for l in range(H)])
+        with torch.no_grad():
+            for p in [*self.shared_enc.parameters(), *self.task_enc.parameters()]:
+                p.zero_()
+            for g, (d, gen) in enumerate(zip(self.widths, generators)):
+                self._init_config(g, d, gen)
+
+    # -- initialization ---------------------------------------------------------------------------
+
+    def _init_config(self, g: int, d: int, gen: torch.Generator) -> None:
+        """Draw configuration g's weights (true width d, torch.nn.Linear's bounds) into its slots."""
+        spec, T = self.spec, self.spec.n_tasks
+        rows = slice(g * T, (g + 1) * T)
+
+        def mlp(net: StackedMLP, sel, n: int, in_dim: int) -> None:
+            fan_in = in_dim
+            for l, (w, b) in enumerate(zip(net.weights, net.biases)):
+                i = fan_in
+                w[sel, :i, :d] = _uniform((n, i, d), fan_in, gen)
+                b[sel, :d] = _uniform((n, d), fan_in, gen)
+                fan_in = d
+
+        mlp(self.shared_enc, slice(g, g + 1), 1, spec.p_anchor)
+        mlp(self.task_enc, rows, T, spec.p_in)
+        self.task_enc.weights[0][rows] *= self.input_mask.unsqueeze(-1)
+        H = spec.head_layers
+        for l in range(H):
+            out = 1 if l == H - 1 else d
+            if l == 0 and spec.shared_head == "code":  # [f_p, f_c] in the padded layout [D, D]
+                D = self.A[0].shape[3] // 2
+                draw = _uniform((out, 2 * d), 2 * d, gen)
+                self.A[0][g, 0, :out, :d] = draw[:, :d]
+                self.A[0][g, 0, :out, D:D + d] = draw[:, d:]
+                self.a[0][g, 0, :out, 0] = _uniform((out,), 2 * d, gen)
+            else:
+                self.A[l][g, 0, :out, :d] = _uniform((out, d), d, gen)
+                self.a[l][g, 0, :out, 0] = _uniform((out,), d, gen)
+            # The task head's first layer reads [own stream, shared stream]: fan-in 2d.
+            self.W[l][g, :, :out, :d] = _uniform((T, out, d), 2 * d, gen)
+            self.B[l][g, :, :out, :d] = _uniform((T, out, d), 2 * d, gen)
+            self.c[l][g, :, :out, 0] = _uniform((T, out), 2 * d, gen)
+
+    @property
+    def n_configs(self) -> int:
+        return len(self.widths)
+
+    # -- forward ------------------------------------------------------------------------------------
+
+    def encode(self, x_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Codes of per-task blocks ``x_t`` (T, p_in, m): shared codes in the shared layout
+        (G, D, T m) (rows task by task) and task codes in the task layout (G T, D, m)."""
+        G, (T, p, m) = self.n_configs, x_t.shape
+        act = ACTIVATIONS[self.spec.activation]
+        x0 = x_t.index_select(1, self.anchor_cols).transpose(0, 1).reshape(1, -1, T * m)
+        f_c = act(self.shared_enc.forward_t(x0.expand(G, -1, -1)))
+        xx = x_t.unsqueeze(0).expand(G, T, p, m).reshape(G * T, p, m)
+        return f_c, act(self.task_enc.forward_t(xx))
+
+    def _per_task(self, s: torch.Tensor) -> torch.Tensor:
+        """Shared layout (G, k, T m) to task layout (G T, k, m) (a copy of activations only)."""
+        G, k, _ = s.shape
+        T = self.spec.n_tasks
+        return s.view(G, k, T, -1).transpose(1, 2).reshape(G * T, k, -1)
+
+    def _shared_layout(self, s: torch.Tensor) -> torch.Tensor:
+        """Task layout (G T, k, m) to shared layout (G, k, T m)."""
+        GT, k, m = s.shape
+        T = self.spec.n_tasks
+        return s.view(GT // T, T, k, m).transpose(1, 2).reshape(GT // T, k, T * m)
+
+    def heads(self, f_c: torch.Tensor, f_p: torch.Tensor) -> torch.Tensor:
+        """Predictions (G, T, m) from the codes of :meth:`encode`.
+
+        Weights are only ever viewed, never broadcast: the shared head runs in the shared layout,
+        the task heads in the task layout, and the shared stream is copied into the latter."""
+        act = ACTIVATIONS[self.spec.activation]
+        G, T = self.n_configs, self.spec.n_tasks
+        sc, sp = f_c, f_p
+        H = self.spec.head_layers
+        for l in range(H):
+            A = self.A[l][:, 0]
+            if l == 0 and self.spec.shared_head == "code":
+                D = A.shape[2] // 2
+                new_c = torch.baddbmm(self.a[l][:, 0], A[:, :, D:], sc)
+                new_c = torch.baddbmm(new_c, A[:, :, :D], self._shared_layout(f_p))
+            else:
+                new_c = torch.baddbmm(self.a[l][:, 0], A, sc)
+            k_out, k_in = self.W[l].shape[2:]
+            new_p = torch.baddbmm(self.c[l].view(G * T, k_out, 1), self.W[l].view(G * T, k_out, k_in), sp)
+            new_p = torch.baddbmm(new_p, self.B[l].view(G * T, k_out, k_in), self._per_task(sc))
+            if l < H - 1:
+                new_c, new_p = act(new_c), act(new_p)
+            sc, sp = new_c, new_p
+        return (self._per_task(sc) + sp).view(G, T, -1)
+
+    def forward(self, x_t: torch.Tensor) -> torch.Tensor:
+        """Predictions (G, T, m) of per-task blocks ``x_t`` (T, p_in, m)."""
+        return self.heads(*self.encode(x_t))
+
+    # -- regularizers (each (G,): one value per configuration) ---------------------------------------
+
+    def orthogonality(self, f_c: torch.Tensor, f_p: torch.Tensor) -> torch.Tensor:
+        """R_orth = sum_t ||F_c^t' F_p^t||_F^2 on the codes of :meth:`encode`.
+
+        With m rows and width D, ``||F_c' F_p||_F^2 = sum(K_c * K_p)`` for the row Gram matrices
+        ``K = F F'`` (m x m): far cheaper than the D x D product when batches are small."""
+        G = self.n_configs
+        fc = self._per_task(f_c)
+        gram_c = torch.bmm(fc.transpose(1, 2), fc)
+        gram_p = torch.bmm(f_p.transpose(1, 2), f_p)
+        return (gram_c * gram_p).view(G, -1).sum(1)
+
+    def imputation_penalty(self) -> torch.Tensor:
+        """R_imp = sum_t ||first-layer weights of E_p^t on the columns imputed for t||_F^2."""
+        G, T = self.n_configs, self.spec.n_tasks
+        w = self.task_enc.weights[0]
+        if self.imputed_rows.numel() == 0:
+            return w.new_zeros(G)
+        rows = w.view(G, T * self.spec.p_in, -1).index_select(1, self.imputed_rows)
+        return rows.square().sum(dim=(1, 2))
+
+    def decorrelation(self) -> torch.Tensor:
+        """R_dr = sum_l ||(sum_t B_l^t) A_l'||_F^2 (the output layer gives ((sum_t b^t)' a)^2), with
+        A_l restricted to the columns that read the shared stream (the f_c half of the code
+        variant's first layer)."""
+        total = 0
+        for l in range(self.spec.head_layers):
+            A = self.A[l][:, 0]
+            if l == 0 and self.spec.shared_head == "code":
+                A = A[:, :, A.shape[2] // 2:]
+            total = total + torch.bmm(self.B[l].sum(1), A.transpose(1, 2)).square().sum(dim=(1, 2))
+        return total
+
+    def select(self, g: int) -> "TwoPathwayNet":
+        """A copy holding configuration ``g`` only."""
+        T = self.spec.n_tasks
+        out = TwoPathwayNet.__new__(TwoPathwayNet)
+        torch.nn.Module.__init__(out)
+        out.spec, out.widths = self.spec, (self.widths[g],)
+        for name, buf in self.named_buffers(recurse=False):
+            out.register_buffer(name, buf.clone())
+        out.shared_enc = self.shared_enc.select([g])
+        out.task_enc = self.task_enc.select(list(range(g * T, (g + 1) * T)))
+        for name in ("A", "a", "W", "B", "c"):
+            setattr(out, name, torch.nn.ParameterList(
+                [torch.nn.Parameter(p.detach()[g:g + 1].clone()) for p in getattr(self, name)]))
+        return out

@@ -1,0 +1,139 @@
+"""Competitors of :class:`TwoPathwayMTL`, with the same interface.
+
+* :class:`SingleTaskBlockMLP` -- one MLP per task on the sources that task observes;
+* :func:`htl` -- the two-pathway model without imputation (each task encoder reads its task's
+  observed sources only);
+* :func:`without_orthogonality`, :func:`without_imputation_penalty`,
+  :func:`without_decorrelation` -- ablations with one regularizer switched off.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from .._util.tasks import child_seed
+from ..nn import StackedMLP
+from ._base import SEED_BATCH, BlockRegressor, TrainRows, init_generator, parameter_state, restore
+from ._data import BlockData
+from ._grid import resolve_grid
+from ._train import train_stacked
+from .layout import BlockLayout
+from .model import TwoPathwayMTL
+
+__all__ = ["SingleTaskBlockMLP", "htl", "without_decorrelation", "without_imputation_penalty",
+           "without_orthogonality"]
+
+
+class SingleTaskBlockMLP(BlockRegressor):
+    """One MLP per task, fitted on that task's rows and observed sources only.
+
+    The T networks are trained together with stacked weights (one batched product per layer):
+    each reads the full row with its task's missing blocks set to zero and its first-layer weights
+    on those columns fixed at zero, so it depends on the observed sources only. Losses, parameters
+    and early stopping are per task, so the result is T separate single-task fits.
+
+    Parameters
+    ----------
+    layout : BlockLayout
+    hidden : int
+        Width of each hidden layer.
+    n_layers : int
+        Hidden layers.
+    activation, batch_size, lr, lr_decay, lr_step, max_epochs, patience, val_fraction, device,
+    n_threads, verbose, random_state
+        As for :class:`TwoPathwayMTL`.
+
+    Attributes
+    ----------
+    net_ : StackedMLP
+        The T networks.
+    validation_loss_ : ndarray of shape (T,)
+        Validation MSE per task (units of y).
+    best_epoch_ : ndarray of shape (T,)
+    """
+
+    def __init__(self, layout: BlockLayout, hidden: int = 64, n_layers: int = 2, activation: str = "relu",
+                 batch_size: int = 16, lr: float = 1e-3, lr_decay: float = 0.5, lr_step: int = 100,
+                 max_epochs: int = 300, patience: int = 30, val_fraction: float = 0.25, device: str = "cpu",
+                 n_threads: int | None = None, verbose: bool = False, random_state: Any = None):
+        self.layout = layout
+        self.hidden = hidden
+        self.n_layers = n_layers
+        self.activation = activation
+        self.batch_size = batch_size
+        self.lr = lr
+        self.lr_decay = lr_decay
+        self.lr_step = lr_step
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.val_fraction = val_fraction
+        self.device = device
+        self.n_threads = n_threads
+        self.verbose = verbose
+        self.random_state = random_state
+
+    def _check_common(self) -> None:
+        super()._check_common()
+        for name in ("hidden", "n_layers"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name}: must be a positive int, got {v!r}")
+
+    def _fit_data(self, data: BlockData, seed: np.random.SeedSequence) -> None:
+        rows = TrainRows(self, data)
+        T, p = data.n_tasks, data.Z.shape[1]
+        input_mask, _ = self._masks(imputed=False)
+        gen = init_generator(seed, int(self.hidden), int(self.n_layers))
+        net = StackedMLP(T, p, 1, (int(self.hidden),) * int(self.n_layers), self.activation, generator=gen)
+        with torch.no_grad():
+            net.weights[0].mul_(input_mask.unsqueeze(-1))
+        net = net.to(self._device)
+
+        def batch_loss(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+            return (net.forward_t(xb)[:, 0] - yb).square().mean(-1)
+
+        res = train_stacked(list(net.parameters()), batch_loss, lambda: rows.val_mse(net.forward_t(rows.x_val)[:, 0]),
+                            lambda: parameter_state(net), T, rows.Z, rows.y, rows.codes, T,
+                            batch_size=int(self.batch_size), lr=float(self.lr), lr_decay=float(self.lr_decay),
+                            lr_step=int(self.lr_step), max_epochs=int(self.max_epochs), patience=int(self.patience),
+                            rng=np.random.default_rng(child_seed(seed, SEED_BATCH)),
+                            bar=self._progress("single-task MLP"))
+        restore(net, res.stopper.best_state)
+        self.net_ = net
+        self.validation_loss_ = res.stopper.best_loss * data.scaler.y_scale**2
+        self.best_epoch_ = res.stopper.best_epoch
+
+    def _predict_std(self, x_t: torch.Tensor) -> torch.Tensor:
+        return self.net_.forward_t(x_t)[:, 0]
+
+
+def htl(layout: BlockLayout, **params: Any) -> TwoPathwayMTL:
+    """The two-pathway model without imputation (HTL): each task encoder reads only the sources its
+    task observes (``imputer=None``; R_imp has nothing to act on)."""
+    return TwoPathwayMTL(layout, **{**params, "imputer": None})
+
+
+def _without(weight: str, layout: BlockLayout, params: dict[str, Any]) -> TwoPathwayMTL:
+    params = {**params, weight: 0.0}
+    grid = resolve_grid(params.get("grid"))
+    if grid is not None:  # a named grid becomes its dict, with the weight fixed at 0
+        params["grid"] = {**grid, weight: [0.0]} if weight in grid else grid
+    return TwoPathwayMTL(layout, **params)
+
+
+def without_orthogonality(layout: BlockLayout, **params: Any) -> TwoPathwayMTL:
+    """The two-pathway model with ``gamma = 0`` (no R_orth), also across a grid."""
+    return _without("gamma", layout, params)
+
+
+def without_imputation_penalty(layout: BlockLayout, **params: Any) -> TwoPathwayMTL:
+    """The two-pathway model with ``delta = 0`` (no R_imp), also across a grid."""
+    return _without("delta", layout, params)
+
+
+def without_decorrelation(layout: BlockLayout, **params: Any) -> TwoPathwayMTL:
+    """The two-pathway model with ``kappa = 0`` (no R_dr), also across a grid."""
+    return _without("kappa", layout, params)

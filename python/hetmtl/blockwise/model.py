@@ -1,0 +1,232 @@
+"""The two-pathway multi-task model for block-wise missing sources."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .._util.tasks import child_seed
+from .._util.validation import check_choice
+from ._base import SEED_BATCH, BlockRegressor, TrainRows, init_generator, parameter_state, restore
+from ._data import BlockData
+from ._grid import GRID_KEYS, PAPER_GRID, SMALL_GRID, expand_grid, stack_groups
+from ._train import train_stacked
+from ._two_pathway import SHARED_HEADS, NetSpec, TwoPathwayNet
+from .layout import BlockLayout
+
+__all__ = ["PAPER_GRID", "SMALL_GRID", "TwoPathwayMTL"]
+
+
+class TwoPathwayMTL(BlockRegressor):
+    """Multi-task regression on multi-source data with block-wise missing sources.
+
+    Each task's missing sources are first completed by an imputer (fitted on the rows given to
+    ``fit``; it never sees y). For task t the model is ``y = psi_c + psi_p^t`` with
+
+    * a shared encoder ``f_c = E_c(x_0)`` on the anchoring source (one for all tasks);
+    * a task encoder ``f_p^t = E_p^t(x)`` on the completed vector (one per task);
+    * a shared head ``psi_c`` on the shared stream and a task head ``psi_p^t`` that reads its own
+      stream and, layer by layer, the shared head's stream.
+
+    It minimizes ``sum_t mse_t + gamma R_orth + delta R_imp + kappa R_dr`` on minibatches, where
+
+    * ``R_orth = sum_t ||F_c^t' F_p^t||_F^2`` over the batch's shared and task codes;
+    * ``R_imp = sum_t sum_{s missing for t} ||W_1^t[s]||_F^2``, the first-layer weights of task t's
+      encoder on the columns of its imputed blocks (down-weights imputed inputs);
+    * ``R_dr = sum_l ||(sum_t B_l^t) A_l'||_F^2``, where B_l^t are task head t's weights on the
+      shared stream and A_l the shared head's weights of layer l (the output layer gives
+      ``((sum_t b^t)' a)^2``): task heads read directions of the shared stream the shared head
+      does not use.
+
+    Configurations of a grid are trained together: those of one depth and width form one stack of
+    networks (narrower widths are padded with exact zeros into a wider stack where that costs less
+    than a stack of their own) that sees one pass over the data, every network with its own
+    weights, Adam state and early stopping, so that each ends as if trained alone with the same
+    ``random_state`` (up to rounding).
+
+    Parameters
+    ----------
+    layout : BlockLayout
+        Sources, anchor and the sources each task observes.
+    imputer : {"hbi", "mean", "iterative"}, imputer object or None
+        What completes the missing blocks: any object with ``fit(X, task)`` and ``transform(X,
+        task)`` returning every column of the layout (copied before fitting). None: no imputation
+        (HTL): each task encoder reads only the sources its task observes, and R_imp vanishes.
+    hidden : int
+        Width d of the encodings and of every hidden layer.
+    n_layers : int
+        Layers L of each encoder.
+    gamma, delta, kappa : float
+        Weights of R_orth, R_imp and R_dr.
+    shared_head : {"paper", "code"}
+        The shared head reads f_c only (the paper), or [f_p^t, f_c] in its first layer (the
+        authors' code; the shared head's output then depends on the task).
+    head_layers : int
+        Linear layers of each head (1: linear heads).
+    activation : {"relu", "tanh", "gelu"}
+    batch_size : int
+        Rows of every task per minibatch.
+    lr, lr_decay, lr_step : float, float, int
+        Adam's step size, multiplied by ``lr_decay`` every ``lr_step`` epochs.
+    max_epochs, patience : int
+        Epoch budget; early stopping after ``patience`` epochs without improvement of the summed
+        validation MSE (each configuration on its own).
+    val_fraction : float
+        Share of each task's rows held out for validation (0.25 of the non-test rows gives the
+        paper's 60/20/20 split).
+    grid : dict, {"paper", "small"} or None
+        Lists of values over ``hidden``, ``n_layers``, ``gamma``, ``delta``, ``kappa`` (keys left out
+        take the parameters above); the configuration with the lowest validation loss is kept.
+        ``"paper"`` is :data:`PAPER_GRID` (72 configurations), ``"small"`` :data:`SMALL_GRID`.
+        None fits the parameters above only.
+    device : str
+        torch device.
+    n_threads : int or None
+        torch threads during fit and predict (None leaves torch's setting).
+    verbose : bool
+        Show a progress bar.
+    random_state : None, int or SeedSequence
+
+    Attributes
+    ----------
+    imputer_ : object or None
+        The fitted imputer.
+    best_params_ : dict
+        The selected configuration.
+    cv_results_ : DataFrame
+        One row per configuration: its parameters, the summed validation MSE of the standardized
+        responses (the selection criterion, ``val_loss``), the summed per-task validation MSE in the
+        units of y (``val_mse``), the best epoch and the rank.
+    history_ : DataFrame
+        Training and validation loss per epoch of the selected configuration.
+    net_ : module
+        The selected network.
+
+    Notes
+    -----
+    Inputs are standardized with the training rows' statistics (each column over the rows that
+    observe it) and y per task; predictions are in the units of y.
+    """
+
+    def __init__(self, layout: BlockLayout, imputer: Any = "hbi", hidden: int = 64, n_layers: int = 2,
+                 gamma: float = 0.1, delta: float = 0.1, kappa: float = 0.1, shared_head: str = "paper",
+                 head_layers: int = 2, activation: str = "relu", batch_size: int = 16, lr: float = 1e-3,
+                 lr_decay: float = 0.5, lr_step: int = 100, max_epochs: int = 300, patience: int = 30,
+                 val_fraction: float = 0.25, grid: Any = None, device: str = "cpu",
+                 n_threads: int | None = None, verbose: bool = False, random_state: Any = None):
+        self.layout = layout
+        self.imputer = imputer
+        self.hidden = hidden
+        self.n_layers = n_layers
+        self.gamma = gamma
+        self.delta = delta
+        self.kappa = kappa
+        self.shared_head = shared_head
+        self.head_layers = head_layers
+        self.activation = activation
+        self.batch_size = batch_size
+        self.lr = lr
+        self.lr_decay = lr_decay
+        self.lr_step = lr_step
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.val_fraction = val_fraction
+        self.grid = grid
+        self.device = device
+        self.n_threads = n_threads
+        self.verbose = verbose
+        self.random_state = random_state
+
+    def _imputer_spec(self) -> Any:
+        return self.imputer
+
+    def _configs(self) -> list[dict[str, Any]]:
+        return expand_grid(self.grid, {k: getattr(self, k) for k in GRID_KEYS})
+
+    def _check_common(self) -> None:
+        super()._check_common()
+        check_choice(self.shared_head, "shared_head", SHARED_HEADS)
+        if isinstance(self.head_layers, bool) or not isinstance(self.head_layers, (int, np.integer)) or self.head_layers < 1:
+            raise ValueError(f"head_layers: must be a positive int, got {self.head_layers!r}")
+        self._configs()
+
+    # -- fitting ----------------------------------------------------------------------------------------
+
+    def _fit_data(self, data: BlockData, seed: np.random.SeedSequence) -> None:
+        configs = self._configs()
+        rows = TrainRows(self, data)
+        results, nets, histories = [None] * len(configs), {}, {}
+        for members in stack_groups(configs):  # one stack, one pass over the data per epoch
+            net, res, val = self._train_stack(data, rows, [configs[i] for i in members], seed)
+            for j, i in enumerate(members):
+                results[i] = (res.stopper.best_loss[j], res.stopper.best_epoch[j], val[j])
+                histories[i] = (np.array([e[j] for e in res.train_loss]), np.array([e[j] for e in res.val_loss]))
+                nets[i] = (net, j)
+        loss = np.array([r[0] for r in results])
+        if not np.isfinite(loss).any():
+            raise FloatingPointError("fit: every configuration diverged (non-finite validation loss); lower lr")
+        best = int(np.nanargmin(np.where(np.isfinite(loss), loss, np.nan)))
+        net, j = nets[best]
+        self.net_ = net.select(j)
+        self.best_params_ = dict(configs[best])
+        table = pd.DataFrame(configs)
+        table["val_loss"] = loss
+        table["val_mse"] = [float(r[2]) for r in results]
+        table["best_epoch"] = [int(r[1]) for r in results]
+        table["rank"] = table["val_loss"].rank(method="min").astype(int)
+        self.cv_results_ = table
+        tr, va = histories[best]
+        self.history_ = pd.DataFrame({"epoch": np.arange(tr.size), "train_loss": tr, "val_loss": va})
+        self.best_epoch_ = int(results[best][1])
+
+    def _train_stack(self, data: BlockData, rows: TrainRows, configs: list[dict], seed: np.random.SeedSequence):
+        """Train configurations of one depth as one stack; returns the net (best weights of
+        every configuration), the training record and the per-configuration validation MSE in the
+        units of y."""
+        layout = self.layout
+        widths = [c["hidden"] for c in configs]
+        offsets = np.cumsum([0] + [layout.width(s) for s in layout.sources])
+        a = layout.sources.index(layout.anchor)
+        anchor_cols = torch.arange(int(offsets[a]), int(offsets[a + 1]))
+        input_mask, imputed_mask = self._masks(imputed=data.imputer is not None)
+        spec = NetSpec(n_tasks=data.n_tasks, p_anchor=anchor_cols.numel(), p_in=int(offsets[-1]),
+                       n_layers=configs[0]["n_layers"], head_layers=int(self.head_layers),
+                       shared_head=self.shared_head, activation=self.activation)
+        gens = [init_generator(seed, c["hidden"], c["n_layers"]) for c in configs]
+        net = TwoPathwayNet(spec, widths, gens, anchor_cols, input_mask, imputed_mask).to(self._device)
+        weights = {k: torch.tensor([c[k] for c in configs], dtype=torch.float32, device=self._device)
+                   for k in ("gamma", "delta", "kappa")}
+        use = {k: bool((v > 0).any()) for k, v in weights.items()}
+
+        def batch_loss(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+            f_c, f_p = net.encode(xb)
+            loss = (net.heads(f_c, f_p) - yb).square().mean(-1).sum(-1)
+            if use["gamma"]:
+                loss = loss + weights["gamma"] * net.orthogonality(f_c, f_p)
+            if use["delta"]:
+                loss = loss + weights["delta"] * net.imputation_penalty()
+            if use["kappa"]:
+                loss = loss + weights["kappa"] * net.decorrelation()
+            return loss
+
+        def val_loss() -> torch.Tensor:
+            return rows.val_mse(net(rows.x_val)).sum(-1)
+
+        rng = np.random.default_rng(child_seed(seed, SEED_BATCH))
+        res = train_stacked(list(net.parameters()), batch_loss, val_loss, lambda: parameter_state(net),
+                            len(configs), rows.Z, rows.y, rows.codes, data.n_tasks,
+                            batch_size=int(self.batch_size), lr=float(self.lr), lr_decay=float(self.lr_decay),
+                            lr_step=int(self.lr_step), max_epochs=int(self.max_epochs),
+                            patience=int(self.patience), rng=rng, bar=self._progress(f"two-pathway, L={spec.n_layers}"))
+        restore(net, res.stopper.best_state)
+        with torch.no_grad():
+            per_task = rows.val_mse(net(rows.x_val)).cpu().double().numpy()  # (G, T)
+        val = (per_task * data.scaler.y_scale**2).sum(-1)
+        return net, res, val
+
+    def _predict_std(self, x_t: torch.Tensor) -> torch.Tensor:
+        return self.net_(x_t)[0]
+

@@ -350,12 +350,20 @@ def test_grid_trained_as_stacks_equals_each_configuration_alone(small):
                                m.predict(small.X_test, small.task_test), rtol=1e-4, atol=1e-5)
 
 
-def test_htl_reads_only_observed_sources(small):
+def test_htl_reads_only_the_tasks_own_sources(small):
     m = htl(small.layout, hidden=6, max_epochs=5, n_threads=1, random_state=0).fit(small.X, small.y, small.task)
-    assert m.imputer_ is None
+    assert m.imputer_ is None and m.task_inputs == "own"
     w = m.net_.task_enc.weights[0].detach().view(small.layout.n_tasks, -1, 6)
-    missing = _data.column_mask(small.layout, "missing")
-    assert (w[torch.as_tensor(missing)] == 0).all() and (w[torch.as_tensor(~missing)] != 0).any()
+    unread = _data.column_mask(small.layout, "missing")
+    unread[:, _data.anchor_columns(small.layout)] = True  # x_t only: not the anchor either
+    assert (w[torch.as_tensor(unread)] == 0).all() and (w[torch.as_tensor(~unread)] != 0).all(dim=-1).any()
+    # Without imputation but with task_inputs="all", the anchor is read as well.
+    m = TwoPathwayMTL(small.layout, imputer=None, hidden=6, max_epochs=5, n_threads=1, random_state=0)
+    w = m.fit(small.X, small.y, small.task).net_.task_enc.weights[0].detach().view(small.layout.n_tasks, -1, 6)
+    missing = torch.as_tensor(_data.column_mask(small.layout, "missing"))
+    assert (w[missing] == 0).all() and (w[:, _data.anchor_columns(small.layout)] != 0).any()
+    with pytest.raises(ValueError, match="task_inputs"):
+        TwoPathwayMTL(small.layout, task_inputs="anchor").fit(small.X, small.y, small.task)
 
 
 def test_single_task_mlp_tasks_are_independent(small):

@@ -15,7 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 from .._util.validation import as_float_array
 from .._util.tasks import as_seed_sequence, child_seed
 from ..nn import ACTIVATIONS, TaskLayout, progress, torch_threads
-from ._data import BlockData, column_mask, prepare_fit, prepare_predict
+from ._data import BlockData, anchor_columns, column_mask, prepare_fit, prepare_predict
 from .layout import BlockLayout
 
 # Fixed keys of the independent random streams drawn from one random_state.
@@ -123,13 +123,16 @@ class BlockRegressor(RegressorMixin, BaseEstimator):
     def _progress(self, desc: str):
         return progress(int(self.max_epochs), bool(self.verbose), desc)
 
-    def _masks(self, imputed: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def _masks(self, imputed: bool, own_sources_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """(input mask, imputed-column mask), each (T, p): what each task's network reads and
-        which of those columns are imputed."""
+        which of those columns are imputed. ``own_sources_only``: the anchor's columns are left out
+        (a task encoder of the task's other observed sources only)."""
         seen = column_mask(self.layout, "observed")
-        if imputed:
-            return torch.ones(seen.shape), torch.as_tensor(~seen, dtype=torch.float32)
-        return torch.as_tensor(seen, dtype=torch.float32), torch.zeros(seen.shape)
+        read = np.ones(seen.shape, dtype=bool) if imputed else seen.copy()
+        if own_sources_only:
+            read[:, anchor_columns(self.layout)] = False
+        imputed_cols = read & ~seen
+        return torch.as_tensor(read, dtype=torch.float32), torch.as_tensor(imputed_cols, dtype=torch.float32)
 
 
 class TrainRows:

@@ -78,6 +78,13 @@ def column_mask(layout: BlockLayout, which: str) -> np.ndarray:
     return seen if which == "observed" else ~seen
 
 
+def anchor_columns(layout: BlockLayout) -> np.ndarray:
+    """Positions of the anchor's columns in ``layout.all_columns`` order."""
+    offsets = np.cumsum([0] + [layout.width(s) for s in layout.sources])
+    a = layout.sources.index(layout.anchor)
+    return np.arange(int(offsets[a]), int(offsets[a + 1]))
+
+
 @dataclass
 class Scaler:
     """Column standardization (pooled over the rows that observe a column) and per-task y scaling."""

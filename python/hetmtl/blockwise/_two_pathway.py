@@ -152,7 +152,9 @@ class TwoPathwayNet(torch.nn.Module):
         act = ACTIVATIONS[self.spec.activation]
         x0 = x_t.index_select(1, self.anchor_cols).transpose(0, 1).reshape(1, -1, T * m)
         f_c = act(self.shared_enc.forward_t(x0.expand(G, -1, -1)))
-        xx = x_t.unsqueeze(0).expand(G, T, p, m).reshape(G * T, p, m)
+        # Columns a task encoder does not read are zeroed in its input (their first-layer weights
+        # are zero too, and stay so: their gradient vanishes).
+        xx = (x_t * self.input_mask.unsqueeze(-1)).unsqueeze(0).expand(G, T, p, m).reshape(G * T, p, m)
         return f_c, act(self.task_enc.forward_t(xx))
 
     def _per_task(self, s: torch.Tensor) -> torch.Tensor:

@@ -11,13 +11,15 @@ import torch
 from .._util.tasks import child_seed
 from .._util.validation import check_choice
 from ._base import SEED_BATCH, BlockRegressor, TrainRows, init_generator, parameter_state, restore
-from ._data import BlockData
+from ._data import BlockData, anchor_columns
 from ._grid import GRID_KEYS, PAPER_GRID, SMALL_GRID, expand_grid, stack_groups
 from ._train import train_stacked
 from ._two_pathway import SHARED_HEADS, NetSpec, TwoPathwayNet
 from .layout import BlockLayout
 
-__all__ = ["PAPER_GRID", "SMALL_GRID", "TwoPathwayMTL"]
+__all__ = ["PAPER_GRID", "SMALL_GRID", "TASK_INPUTS", "TwoPathwayMTL"]
+
+TASK_INPUTS = ("all", "own")
 
 
 class TwoPathwayMTL(BlockRegressor):
@@ -64,6 +66,10 @@ class TwoPathwayMTL(BlockRegressor):
     shared_head : {"paper", "code"}
         The shared head reads f_c only (the paper), or [f_p^t, f_c] in its first layer (the
         authors' code; the shared head's output then depends on the task).
+    task_inputs : {"all", "own"}
+        What each task encoder reads: the completed vector (``"all"``; with ``imputer=None``, the
+        sources its task observes), or only its task's observed sources other than the anchor
+        (``"own"``; with ``imputer=None`` this is the paper's HTL competitor, see :func:`htl`).
     head_layers : int
         Linear layers of each head (1: linear heads).
     activation : {"relu", "tanh", "gelu"}
@@ -113,6 +119,7 @@ class TwoPathwayMTL(BlockRegressor):
 
     def __init__(self, layout: BlockLayout, imputer: Any = "hbi", hidden: int = 64, n_layers: int = 2,
                  gamma: float = 0.1, delta: float = 0.1, kappa: float = 0.1, shared_head: str = "paper",
+                 task_inputs: str = "all",
                  head_layers: int = 2, activation: str = "relu", batch_size: int = 16, lr: float = 1e-3,
                  lr_decay: float = 0.5, lr_step: int = 100, max_epochs: int = 300, patience: int = 30,
                  val_fraction: float = 0.25, grid: Any = None, device: str = "cpu",
@@ -125,6 +132,7 @@ class TwoPathwayMTL(BlockRegressor):
         self.delta = delta
         self.kappa = kappa
         self.shared_head = shared_head
+        self.task_inputs = task_inputs
         self.head_layers = head_layers
         self.activation = activation
         self.batch_size = batch_size
@@ -149,6 +157,7 @@ class TwoPathwayMTL(BlockRegressor):
     def _check_common(self) -> None:
         super()._check_common()
         check_choice(self.shared_head, "shared_head", SHARED_HEADS)
+        check_choice(self.task_inputs, "task_inputs", TASK_INPUTS)
         if isinstance(self.head_layers, bool) or not isinstance(self.head_layers, (int, np.integer)) or self.head_layers < 1:
             raise ValueError(f"head_layers: must be a positive int, got {self.head_layers!r}")
         self._configs()
@@ -188,11 +197,10 @@ class TwoPathwayMTL(BlockRegressor):
         units of y."""
         layout = self.layout
         widths = [c["hidden"] for c in configs]
-        offsets = np.cumsum([0] + [layout.width(s) for s in layout.sources])
-        a = layout.sources.index(layout.anchor)
-        anchor_cols = torch.arange(int(offsets[a]), int(offsets[a + 1]))
-        input_mask, imputed_mask = self._masks(imputed=data.imputer is not None)
-        spec = NetSpec(n_tasks=data.n_tasks, p_anchor=anchor_cols.numel(), p_in=int(offsets[-1]),
+        anchor_cols = torch.as_tensor(anchor_columns(layout))
+        input_mask, imputed_mask = self._masks(imputed=data.imputer is not None,
+                                               own_sources_only=self.task_inputs == "own")
+        spec = NetSpec(n_tasks=data.n_tasks, p_anchor=anchor_cols.numel(), p_in=len(layout.all_columns),
                        n_layers=configs[0]["n_layers"], head_layers=int(self.head_layers),
                        shared_head=self.shared_head, activation=self.activation)
         gens = [init_generator(seed, c["hidden"], c["n_layers"]) for c in configs]

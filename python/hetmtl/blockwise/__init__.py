@@ -15,7 +15,11 @@ from typing import Any
 from .layout import BlockLayout
 
 # Public name -> submodule; imported on first access so that the layout works without torch.
-_LAZY: dict[str, str] = {}
+_LAZY: dict[str, str] = {
+    "HBIImputer": "imputer",
+    "IterativeBlockImputer": "simple_imputers",
+    "MeanBlockImputer": "simple_imputers",
+}
 
 __all__ = ["BlockLayout", *_LAZY]
 

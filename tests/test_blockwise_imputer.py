@@ -111,20 +111,26 @@ def test_padded_stack_computes_what_the_single_networks_compute():
 
 
 @pytest.mark.torch
-def test_padding_stays_zero_in_training_and_batching_matches_the_loop():
-    import torch
-
+@pytest.mark.parametrize("stacking", ["shape", "depth"])
+def test_stacked_training_matches_one_network_at_a_time(stacking):
     from hetmtl.blockwise import HBIImputer
-    from hetmtl.blockwise._hbi_net import HBIStack, StackData, train_stack
 
     layout, (X, _, task), (Xt, _, task_t) = general_data(n_per_task=40)
     kw = dict(width=(4, 8), depth=(1, 2), lam_orth=(0.0, 1.0), max_epochs=40, patience=5, random_state=3,
               n_threads=1)
-    stacked = HBIImputer(layout, **kw).fit(X, task)
-    alone = HBIImputer(layout, batched=False, **kw).fit(X, task)
+    stacked = HBIImputer(layout, stacking=stacking, **kw).fit(X, task)
+    alone = HBIImputer(layout, stacking="none", **kw).fit(X, task)
     pd.testing.assert_frame_equal(stacked.grid_.drop(columns="val_mse"), alone.grid_.drop(columns="val_mse"))
     np.testing.assert_allclose(stacked.grid_["val_mse"], alone.grid_["val_mse"], rtol=1e-3)
     np.testing.assert_allclose(stacked.transform(Xt, task_t), alone.transform(Xt, task_t), rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.torch
+def test_padding_stays_zero_in_training():
+    import torch
+
+    from hetmtl.blockwise._hbi_net import HBIStack, StackData, train_stack
+
     # a stack trained for a while still equals the pack of its own unpacked networks (padding is 0)
     g = torch.Generator().manual_seed(0)
     stack = HBIStack.pack([HBIStack(5, 3, 2, [w], [3], g) for w in (2, 6)])
@@ -262,7 +268,8 @@ def test_hbi_errors():
                       ({"lam_orth": -1.0}, "lam_orth: every value must be a finite non-negative"),
                       ({"lr": 0.0}, "lr: must be a positive number"),
                       ({"patience": 0}, "patience: must be at least 1"),
-                      ({"n_threads": 0}, "n_threads: must be at least 1")]:
+                      ({"n_threads": 0}, "n_threads: must be at least 1"),
+                      ({"stacking": "all"}, "stacking: must be one of")]:
         with pytest.raises(ValueError, match=match):
             HBIImputer(layout, **kw).fit(X, task)
     fitted = HBIImputer(layout, width=4, depth=1, lam_orth=0.0, max_epochs=3, random_state=0).fit(X, task)

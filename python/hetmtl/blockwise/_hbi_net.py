@@ -7,10 +7,10 @@ One network per (source, configuration) reads the anchor x0 of every training ro
   the others;
 * predictor G: E_c(x0) -> x_s.
 
-All networks of one depth live in one :class:`HBIStack`: the three encoders of R networks are one
+Networks trained together live in one :class:`HBIStack`: the three encoders of R networks are one
 :class:`~hetmtl.nn.StackedMLP` of 3R models, decoders and predictors one of R each, so a layer of
-every network is one batched product. Networks of different widths share a stack by zero padding
-to the largest width: the padded units start at zero weights and zero biases, receive zero
+every network is one batched product. Networks of different widths (same depth) may share a stack
+by zero padding to the largest width: the padded units start at zero weights and zero biases, receive zero
 gradients (nothing reads them and they read nothing), and so stay exactly zero under Adam; a
 padded network computes what the compact one computes. Likewise predictors of narrower sources
 have padded output columns that the loss ignores. :meth:`HBIStack.pack` and

@@ -14,7 +14,7 @@ from .. import nn as _nn  # noqa: F401  (first: names the torch extra when torch
 import torch  # noqa: E402
 from sklearn.utils.validation import check_is_fitted
 
-from .._util.validation import check_int_at_least, check_positive_number
+from .._util.validation import check_choice, check_int_at_least, check_positive_number
 from ..dual._data import as_seed_sequence
 from ..nn import torch_generator, torch_threads
 from ._hbi_net import HBIStack, StackData, train_stack
@@ -44,12 +44,18 @@ class HBIImputer(BlockImputer):
     prediction error of x_s on held-out observer rows and drives early stopping and the choice of
     configuration (width x depth x lam_orth), separately for each source.
 
-    Every configuration of every source is trained at once: networks of one depth are stacked
-    (narrower ones zero-padded to the widest, which leaves what they compute unchanged), so each
-    layer of all of them is one batched product. ``batched=False`` trains the same networks one
-    at a time from the same initial weights (for comparison; results agree up to rounding).
-    Each network keeps its own early stopping, so stacking does not change when it stops.
-    The chosen network is used as trained (no refit on the validation rows).
+    The configurations of all sources train together rather than one at a time: networks of the
+    same shape are stacked (``stacking="shape"``: one stack per width and depth of the grid, every
+    source and ``lam_orth`` in it), so that each layer of all of them is one batched product and
+    one Adam step updates them all. Each network keeps its own early stopping, so stacking does
+    not change when it stops, and starts from the same initial weights whatever the stacking:
+    results agree with one-at-a-time training up to float32 rounding. ``stacking="depth"`` also
+    stacks networks of different widths (zero-padded to the widest of their depth, which leaves
+    what they compute unchanged): fewer, larger products but more arithmetic, which pays off on
+    small data (few rows, a narrow anchor), where the cost of a step is mostly fixed overhead;
+    on the paper's sizes the arithmetic dominates and ``"shape"`` is faster. ``"none"`` trains
+    the networks one at a time (for comparison). The chosen network is used as trained (no refit
+    on the validation rows).
 
     Parameters
     ----------
@@ -69,8 +75,9 @@ class HBIImputer(BlockImputer):
     standardize : bool
         Standardize the anchor (over all rows) and each source (over its observer rows) with
         training statistics; outputs are in original units.
-    batched : bool
-        Train the grid stacked (default) or one network at a time.
+    stacking : {"shape", "depth", "none"}
+        Which networks train together: those of equal width and depth, those of equal depth
+        (narrower ones padded), or none.
     n_threads : int or None
         torch threads during fit/transform (None leaves torch's setting).
     random_state : None, int or SeedSequence
@@ -94,7 +101,7 @@ class HBIImputer(BlockImputer):
     def __init__(self, layout: BlockLayout, width: int | Sequence[int] = (8, 16, 32),
                  depth: int | Sequence[int] = (1, 2, 3), lam_orth: float | Sequence[float] = (0.0, 1.0),
                  lr: float = 1e-3, max_epochs: int = 1000, patience: int = 30, val_fraction: float = 0.2,
-                 standardize: bool = True, batched: bool = True, n_threads: int | None = None,
+                 standardize: bool = True, stacking: str = "shape", n_threads: int | None = None,
                  random_state: Any = None):
         self.layout = layout
         self.width = width
@@ -105,7 +112,7 @@ class HBIImputer(BlockImputer):
         self.patience = patience
         self.val_fraction = val_fraction
         self.standardize = standardize
-        self.batched = batched
+        self.stacking = stacking
         self.n_threads = n_threads
         self.random_state = random_state
 
@@ -122,6 +129,7 @@ class HBIImputer(BlockImputer):
         return list(itertools.product(widths, depths, lams))
 
     def _check_options(self) -> None:
+        check_choice(self.stacking, "stacking", STACKING)
         check_positive_number(self.lr, "lr")
         check_int_at_least(self.max_epochs, "max_epochs")
         check_int_at_least(self.patience, "patience")
@@ -155,7 +163,7 @@ class HBIImputer(BlockImputer):
             nets = [HBIStack(p0, layout.width(sources[i]), grid[c][1], [grid[c][0]], [layout.width(sources[i])],
                              torch_generator(_child(root, _SEED_INIT, i, c)))
                     for i, c in models]
-            trained, results = train_networks(nets, data, batched=bool(self.batched), lr=float(self.lr),
+            trained, results = train_networks(nets, data, stacking=self.stacking, lr=float(self.lr),
                                               max_epochs=int(self.max_epochs), patience=int(self.patience))
         self.grid_ = pd.DataFrame([
             {"source": sources[i], "width": grid[c][0], "depth": grid[c][1], "lam_orth": grid[c][2],
@@ -212,18 +220,25 @@ class HBIImputer(BlockImputer):
         return self._predict(source, blocks[self.layout.anchor][rows])
 
 
-def train_networks(nets: Sequence[HBIStack], data: StackData, *, batched: bool, lr: float, max_epochs: int,
+STACKING = ("shape", "depth", "none")
+
+
+def train_networks(nets: Sequence[HBIStack], data: StackData, *, stacking: str, lr: float, max_epochs: int,
                    patience: int) -> tuple[list[HBIStack], list[tuple[float, int, int]]]:
-    """Train single networks (``data`` row m belongs to ``nets[m]``): stacked by depth, or one by one.
+    """Train single networks (``data`` row m belongs to ``nets[m]``), stacked as ``stacking`` says
+    (see :class:`HBIImputer`).
 
     Returns the trained single networks and, for each, (validation loss, best epoch, epochs run).
     """
-    depths = sorted({n.depth for n in nets})
-    groups = [[m for m, n in enumerate(nets) if n.depth == d] for d in depths] if batched else \
-        [[m] for m in range(len(nets))]
+    check_choice(stacking, "stacking", STACKING)
+    if stacking == "none":
+        groups = [[m] for m in range(len(nets))]
+    else:
+        key = (lambda n: (n.depth, n.widths[0])) if stacking == "shape" else (lambda n: n.depth)
+        groups = [[m for m, n in enumerate(nets) if key(n) == k] for k in sorted({key(n) for n in nets})]
     trained: list[HBIStack | None] = [None] * len(nets)
     results: list[tuple[float, int, int] | None] = [None] * len(nets)
-    for group in groups:  # at most one group per depth when batched
+    for group in groups:  # one group per shape (or depth) of the grid: a handful
         stack = HBIStack.pack([nets[m] for m in group])
         res = train_stack(stack, data.select(group, stack.p_out), lr=lr, max_epochs=max_epochs, patience=patience)
         for j, m in enumerate(group):

@@ -305,3 +305,50 @@ def test_hbi_small_tasks_and_pickle():
     assert imp.report_.loc["x3", "n_observers"] == 3 and imp.report_.loc["x3", "n_val"] == 1
     back = pickle.loads(pickle.dumps(imp))
     np.testing.assert_array_equal(back.transform(Xt, task_t), imp.transform(Xt, task_t))
+
+
+def test_reference_imputers_contract():
+    from sklearn.base import clone
+
+    layout, (X, _, task), _ = general_data(n_per_task=20)
+    it = IterativeBlockImputer(layout, max_iter=2)
+    assert clone(it).get_params() == {"layout": layout, "max_iter": 2}
+    assert it.set_params(max_iter=4, layout=layout).kwargs == {"max_iter": 4}
+    with pytest.raises(NotFittedError):
+        MeanBlockImputer(layout).transform(X, task)
+    failed = MeanBlockImputer(layout)
+    with pytest.raises(ValueError, match=r"X: no training row observes source\(s\) \['x3'\]"):
+        failed.fit(X[task != "c"], task[task != "c"])
+    assert not hasattr(failed, "layout_")  # a failed fit leaves the estimator unfitted
+    with pytest.raises(ValueError, match="layout: expected a BlockLayout"):
+        MeanBlockImputer(None).fit(X, task)
+
+
+@pytest.mark.torch
+def test_dropping_stopped_networks_changes_nothing():
+    """A stack rebuilt without its stopped networks (Adam's moments carried over) trains the others
+    exactly as the full stack would."""
+    import torch
+
+    from hetmtl.blockwise._hbi_net import HBIStack, StackData, train_stack
+
+    g = torch.Generator().manual_seed(1)
+    n = 40
+    mask = torch.rand(4, 1, n, generator=g) < 0.5
+    data = StackData(x0t=torch.randn(6, n, generator=g), observer=mask, fit=(mask & (torch.arange(n) % 4 > 0)).float(),
+                     other=(~mask).float(), val=(mask & (torch.arange(n) % 4 == 0)).float(),
+                     target=torch.randn(4, 3, n, generator=g), columns=torch.ones(4, 3, 1),
+                     lam=torch.tensor([0.0, 1.0, 0.0, 1.0]))
+    nets = [HBIStack(6, 3, 2, [w], [3], g) for w in (3, 5, 3, 5)]
+    runs = {}
+    for shrink in (0.0, 1.0):  # never rebuild / rebuild as soon as one network stops
+        stack = HBIStack.pack(nets)
+        res = train_stack(stack, data, lr=2e-2, max_epochs=60, patience=3, shrink=shrink)
+        runs[shrink] = (stack, res)
+    (a, ra), (b, rb) = runs[0.0], runs[1.0]
+    assert len(set(ra.epochs)) > 1  # networks stopped at different epochs: the rebuild was exercised
+    np.testing.assert_array_equal(ra.epochs, rb.epochs)
+    np.testing.assert_array_equal(ra.best_epoch, rb.best_epoch)
+    np.testing.assert_allclose(ra.val_loss, rb.val_loss, rtol=1e-5)
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6)

@@ -93,6 +93,9 @@ def test_split_dataframe_and_array_agree():
         named_layout().split(X.drop(columns="c"), tasks)
     with pytest.raises(ValueError, match="X: source 'x2' refers to column 4, but X has 4 columns"):
         pos.split(arr[:, :4], tasks)
+    negative = BlockLayout({"x0": [0, 1], "x1": [-1]}, "x0", {"A": ["x1"]})
+    with pytest.raises(ValueError, match="X: source 'x1' refers to column -1, but X has 5 columns"):
+        negative.split(arr, ["A"] * 5)
 
 
 def test_split_masks_placeholders_and_rejects_missing_observed_values():
@@ -131,10 +134,15 @@ def test_from_data_infers_the_observed_sets():
         BlockLayout.from_data(X, tasks, SOURCES, "x0")
     with pytest.raises(ValueError, match="task: has 2 labels but X has 5 rows"):
         BlockLayout.from_data(frame(rng, tasks), tasks[:2], SOURCES, "x0")
+    text = frame(rng, tasks).astype(object)
+    text.iloc[0, 0] = "text"
+    with pytest.raises(ValueError, match="X: the columns of source 'x2' are not numeric"):
+        BlockLayout.from_data(text, tasks, SOURCES, "x0")
 
 
 def test_dict_round_trip_through_json():
-    for lay in (named_layout(), BlockLayout({"x0": [0, 1], "x1": [2]}, "x0", {0: ["x1"], 1: []})):
+    numpy_labels = {np.int64(0): ["x1"], np.int64(1): []}
+    for lay in (named_layout(), BlockLayout({"x0": [0, 1], "x1": [2]}, "x0", numpy_labels)):
         d = json.loads(json.dumps(lay.to_dict()))
         back = BlockLayout.from_dict(d)
         assert back == lay and back.all_columns == lay.all_columns

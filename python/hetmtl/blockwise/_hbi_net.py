@@ -20,6 +20,7 @@ padded form, so the stacked and the one-at-a-time training start from the same w
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -68,6 +69,7 @@ class HBIStack(torch.nn.Module):
         self.widths = tuple(int(w) for w in widths)
         self.out_widths = tuple(int(p) for p in out_widths)
         W, R = max(self.widths), self.n_models
+        self.code_width = W
         hidden = _hidden(W, self.depth)
         # Encoders model-major: network r's roles are models 3r, 3r + 1, 3r + 2.
         self.enc = StackedMLP(_ROLES * R, self.p_anchor, W, hidden, generator=generator)
@@ -78,7 +80,7 @@ class HBIStack(torch.nn.Module):
 
     def _index(self, net: str, layer: int, r: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows and columns of layer ``layer``'s weight of network ``r`` that its compact form fills."""
-        w, W, last = self.widths[r], max(self.widths), layer == self.depth - 1
+        w, W, last = self.widths[r], self.code_width, layer == self.depth - 1
         code = torch.arange(w)
         if net == "enc":
             rows = torch.arange(self.p_anchor) if layer == 0 else code
@@ -158,6 +160,21 @@ class HBIStack(torch.nn.Module):
         codes = self.enc.forward_t(x0t.expand(_ROLES * R, -1, -1)).view(R, _ROLES, -1, x0t.shape[1])
         return self.pred.forward_t(codes[:, 0])
 
+    def select(self, models: Sequence[int]) -> "HBIStack":
+        """A stack of copies of the listed networks, with the same padded shapes."""
+        out = copy.deepcopy(self)
+        idx = torch.as_tensor(list(models), dtype=torch.long)
+        out.n_models = len(models)
+        out.widths = tuple(self.widths[m] for m in models)
+        out.out_widths = tuple(self.out_widths[m] for m in models)
+        with torch.no_grad():
+            for net in (out.enc, out.dec, out.pred):
+                net.n_models = net.n_models // self.n_models * out.n_models
+                for params in (net.weights, net.biases):
+                    for l in range(len(params)):
+                        params[l] = torch.nn.Parameter(model_rows(params[l].detach(), self.n_models, idx))
+        return out
+
     def model_views(self) -> list[torch.Tensor]:
         """Every parameter viewed as (R, -1): row r holds network r's values."""
         return [p.view(self.n_models, -1) for p in self.parameters()]
@@ -186,6 +203,13 @@ class StackData:
         idx = torch.as_tensor(list(models), dtype=torch.long)
         return StackData(self.x0t, self.observer[idx], self.fit[idx], self.other[idx], self.val[idx],
                          self.target[idx, :p_out], self.columns[idx, :p_out], self.lam[idx])
+
+
+def model_rows(t: torch.Tensor, n_models: int, idx: torch.Tensor) -> torch.Tensor:
+    """The listed networks' part of a stacked tensor whose first axis holds ``n_models`` networks
+    (one slot each, or several consecutive slots: the encoders' roles)."""
+    per = t.shape[0] // n_models
+    return t.reshape(n_models, -1)[idx].reshape(idx.numel() * per, *t.shape[1:]).clone()
 
 
 def _count(mask: torch.Tensor) -> torch.Tensor:
@@ -220,7 +244,11 @@ def stack_losses(stack: HBIStack, data: StackData) -> tuple[torch.Tensor, torch.
 
 class _BestPerModel:
     """Early stopping per network: each keeps its best validation state and is frozen once it has
-    gone ``patience`` epochs without improving, so stacked networks stop as they would alone."""
+    gone ``patience`` epochs without improving, so stacked networks stop as they would alone.
+
+    ``views`` are the parameters of the full stack as (R, -1); updates come from a stack holding
+    the networks ``live`` (original indices, a subset once stopped networks have been dropped).
+    """
 
     def __init__(self, views: list[torch.Tensor], patience: int, min_delta: float = 1e-4):
         R = views[0].shape[0]
@@ -232,19 +260,21 @@ class _BestPerModel:
         self.done = np.zeros(R, dtype=bool)
         self.state = [v.detach().clone() for v in views]
 
-    def update(self, epoch: int, loss: np.ndarray, views: list[torch.Tensor]) -> bool:
-        active = ~self.done
-        better = active & np.isfinite(loss) & (loss < self.best_loss * (1 - self.min_delta))
+    def update(self, epoch: int, loss: np.ndarray, views: list[torch.Tensor], live: np.ndarray) -> bool:
+        active = ~self.done[live]
+        finite = np.isfinite(loss)
+        better = active & finite & (loss < self.best_loss[live] * (1 - self.min_delta))
         if better.any():
-            idx = torch.as_tensor(np.flatnonzero(better))
+            local = torch.as_tensor(np.flatnonzero(better))
+            glob = torch.as_tensor(live[better])
             for best, cur in zip(self.state, views):
-                best[idx] = cur.detach()[idx]
-        self.best_loss[better] = loss[better]
-        self.best_epoch[better] = epoch
-        self.since[active & ~better] += 1
-        self.since[better] = 0
-        newly = active & ((self.since >= self.patience) | ~np.isfinite(loss))
-        self.done |= newly
+                best[glob] = cur.detach()[local]
+        self.best_loss[live[better]] = loss[better]
+        self.best_epoch[live[better]] = epoch
+        self.since[live[active & ~better]] += 1
+        self.since[live[better]] = 0
+        newly = live[active & ((self.since[live] >= self.patience) | ~finite)]
+        self.done[newly] = True
         self.stop_epoch[newly] = epoch
         return bool(self.done.all())
 
@@ -258,25 +288,50 @@ class TrainResult:
     epochs: np.ndarray
 
 
-def train_stack(stack: HBIStack, data: StackData, *, lr: float, max_epochs: int, patience: int) -> TrainResult:
+def _drop_stopped(stack: HBIStack, data: StackData, opt: torch.optim.Optimizer, keep: np.ndarray, lr: float):
+    """The stack, data and optimizer restricted to the networks ``keep`` (Adam's moments kept)."""
+    idx = torch.as_tensor(keep, dtype=torch.long)
+    small = stack.select(keep.tolist())
+    new_opt = adam(small.parameters(), lr)
+    for old, new in zip(stack.parameters(), small.parameters()):
+        state = opt.state.get(old)
+        if state:
+            new_opt.state[new] = {k: v.clone() if v.ndim == 0 else model_rows(v, stack.n_models, idx)
+                                  for k, v in state.items()}
+    return small, data.select(keep.tolist(), stack.p_out), new_opt
+
+
+def train_stack(stack: HBIStack, data: StackData, *, lr: float, max_epochs: int, patience: int,
+                shrink: float = 0.5) -> TrainResult:
     """Full-batch Adam on the sum of the networks' objectives (each network's gradient is its own
     objective's), with per-network early stopping; leaves every network at its best state.
 
     One forward pass per epoch gives both the objective and the validation loss of the current
-    weights (the validation loss is read before the step).
+    weights (the validation loss is read before the step). Stopped networks keep training in the
+    stack (their best state is frozen) until at most ``shrink`` of the stack is still running;
+    the stack is then rebuilt with the running networks only, their Adam moments included, so
+    that a long-running network does not make the stopped ones cost arithmetic.
     """
-    opt = adam(stack.parameters(), lr)
-    views = stack.model_views()
-    stopper = _BestPerModel(views, patience)
+    stopper = _BestPerModel(stack.model_views(), patience)
+    live = np.arange(stack.n_models)
+    cur, cur_data = stack, data
+    opt = adam(cur.parameters(), lr)
     for epoch in range(int(max_epochs) + 1):
-        objective, val = stack_losses(stack, data)
-        if stopper.update(epoch, val.detach().numpy().astype(float), views) or epoch == max_epochs:
+        objective, val = stack_losses(cur, cur_data)
+        views = cur.model_views()
+        if stopper.update(epoch, val.detach().numpy().astype(float), views, live) or epoch == max_epochs:
             break
+        running = ~stopper.done[live]
+        if running.sum() < live.size and running.sum() <= shrink * live.size:
+            keep = np.flatnonzero(running)
+            cur, cur_data, opt = _drop_stopped(cur, cur_data, opt, keep, lr)
+            live = live[keep]
+            objective, _ = stack_losses(cur, cur_data)  # the same values, on the new parameters
         opt.zero_grad(set_to_none=True)
         objective.sum().backward()
         opt.step()
     stopper.stop_epoch[~stopper.done] = epoch
     with torch.no_grad():
-        for v, best in zip(views, stopper.state):
+        for v, best in zip(stack.model_views(), stopper.state):
             v.copy_(best)
     return TrainResult(stopper.best_loss, stopper.best_epoch, stopper.stop_epoch)

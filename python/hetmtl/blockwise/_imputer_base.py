@@ -65,7 +65,7 @@ class BlockImputer(BaseEstimator):
     """Base class: ``fit(X, task)``, ``transform(X, task)``, ``fit_transform``, ``score``.
 
     Subclasses implement ``_fit_blocks(blocks, codes)`` (training rows split into per-source
-    blocks, NaN where missing) and ``_impute(source, blocks, rows)``, which returns the imputed
+    blocks, NaN where missing; ``self.layout_`` is set) and ``_impute(source, blocks, rows)``, which returns the imputed
     block ``source`` for the boolean ``rows`` of ``blocks`` (or ``_impute_all``, for imputers
     that complete every source at once). The base class checks the data against
     the layout, copies observed blocks unchanged and lays the completed matrix out in the order of
@@ -91,8 +91,12 @@ class BlockImputer(BaseEstimator):
         blocks, codes = layout.split(X, task)
         if codes.size == 0:
             raise ValueError("X: has no rows")
-        self._fit_blocks(blocks, codes)
-        self.layout_ = layout
+        self.layout_ = layout  # what _fit_blocks reads (it may impute, e.g. to score validation rows)
+        try:
+            self._fit_blocks(blocks, codes)
+        except BaseException:
+            del self.layout_  # not fitted
+            raise
         self.n_features_out_ = len(layout.all_columns)
         return self
 

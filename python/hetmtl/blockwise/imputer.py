@@ -37,7 +37,7 @@ class HBIImputer(BlockImputer):
     * a decoder D([E_c(x0), E_p(x0)]) -> x0, shared by both groups;
     * a predictor G_s(E_c(x0)) -> x_s, which reads only the shared code.
 
-    The objective is the reconstruction error of x0 in each group, plus the prediction error of
+    The objective is the mean squared reconstruction error of x0 in each group, plus the prediction error of
     x_s on the observer rows, plus ``lam_orth`` times ``||E_c' E_p^(s)||_F + ||E_c' E_p^(-s)||_F``
     (un-squared, each over its group's rows and divided by their number). A missing block is
     imputed by G_s(E_c(x0)). Training is full batch with Adam; the validation loss is the
@@ -63,7 +63,7 @@ class HBIImputer(BlockImputer):
         Sources, anchor and the sources each task observes.
     width, depth : int or sequence of int
         Grid of code widths w (also the hidden width) and of layers per encoder, decoder and
-        predictor.
+        predictor (ReLU between layers, none after the last: codes and outputs are linear).
     lam_orth : float or sequence of float
         Grid of weights of the orthogonality penalty.
     lr : float
@@ -73,8 +73,8 @@ class HBIImputer(BlockImputer):
     val_fraction : float
         Share of each observer task's training rows held out to validate, per source.
     standardize : bool
-        Standardize the anchor (over all rows) and each source (over its observer rows) with
-        training statistics; outputs are in original units.
+        Standardize the anchor (over all training rows) and each source (over its observer rows
+        that are not held out) with training statistics; outputs are in original units.
     stacking : {"shape", "depth", "none"}
         Which networks train together: those of equal width and depth, those of equal depth
         (narrower ones padded), or none.
@@ -141,7 +141,7 @@ class HBIImputer(BlockImputer):
     def _fit_blocks(self, blocks: dict[str, np.ndarray], codes: np.ndarray) -> None:
         self._check_options()
         grid = self._grid()
-        layout: BlockLayout = self.layout
+        layout: BlockLayout = self.layout_
         sources = layout.imputed_sources
         seen = observer_rows(layout, codes)
         require_observers(layout, seen)
@@ -149,7 +149,7 @@ class HBIImputer(BlockImputer):
         val = {s: _validation_rows(codes, seen[s], self.val_fraction, _child(root, _SEED_SPLIT, i))
                for i, s in enumerate(sources)}
         anchor = layout.anchor
-        rows = {anchor: np.ones(codes.size, bool), **{s: seen[s] for s in sources}}
+        rows = {anchor: np.ones(codes.size, bool), **{s: seen[s] & ~val[s] for s in sources}}
         self.scaler_ = BlockScaler.fit({s: blocks[s] for s in rows}, rows, bool(self.standardize))
         self.networks_: dict[str, HBIStack] = {}
         self.grid_ = pd.DataFrame(columns=["source", "width", "depth", "lam_orth", "val_mse", "best_epoch", "epochs"])
@@ -185,10 +185,10 @@ class HBIImputer(BlockImputer):
 
     def _stack_data(self, blocks, seen, val, sources, specs) -> StackData:
         """The masks and targets of every (source index, configuration) in ``specs``."""
-        anchor = self.layout.anchor
+        anchor = self.layout_.anchor
         N = blocks[anchor].shape[0]
         x0t = _tensor(self.scaler_.forward(anchor, blocks[anchor]).T)
-        p_max = max(self.layout.width(s) for s in sources)
+        p_max = max(self.layout_.width(s) for s in sources)
         per_source = []
         for s in sources:
             target = np.zeros((p_max, N))
@@ -210,14 +210,14 @@ class HBIImputer(BlockImputer):
 
     def _predict(self, source: str, anchor_rows: np.ndarray) -> np.ndarray:
         """G_s(E_c(x0)) in original units for raw anchor rows."""
-        x0t = _tensor(self.scaler_.forward(self.layout.anchor, anchor_rows).T)
+        x0t = _tensor(self.scaler_.forward(self.layout_.anchor, anchor_rows).T)
         with torch_threads(self.n_threads), torch.no_grad():
             z = self.networks_[source].impute(x0t)[0].T.double().numpy()
         return self.scaler_.inverse(source, z)
 
     def _impute(self, source: str, blocks: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
         check_is_fitted(self, "networks_")
-        return self._predict(source, blocks[self.layout.anchor][rows])
+        return self._predict(source, blocks[self.layout_.anchor][rows])
 
 
 STACKING = ("shape", "depth", "none")

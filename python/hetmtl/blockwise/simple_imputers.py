@@ -36,9 +36,9 @@ class MeanBlockImputer(BlockImputer):
         self.layout = layout
 
     def _fit_blocks(self, blocks: dict[str, np.ndarray], codes: np.ndarray) -> None:
-        seen = observer_rows(self.layout, codes)
-        require_observers(self.layout, seen)
-        self.means_ = {s: blocks[s][seen[s]].mean(axis=0) for s in self.layout.imputed_sources}
+        seen = observer_rows(self.layout_, codes)
+        require_observers(self.layout_, seen)
+        self.means_ = {s: blocks[s][seen[s]].mean(axis=0) for s in self.layout_.imputed_sources}
 
     def _impute(self, source: str, blocks: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
         return np.broadcast_to(self.means_[source], (int(rows.sum()), self.means_[source].size))
@@ -78,17 +78,17 @@ class IterativeBlockImputer(BlockImputer):
         return self
 
     def _fit_blocks(self, blocks: dict[str, np.ndarray], codes: np.ndarray) -> None:
-        require_observers(self.layout, observer_rows(self.layout, codes))
+        require_observers(self.layout_, observer_rows(self.layout_, codes))
         # keep_empty_features: a column is never dropped, so the output keeps the layout's width.
         self.imputer_ = IterativeImputer(**{"keep_empty_features": True, **self.kwargs})
-        self.imputer_.fit(np.hstack([blocks[s] for s in self.layout.sources]))
+        self.imputer_.fit(np.hstack([blocks[s] for s in self.layout_.sources]))
 
     def _impute_all(self, blocks: dict[str, np.ndarray], missing: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         # One imputer pass completes every source of every row.
-        full = self.imputer_.transform(np.hstack([blocks[s] for s in self.layout.sources]))
+        full = self.imputer_.transform(np.hstack([blocks[s] for s in self.layout_.sources]))
         out, start = {}, 0
-        for s in self.layout.sources:
-            width = self.layout.width(s)
+        for s in self.layout_.sources:
+            width = self.layout_.width(s)
             if s in missing and missing[s].any():
                 out[s] = full[missing[s], start:start + width]
             start += width

@@ -75,7 +75,8 @@ def test_iterative_imputer_is_sklearn_on_the_stacked_blocks():
     assert imp.get_params()["max_iter"] == 3
     out = imp.transform(Xt, task_t)
     cols = list(layout.all_columns)
-    ref = IterativeImputer(keep_empty_features=True, **kwargs).fit(X[cols].to_numpy(copy=True)).transform(Xt[cols].to_numpy(copy=True))
+    ref = IterativeImputer(keep_empty_features=True, **kwargs).fit(X[cols].to_numpy(copy=True))
+    ref = ref.transform(Xt[cols].to_numpy(copy=True))
     np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
     score = imp.score(Xt_full, task_t)
     assert list(score.index) == ["x1", "x3"]  # x2 is observed by every task
@@ -138,7 +139,8 @@ def test_padding_stays_zero_in_training():
     mask = torch.rand(2, 1, n, generator=g) < 0.5
     data = StackData(x0t=torch.randn(5, n, generator=g), observer=mask, fit=(mask & (torch.arange(n) % 4 > 0)).float(),
                      other=(~mask).float(), val=(mask & (torch.arange(n) % 4 == 0)).float(),
-                     target=torch.randn(2, 3, n, generator=g), columns=torch.ones(2, 3, 1), lam=torch.tensor([1.0, 1.0]))
+                     target=torch.randn(2, 3, n, generator=g), columns=torch.ones(2, 3, 1),
+                     lam=torch.tensor([1.0, 1.0]))
     train_stack(stack, data, lr=1e-2, max_epochs=25, patience=100)
     repacked = HBIStack.pack([stack.unpack(r) for r in range(2)])
     for a, b in zip(stack.parameters(), repacked.parameters()):

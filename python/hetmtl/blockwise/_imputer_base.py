@@ -161,7 +161,8 @@ class BlockImputer(BaseEstimator):
             if missing.any():
                 truth = np.asarray(values[np.ix_(missing, positions[s])], dtype=np.float64)
                 if not np.isfinite(truth).all():
-                    raise ValueError(f"X_full: the truth of source {s!r} has NaN or infinite values on rows that miss it")
+                    raise ValueError(f"X_full: the truth of source {s!r} has NaN or infinite values on rows "
+                                     "that miss it")
                 err = completed[missing, start:start + width] - truth
                 out[s] = {"rmse": float(np.sqrt(np.mean(err ** 2))), "n_rows": int(missing.sum())}
             start += width

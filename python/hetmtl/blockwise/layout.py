@@ -64,10 +64,12 @@ class BlockLayout:
         obs: dict[Hashable, tuple[str, ...]] = {}
         for task, names in observed.items():
             if isinstance(names, str) or not isinstance(names, Sequence):
-                raise ValueError(f"observed: the sources of task {task!r} must be a list of source names, got {names!r}")
+                raise ValueError(f"observed: the sources of task {task!r} must be a list of source names, "
+                                 f"got {names!r}")
             unknown = [s for s in names if s not in columns]
             if unknown:
-                raise ValueError(f"observed: task {task!r} names unknown source(s) {unknown}; sources are {tuple(columns)}")
+                raise ValueError(f"observed: task {task!r} names unknown source(s) {unknown}; "
+                                 f"sources are {tuple(columns)}")
             seen = set(names) | {anchor}
             # NumPy scalars as Python values, so that to_dict stays JSON-ready
             obs[task.item() if isinstance(task, np.generic) else task] = tuple(s for s in columns if s in seen)

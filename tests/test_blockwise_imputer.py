@@ -307,6 +307,13 @@ def test_hbi_small_tasks_and_pickle():
     assert imp.report_.loc["x3", "n_observers"] == 3 and imp.report_.loc["x3", "n_val"] == 1
     back = pickle.loads(pickle.dumps(imp))
     np.testing.assert_array_equal(back.transform(Xt, task_t), imp.transform(Xt, task_t))
+    # unstandardized training, and a clone that refits to the same result
+    from sklearn.base import clone
+
+    raw = HBIImputer(layout, width=4, depth=1, lam_orth=0.0, max_epochs=20, standardize=False, random_state=0)
+    out = raw.fit(X, task).transform(Xt, task_t)
+    assert np.isfinite(out).all() and (raw.scaler_.scale["x1"] == 1).all()
+    np.testing.assert_array_equal(clone(raw).fit(X, task).transform(Xt, task_t), out)
 
 
 def test_reference_imputers_contract():

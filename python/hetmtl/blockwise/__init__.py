@@ -2,8 +2,11 @@
 
 Whole sources are missing per task: every task observes an anchoring source, and each other source
 is observed by some tasks only. :class:`BlockLayout` describes that structure (which columns form
-which source, which sources each task observes) and checks data against it. It needs only NumPy
-and pandas; the neural estimators of this subpackage are loaded on first use and need torch
+which source, which sources each task observes) and checks data against it. Imputers complete the
+missing blocks from the anchor: :class:`HBIImputer` (heterogeneous block-wise imputation, neural)
+and the references :class:`MeanBlockImputer` and :class:`IterativeBlockImputer`; all return the
+completed rows in the order of ``layout.all_columns``. The layout and the reference imputers need
+only NumPy, pandas and scikit-learn; the neural estimators are loaded on first use and need torch
 (``pip install hetmtl[torch]``).
 """
 

@@ -69,7 +69,9 @@ class HBIImputer(BlockImputer):
     lr : float
         Adam's step size.
     max_epochs, patience : int
-        Budget of full-batch epochs and early-stopping patience.
+        Budget of full-batch epochs and early-stopping patience. With Adam's small default step
+        the best networks can still be improving at the budget's end: ``report_`` then shows
+        ``best_epoch`` equal to ``max_epochs`` (raise it, or ``lr``, if that matters).
     val_fraction : float
         Share of each observer task's training rows held out to validate, per source.
     standardize : bool

@@ -35,6 +35,17 @@ for name in ("hetmtl.nn", "hetmtl.dual"):
         assert "hetmtl[torch]" in str(exc), str(exc)
     else:
         raise AssertionError(name + " imported without torch")
+import numpy as np
+from hetmtl.blockwise import BlockLayout, MeanBlockImputer
+layout = BlockLayout({"x0": [0], "x1": [1]}, "x0", {"a": ["x1"], "b": []})
+X = np.array([[0.0, 1.0], [1.0, 3.0], [2.0, np.nan]])
+assert MeanBlockImputer(layout).fit_transform(X, ["a", "a", "b"])[2, 1] == 2.0
+try:
+    from hetmtl.blockwise import HBIImputer
+except ImportError as exc:
+    assert "hetmtl[torch]" in str(exc), str(exc)
+else:
+    raise AssertionError("HBIImputer imported without torch")
 print("ok")
 """
 

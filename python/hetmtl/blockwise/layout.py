@@ -64,12 +64,15 @@ class BlockLayout:
         obs: dict[Hashable, tuple[str, ...]] = {}
         for task, names in observed.items():
             if isinstance(names, str) or not isinstance(names, Sequence):
-                raise ValueError(f"observed: the sources of task {task!r} must be a list of source names, got {names!r}")
+                raise ValueError(f"observed: the sources of task {task!r} must be a list of source names, "
+                                 f"got {names!r}")
             unknown = [s for s in names if s not in columns]
             if unknown:
-                raise ValueError(f"observed: task {task!r} names unknown source(s) {unknown}; sources are {tuple(columns)}")
+                raise ValueError(f"observed: task {task!r} names unknown source(s) {unknown}; "
+                                 f"sources are {tuple(columns)}")
             seen = set(names) | {anchor}
-            obs[task] = tuple(s for s in columns if s in seen)  # in source order
+            # NumPy scalars as Python values, so that to_dict stays JSON-ready
+            obs[task.item() if isinstance(task, np.generic) else task] = tuple(s for s in columns if s in seen)
         unobserved = [s for s in columns if s != anchor and not any(s in o for o in obs.values())]
         if unobserved:
             raise ValueError(
@@ -183,8 +186,9 @@ class BlockLayout:
             if not all(isinstance(c, (int, np.integer)) for c in cols):
                 raise ValueError(f"X: an array has no column names; source {s!r} is given by names {cols[:3]}")
             pos = np.array(cols, dtype=np.int64)
-            if d is not None and (pos.min() < 0 or pos.max() >= d):
-                raise ValueError(f"X: source {s!r} refers to column {int(pos.max())}, but X has {d} columns")
+            bad = pos[(pos < 0) | (pos >= d)] if d is not None else pos[:0]
+            if bad.size:
+                raise ValueError(f"X: source {s!r} refers to column {int(bad[0])}, but X has {d} columns")
             out[s] = pos
         return out
 
@@ -241,7 +245,10 @@ class BlockLayout:
             rows = values[lab == t]
             observed[t] = []
             for s, pos in positions.items():
-                finite = np.isfinite(np.asarray(rows[:, pos], dtype=np.float64))
+                try:
+                    finite = np.isfinite(np.asarray(rows[:, pos], dtype=np.float64))
+                except (TypeError, ValueError) as exc:
+                    raise ValueError(f"X: the columns of source {s!r} are not numeric ({exc})") from None
                 if finite.all():
                     observed[t].append(s)
                 elif (~finite).all():

@@ -91,7 +91,7 @@ def _correlation_factor(rho: float, p: int) -> np.ndarray:
 
 
 def make_blockwise_tasks(n_tasks: int = 2, n_per_task: int | Sequence[int] = 300, *, p_anchor: int = 100,
-                         p_specific: int = 25, rho: float | Sequence[float] = (0.95, 0.7), alpha: float = 0.3,
+                         p_specific: int = 25, rho: float | Sequence[float] | None = None, alpha: float = 0.3,
                          noise: float = 0.1, gaussian: bool = True, test_fraction: float = 0.2,
                          random_state: Any = None) -> BlockwiseTasks:
     """Simulate T tasks with block-wise missing sources (see the module docstring for the model).
@@ -104,9 +104,10 @@ def make_blockwise_tasks(n_tasks: int = 2, n_per_task: int | Sequence[int] = 300
         Rows per task before the test split (unequal sizes allowed).
     p_anchor, p_specific : int
         Widths of the anchor and of each task-specific source.
-    rho : float or sequence of float
+    rho : float, sequence of float or None
         Correlation parameter of each task's covariate law, in (0, 1): one value for all tasks or
-        one per task (distribution heterogeneity).
+        one per task (distribution heterogeneity). None: 0.95 for the first task and 0.7 for the
+        others (setting A's default with two tasks).
     alpha : float
         Share of the shared quadratic part in the response, in [0, 1].
     noise : float
@@ -127,6 +128,8 @@ def make_blockwise_tasks(n_tasks: int = 2, n_per_task: int | Sequence[int] = 300
     for name, val in (("p_anchor", p_anchor), ("p_specific", p_specific)):
         if not isinstance(val, (int, np.integer)) or isinstance(val, bool) or val < 1:
             raise ValueError(f"{name}: must be a positive int, got {val!r}")
+    if rho is None:
+        rho = (0.95,) + (0.7,) * (T - 1)
     rhos = np.broadcast_to(np.asarray(rho, dtype=float), (T,)) if np.ndim(rho) == 0 else np.asarray(rho, dtype=float)
     if rhos.shape != (T,):
         raise ValueError(f"rho: expected one value or {T} values, got {rho!r}")
@@ -160,7 +163,7 @@ def make_blockwise_tasks(n_tasks: int = 2, n_per_task: int | Sequence[int] = 300
         for j, c in enumerate(cols):
             if not observed[t, j]:
                 masked[:, c] = np.nan
-        n_test = max(1, int(round(test_fraction * n)))
+        n_test = min(n - 1, max(1, int(round(test_fraction * n))))  # both parts keep a row
         test = np.zeros(n, bool)
         test[child_rng(root, _TASK, t, _T_SPLIT).permutation(n)[:n_test]] = True
         for key, val in (("X", masked[~test]), ("Xf", x[~test]), ("y", y[~test]), ("t", np.full((~test).sum(), t)),

@@ -15,7 +15,7 @@ import torch  # noqa: E402
 from sklearn.utils.validation import check_is_fitted
 
 from .._util.validation import check_choice, check_int_at_least, check_positive_number
-from ..dual._data import as_seed_sequence
+from .._util.tasks import as_seed_sequence
 from ..nn import torch_generator, torch_threads
 from ._hbi_net import HBIStack, StackData, train_stack
 from ._imputer_base import BlockImputer, BlockScaler, observer_rows, require_observers

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
-
-def seed_sequence(random_state: Any) -> np.random.SeedSequence:
-    """``random_state`` (None, a non-negative int or a SeedSequence) as a SeedSequence."""
-    if isinstance(random_state, np.random.SeedSequence):
-        return random_state
-    if random_state is None or (isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool)
-                                and random_state >= 0):
-        return np.random.SeedSequence(None if random_state is None else int(random_state))
-    raise ValueError(f"random_state: expected None, a non-negative int or a SeedSequence, got {random_state!r}")
+from .._util.tasks import as_seed_sequence as seed_sequence  # noqa: F401  (re-exported)
 
 
 def child_rng(root: np.random.SeedSequence, *keys: int) -> np.random.Generator:

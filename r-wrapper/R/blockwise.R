@@ -3,20 +3,6 @@
 BLOCK_IMPUTERS <- c("hbi", "mean", "iterative", "none")
 BLOCK_SHARED_HEADS <- c("paper", "code")
 
-# The Python module hetmtl.blockwise, imported once (its estimators need torch on the Python side).
-py_blockwise <- function() {
-  mod <- .hetmtl$modules[["blockwise"]]
-  if (!is.null(mod)) {
-    return(mod)
-  }
-  if (!hetmtl_python_available()) {
-    stop(python_missing_message(), call. = FALSE)
-  }
-  mod <- py_call(reticulate::import("hetmtl.blockwise", convert = FALSE))
-  .hetmtl$modules[["blockwise"]] <- mod
-  mod
-}
-
 # `sources`: a named list of column-name vectors, checked against `data`.
 check_sources <- function(sources, anchor, data) {
   if (!is.list(sources) || length(sources) == 0L || is.null(names(sources)) ||
@@ -44,19 +30,9 @@ block_column <- function(data, col, arg) {
 
 # The source columns of `data` as a pandas DataFrame (NA -> NaN) and the task labels.
 block_inputs <- function(data, sources, task) {
-  if (!is.data.frame(data)) {
-    arg_error("data", "must be a data frame, got ", class(data)[1])
-  }
-  if (nrow(data) == 0L) {
-    arg_error("data", "has no rows")
-  }
-  labels <- data[[task]]
-  if (anyNA(labels)) {
-    arg_error("task", "column '", task, "' has ", sum(is.na(labels)), " missing value(s)")
-  }
+  labels <- task_labels(data, task)
   cols <- unlist(sources, use.names = FALSE)
-  X <- vapply(cols, function(col) block_column(data, col, "sources"), numeric(nrow(data)))
-  X <- matrix(X, nrow = nrow(data))
+  X <- column_matrix(data, cols, block_column, "sources")
   pandas <- py_builtin_module("pandas")
   frame <- pandas$DataFrame(reticulate::np_array(X, dtype = "float64", order = "C"),
                             columns = reticulate::r_to_py(as.list(cols)))
@@ -65,7 +41,7 @@ block_inputs <- function(data, sources, task) {
 
 # The Python layout inferred from the NA pattern of the training data.
 block_layout <- function(inputs, sources, anchor) {
-  py_call(py_blockwise()$BlockLayout$from_data(
+  py_call(py_torch_module("blockwise")$BlockLayout$from_data(
     inputs$X, inputs$task, reticulate::r_to_py(lapply(sources, as.list)), anchor))
 }
 
@@ -117,7 +93,7 @@ blockwise_mtl <- function(data, y, task, sources, anchor, imputer = "hbi", hidde
   yv <- reticulate::np_array(numeric_column(data, y, "y"), dtype = "float64")
   layout <- block_layout(inputs, src$sources, src$anchor)
   model <- py_call({
-    est <- do.call(py_blockwise()$TwoPathwayMTL, c(list(layout), params))
+    est <- do.call(py_torch_module("blockwise")$TwoPathwayMTL, c(list(layout), params))
     est$fit(inputs$X, yv, inputs$task)
   })
   best <- reticulate::py_to_r(model$best_params_)
@@ -178,7 +154,7 @@ block_impute <- function(data, task, sources, anchor, method = "hbi", newdata = 
   inputs <- block_inputs(data, src$sources, task)
   layout <- block_layout(inputs, src$sources, src$anchor)
   new_inputs <- if (is.null(newdata)) inputs else block_inputs(newdata, src$sources, task)
-  bw <- py_blockwise()
+  bw <- py_torch_module("blockwise")
   completed <- py_call({
     imp <- switch(method,
                   hbi = do.call(bw$HBIImputer, c(list(layout), hbi_args)),

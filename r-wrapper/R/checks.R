@@ -118,3 +118,24 @@ as_python_args <- function(args, defaults) {
   }
   out
 }
+
+# The task labels of a multi-task data frame, after checking the frame and the labels.
+task_labels <- function(data, task) {
+  if (!is.data.frame(data)) {
+    arg_error("data", "must be a data frame, got ", class(data)[1])
+  }
+  if (nrow(data) == 0L) {
+    arg_error("data", "has no rows")
+  }
+  labels <- data[[task]]
+  if (anyNA(labels)) {
+    arg_error("task", "column '", task, "' has ", sum(is.na(labels)), " missing value(s)")
+  }
+  labels
+}
+
+# Columns `cols` of `data` as a double matrix, each read by `read(data, col, arg)`.
+column_matrix <- function(data, cols, read, arg) {
+  X <- vapply(cols, function(col) read(data, col, arg), numeric(nrow(data)))
+  matrix(X, nrow = nrow(data))
+}

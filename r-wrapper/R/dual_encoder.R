@@ -4,34 +4,10 @@ DUAL_PENALTIES <- c("l2", "l2sq", "ball")
 DUAL_CENTERS <- c("geomedian", "mean")
 DUAL_NEGATIVE_TRANSFER <- c("warn", "fallback", "off")
 
-# The Python module hetmtl.dual, imported once (it needs torch on the Python side).
-py_dual <- function() {
-  mod <- .hetmtl$modules[["dual"]]
-  if (!is.null(mod)) {
-    return(mod)
-  }
-  if (!hetmtl_python_available()) {
-    stop(python_missing_message(), call. = FALSE)
-  }
-  mod <- py_call(reticulate::import("hetmtl.dual", convert = FALSE))
-  .hetmtl$modules[["dual"]] <- mod
-  mod
-}
-
 # The covariate matrix (doubles) and the task labels (strings) of `data`.
 dual_inputs <- function(data, x, task) {
-  if (!is.data.frame(data)) {
-    arg_error("data", "must be a data frame, got ", class(data)[1])
-  }
-  if (nrow(data) == 0L) {
-    arg_error("data", "has no rows")
-  }
-  labels <- data[[task]]
-  if (anyNA(labels)) {
-    arg_error("task", "column '", task, "' has ", sum(is.na(labels)), " missing value(s)")
-  }
-  X <- vapply(x, function(col) numeric_column(data, col, "x"), numeric(nrow(data)))
-  X <- matrix(X, nrow = nrow(data))
+  labels <- task_labels(data, task)
+  X <- column_matrix(data, x, numeric_column, "x")
   list(X = reticulate::np_array(X, dtype = "float64", order = "C"),
        task = reticulate::np_array(as.character(labels)))
 }
@@ -92,7 +68,7 @@ dual_encoder_mtl <- function(data, y, task, x = NULL, latent_shared = 8, latent_
   inputs <- dual_inputs(data, x, task)
   yv <- reticulate::np_array(numeric_column(data, y, "y"), dtype = "float64")
   model <- py_call({
-    est <- do.call(py_dual()$DualEncoderMTL, params)
+    est <- do.call(py_torch_module("dual")$DualEncoderMTL, params)
     est$fit(inputs$X, yv, inputs$task)
   })
   frame <- model$task_report_$reset_index()

@@ -48,6 +48,21 @@ py_module <- function(name) {
   mod
 }
 
+# A torch-based subpackage of hetmtl (hetmtl.<name>), imported once; its import error (torch
+# missing) reaches R as a clean message.
+py_torch_module <- function(name) {
+  mod <- .hetmtl$modules[[name]]
+  if (!is.null(mod)) {
+    return(mod)
+  }
+  if (!hetmtl_python_available()) {
+    stop(python_missing_message(), call. = FALSE)
+  }
+  mod <- py_call(reticulate::import(paste0("hetmtl.", name), convert = FALSE))
+  .hetmtl$modules[[name]] <- mod
+  mod
+}
+
 py_builtin_module <- function(name) {
   reticulate::import(name, convert = FALSE)
 }

@@ -57,14 +57,9 @@ blockwise_mtl <- function(data, y, task, sources, anchor, imputer = "hbi", hidde
                           batch_size = 16, max_epochs = 300, patience = 30, validation_fraction = 0.25,
                           seed = NULL) {
   call <- match.call()
-  if (!is.data.frame(data)) {
-    arg_error("data", "must be a data frame, got ", class(data)[1])
-  }
-  y <- check_columns(y, data, "y", max_len = 1)
-  task <- check_columns(task, data, "task", max_len = 1)
-  if (y == task) {
-    arg_error("task", "must differ from the response column '", y, "'")
-  }
+  cols <- response_and_task(data, y, task)
+  y <- cols$y
+  task <- cols$task
   src <- check_sources(sources, anchor, data)
   if (length(intersect(unlist(src$sources), c(y, task)))) {
     arg_error("sources", "must not contain the response or task column")

@@ -139,3 +139,16 @@ column_matrix <- function(data, cols, read, arg) {
   X <- vapply(cols, function(col) read(data, col, arg), numeric(nrow(data)))
   matrix(X, nrow = nrow(data))
 }
+
+# The response and task columns of a multi-task fit: one existing column each, not the same.
+response_and_task <- function(data, y, task) {
+  if (!is.data.frame(data)) {
+    arg_error("data", "must be a data frame, got ", class(data)[1])
+  }
+  y <- check_columns(y, data, "y", max_len = 1)
+  task <- check_columns(task, data, "task", max_len = 1)
+  if (y == task) {
+    arg_error("task", "must differ from the response column '", y, "'")
+  }
+  list(y = y, task = task)
+}

@@ -19,14 +19,9 @@ dual_encoder_mtl <- function(data, y, task, x = NULL, latent_shared = 8, latent_
                              center = "geomedian", head_ridge = 32, max_epochs = 200, patience = 20,
                              validation_fraction = 0.2, negative_transfer = "warn", seed = NULL) {
   call <- match.call()
-  if (!is.data.frame(data)) {
-    arg_error("data", "must be a data frame, got ", class(data)[1])
-  }
-  y <- check_columns(y, data, "y", max_len = 1)
-  task <- check_columns(task, data, "task", max_len = 1)
-  if (y == task) {
-    arg_error("task", "must differ from the response column '", y, "'")
-  }
+  cols <- response_and_task(data, y, task)
+  y <- cols$y
+  task <- cols$task
   if (is.null(x)) {
     x <- setdiff(names(data), c(y, task))
     if (length(x) == 0L) {

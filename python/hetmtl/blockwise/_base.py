@@ -14,7 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._util.validation import as_float_array
 from .._util.tasks import as_seed_sequence, child_seed
-from ..nn import ACTIVATIONS, TaskLayout, progress, torch_threads
+from ..nn import ACTIVATIONS, TaskLayout, TorchDevice, progress, torch_threads
 from ._data import BlockData, anchor_columns, column_mask, prepare_fit, prepare_predict
 from .layout import BlockLayout
 
@@ -22,7 +22,7 @@ from .layout import BlockLayout
 SEED_SPLIT, SEED_INIT, SEED_BATCH, SEED_IMPUTER = 0, 1, 2, 3
 
 
-class BlockRegressor(RegressorMixin, BaseEstimator):
+class BlockRegressor(TorchDevice, RegressorMixin, BaseEstimator):
     """Base class: ``fit(X, y, task)``, ``predict(X, task)``, ``score``, ``per_task_rmse``.
 
     Subclasses set ``_imputer_spec()`` (what completes the missing blocks), implement
@@ -106,19 +106,6 @@ class BlockRegressor(RegressorMixin, BaseEstimator):
             raise ValueError(f"lr_decay: must lie in (0, 1], got {self.lr_decay!r}")
         if self.n_threads is not None and int(self.n_threads) < 1:
             raise ValueError(f"n_threads: must be at least 1 or None, got {self.n_threads!r}")
-
-    @property
-    def _device(self) -> torch.device:
-        try:
-            return torch.device(self.device)
-        except (RuntimeError, TypeError) as exc:
-            raise ValueError(f"device: not a torch device ({exc})") from None
-
-    def _tensor(self, a: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32, device=self._device)
-
-    def _codes(self, codes: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(codes, dtype=torch.long, device=self._device)
 
     def _progress(self, desc: str):
         return progress(int(self.max_epochs), bool(self.verbose), desc)

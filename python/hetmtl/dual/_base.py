@@ -12,7 +12,7 @@ from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted
 
 from .._util.validation import check_choice
-from ..nn import TaskLayout, progress, torch_threads
+from ..nn import TaskLayout, TorchDevice, progress, torch_threads
 from ._data import Prepared, Split, as_seed_sequence, child_seed, encode_tasks, prepare, stack_inputs
 
 TASK_WEIGHTS = ("equal", "size")
@@ -20,7 +20,7 @@ TASK_WEIGHTS = ("equal", "size")
 SEED_SPLIT, SEED_INIT, SEED_SINGLE = 0, 1, 2
 
 
-class TaskRegressor(RegressorMixin, BaseEstimator):
+class TaskRegressor(TorchDevice, RegressorMixin, BaseEstimator):
     """Base class: ``fit(X, y, task)``, ``predict(X, task)``, ``score(X, y, task)``.
 
     Subclasses implement ``_fit_prepared(prep, seed)`` (training on standardized, split data) and
@@ -98,19 +98,6 @@ class TaskRegressor(RegressorMixin, BaseEstimator):
                 raise ValueError(f"{name}: must be a positive number, got {val!r}")
         if not (np.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise ValueError(f"weight_decay: must be non-negative, got {self.weight_decay!r}")
-
-    @property
-    def _device(self) -> torch.device:
-        try:
-            return torch.device(self.device)
-        except (RuntimeError, TypeError) as exc:
-            raise ValueError(f"device: not a torch device ({exc})") from None
-
-    def _tensor(self, a: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32, device=self._device)
-
-    def _codes(self, codes: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(codes, dtype=torch.long, device=self._device)
 
     def _tensors(self, part: Split, n_tasks: int):
         """(X, y, codes, layout) tensors of one split part."""

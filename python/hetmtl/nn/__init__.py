@@ -7,7 +7,8 @@
 * :func:`heads_objective`, :class:`TaskRows` -- the encoder-step objective of linear heads on a
   shared and a task-specific encoding (loss and orthogonality penalty) with a hand-written gradient;
 * :func:`adam`, :class:`EarlyStopping`, :class:`PerTaskBest`, :func:`torch_threads`,
-  :func:`torch_generator`, :func:`progress` -- the pieces of a reproducible training loop.
+  :func:`torch_generator`, :func:`progress` -- the pieces of a reproducible training loop;
+  :class:`TorchDevice` -- the ``device`` handling shared by the torch estimators.
 
 Importing this subpackage needs torch (``pip install hetmtl[torch]``).
 """
@@ -23,7 +24,7 @@ from .layout import TaskLayout
 from .mlp import ACTIVATIONS, StackedMLP
 from .objective import TaskRows, heads_objective
 from .penalties import ORTHOGONALITY_MODES, orthogonality_penalty, orthogonality_per_task, task_mse
-from .training import EarlyStopping, PerTaskBest, adam, progress, torch_generator, torch_threads
+from .training import EarlyStopping, PerTaskBest, TorchDevice, adam, progress, torch_generator, torch_threads
 
 __all__ = [
     "ACTIVATIONS",
@@ -33,6 +34,7 @@ __all__ = [
     "StackedMLP",
     "TaskLayout",
     "TaskRows",
+    "TorchDevice",
     "adam",
     "heads_objective",
     "orthogonality_penalty",

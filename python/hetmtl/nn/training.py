@@ -10,6 +10,27 @@ import numpy as np
 import torch
 
 
+class TorchDevice:
+    """Mixin of estimators with a ``device`` parameter: the device, and arrays moved onto it."""
+
+    device: str
+
+    @property
+    def _device(self) -> torch.device:
+        try:
+            return torch.device(self.device)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(f"device: not a torch device ({exc})") from None
+
+    def _tensor(self, a: np.ndarray) -> torch.Tensor:
+        """Float32 rows on the device."""
+        return torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32, device=self._device)
+
+    def _codes(self, codes: np.ndarray) -> torch.Tensor:
+        """Integer task codes on the device."""
+        return torch.as_tensor(codes, dtype=torch.long, device=self._device)
+
+
 def torch_generator(seed: np.random.SeedSequence, device: str | torch.device = "cpu") -> torch.Generator:
     """A torch.Generator seeded from a NumPy SeedSequence (no global torch state is touched)."""
     gen = torch.Generator(device=device)

@@ -37,7 +37,8 @@ class TwoPathwayMTL(BlockRegressor):
 
     * ``R_orth = sum_t ||F_c^t' F_p^t / m||_F^2 / d^2`` over the batch's m rows of task t and the
       codes' width d: the mean squared entry of the cross-moment matrix of shared and task codes
-      (``orth_scale="mean"``, the default; ``"sum"`` gives the paper's ``sum_t ||F_c^t' F_p^t||_F^2``);
+      (``orth_scale="mean"``, the default; ``"sum"`` gives the paper's
+      ``sum_t ||F_c^t' F_p^t||_F^2``);
     * ``R_imp = sum_t sum_{s missing for t} ||W_1^t[s]||_F^2``, the first-layer weights of task t's
       encoder on the columns of its imputed blocks (down-weights imputed inputs);
     * ``R_dr = sum_l ||(sum_t B_l^t) A_l'||_F^2``, where B_l^t are task head t's weights on the

@@ -175,13 +175,17 @@ def test_regularizers_match_their_definitions(shared_head):
     x_t = torch.randn(SPEC_T, SPEC_P, 6, generator=torch.Generator().manual_seed(3))
     f_c, f_p = net.encode(x_t)
     _, codes = np_forward(net, x_t.numpy())
-    orth = net.orthogonality(f_c, f_p).detach().numpy()
+    orth = net.orthogonality(f_c, f_p, "sum").detach().numpy()
+    orth_mean = net.orthogonality(f_c, f_p, "mean").detach().numpy()
     imp = net.imputation_penalty().detach().numpy()
     dr = net.decorrelation().detach().numpy()
     for g, d in enumerate(net.widths):
         # R_orth = sum_t ||F_c' F_p||_F^2 with the rows of the batch as rows.
         ref_orth = sum(np.sum((codes[g, t][0].T @ codes[g, t][1]) ** 2) for t in range(SPEC_T))
         np.testing.assert_allclose(orth[g], ref_orth, rtol=1e-4)
+        # The default scale: the mean squared entry of the cross-moment matrix C' P / m (d x d).
+        ref_mean = sum(np.mean((codes[g, t][0].T @ codes[g, t][1] / x_t.shape[2]) ** 2) for t in range(SPEC_T))
+        np.testing.assert_allclose(orth_mean[g], ref_mean, rtol=1e-4)
         # R_imp = sum_t sum of squared first-layer weights of E_p^t on the columns imputed for t.
         _, task, heads = np_weights(net, g, d)
         ref_imp = sum(np.sum(task[t][0][0][imputed[t] > 0] ** 2) for t in range(SPEC_T))
@@ -307,6 +311,7 @@ def test_input_errors(small):
 
 @pytest.mark.parametrize("param, value, match", [
     ("shared_head", "both", "shared_head: must be one of"),
+    ("orth_scale", "rows", "orth_scale: must be one of"),
     ("grid", {"width": [3]}, "grid: unknown key"),
     ("grid", "huge", "grid: must be"),
     ("gamma", -1.0, "gamma: must be a finite non-negative"),

@@ -54,7 +54,7 @@ layout_frame <- function(layout) {
 # Two-pathway multi-task model for block-wise missing sources (documented in man/).
 blockwise_mtl <- function(data, y, task, sources, anchor, imputer = "hbi", hidden = 64, n_layers = 2,
                           gamma = 0.1, delta = 0.1, kappa = 0.1, shared_head = "paper", grid = NULL,
-                          batch_size = 16, max_epochs = 300, patience = 30, validation_fraction = 0.25,
+                          batch_size = 16, max_epochs = 1000, patience = 100, validation_fraction = 0.25,
                           seed = NULL) {
   call <- match.call()
   cols <- response_and_task(data, y, task)

@@ -30,6 +30,7 @@ import torch
 from ..nn import ACTIVATIONS, StackedMLP
 
 SHARED_HEADS = ("paper", "code")
+ORTH_SCALES = ("mean", "sum")
 
 
 @dataclass(frozen=True)
@@ -200,8 +201,11 @@ class TwoPathwayNet(torch.nn.Module):
 
     # -- regularizers (each (G,): one value per configuration) ---------------------------------------
 
-    def orthogonality(self, f_c: torch.Tensor, f_p: torch.Tensor) -> torch.Tensor:
-        """R_orth = sum_t ||F_c^t' F_p^t||_F^2 on the codes of :meth:`encode`.
+    def orthogonality(self, f_c: torch.Tensor, f_p: torch.Tensor, scale: str = "mean") -> torch.Tensor:
+        """R_orth on the codes of :meth:`encode`: ``sum_t ||F_c^t' F_p^t||_F^2`` (``scale="sum"``)
+        or, with ``"mean"``, ``sum_t ||F_c^t' F_p^t / m||_F^2 / d^2``, the mean squared entry of the
+        codes' cross-moment matrix over m rows and a true width d (independent of batch size and
+        width).
 
         With m rows and width D, ``||F_c' F_p||_F^2 = sum(K_c * K_p)`` for the row Gram matrices
         ``K = F F'`` (m x m): far cheaper than the D x D product when batches are small."""
@@ -209,7 +213,13 @@ class TwoPathwayNet(torch.nn.Module):
         fc = self._per_task(f_c)
         gram_c = torch.bmm(fc.transpose(1, 2), fc)
         gram_p = torch.bmm(f_p.transpose(1, 2), f_p)
-        return (gram_c * gram_p).view(G, -1).sum(1)
+        total = (gram_c * gram_p).view(G, -1).sum(1)
+        if scale not in ORTH_SCALES:
+            raise ValueError(f"scale: must be one of {ORTH_SCALES}, got {scale!r}")
+        if scale == "sum":
+            return total
+        d = torch.tensor(self.widths, dtype=total.dtype, device=total.device)
+        return total / (f_p.shape[-1] * d) ** 2
 
     def imputation_penalty(self) -> torch.Tensor:
         """R_imp = sum_t ||first-layer weights of E_p^t on the columns imputed for t||_F^2."""

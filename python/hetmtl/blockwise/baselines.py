@@ -57,7 +57,7 @@ class SingleTaskBlockMLP(BlockRegressor):
 
     def __init__(self, layout: BlockLayout, hidden: int = 64, n_layers: int = 2, activation: str = "relu",
                  batch_size: int = 16, lr: float = 1e-3, lr_decay: float = 0.5, lr_step: int = 100,
-                 max_epochs: int = 300, patience: int = 30, val_fraction: float = 0.25, device: str = "cpu",
+                 max_epochs: int = 1000, patience: int = 100, val_fraction: float = 0.25, device: str = "cpu",
                  n_threads: int | None = None, verbose: bool = False, random_state: Any = None):
         self.layout = layout
         self.hidden = hidden

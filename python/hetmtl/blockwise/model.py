@@ -14,7 +14,7 @@ from ._base import SEED_BATCH, BlockRegressor, TrainRows, init_generator, parame
 from ._data import BlockData, anchor_columns
 from ._grid import GRID_KEYS, PAPER_GRID, SMALL_GRID, expand_grid, stack_groups
 from ._train import train_stacked
-from ._two_pathway import SHARED_HEADS, NetSpec, TwoPathwayNet
+from ._two_pathway import ORTH_SCALES, SHARED_HEADS, NetSpec, TwoPathwayNet
 from .layout import BlockLayout
 
 __all__ = ["PAPER_GRID", "SMALL_GRID", "TASK_INPUTS", "TwoPathwayMTL"]
@@ -35,7 +35,10 @@ class TwoPathwayMTL(BlockRegressor):
 
     It minimizes ``sum_t mse_t + gamma R_orth + delta R_imp + kappa R_dr`` on minibatches, where
 
-    * ``R_orth = sum_t ||F_c^t' F_p^t||_F^2`` over the batch's shared and task codes;
+    * ``R_orth = sum_t ||F_c^t' F_p^t / m||_F^2 / d^2`` over the batch's m rows of task t and the
+      codes' width d: the mean squared entry of the cross-moment matrix of shared and task codes
+      (``orth_scale="mean"``, the default; ``"sum"`` gives the paper's
+      ``sum_t ||F_c^t' F_p^t||_F^2``);
     * ``R_imp = sum_t sum_{s missing for t} ||W_1^t[s]||_F^2``, the first-layer weights of task t's
       encoder on the columns of its imputed blocks (down-weights imputed inputs);
     * ``R_dr = sum_l ||(sum_t B_l^t) A_l'||_F^2``, where B_l^t are task head t's weights on the
@@ -63,6 +66,11 @@ class TwoPathwayMTL(BlockRegressor):
         Layers L of each encoder.
     gamma, delta, kappa : float
         Weights of R_orth, R_imp and R_dr.
+    orth_scale : {"mean", "sum"}
+        How R_orth is scaled: ``"mean"`` divides the paper's sum by ``(m d)^2`` (batch rows per
+        task and code width), so that gamma means the same at any batch size and width; ``"sum"``
+        is the paper's unscaled form (kept to reproduce it; with a standardized response it
+        dominates the loss at gamma = 0.1, see Notes).
     shared_head : {"paper", "code"}
         The shared head reads f_c only (the paper), or [f_p^t, f_c] in its first layer (the
         authors' code; the shared head's output then depends on the task).
@@ -79,7 +87,8 @@ class TwoPathwayMTL(BlockRegressor):
         Adam's step size, multiplied by ``lr_decay`` every ``lr_step`` epochs.
     max_epochs, patience : int
         Epoch budget; early stopping after ``patience`` epochs without improvement of the summed
-        validation MSE (each configuration on its own).
+        validation MSE (each configuration on its own). The paper's patience is 30; the default
+        of 100 suits nearly noiseless responses (see Notes).
     val_fraction : float
         Share of each task's rows held out for validation (0.25 of the non-test rows gives the
         paper's 60/20/20 split).
@@ -115,13 +124,27 @@ class TwoPathwayMTL(BlockRegressor):
     -----
     Inputs are standardized with the training rows' statistics (each column over the rows that
     observe it) and y per task; predictions are in the units of y.
+
+    Defaults. The loss is a per-row mean of the standardized response, which for a nearly
+    noiseless target falls to about 0.005, while the paper's unscaled R_orth sums m^2 d^2 products
+    of non-negative (relu) codes: at gamma = 0.1, batch 16 and d = 64 it outweighs the fit and the
+    model underfits. R_orth is therefore scaled to a mean (``orth_scale="mean"``); R_imp and R_dr
+    are penalties on weights whose size does not grow with the batch, and are left as in the paper
+    (switching them off changed nothing measurable). Early stopping with the paper's patience of 30
+    epochs stopped while the validation loss was still falling, so the defaults train up to 1000
+    epochs with patience 100. On the paper's setting A (rho_2 = 0.7, 10 replicates) this took the
+    mean task test RMSE of the HBI pipeline from 0.79 to 0.44 and that of HTL from 0.90 to about
+    0.40 (the README section on block-wise missing data has the table): in that design the anchor
+    carries nearly all the information of the missing blocks, and HTL, with far fewer inputs per
+    task encoder, is as good as or better than the imputing model; imputation pays off where a
+    task's missing block is predictable from the anchor through rows that task does not have.
     """
 
     def __init__(self, layout: BlockLayout, imputer: Any = "hbi", hidden: int = 64, n_layers: int = 2,
-                 gamma: float = 0.1, delta: float = 0.1, kappa: float = 0.1, shared_head: str = "paper",
-                 task_inputs: str = "all",
+                 gamma: float = 0.1, delta: float = 0.1, kappa: float = 0.1, orth_scale: str = "mean",
+                 shared_head: str = "paper", task_inputs: str = "all",
                  head_layers: int = 2, activation: str = "relu", batch_size: int = 16, lr: float = 1e-3,
-                 lr_decay: float = 0.5, lr_step: int = 100, max_epochs: int = 300, patience: int = 30,
+                 lr_decay: float = 0.5, lr_step: int = 100, max_epochs: int = 1000, patience: int = 100,
                  val_fraction: float = 0.25, grid: Any = None, device: str = "cpu",
                  n_threads: int | None = None, verbose: bool = False, random_state: Any = None):
         self.layout = layout
@@ -131,6 +154,7 @@ class TwoPathwayMTL(BlockRegressor):
         self.gamma = gamma
         self.delta = delta
         self.kappa = kappa
+        self.orth_scale = orth_scale
         self.shared_head = shared_head
         self.task_inputs = task_inputs
         self.head_layers = head_layers
@@ -157,6 +181,7 @@ class TwoPathwayMTL(BlockRegressor):
     def _check_common(self) -> None:
         super()._check_common()
         check_choice(self.shared_head, "shared_head", SHARED_HEADS)
+        check_choice(self.orth_scale, "orth_scale", ORTH_SCALES)
         check_choice(self.task_inputs, "task_inputs", TASK_INPUTS)
         if isinstance(self.head_layers, bool) or not isinstance(self.head_layers, (int, np.integer)) or self.head_layers < 1:
             raise ValueError(f"head_layers: must be a positive int, got {self.head_layers!r}")
@@ -213,7 +238,7 @@ class TwoPathwayMTL(BlockRegressor):
             f_c, f_p = net.encode(xb)
             loss = (net.heads(f_c, f_p) - yb).square().mean(-1).sum(-1)
             if use["gamma"]:
-                loss = loss + weights["gamma"] * net.orthogonality(f_c, f_p)
+                loss = loss + weights["gamma"] * net.orthogonality(f_c, f_p, self.orth_scale)
             if use["delta"]:
                 loss = loss + weights["delta"] * net.imputation_penalty()
             if use["kappa"]:

@@ -19,9 +19,9 @@ def as_seed_sequence(random_state: Any) -> np.random.SeedSequence:
     raise ValueError(f"random_state: expected None, a non-negative int or a SeedSequence, got {random_state!r}")
 
 
-def child_seed(root: np.random.SeedSequence, key: int) -> np.random.SeedSequence:
-    """An independent stream of ``root`` named by a fixed key (``root`` is not mutated)."""
-    return np.random.SeedSequence(root.entropy, spawn_key=tuple(root.spawn_key) + (key,),
+def child_seed(root: np.random.SeedSequence, *keys: int) -> np.random.SeedSequence:
+    """An independent stream of ``root`` named by fixed keys (``root`` is not mutated)."""
+    return np.random.SeedSequence(root.entropy, spawn_key=tuple(root.spawn_key) + keys,
                                   pool_size=root.pool_size)
 
 

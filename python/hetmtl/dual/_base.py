@@ -13,7 +13,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._util.validation import check_choice
 from ..nn import TaskLayout, TorchDevice, progress, torch_threads
-from ._data import Prepared, Split, as_seed_sequence, child_seed, encode_tasks, prepare, stack_inputs
+from .._util.tasks import as_seed_sequence, child_seed
+from ._data import Prepared, Split, encode_tasks, prepare, stack_inputs
 
 TASK_WEIGHTS = ("equal", "size")
 # Fixed keys of the independent random streams drawn from one random_state.

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._util.tasks import as_seed_sequence, child_seed, split_rows  # noqa: F401  (used by the estimators)
+from .._util.tasks import split_rows
 from .._util.validation import as_float_array, check_choice
 
 STANDARDIZE = ("pooled", "task", "none")

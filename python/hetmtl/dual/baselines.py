@@ -17,7 +17,8 @@ import torch
 
 from ..nn import EarlyStopping, PerTaskBest, StackedMLP, TaskLayout, task_mse, torch_generator
 from ._base import SEED_INIT, TaskRegressor
-from ._data import Prepared, child_seed
+from .._util.tasks import child_seed
+from ._data import Prepared
 from ._train import train_full_batch
 
 __all__ = ["HardSharingMTL", "PooledMLP", "SingleTaskMLP", "shared_only", "specific_only"]

@@ -14,7 +14,8 @@ from sklearn.utils.validation import check_is_fitted
 from .._util.validation import check_choice
 from ..nn import ORTHOGONALITY_MODES, StackedMLP, TaskLayout, orthogonality_per_task, torch_generator, torch_threads
 from ._base import SEED_INIT, SEED_SINGLE, TaskRegressor, fit_prepared
-from ._data import Prepared, Split, Standardizer, as_seed_sequence, child_seed, split_rows, stack_inputs
+from .._util.tasks import as_seed_sequence, child_seed, split_rows
+from ._data import Prepared, Split, Standardizer, stack_inputs
 from .alternating import CENTERS, PENALTIES, AltConfig, DualNet, Heads, fit_alternating, make_data, predict_rows
 from .baselines import SingleTaskMLP
 

@@ -6,12 +6,12 @@ from typing import Sequence
 
 import numpy as np
 
-from .._util.tasks import as_seed_sequence as seed_sequence  # noqa: F401  (re-exported)
+from .._util.tasks import child_seed
 
 
 def child_rng(root: np.random.SeedSequence, *keys: int) -> np.random.Generator:
     """A generator on the fixed-key child stream ``keys`` of ``root`` (``root`` is not mutated)."""
-    return np.random.default_rng(np.random.SeedSequence(root.entropy, spawn_key=tuple(root.spawn_key) + keys))
+    return np.random.default_rng(child_seed(root, *keys))
 
 
 def task_sizes(n_per_task: int | Sequence[int], n_tasks: int, minimum: int = 5) -> np.ndarray:

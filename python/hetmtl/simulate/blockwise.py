@@ -25,7 +25,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..blockwise.layout import BlockLayout
-from ._random import child_rng, seed_sequence, task_sizes
+from .._util.tasks import as_seed_sequence
+from ._random import child_rng, task_sizes
 
 __all__ = ["BLOCKWISE_SETTINGS", "BlockwiseTasks", "blockwise_setting", "make_blockwise_tasks"]
 
@@ -144,7 +145,7 @@ def make_blockwise_tasks(n_tasks: int = 2, n_per_task: int | Sequence[int] = 300
     sizes = task_sizes(n_per_task, T)
     layout = _block_layout(T, int(p_anchor), int(p_specific))
     p = int(p_anchor) + T * int(p_specific)
-    root = seed_sequence(random_state)
+    root = as_seed_sequence(random_state)
     v_shared = child_rng(root, _SHARED).normal(-10.0, 10.0, size=p)
     v_task = np.empty((T, p))
     observed = layout.observed_matrix()

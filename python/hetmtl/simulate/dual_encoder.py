@@ -33,8 +33,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .._util.tasks import as_seed_sequence as _seed
 from ._random import child_rng as _rng
-from ._random import seed_sequence as _seed
 from ._random import task_sizes as _sizes
 
 __all__ = ["DualEncoderTasks", "make_dual_encoder_tasks", "per_task_rmse"]

@@ -148,10 +148,7 @@ def init_generator(seed: np.random.SeedSequence, *keys: int) -> torch.Generator:
     shape start from the same weights, whichever stack they are trained in."""
     from ..nn import torch_generator
 
-    s = child_seed(seed, SEED_INIT)
-    for k in keys:
-        s = child_seed(s, int(k))
-    return torch_generator(s)
+    return torch_generator(child_seed(seed, SEED_INIT, *keys))
 
 
 def parameter_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -15,7 +15,7 @@ import torch  # noqa: E402
 from sklearn.utils.validation import check_is_fitted
 
 from .._util.validation import check_choice, check_int_at_least, check_positive_number
-from .._util.tasks import as_seed_sequence
+from .._util.tasks import as_seed_sequence, child_seed
 from ..nn import torch_generator, torch_threads
 from ._hbi_net import HBIStack, StackData, train_stack
 from ._imputer_base import BlockImputer, BlockScaler, observer_rows, require_observers
@@ -148,7 +148,7 @@ class HBIImputer(BlockImputer):
         seen = observer_rows(layout, codes)
         require_observers(layout, seen)
         root = as_seed_sequence(self.random_state)
-        val = {s: _validation_rows(codes, seen[s], self.val_fraction, _child(root, _SEED_SPLIT, i))
+        val = {s: _validation_rows(codes, seen[s], self.val_fraction, child_seed(root, _SEED_SPLIT, i))
                for i, s in enumerate(sources)}
         anchor = layout.anchor
         rows = {anchor: np.ones(codes.size, bool), **{s: seen[s] & ~val[s] for s in sources}}
@@ -163,7 +163,7 @@ class HBIImputer(BlockImputer):
             data = self._stack_data(blocks, seen, val, sources, [(i, grid[c]) for i, c in models])
             p0 = layout.width(anchor)
             nets = [HBIStack(p0, layout.width(sources[i]), grid[c][1], [grid[c][0]], [layout.width(sources[i])],
-                             torch_generator(_child(root, _SEED_INIT, i, c)))
+                             torch_generator(child_seed(root, _SEED_INIT, i, c)))
                     for i, c in models]
             trained, results = train_networks(nets, data, stacking=self.stacking, lr=float(self.lr),
                                               max_epochs=int(self.max_epochs), patience=int(self.patience))
@@ -269,10 +269,6 @@ def _validation_rows(codes: np.ndarray, observer: np.ndarray, fraction: float,
     out = np.zeros(codes.size, bool)
     out[rows[order[pos < n_val[sub[order]]]]] = True
     return out
-
-
-def _child(root: np.random.SeedSequence, *keys: int) -> np.random.SeedSequence:
-    return np.random.SeedSequence(root.entropy, spawn_key=tuple(root.spawn_key) + keys, pool_size=root.pool_size)
 
 
 def _tensor(a: np.ndarray) -> torch.Tensor:

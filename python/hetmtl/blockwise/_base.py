@@ -16,6 +16,7 @@ from .._util.validation import as_float_array
 from .._util.tasks import as_seed_sequence, child_seed
 from ..nn import ACTIVATIONS, TaskLayout, TorchDevice, progress, torch_threads
 from ._data import BlockData, anchor_columns, column_mask, prepare_fit, prepare_predict
+from ._grid import check_positive_int
 from .layout import BlockLayout
 
 # Fixed keys of the independent random streams drawn from one random_state.
@@ -97,9 +98,7 @@ class BlockRegressor(TorchDevice, RegressorMixin, BaseEstimator):
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation: must be one of {tuple(ACTIVATIONS)}, got {self.activation!r}")
         for name in ("batch_size", "max_epochs", "patience", "lr_step"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name}: must be a positive int, got {v!r}")
+            check_positive_int(getattr(self, name), name)
         if not (isinstance(self.lr, (int, float)) and np.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr: must be a positive number, got {self.lr!r}")
         if not (isinstance(self.lr_decay, (int, float)) and 0 < self.lr_decay <= 1):
@@ -136,7 +135,6 @@ class TrainRows:
         self.y_val = lay.gather_t(model._tensor(data.y[va])[None, :])[:, 0]  # (T, m)
         self.mask_val = lay.mask.to(self.y_val.dtype)
         self.n_val = lay.counts.clamp(min=1).to(self.y_val.dtype)
-        self.n_tasks = T
 
     def val_mse(self, pred: torch.Tensor) -> torch.Tensor:
         """Per-task validation MSE (..., T) of predictions (..., T, m)."""

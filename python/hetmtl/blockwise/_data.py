@@ -135,9 +135,6 @@ class BlockData:
     imputer: Any
     n_tasks: int
 
-    def train_sizes(self) -> np.ndarray:
-        return np.bincount(self.codes[self.train], minlength=self.n_tasks)
-
 
 def check_fraction(value: Any, name: str) -> float:
     if not (isinstance(value, numbers.Real) and 0 < value < 1):

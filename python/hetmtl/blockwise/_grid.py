@@ -29,14 +29,16 @@ SMALL_GRID: dict[str, list] = {
 NAMED_GRIDS = {"paper": PAPER_GRID, "small": SMALL_GRID}
 
 
+def check_positive_int(value: Any, name: str) -> int:
+    """An int (not a bool) of at least 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name}: must be a positive int, got {value!r}")
+    return int(value)
+
+
 def check_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Validate one configuration (``hidden``, ``n_layers`` positive ints; weights >= 0)."""
-    out = {}
-    for key in ("hidden", "n_layers"):
-        v = cfg[key]
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{key}: must be a positive int, got {v!r}")
-        out[key] = int(v)
+    out = {key: check_positive_int(cfg[key], key) for key in ("hidden", "n_layers")}
     for key in ("gamma", "delta", "kappa"):
         v = cfg[key]
         if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not (np.isfinite(v) and v >= 0):

@@ -18,7 +18,7 @@ from .._util.tasks import child_seed
 from ..nn import StackedMLP
 from ._base import SEED_BATCH, BlockRegressor, TrainRows, init_generator, parameter_state, restore
 from ._data import BlockData
-from ._grid import resolve_grid
+from ._grid import check_positive_int, resolve_grid
 from ._train import train_stacked
 from .layout import BlockLayout
 from .model import TwoPathwayMTL
@@ -78,9 +78,7 @@ class SingleTaskBlockMLP(BlockRegressor):
     def _check_common(self) -> None:
         super()._check_common()
         for name in ("hidden", "n_layers"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name}: must be a positive int, got {v!r}")
+            check_positive_int(getattr(self, name), name)
 
     def _fit_data(self, data: BlockData, seed: np.random.SeedSequence) -> None:
         rows = TrainRows(self, data)

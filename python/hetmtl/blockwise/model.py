@@ -12,7 +12,7 @@ from .._util.tasks import child_seed
 from .._util.validation import check_choice
 from ._base import SEED_BATCH, BlockRegressor, TrainRows, init_generator, parameter_state, restore
 from ._data import BlockData, anchor_columns
-from ._grid import GRID_KEYS, PAPER_GRID, SMALL_GRID, expand_grid, stack_groups
+from ._grid import GRID_KEYS, PAPER_GRID, SMALL_GRID, check_positive_int, expand_grid, stack_groups
 from ._train import train_stacked
 from ._two_pathway import ORTH_SCALES, SHARED_HEADS, NetSpec, TwoPathwayNet
 from .layout import BlockLayout
@@ -183,8 +183,7 @@ class TwoPathwayMTL(BlockRegressor):
         check_choice(self.shared_head, "shared_head", SHARED_HEADS)
         check_choice(self.orth_scale, "orth_scale", ORTH_SCALES)
         check_choice(self.task_inputs, "task_inputs", TASK_INPUTS)
-        if isinstance(self.head_layers, bool) or not isinstance(self.head_layers, (int, np.integer)) or self.head_layers < 1:
-            raise ValueError(f"head_layers: must be a positive int, got {self.head_layers!r}")
+        check_positive_int(self.head_layers, "head_layers")
         self._configs()
 
     # -- fitting ----------------------------------------------------------------------------------------

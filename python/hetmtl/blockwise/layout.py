@@ -161,12 +161,20 @@ class BlockLayout:
         """Task labels of rows as integer codes ``0..T-1`` in the layout's task order."""
         labels = np.asarray(task, dtype=object).ravel()
         lookup = {t: i for i, t in enumerate(self._observed)}
-        codes = np.empty(labels.shape[0], dtype=np.int64)
-        for i, lab in enumerate(labels):
-            code = lookup.get(lab.item() if isinstance(lab, np.generic) else lab)
-            if code is None:
-                raise ValueError(f"task: label {lab!r} (row {i}) is not one of the layout's tasks {self.tasks}")
-            codes[i] = code
+
+        def code(lab: Any) -> int:
+            return lookup.get(lab.item() if isinstance(lab, np.generic) else lab, -1)
+
+        # One look-up per distinct label, not per row; missing labels (None, NaN) factorize to -1
+        # and are looked up one by one.
+        inverse, uniques = pd.factorize(labels)
+        codes = np.array([code(u) for u in uniques] + [-1], dtype=np.int64)[inverse]
+        na = np.flatnonzero(inverse < 0)
+        codes[na] = [code(lab) for lab in labels[na]]
+        bad = np.flatnonzero(codes < 0)
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"task: label {labels[i]!r} (row {i}) is not one of the layout's tasks {self.tasks}")
         return codes
 
     def source_positions(self, X: Any) -> dict[str, np.ndarray]:

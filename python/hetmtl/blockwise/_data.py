@@ -13,6 +13,7 @@ import numpy as np
 
 from .._util.validation import as_float_array
 from .._util.tasks import child_seed, split_rows
+from ._imputer_base import BlockImputer
 from .layout import BlockLayout
 
 # Imputers by name: (submodule, class); resolved on use so that this module needs neither.
@@ -53,6 +54,13 @@ def make_imputer(spec: Any, layout: BlockLayout, seed: np.random.SeedSequence) -
         return copy.deepcopy(spec)
 
 
+def _reads_split(imputer: Any, layout: BlockLayout) -> bool:
+    """Whether ``imputer`` is one of the package's imputers on ``layout``, with the standard fit and
+    transform: it can then take the rows already split by the layout instead of splitting them again."""
+    return (isinstance(imputer, BlockImputer) and type(imputer).fit is BlockImputer.fit
+            and type(imputer).transform is BlockImputer.transform and imputer.layout == layout)
+
+
 def _completed(layout: BlockLayout, imputer: Any, X: Any, task: Any, blocks: dict[str, np.ndarray],
                codes: np.ndarray) -> np.ndarray:
     """Rows in ``layout.all_columns`` order with missing blocks filled by ``imputer`` (NaN when
@@ -60,7 +68,8 @@ def _completed(layout: BlockLayout, imputer: Any, X: Any, task: Any, blocks: dic
     observed = np.hstack([blocks[s] for s in layout.sources])
     if imputer is None:
         return observed
-    filled = np.asarray(imputer.transform(X, task), dtype=np.float64)
+    filled = imputer._complete(blocks, codes) if _reads_split(imputer, layout) else imputer.transform(X, task)
+    filled = np.asarray(filled, dtype=np.float64)
     if filled.shape != observed.shape:
         raise ValueError(f"imputer: transform returned shape {filled.shape}, expected {observed.shape} "
                          "(every column of the layout, source by source)")
@@ -159,7 +168,9 @@ def prepare_fit(layout: BlockLayout, X: Any, y: Any, task: Any, imputer_spec: An
     tr, va = split_rows(codes, T, check_fraction(val_fraction, "val_fraction"), child_seed(seed, split_key),
                         np.asarray(layout.tasks, dtype=object))
     imputer = make_imputer(imputer_spec, layout, child_seed(seed, imputer_key))
-    if imputer is not None:
+    if _reads_split(imputer, layout):
+        imputer._fit_split(layout, blocks, codes)
+    elif imputer is not None:
         imputer.fit(X, task)
     Z = _completed(layout, imputer, X, task, blocks, codes)
     seen = column_mask(layout, "observed")[codes]

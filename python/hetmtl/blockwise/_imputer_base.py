@@ -88,7 +88,10 @@ class BlockImputer(BaseEstimator):
         self
         """
         layout = check_layout(self.layout)
-        blocks, codes = layout.split(X, task)
+        return self._fit_split(layout, *layout.split(X, task))
+
+    def _fit_split(self, layout: BlockLayout, blocks: dict[str, np.ndarray], codes: np.ndarray) -> "BlockImputer":
+        """:meth:`fit` on rows already split by ``layout``."""
         if codes.size == 0:
             raise ValueError("X: has no rows")
         self.layout_ = layout  # what _fit_blocks reads (it may impute, e.g. to score validation rows)
@@ -115,7 +118,10 @@ class BlockImputer(BaseEstimator):
             Columns in the order of ``layout.all_columns`` (source by source).
         """
         check_is_fitted(self, "layout_")
-        blocks, codes = self.layout_.split(X, task)
+        return self._complete(*self.layout_.split(X, task))
+
+    def _complete(self, blocks: dict[str, np.ndarray], codes: np.ndarray) -> np.ndarray:
+        """:meth:`transform` on rows already split by ``layout_``."""
         seen = observer_rows(self.layout_, codes)
         fills = self._impute_all(blocks, {s: ~seen[s] for s in self.layout_.imputed_sources})
         parts = []
@@ -148,8 +154,8 @@ class BlockImputer(BaseEstimator):
         """
         check_is_fitted(self, "layout_")
         layout = self.layout_
-        completed = self.transform(X_full, task)
-        codes = layout.task_codes(task)
+        blocks, codes = layout.split(X_full, task)
+        completed = self._complete(blocks, codes)
         seen = observer_rows(layout, codes)
         positions = layout.source_positions(X_full)
         values = X_full.to_numpy() if isinstance(X_full, pd.DataFrame) else np.asarray(X_full)

@@ -40,11 +40,18 @@ def split_rows(codes: np.ndarray, n_tasks: int, validation_fraction: float,
             f"task: task {labels[r]!r} has {int(n[r])} row(s); validation_fraction={validation_fraction} needs "
             f"at least {int(n_val[r]) + 2} rows per task ({int(n_val[r])} to validate, 2 to train)"
         )
-    rng = np.random.default_rng(seed)
-    # A random key per row, sorted within task: the first n_val rows of each task validate.
-    key = rng.random(codes.size)
+    order, is_val = random_first_per_task(codes, n_val, seed)
+    return order[~is_val], order[is_val]
+
+
+def random_first_per_task(codes: np.ndarray, n_first: np.ndarray,
+                          seed: np.random.SeedSequence) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices in a random order within each task (tasks in code order), and a mask of the
+    first ``n_first[task]`` rows of each task in that order (a random draw of that many rows)."""
+    n = np.bincount(codes, minlength=n_first.size)
+    # A random key per row, sorted within task.
+    key = np.random.default_rng(seed).random(codes.size)
     order = np.lexsort((key, codes))
     start = np.concatenate([[0], np.cumsum(n)[:-1]])
     pos = np.arange(codes.size) - start[codes[order]]
-    is_val = pos < n_val[codes[order]]
-    return order[~is_val], order[is_val]
+    return order, pos < n_first[codes[order]]

@@ -15,7 +15,7 @@ import torch  # noqa: E402
 from sklearn.utils.validation import check_is_fitted
 
 from .._util.validation import check_choice, check_int_at_least, check_positive_number
-from .._util.tasks import as_seed_sequence, child_seed
+from .._util.tasks import as_seed_sequence, child_seed, random_first_per_task
 from ..nn import torch_generator, torch_threads
 from ._hbi_net import HBIStack, StackData, train_stack
 from ._imputer_base import BlockImputer, BlockScaler, observer_rows, require_observers
@@ -262,12 +262,9 @@ def _validation_rows(codes: np.ndarray, observer: np.ndarray, fraction: float,
     n_val = np.minimum(np.floor(fraction * n + 0.5).astype(int), np.maximum(n - 1, 0))
     if n_val.sum() == 0:
         n_val[int(np.argmax(n))] = 1
-    key = np.random.default_rng(seed).random(rows.size)
-    order = np.lexsort((key, sub))
-    start = np.concatenate([[0], np.cumsum(n)[:-1]])
-    pos = np.arange(rows.size) - start[sub[order]]
+    order, picked = random_first_per_task(sub, n_val, seed)
     out = np.zeros(codes.size, bool)
-    out[rows[order[pos < n_val[sub[order]]]]] = True
+    out[rows[order[picked]]] = True
     return out
 
 

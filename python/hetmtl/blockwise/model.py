@@ -191,29 +191,29 @@ class TwoPathwayMTL(BlockRegressor):
     def _fit_data(self, data: BlockData, seed: np.random.SeedSequence) -> None:
         configs = self._configs()
         rows = TrainRows(self, data)
-        results, nets, histories = [None] * len(configs), {}, {}
+        K = len(configs)
+        loss, val_mse, best_epoch = np.empty(K), np.empty(K), np.empty(K, dtype=int)
+        stacks = []  # (members, net, training record) of every stack
         for members in stack_groups(configs):  # one stack, one pass over the data per epoch
             net, res, val = self._train_stack(data, rows, [configs[i] for i in members], seed)
-            for j, i in enumerate(members):
-                results[i] = (res.stopper.best_loss[j], res.stopper.best_epoch[j], val[j])
-                histories[i] = (np.array([e[j] for e in res.train_loss]), np.array([e[j] for e in res.val_loss]))
-                nets[i] = (net, j)
-        loss = np.array([r[0] for r in results])
+            loss[members], best_epoch[members], val_mse[members] = res.stopper.best_loss, res.stopper.best_epoch, val
+            stacks.append((members, net, res))
         if not np.isfinite(loss).any():
             raise FloatingPointError("fit: every configuration diverged (non-finite validation loss); lower lr")
         best = int(np.nanargmin(np.where(np.isfinite(loss), loss, np.nan)))
-        net, j = nets[best]
+        members, net, res = next(s for s in stacks if best in s[0])
+        j = members.index(best)
         self.net_ = net.select(j)
         self.best_params_ = dict(configs[best])
         table = pd.DataFrame(configs)
         table["val_loss"] = loss
-        table["val_mse"] = [float(r[2]) for r in results]
-        table["best_epoch"] = [int(r[1]) for r in results]
+        table["val_mse"] = val_mse
+        table["best_epoch"] = best_epoch
         table["rank"] = table["val_loss"].rank(method="min").astype(int)
         self.cv_results_ = table
-        tr, va = histories[best]
+        tr, va = np.stack(res.train_loss)[:, j], np.stack(res.val_loss)[:, j]
         self.history_ = pd.DataFrame({"epoch": np.arange(tr.size), "train_loss": tr, "val_loss": va})
-        self.best_epoch_ = int(results[best][1])
+        self.best_epoch_ = int(best_epoch[best])
 
     def _train_stack(self, data: BlockData, rows: TrainRows, configs: list[dict], seed: np.random.SeedSequence):
         """Train configurations of one depth as one stack; returns the net (best weights of

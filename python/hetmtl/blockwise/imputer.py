@@ -17,6 +17,7 @@ from sklearn.utils.validation import check_is_fitted
 from .._util.validation import check_choice, check_int_at_least, check_positive_number
 from .._util.tasks import as_seed_sequence, child_seed, random_first_per_task
 from ..nn import torch_generator, torch_threads
+from ._data import check_fraction
 from ._hbi_net import HBIStack, StackData, train_stack
 from ._imputer_base import BlockImputer, BlockScaler, observer_rows, require_observers
 from .layout import BlockLayout
@@ -135,8 +136,7 @@ class HBIImputer(BlockImputer):
         check_positive_number(self.lr, "lr")
         check_int_at_least(self.max_epochs, "max_epochs")
         check_int_at_least(self.patience, "patience")
-        if not 0 < self.val_fraction < 1:
-            raise ValueError(f"val_fraction: must lie in (0, 1), got {self.val_fraction!r}")
+        check_fraction(self.val_fraction, "val_fraction")
         if self.n_threads is not None:
             check_int_at_least(self.n_threads, "n_threads")
 
@@ -172,10 +172,10 @@ class HBIImputer(BlockImputer):
              "val_mse": results[m][0], "best_epoch": results[m][1], "epochs": results[m][2]}
             for m, (i, c) in enumerate(models)
         ])
+        val_mse = np.array([r[0] for r in results]).reshape(len(sources), len(grid))  # models are source-major
         rows_out = []
         for i, s in enumerate(sources):
-            ms = [m for m, (j, _) in enumerate(models) if j == i]
-            best = ms[int(np.argmin([results[m][0] for m in ms]))]
+            best = i * len(grid) + int(np.argmin(val_mse[i]))
             self.networks_[s] = trained[best]
             pred = self._predict(s, blocks[anchor][val[s]])
             rmse = float(np.sqrt(np.mean((pred - blocks[s][val[s]]) ** 2)))

@@ -96,7 +96,8 @@ def train_stacked(params: list[torch.nn.Parameter], batch_loss: Callable[[torch.
             out.train_loss.append((total / idx.shape[0]).cpu().numpy())
             out.val_loss.append(val)
             bar.update(1)
-            bar.set_postfix(val=f"{float(np.nanmin(val)):.4g}", refresh=False)
+            finite = val[np.isfinite(val)]  # all NaN once every model has diverged: no warning then
+            bar.set_postfix(val=f"{float(finite.min()):.4g}" if finite.size else "nan", refresh=False)
             if stopper.update(epoch, val, state()):
                 break
     finally:

@@ -435,3 +435,13 @@ def test_stack_groups_pad_narrow_widths_only_where_cheap():
     shapes = [sorted({(small[i]["n_layers"], small[i]["hidden"]) for i in g}) for g in stack_groups(small)]
     assert shapes == [[(1, 8), (1, 16)], [(1, 128)], [(2, 8), (2, 16)], [(2, 128)]]
     assert len(stack_groups(paper, pad_budget=float("inf"))) == 3
+
+
+def test_diverged_fit_raises_its_own_error():
+    # Every configuration diverges: the fit says so (and no NaN warning from the progress note
+    # replaces that error under filterwarnings=error).
+    d = make_blockwise_tasks(n_per_task=40, p_anchor=6, p_specific=3, random_state=0)
+    model = TwoPathwayMTL(d.layout, imputer="mean", hidden=6, n_layers=1, lr=1e12, max_epochs=5, patience=2,
+                          n_threads=1, random_state=0)
+    with pytest.raises(FloatingPointError, match="every configuration diverged"):
+        model.fit(d.X, d.y, d.task)

@@ -266,6 +266,7 @@ def test_hbi_errors():
         HBIImputer({"x0": [0]}).fit(X, task)
     for kw, match in [({"val_fraction": 1.0}, r"val_fraction: must lie in \(0, 1\)"),
                       ({"width": (8, 0)}, "width: must be at least 1"),
+                      ({"width": 2.7}, "width: must be a whole number"),
                       ({"depth": 0}, "depth: must be at least 1"),
                       ({"lam_orth": -1.0}, "lam_orth: every value must be a finite non-negative"),
                       ({"lr": 0.0}, "lr: must be a positive number"),

@@ -149,3 +149,9 @@ def test_dict_round_trip_through_json():
     assert named_layout() != BlockLayout(SOURCES, "x0", {"A": ["x1"], "B": ["x2"]})
     with pytest.raises(ValueError, match="layout: missing field 'anchor'"):
         BlockLayout.from_dict({"sources": SOURCES, "observed": []})
+
+
+def test_from_data_rejects_missing_task_labels():
+    X = np.array([[1.0, 2.0], [3.0, 4.0]])
+    with pytest.raises(ValueError, match="task: 1 row"):
+        BlockLayout.from_data(X, np.array(["a", None], dtype=object), {"x0": [0], "x1": [1]}, anchor="x0")

@@ -58,7 +58,14 @@ def check_positive_number(value: Any, name: str) -> float:
 
 
 def check_int_at_least(value: Any, name: str, minimum: int = 1) -> int:
-    """A whole number no smaller than ``minimum`` (iteration caps, thread counts)."""
-    if int(value) < minimum:
+    """A whole number no smaller than ``minimum`` (iteration caps, thread counts); 5.0 is read as 5,
+    2.7 and non-numbers are rejected rather than truncated."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if isinstance(value, bool) or not np.isfinite(number) or number != round(number):
+        raise ValueError(f"{name}: must be a whole number, got {value!r}")
+    if number < minimum:
         raise ValueError(f"{name}: must be at least {minimum}, got {value!r}")
-    return int(value)
+    return int(number)

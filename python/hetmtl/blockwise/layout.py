@@ -241,6 +241,9 @@ class BlockLayout:
         when every row has the block entirely NaN; anything in between is an error naming the task
         and the source. Tasks are ordered by first appearance.
         """
+        missing = pd.isna(pd.Series(np.asarray(task, dtype=object).ravel()))
+        if missing.any():
+            raise ValueError(f"task: {int(missing.sum())} row(s) have no task label (first: row {int(missing.idxmax())})")
         labels = list(pd.unique(pd.Series(np.asarray(task, dtype=object).ravel())))
         provisional = cls(sources, anchor, {t: list(sources) for t in labels})
         positions = provisional.source_positions(X)

@@ -35,7 +35,7 @@ from hetmtl.dual import DualEncoderMTL
 from hetmtl.dual.alternating import encoder_step
 from hetmtl.dual.alternating import make_data as make_train
 from hetmtl.nn import adam
-from hetmtl.proximal import solve_heads
+from hetmtl.prox import solve_heads
 
 R, N_R, D = 10, 500, 50
 HIDDEN, P, Q = 32, 8, 2

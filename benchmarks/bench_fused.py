@@ -28,7 +28,7 @@ import numpy as np
 from _timing import format_seconds, format_table, measure
 
 from hetmtl.fusion import fused_path, fused_solve
-from hetmtl.fusion.solver import lambda_grid, make_options, prepare_problem, solve_prepared
+from hetmtl.fusion.fused import lambda_grid, make_options, prepare_problem, solve_prepared
 
 SIZES = ((30, 50), (1000, 3))
 LAM_FRACTION = 0.2  # of lambda_max: a mix of fused and unfused sites

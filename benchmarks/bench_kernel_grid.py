@@ -36,7 +36,7 @@ import numpy as np
 from _timing import format_seconds, format_table, measure
 
 from hetmtl import _core
-from hetmtl.fusion.grid_core import grid_options, grid_sums
+from hetmtl.fusion.kernel_grid_core import grid_options, grid_sums
 
 N, M_AXIS, F, H = 100_000, 20, 5, 0.1
 
@@ -134,7 +134,7 @@ def main() -> None:
         err = max(np.abs(S0 - res.M[:, :, 0, 0]).max(), np.abs(S1 - res.V[:, :, 0, 0]).max())
         if err > 1e-8 * max(1.0, np.abs(S0).max()):
             raise SystemExit(f"numpy ({name}) disagrees with the core: max abs difference {err:.3g}")
-    if not np.allclose(exact.result["M"], res.M, rtol=1e-12, atol=0.0):
+    if not np.allclose(exact.result.M, res.M, rtol=1e-12, atol=0.0):
         raise SystemExit("the core's exact path disagrees with its recurrence")
     rows = [
         ["hetmtl core", format_seconds(ours.best), 1.0],

@@ -39,12 +39,29 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   pip_quiet install -q "torch==2.13.0"
 fi
 
-echo "[setup] building and installing hetmtl"
+# The compiled core builds for baseline x86-64 by default (what a wheel must do). This build stays
+# on this machine, so it targets x86-64-v3 (AVX2, FMA) when the CPU has every feature of that level;
+# the module then refuses to load on a CPU without them. HETMTL_MARCH overrides ("" for portable).
+if [ -z "${HETMTL_MARCH+set}" ]; then
+  HETMTL_MARCH=""
+  v3_flags="avx avx2 bmi1 bmi2 f16c fma abm movbe xsave"
+  if [ -r /proc/cpuinfo ] && [ "$(uname -m)" = "x86_64" ]; then
+    cpu_flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
+    HETMTL_MARCH="x86-64-v3"
+    for flag in $v3_flags; do
+      case "$cpu_flags" in *" $flag "*) ;; *) HETMTL_MARCH="" ;; esac
+    done
+  fi
+fi
+MARCH_OPT="-Ccmake.define.HETMTL_MARCH=$HETMTL_MARCH"
+
+echo "[setup] building and installing hetmtl (HETMTL_MARCH=${HETMTL_MARCH:-portable})"
 if [ "${HETMTL_DEV:-0}" = "1" ]; then
   pip_quiet install -q scikit-build-core pybind11 cmeel-eigen ninja
-  pip_quiet install -q --no-build-isolation -Ceditable.rebuild=true -Cbuild-dir=build/dev -e ".[test,data,r,torch]"
+  pip_quiet install -q --no-build-isolation -Ceditable.rebuild=true -Cbuild-dir=build/dev "$MARCH_OPT" \
+    -e ".[test,data,r,torch]"
 else
-  pip_quiet install -q ".[test,data,r,torch]"
+  pip_quiet install -q "$MARCH_OPT" ".[test,data,r,torch]"
 fi
 .venv/bin/python -c "import hetmtl._core, torch" || { echo "[setup] hetmtl failed to install" >&2; exit 1; }
 

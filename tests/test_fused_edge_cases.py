@@ -14,7 +14,7 @@ import pytest
 from hetmtl import _core
 
 from hetmtl.fusion import ConvergenceWarning, fused_path, fused_solve
-from hetmtl.fusion.solver import make_options, prepare_problem, solve_batch
+from hetmtl.fusion.fused import make_options, prepare_problem, solve_batch
 
 from fused_problems import kkt_residual_np, lambda_max_np, pooled_np, random_problem
 
@@ -380,11 +380,11 @@ def test_path_with_a_non_unique_center_converges():
     lambdas = list(np.append(2.0493 * 0.5336 ** np.arange(12), 0.0))
     problem = _core.FusedProblem.diagonal(D, n, np.sqrt(n), True)
     out = problem.path(theta_hat, lambdas, make_options(tol=1e-9))
-    assert np.all(out["status"] == 0)
-    assert out["kkt"].max() <= 1e-9
+    assert np.all(out.status == int(_core.SolveStatus.converged))
+    assert out.kkt.max() <= 1e-9
     for i in (4, 8):  # the same points as cold solves, where the center is unique to rounding
         cold = problem.solve(theta_hat, lambdas[i], make_options(tol=1e-9))
-        np.testing.assert_allclose(out["theta"][i], cold["theta"][0], atol=1e-7)
+        np.testing.assert_allclose(out.theta[i], cold.theta[0], atol=1e-7)
 
 
 def test_numerically_singular_W_is_explained():

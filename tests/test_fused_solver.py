@@ -14,8 +14,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from hetmtl import _core
 from hetmtl.fusion import FusedFit, fused_path, fused_solve
-from hetmtl.fusion.solver import make_options, prepare_problem, solve_batch
+from hetmtl.fusion.fused import make_options, prepare_problem, solve_batch
 
 # --------------------------------------------------------------------------------------------------
 # Random problems and NumPy references
@@ -400,13 +401,13 @@ def test_solve_batch_equals_separate_solves(penalty, n_threads):
     lam = 0.2 * lambda_max_np(theta_hat, W, n, np.sqrt(n))
     problem = prepare_problem(theta_hat, W, n)
     out = solve_batch(problem, draws, lam, make_options(penalty=penalty, n_threads=n_threads))
-    assert out["theta"].shape == (6, 70, 3) and out["center"].shape == (6, 3)
+    assert out.theta.shape == (6, 70, 3) and out.center.shape == (6, 3)
     for b in range(6):
         fit = fused_solve(draws[b], W, n, lam, penalty=penalty)
-        np.testing.assert_allclose(out["theta"][b], fit.theta, rtol=1e-12, atol=1e-13)
-        np.testing.assert_allclose(out["center"][b], fit.center, rtol=1e-12, atol=1e-13)
-        np.testing.assert_array_equal(out["fused"][b], fit.fused)
-        assert out["status"][b] == 0
+        np.testing.assert_allclose(out.theta[b], fit.theta, rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(out.center[b], fit.center, rtol=1e-12, atol=1e-13)
+        np.testing.assert_array_equal(out.fused[b], fit.fused)
+        assert out.status[b] == int(_core.SolveStatus.converged)
 
 
 def test_threads_give_identical_results():

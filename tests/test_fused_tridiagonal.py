@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from hetmtl.fusion import fused_path, fused_solve
-from hetmtl.fusion.solver import make_options, path_prepared, prepare_problem, solve_batch, solve_prepared
+from hetmtl.fusion.fused import make_options, path_prepared, prepare_problem, solve_batch, solve_prepared
 
 from fused_problems import kkt_residual_np, lambda_max_np, random_problem
 
@@ -35,7 +35,7 @@ def test_tridiagonal_solve_matches_eigenbasis_path(K, p, cond, seed):
         # The same cold solve in the eigenbasis (a batch of two draws eigendecomposes first):
         # equal curvatures make Newton take the same steps, so a wrong curvature shows here.
         eig = solve_batch(problem, np.stack([theta_hat, theta_hat]), lam, make_options())
-        assert abs(fit.iterations - int(eig["iterations"][0])) <= 1
+        assert abs(fit.iterations - int(eig.iterations[0])) <= 1
         assert kkt_residual_np(theta_hat, W, n, lam, fit) <= 1e-9
         np.testing.assert_array_equal(fit.fused, path.fused[i])
         spread = np.abs(theta_hat).max()
@@ -53,8 +53,8 @@ def test_batch_of_draws_matches_single_solves():
     singles = [solve_prepared(prepare_problem(d, W, n), lam, options) for d in draws]
     batch = solve_batch(problem, draws, lam, options)
     for b, single in enumerate(singles):
-        np.testing.assert_allclose(batch["theta"][b], single.theta, rtol=0, atol=1e-8)
-        np.testing.assert_array_equal(batch["fused"][b], single.fused)
+        np.testing.assert_allclose(batch.theta[b], single.theta, rtol=0, atol=1e-8)
+        np.testing.assert_array_equal(batch.fused[b], single.fused)
 
 
 def test_prepared_problem_mixes_forms_without_changing_answers():

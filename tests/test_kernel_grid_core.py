@@ -9,7 +9,7 @@ from scipy.interpolate import RegularGridInterpolator
 
 from grid_helpers import reference_sums
 from hetmtl.fusion import fused_solve
-from hetmtl.fusion.grid_core import fused_grid_solve, grid_interpolate, grid_sums
+from hetmtl.fusion.kernel_grid_core import fused_grid_solve, grid_interpolate, grid_sums
 
 
 def _axes(rng, d, sizes=(7, 5, 4)):

@@ -8,7 +8,7 @@ import pytest
 
 from grid_helpers import reference_sums
 from hetmtl import _core
-from hetmtl.fusion.grid_core import grid_options
+from hetmtl.fusion.kernel_grid_core import grid_options
 
 
 def core_sums(X, Y, folds, F, axes, h, *, recurrence, kernel="gaussian", fit="constant", support=3.0,
@@ -20,7 +20,7 @@ def core_sums(X, Y, folds, F, axes, h, *, recurrence, kernel="gaussian", fit="co
     res = _core.grid_sums(np.ascontiguousarray(X, float), np.ascontiguousarray(Y, float),
                           np.ascontiguousarray(folds, np.int32), F, [np.ascontiguousarray(a, float) for a in axes],
                           h, opt)
-    assert res["status"] == 0
+    assert res.status == _core.GridStatus.ok
     return res
 
 
@@ -28,7 +28,7 @@ def row_factors(x, axis, h, recurrence=True):
     """Each row in its own fold on a one-dimensional grid: S0 of fold i is row i's factors."""
     n = x.size
     res = core_sums(x[:, None], np.ones((n, 1)), np.arange(n), n, [axis], h, recurrence=recurrence)
-    return res["M"][:, :, 0, 0]
+    return res.M[:, :, 0, 0]
 
 
 def extended_factors(x, axis, h):
@@ -90,15 +90,16 @@ def test_uniform_axes_match_numpy_and_the_exact_path(d, fit):
     rec = core_sums(X, Y, folds, F, axes, h, recurrence=True, fit=fit, support=2.0)
     exact = core_sums(X, Y, folds, F, axes, h, recurrence=False, fit=fit, support=2.0)
     M, V, count = reference_sums(X, Y, folds, F, axes, h, "gaussian", fit, 2.0)
-    np.testing.assert_allclose(rec["M"], M, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(rec["V"], V, rtol=1e-12, atol=1e-12)
-    np.testing.assert_array_equal(rec["count"], count)
-    np.testing.assert_array_equal(exact["count"], count)
-    assert np.any(rec["M"] != exact["M"])
+    np.testing.assert_allclose(rec.M, M, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(rec.V, V, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(rec.count, count)
+    np.testing.assert_array_equal(exact.count, count)
+    assert np.any(rec.M != exact.M)
     # Sums of factors that agree to ~3e-14: positive sums (S0) to 1e-13 relative, signed ones
     # (S1, offsets) to 1e-13 of their scale.
     for key in ("M", "V"):
-        np.testing.assert_allclose(rec[key], exact[key], rtol=1e-13, atol=1e-13 * np.abs(exact[key]).max())
+        np.testing.assert_allclose(getattr(rec, key), getattr(exact, key), rtol=1e-13,
+                                   atol=1e-13 * np.abs(getattr(exact, key)).max())
 
 
 @pytest.mark.parametrize("axis, h", [
@@ -126,15 +127,15 @@ def test_row_far_outside_the_bulk():
     folds = np.zeros(len(X), int)
     rec = core_sums(X, Y, folds, 1, axes, 0.3, recurrence=True)
     exact = core_sums(X, Y, folds, 1, axes, 0.3, recurrence=False)
-    assert np.any(rec["M"] != exact["M"])
+    assert np.any(rec.M != exact.M)
     M, V, count = reference_sums(X, Y, folds, 1, axes, np.array([0.3, 0.3]), "gaussian", "constant", 3.0)
     # Grid points near the far rows see only them and the far tails of the bulk's factors (down to
     # 1e-290): every sum must be accurate relative to its own size, however small.
-    np.testing.assert_allclose(rec["M"], M, rtol=1e-12, atol=1e-290)
-    np.testing.assert_allclose(rec["V"], V, rtol=1e-12, atol=1e-290)
-    np.testing.assert_array_equal(rec["count"], count)
+    np.testing.assert_allclose(rec.M, M, rtol=1e-12, atol=1e-290)
+    np.testing.assert_allclose(rec.V, V, rtol=1e-12, atol=1e-290)
+    np.testing.assert_array_equal(rec.count, count)
     corner = 40 * 41 + 40  # grid point (5, 5): the far row alone, k(0) = 1
-    assert rec["M"][0, corner, 0, 0] == 1.0 and rec["V"][0, corner, 0, 0] == 5.0
+    assert rec.M[0, corner, 0, 0] == 1.0 and rec.V[0, corner, 0, 0] == 5.0
 
 
 @pytest.mark.parametrize("fit", ["constant", "linear"])
@@ -147,11 +148,11 @@ def test_epanechnikov_ignores_the_recurrence(fit):
     on = core_sums(X, Y, folds, 2, axes, 0.25, recurrence=True, kernel="epanechnikov", fit=fit)
     off = core_sums(X, Y, folds, 2, axes, 0.25, recurrence=False, kernel="epanechnikov", fit=fit)
     for key in ("M", "V", "count"):
-        np.testing.assert_array_equal(on[key], off[key])
+        np.testing.assert_array_equal(getattr(on, key), getattr(off, key))
     M, V, count = reference_sums(X, Y, folds, 2, axes, np.array([0.25, 0.25]), "epanechnikov", fit, 1.0)
-    np.testing.assert_allclose(on["M"], M, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(on["V"], V, rtol=1e-12, atol=1e-12)
-    np.testing.assert_array_equal(on["count"], count)
+    np.testing.assert_allclose(on.M, M, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(on.V, V, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(on.count, count)
 
 
 def test_threads_agree_on_uniform_axes():
@@ -162,6 +163,6 @@ def test_threads_agree_on_uniform_axes():
     folds = np.arange(3000) % 4
     one = core_sums(X, Y, folds, 4, axes, 0.15, recurrence=True, n_threads=1)
     two = core_sums(X, Y, folds, 4, axes, 0.15, recurrence=True, n_threads=2)
-    np.testing.assert_allclose(one["M"], two["M"], rtol=1e-12)
-    np.testing.assert_allclose(one["V"], two["V"], rtol=1e-12, atol=1e-12)
-    np.testing.assert_array_equal(one["count"], two["count"])
+    np.testing.assert_allclose(one.M, two.M, rtol=1e-12)
+    np.testing.assert_allclose(one.V, two.V, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(one.count, two.count)

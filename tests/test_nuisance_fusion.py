@@ -227,9 +227,9 @@ def test_lambda_path_with_missing_grid_values_converges():
     """Two sites with one unreleased grid point each: warm starts along the path used to stop
     short of the tolerance here; every lambda must converge (no ConvergenceWarning) and match a
     cold solve."""
-    from hetmtl.fusion.grid_core import fused_grid_solve
+    from hetmtl.fusion.kernel_grid_core import fused_grid_solve
     from hetmtl.fusion.nuisance_fusion import _FoldProblem, _solve_path
-    from hetmtl.fusion.solver import make_options
+    from hetmtl.fusion.fused import make_options
 
     D = np.array([[0.0, 0.20060284166874895, 0.24497214397630018, 0.21286431413161216],
                   [0.21475802747080733, 0.2545627261572478, 0.252854371410293, 0.0]])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hetmtl.proximal import (
+from hetmtl.prox import (
     ProxConvergenceWarning,
     geometric_median,
     group_soft_threshold,

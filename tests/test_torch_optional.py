@@ -20,7 +20,7 @@ class NoTorch(importlib.abc.MetaPathFinder):
 
 
 sys.meta_path.insert(0, NoTorch())
-import hetmtl, hetmtl.fusion, hetmtl.proximal, hetmtl.simulate, hetmtl.blockwise
+import hetmtl, hetmtl.fusion, hetmtl.prox, hetmtl.simulate, hetmtl.blockwise
 assert hetmtl.blockwise.PAPER_GRID["n_layers"] == [2, 3, 4]
 try:
     hetmtl.blockwise.TwoPathwayMTL

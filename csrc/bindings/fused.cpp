@@ -1,27 +1,40 @@
 // Python bindings for the fused quadratic solver. Arrays arrive already validated and
-// C-contiguous from hetmtl.fusion.solver; results go back as dicts of NumPy arrays.
+// C-contiguous from hetmtl.fusion.fused; results go back as FusedFits (NumPy arrays stacked over
+// lambdas or draws, with a status code each).
 #include "common.hpp"
 #include "hetmtl/fused.hpp"
+
+#include <limits>
 
 using hetmtl::RowMatrix;
 using hetmtl::Vector;
 
 namespace {
 
-// Stack fits into (L, K, p) / (L, p) / (L, K) arrays.
-py::dict stack_fits(const std::vector<hetmtl::FusedResult>& fits, int K, int p) {
+// Fits of one problem stacked along a first axis (one entry per lambda or draw): theta (L, K, p),
+// center (L, p), fused (L, K), iterations, kkt and status (L). A fit the core could not compute
+// (its status says why) is NaN.
+struct FusedFits {
+    py::array_t<double> theta, center, kkt;
+    py::array_t<bool> fused;
+    py::array_t<int> iterations, status;  // status: SolveStatus codes
+};
+
+FusedFits stack_fits(const std::vector<hetmtl::FusedResult>& fits, int K, int p) {
     const py::ssize_t L = static_cast<py::ssize_t>(fits.size());
-    py::array_t<double> theta({L, static_cast<py::ssize_t>(K), static_cast<py::ssize_t>(p)});
-    py::array_t<double> center({L, static_cast<py::ssize_t>(p)});
-    py::array_t<bool> fused({L, static_cast<py::ssize_t>(K)});
-    py::array_t<int> iterations(L), status(L);
-    py::array_t<double> kkt(L);
-    auto th = theta.mutable_unchecked<3>();
-    auto ce = center.mutable_unchecked<2>();
-    auto fu = fused.mutable_unchecked<2>();
-    auto it = iterations.mutable_unchecked<1>();
-    auto st = status.mutable_unchecked<1>();
-    auto kk = kkt.mutable_unchecked<1>();
+    FusedFits out;
+    out.theta = py::array_t<double>({L, static_cast<py::ssize_t>(K), static_cast<py::ssize_t>(p)});
+    out.center = py::array_t<double>({L, static_cast<py::ssize_t>(p)});
+    out.fused = py::array_t<bool>({L, static_cast<py::ssize_t>(K)});
+    out.iterations = py::array_t<int>(L);
+    out.status = py::array_t<int>(L);
+    out.kkt = py::array_t<double>(L);
+    auto th = out.theta.mutable_unchecked<3>();
+    auto ce = out.center.mutable_unchecked<2>();
+    auto fu = out.fused.mutable_unchecked<2>();
+    auto it = out.iterations.mutable_unchecked<1>();
+    auto st = out.status.mutable_unchecked<1>();
+    auto kk = out.kkt.mutable_unchecked<1>();
     const double nan = std::numeric_limits<double>::quiet_NaN();
     for (py::ssize_t l = 0; l < L; ++l) {
         const auto& f = fits[l];
@@ -35,13 +48,6 @@ py::dict stack_fits(const std::vector<hetmtl::FusedResult>& fits, int K, int p) 
         st(l) = static_cast<int>(f.status);
         kk(l) = ok ? f.kkt : nan;
     }
-    py::dict out;
-    out["theta"] = theta;
-    out["center"] = center;
-    out["fused"] = fused;
-    out["iterations"] = iterations;
-    out["kkt"] = kkt;
-    out["status"] = status;
     return out;
 }
 
@@ -55,7 +61,16 @@ void register_fused(py::module_& m) {
         .value("converged", hetmtl::SolveStatus::Converged)
         .value("max_iterations", hetmtl::SolveStatus::MaxIterations)
         .value("not_positive_definite", hetmtl::SolveStatus::NotPositiveDefinite)
-        .value("numerical_failure", hetmtl::SolveStatus::NumericalFailure);
+        .value("numerical_failure", hetmtl::SolveStatus::NumericalFailure)
+        .value("invalid_input", hetmtl::SolveStatus::InvalidInput);
+
+    py::class_<FusedFits>(m, "FusedFits", "Fits stacked along a first axis (one per lambda or draw).")
+        .def_readonly("theta", &FusedFits::theta)
+        .def_readonly("center", &FusedFits::center)
+        .def_readonly("fused", &FusedFits::fused)
+        .def_readonly("iterations", &FusedFits::iterations)
+        .def_readonly("kkt", &FusedFits::kkt)
+        .def_readonly("status", &FusedFits::status, "SolveStatus codes, one per fit.");
 
     py::class_<hetmtl::FusedOptions>(m, "FusedOptions")
         .def(py::init<>())
@@ -70,6 +85,7 @@ void register_fused(py::module_& m) {
         .def_static("diagonal", &hetmtl::FusedProblem::diagonal, py::arg("D").noconvert(),
                     py::arg("n").noconvert(), py::arg("weights").noconvert(),
                     py::arg("allow_semidefinite") = false)
+        .def_property_readonly("valid_input", &hetmtl::FusedProblem::valid_input)
         .def_property_readonly("positive_definite", &hetmtl::FusedProblem::positive_definite)
         .def_property_readonly("bad_site", &hetmtl::FusedProblem::bad_site)
         .def_property_readonly("bad_eigenvalue", &hetmtl::FusedProblem::bad_eigenvalue)

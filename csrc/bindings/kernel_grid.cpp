@@ -1,5 +1,6 @@
 // Python bindings for the kernel grid core. Arrays arrive validated and C-contiguous from
-// hetmtl.fusion.kernel_grid; results go back as dicts of NumPy arrays plus a status code.
+// hetmtl.fusion.kernel_grid_core; results go back as the core's result structs (arrays copied to
+// NumPy on access, status as the bound GridStatus or SolveStatus codes).
 #include "common.hpp"
 #include "hetmtl/kernel_grid.hpp"
 
@@ -10,10 +11,30 @@ namespace {
 
 using IntRef = Eigen::Ref<const Eigen::VectorXi>;
 
-py::array_t<double> to_array(const std::vector<double>& data, std::vector<py::ssize_t> shape) {
-    py::array_t<double> out(shape);
-    std::copy(data.begin(), data.end(), out.mutable_data());
-    return out;
+void bind_results(py::module_& m) {
+    using hetmtl::GridSums;
+    py::class_<GridSums>(m, "GridSums", "Kernel moments per fold and grid point (empty unless status is ok).")
+        .def_readonly("status", &GridSums::status)
+        .def_readonly("bad_index", &GridSums::bad_index)
+        .def_property_readonly("M", [](const GridSums& s) { return to_array(s.M, {s.n_folds, s.n_grid, s.P, s.P}); })
+        .def_property_readonly("V", [](const GridSums& s) { return to_array(s.V, {s.n_folds, s.n_grid, s.P, s.T}); })
+        .def_property_readonly("count", [](const GridSums& s) { return to_array(s.count, {s.n_folds, s.n_grid}); });
+
+    using hetmtl::InterpResult;
+    py::class_<InterpResult>(m, "InterpResult", "Interpolated values (n x T) and the status of the call.")
+        .def_readonly("status", &InterpResult::status)
+        .def_readonly("bad_index", &InterpResult::bad_index)
+        .def_readonly("n_missing", &InterpResult::n_missing)
+        .def_property_readonly("values", [](const InterpResult& r) -> hetmtl::RowMatrix { return r.values; });
+
+    using hetmtl::PointwiseFusedResult;
+    py::class_<PointwiseFusedResult>(m, "PointwiseFusedResult", "One scalar fused problem per grid point.")
+        .def_property_readonly("theta", [](const PointwiseFusedResult& r) -> hetmtl::RowMatrix { return r.theta; })
+        .def_property_readonly("center", [](const PointwiseFusedResult& r) -> hetmtl::Vector { return r.center; })
+        .def_property_readonly("status", [](const PointwiseFusedResult& r) { return to_array(r.status); },
+                               "SolveStatus codes per grid point; -1 where no site has weight.")
+        .def_property_readonly("iterations", [](const PointwiseFusedResult& r) { return to_array(r.iterations); })
+        .def_property_readonly("kkt", [](const PointwiseFusedResult& r) { return to_array(r.kkt); });
 }
 
 }  // namespace
@@ -34,6 +55,7 @@ void register_kernel_grid(py::module_& m) {
         .value("out_of_range", hetmtl::GridStatus::OutOfRange)
         .value("bad_fold", hetmtl::GridStatus::BadFold)
         .value("empty_fold", hetmtl::GridStatus::EmptyFold);
+    bind_results(m);
 
     py::class_<hetmtl::GridOptions>(m, "GridOptions")
         .def(py::init<>())
@@ -52,15 +74,7 @@ void register_kernel_grid(py::module_& m) {
                 py::gil_scoped_release release;
                 s = hetmtl::grid_sums(X, Y, folds, n_folds, axes, bandwidth, opt);
             }
-            py::dict out;
-            out["status"] = static_cast<int>(s.status);
-            out["bad_index"] = s.bad_index;
-            if (s.status != hetmtl::GridStatus::Ok) return out;
-            const py::ssize_t F = s.n_folds, G = s.n_grid, P = s.P, T = s.T;
-            out["M"] = to_array(s.M, {F, G, P, P});
-            out["V"] = to_array(s.V, {F, G, P, T});
-            out["count"] = to_array(s.count, {F, G});
-            return out;
+            return s;
         },
         py::arg("X").noconvert(), py::arg("Y").noconvert(), py::arg("folds").noconvert(), py::arg("n_folds"),
         py::arg("axes"), py::arg("bandwidth").noconvert(), py::arg("options"));
@@ -73,12 +87,7 @@ void register_kernel_grid(py::module_& m) {
                 py::gil_scoped_release release;
                 r = hetmtl::grid_interpolate(axes, values, X, n_threads);
             }
-            py::dict out;
-            out["status"] = static_cast<int>(r.status);
-            out["bad_index"] = r.bad_index;
-            out["n_missing"] = r.n_missing;
-            if (r.status == hetmtl::GridStatus::Ok) out["values"] = r.values;
-            return out;
+            return r;
         },
         py::arg("axes"), py::arg("values").noconvert(), py::arg("X").noconvert(), py::arg("n_threads") = 1);
 
@@ -91,14 +100,7 @@ void register_kernel_grid(py::module_& m) {
                 py::gil_scoped_release release;
                 r = hetmtl::fused_pointwise(D, theta_hat, n, weights, lam, opt);
             }
-            py::dict out;
-            out["theta"] = r.theta;
-            out["center"] = r.center;
-            out["status"] = py::array_t<int>(static_cast<py::ssize_t>(r.status.size()), r.status.data());
-            out["iterations"] =
-                py::array_t<int>(static_cast<py::ssize_t>(r.iterations.size()), r.iterations.data());
-            out["kkt"] = py::array_t<double>(static_cast<py::ssize_t>(r.kkt.size()), r.kkt.data());
-            return out;
+            return r;
         },
         py::arg("D").noconvert(), py::arg("theta_hat").noconvert(), py::arg("n").noconvert(),
         py::arg("weights").noconvert(), py::arg("lam"), py::arg("options"));

@@ -10,6 +10,8 @@ void register_prox(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "hetmtl compiled core (private; use the public hetmtl API)";
+    // The -march the core was built with ("" for the portable default), for benchmarks and reports.
+    m.attr("build_march") = HETMTL_BUILD_MARCH;
     register_dense(m);
     register_fused(m);
     register_kernel_grid(m);

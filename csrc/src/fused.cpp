@@ -1,4 +1,4 @@
-#include "hetmtl/fused.hpp"
+#include "fused_problem.hpp"
 #include "hetmtl/dense.hpp"
 #include "fused_dim.hpp"
 
@@ -13,14 +13,18 @@ namespace hetmtl {
 namespace {
 
 constexpr int kChordMinDim = 8;  // from this dimension on, Newton steps may reuse a curvature
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 }  // namespace
 
-FusedProblem::FusedProblem(const Eigen::Ref<const RowMatrix>& W, const Eigen::Ref<const Vector>& n,
-                           const Eigen::Ref<const Vector>& weights)
+FusedProblem::Impl::Impl(const Eigen::Ref<const RowMatrix>& W, const Eigen::Ref<const Vector>& n,
+                         const Eigen::Ref<const Vector>& weights)
     : K_(static_cast<int>(W.rows())),
       p_(static_cast<int>(std::lround(std::sqrt(static_cast<double>(W.cols()))))),
       w_(weights) {
+    valid_input_ = K_ > 0 && p_ > 0 && static_cast<Eigen::Index>(p_) * p_ == W.cols() && n.size() == K_ &&
+                   weights.size() == K_;
+    if (!valid_input_) return;
     // Q_ and evals_ are filled lazily; their pages are not touched before.
     A_.resize(static_cast<Eigen::Index>(p_) * p_, K_);
     Q_.resize(static_cast<Eigen::Index>(p_) * p_, K_);
@@ -40,7 +44,7 @@ FusedProblem::FusedProblem(const Eigen::Ref<const RowMatrix>& W, const Eigen::Re
 }
 
 template <int P>
-void FusedProblem::load_dense(const Eigen::Ref<const RowMatrix>& W, const Eigen::Ref<const Vector>& n) {
+void FusedProblem::Impl::load_dense(const Eigen::Ref<const RowMatrix>& W, const Eigen::Ref<const Vector>& n) {
     // Fixed-size types for small p: the per-site work is a few dozen flops, less than the set-up
     // of Eigen's dynamic-size expressions.
     using Mat = Eigen::Matrix<double, P, P>;
@@ -93,12 +97,15 @@ void FusedProblem::load_dense(const Eigen::Ref<const RowMatrix>& W, const Eigen:
     A_sum_.compute(A_sum_full_);
 }
 
-FusedProblem FusedProblem::diagonal(const Eigen::Ref<const RowMatrix>& D, const Eigen::Ref<const Vector>& n,
-                                    const Eigen::Ref<const Vector>& weights, bool allow_semidefinite) {
-    FusedProblem pb;
+FusedProblem::Impl FusedProblem::Impl::diagonal(const Eigen::Ref<const RowMatrix>& D,
+                                                 const Eigen::Ref<const Vector>& n,
+                                                 const Eigen::Ref<const Vector>& weights, bool allow_semidefinite) {
+    Impl pb;
     pb.diagonal_ = true;
     pb.K_ = static_cast<int>(D.rows());
     pb.p_ = static_cast<int>(D.cols());
+    pb.valid_input_ = pb.K_ > 0 && pb.p_ > 0 && n.size() == pb.K_ && weights.size() == pb.K_;
+    if (!pb.valid_input_) return pb;
     pb.w_ = weights;
     pb.evals_.resize(pb.p_, pb.K_);
     pb.trace_.resize(pb.K_);
@@ -121,22 +128,33 @@ FusedProblem FusedProblem::diagonal(const Eigen::Ref<const RowMatrix>& D, const 
     return pb;
 }
 
-void FusedProblem::ensure_all_eigen() const {
+void FusedProblem::Impl::ensure_all_eigen() const {
     if (!tridiagonal_) return;  // small p: the eigenbasis is the only form; diagonal: nothing to do
     for (int k = 0; k < K_; ++k) ensure_eigen(k);
 }
 
-Vector FusedProblem::solve_A_sum(const Vector& rhs) const {
+Vector FusedProblem::Impl::solve_A_sum(const Vector& rhs) const {
     return diagonal_ ? Vector(rhs.cwiseQuotient(A_sum_diag_)) : Vector(A_sum_.solve(rhs));
 }
 
-Vector FusedProblem::pooled(const Eigen::Ref<const RowMatrix>& theta_hat) const {
+Vector FusedProblem::Impl::pooled(const Eigen::Ref<const RowMatrix>& theta_hat) const {
+    if (!valid_input_ || !matches(theta_hat)) return Vector::Constant(p_, kNaN);
     Vector rhs(p_);
     site_products(theta_hat, &rhs, nullptr);
     return solve_A_sum(rhs);
 }
 
-double FusedProblem::lambda_max(const Eigen::Ref<const RowMatrix>& theta_hat) const {
+SolveStatus FusedProblem::Impl::check(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
+                                      const FusedOptions& opt) const {
+    const bool options_ok = opt.tol > 0.0 && opt.max_iter >= 0 && opt.n_threads >= 1;
+    if (!valid_input_ || !matches(theta_hat) || !options_ok || !(lambda >= 0.0) || std::isinf(lambda)) {
+        return SolveStatus::InvalidInput;
+    }
+    return positive_definite_ ? SolveStatus::Converged : SolveStatus::NotPositiveDefinite;
+}
+
+double FusedProblem::Impl::lambda_max(const Eigen::Ref<const RowMatrix>& theta_hat) const {
+    if (!valid_input_ || !matches(theta_hat)) return kNaN;
     const Vector ubar = pooled(theta_hat);
     double lmax = 0.0;
     Vector d(p_), Ad(p_);
@@ -148,7 +166,7 @@ double FusedProblem::lambda_max(const Eigen::Ref<const RowMatrix>& theta_hat) co
     return lmax;
 }
 
-double FusedProblem::residual_scale(const Eigen::Ref<const RowMatrix>& centered) const {
+double FusedProblem::Impl::residual_scale(const Eigen::Ref<const RowMatrix>& centered) const {
     // The spread of the sites around their pooled value: the natural size of every gradient in
     // the problem, and invariant to shifting all estimates by a common vector.
     double spread = 0.0;
@@ -156,26 +174,27 @@ double FusedProblem::residual_scale(const Eigen::Ref<const RowMatrix>& centered)
     return std::max(spread, kFusedTiny);
 }
 
-RowMatrix FusedProblem::centered(const Eigen::Ref<const RowMatrix>& theta_hat, Vector& shift) const {
+RowMatrix FusedProblem::Impl::centered(const Eigen::Ref<const RowMatrix>& theta_hat, Vector& shift) const {
     shift = pooled(theta_hat);
     return theta_hat.rowwise() - shift.transpose();
 }
 
-Vector FusedProblem::center_for(const Eigen::Ref<const RowMatrix>& theta_hat, const RowMatrix& v) const {
+Vector FusedProblem::Impl::center_for(const Eigen::Ref<const RowMatrix>& theta_hat, const RowMatrix& v) const {
     Vector rhs(p_);
     site_products(theta_hat - v, &rhs, nullptr);
     return solve_A_sum(rhs);
 }
 
-double FusedProblem::kkt_residual(const Eigen::Ref<const RowMatrix>& theta_hat, const RowMatrix& theta,
+double FusedProblem::Impl::kkt_residual(const Eigen::Ref<const RowMatrix>& theta_hat, const RowMatrix& theta,
                                   const Vector& center, double lambda, Penalty penalty) const {
+    if (!valid_input_ || !matches(theta_hat) || !matches(theta) || center.size() != p_) return kNaN;
     Vector shift;
     const RowMatrix c = centered(theta_hat, shift);
     const RowMatrix theta_c = theta.rowwise() - shift.transpose();
     return centered_kkt(c, theta_c, center - shift, lambda, penalty, residual_scale(c));
 }
 
-double FusedProblem::centered_kkt(const Eigen::Ref<const RowMatrix>& theta_hat, const RowMatrix& theta,
+double FusedProblem::Impl::centered_kkt(const Eigen::Ref<const RowMatrix>& theta_hat, const RowMatrix& theta,
                                   const Vector& center, double lambda, Penalty penalty, double scale) const {
     double worst = 0.0;
     Vector gsum = Vector::Zero(p_);
@@ -206,11 +225,12 @@ double FusedProblem::centered_kkt(const Eigen::Ref<const RowMatrix>& theta_hat, 
     return worst / scale;
 }
 
-FusedResult FusedProblem::solve(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
+FusedResult FusedProblem::Impl::solve(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
                                 const FusedOptions& opt) const {
-    if (!positive_definite_) {
+    const SolveStatus ready = check(theta_hat, lambda, opt);
+    if (ready != SolveStatus::Converged) {
         FusedResult bad;
-        bad.status = SolveStatus::NotPositiveDefinite;
+        bad.status = ready;
         return bad;
     }
     // The problem is invariant to shifting every estimate and the center by one vector. Solving
@@ -227,14 +247,14 @@ FusedResult FusedProblem::solve(const Eigen::Ref<const RowMatrix>& theta_hat, do
     return res;
 }
 
-FusedResult FusedProblem::solve_centered(const Eigen::Ref<const RowMatrix>& c, double scale, double lambda,
+FusedResult FusedProblem::Impl::solve_centered(const Eigen::Ref<const RowMatrix>& c, double scale, double lambda,
                                          const FusedOptions& opt, WarmStart* warm) const {
     if (K_ == 1) return single_site(c, opt);  // always fused: the center is the site's own estimate
     if (opt.penalty == Penalty::L2Squared) return solve_l2sq(c, scale, lambda, opt);
     return solve_l2(c, scale, lambda, opt, warm);
 }
 
-FusedPathResult FusedProblem::path(const Eigen::Ref<const RowMatrix>& theta_hat, const std::vector<double>& lambdas,
+FusedPathResult FusedProblem::Impl::path(const Eigen::Ref<const RowMatrix>& theta_hat, const std::vector<double>& lambdas,
                                    const FusedOptions& opt) const {
     const int L = static_cast<int>(lambdas.size());
     std::vector<int> order(L);
@@ -243,8 +263,12 @@ FusedPathResult FusedProblem::path(const Eigen::Ref<const RowMatrix>& theta_hat,
     std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return lambdas[a] > lambdas[b]; });
     FusedPathResult out;
     out.fits.resize(L);
-    if (!positive_definite_) {
-        for (auto& fit : out.fits) fit.status = SolveStatus::NotPositiveDefinite;
+    SolveStatus ready = check(theta_hat, 0.0, opt);
+    for (double lambda : lambdas) {
+        if (ready == SolveStatus::Converged) ready = check(theta_hat, lambda, opt);
+    }
+    if (ready != SolveStatus::Converged) {
+        for (auto& fit : out.fits) fit.status = ready;
         return out;
     }
     ensure_all_eigen();
@@ -264,7 +288,7 @@ FusedPathResult FusedProblem::path(const Eigen::Ref<const RowMatrix>& theta_hat,
     return out;
 }
 
-FusedResult FusedProblem::single_site(const Eigen::Ref<const RowMatrix>& centered, const FusedOptions& opt) const {
+FusedResult FusedProblem::Impl::single_site(const Eigen::Ref<const RowMatrix>& centered, const FusedOptions& opt) const {
     FusedResult res;
     res.center = centered.row(0).transpose();
     res.theta = centered;
@@ -275,7 +299,7 @@ FusedResult FusedProblem::single_site(const Eigen::Ref<const RowMatrix>& centere
     return res;
 }
 
-bool FusedProblem::newton_center(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, double scale,
+bool FusedProblem::Impl::newton_center(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, double scale,
                                  const FusedOptions& opt, Vector& u, int& iterations, Eigen::MatrixXd& H,
                                  CenterEval& e, bool have_hint) const {
     double radius = 0.0;
@@ -341,7 +365,7 @@ bool FusedProblem::newton_center(const Eigen::Ref<const RowMatrix>& theta_hat, d
     return e.grad.norm() <= opt.tol * scale;
 }
 
-FusedResult FusedProblem::finish_l2(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, double scale,
+FusedResult FusedProblem::Impl::finish_l2(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, double scale,
                                     const Vector& u, const CenterEval& e, int iterations,
                                     const FusedOptions& opt) const {
     FusedResult res;
@@ -391,7 +415,7 @@ FusedResult FusedProblem::finish_l2(const Eigen::Ref<const RowMatrix>& theta_hat
     return res;
 }
 
-FusedResult FusedProblem::solve_l2(const Eigen::Ref<const RowMatrix>& theta_hat, double scale, double lambda,
+FusedResult FusedProblem::Impl::solve_l2(const Eigen::Ref<const RowMatrix>& theta_hat, double scale, double lambda,
                                    const FusedOptions& opt, WarmStart* warm) const {
     // Eliminating each site given the center leaves F(u) = sum_k e_k(u), where e_k is the
     // infimal convolution of the site's quadratic and lambda w_k ||.||: smooth and convex in the
@@ -439,7 +463,7 @@ FusedResult FusedProblem::solve_l2(const Eigen::Ref<const RowMatrix>& theta_hat,
     return res;
 }
 
-Vector FusedProblem::fista_center(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
+Vector FusedProblem::Impl::fista_center(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
                                   const FusedOptions& opt, RowMatrix v, int& iterations) const {
     // Accelerated proximal gradient on the offsets with u = u(v) in closed form. The metric is
     // blockdiag(A_k), which majorizes the reduced Hessian (A_k minus a rank-p term), so a unit step
@@ -494,7 +518,7 @@ Vector FusedProblem::fista_center(const Eigen::Ref<const RowMatrix>& theta_hat, 
     return center_for(theta_hat, v);
 }
 
-FusedResult FusedProblem::solve_l2sq(const Eigen::Ref<const RowMatrix>& theta_hat, double scale, double lambda,
+FusedResult FusedProblem::Impl::solve_l2sq(const Eigen::Ref<const RowMatrix>& theta_hat, double scale, double lambda,
                                      const FusedOptions& opt) const {
     // Closed form: theta_k = C_k (A_k that_k + lambda w_k u), C_k = (A_k + lambda w_k I)^-1, and
     // u solves (sum_k w_k C_k A_k) u = sum_k w_k C_k A_k that_k.
@@ -531,6 +555,45 @@ FusedResult FusedProblem::solve_l2sq(const Eigen::Ref<const RowMatrix>& theta_ha
     return res;
 }
 
+// FusedProblem forwards to its Impl.
+FusedProblem::FusedProblem(const Eigen::Ref<const RowMatrix>& W, const Eigen::Ref<const Vector>& n,
+                           const Eigen::Ref<const Vector>& weights)
+    : impl_(std::make_unique<Impl>(W, n, weights)) {}
+FusedProblem::FusedProblem(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+FusedProblem::FusedProblem(FusedProblem&&) noexcept = default;
+FusedProblem& FusedProblem::operator=(FusedProblem&&) noexcept = default;
+FusedProblem::~FusedProblem() = default;
+
+FusedProblem FusedProblem::diagonal(const Eigen::Ref<const RowMatrix>& D, const Eigen::Ref<const Vector>& n,
+                                    const Eigen::Ref<const Vector>& weights, bool allow_semidefinite) {
+    return FusedProblem(std::make_unique<Impl>(Impl::diagonal(D, n, weights, allow_semidefinite)));
+}
+
+int FusedProblem::n_sites() const { return impl_->n_sites(); }
+int FusedProblem::dim() const { return impl_->dim(); }
+bool FusedProblem::valid_input() const { return impl_->valid_input(); }
+bool FusedProblem::positive_definite() const { return impl_->positive_definite(); }
+int FusedProblem::bad_site() const { return impl_->bad_site(); }
+double FusedProblem::bad_eigenvalue() const { return impl_->bad_eigenvalue(); }
+int FusedProblem::asymmetric_site() const { return impl_->asymmetric_site(); }
+Vector FusedProblem::pooled(const Eigen::Ref<const RowMatrix>& theta_hat) const { return impl_->pooled(theta_hat); }
+double FusedProblem::lambda_max(const Eigen::Ref<const RowMatrix>& theta_hat) const {
+    return impl_->lambda_max(theta_hat);
+}
+FusedResult FusedProblem::solve(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
+                                const FusedOptions& opt) const {
+    return impl_->solve(theta_hat, lambda, opt);
+}
+FusedPathResult FusedProblem::path(const Eigen::Ref<const RowMatrix>& theta_hat, const std::vector<double>& lambdas,
+                                   const FusedOptions& opt) const {
+    return impl_->path(theta_hat, lambdas, opt);
+}
+void FusedProblem::ensure_all_eigen() const { impl_->ensure_all_eigen(); }
+double FusedProblem::kkt_residual(const Eigen::Ref<const RowMatrix>& theta_hat, const RowMatrix& theta,
+                                  const Vector& center, double lambda, Penalty penalty) const {
+    return impl_->kkt_residual(theta_hat, theta, center, lambda, penalty);
+}
+
 FusedPathResult fused_path(const FusedProblem& problem, const Eigen::Ref<const RowMatrix>& theta_hat,
                            const std::vector<double>& lambdas, const FusedOptions& opt) {
     return problem.path(theta_hat, lambdas, opt);
@@ -540,7 +603,12 @@ std::vector<FusedResult> fused_solve_batch(const FusedProblem& problem,
                                            const Eigen::Ref<const RowMatrix>& theta_hats, double lambda,
                                            const FusedOptions& opt) {
     const int K = problem.n_sites();
-    const int B = K > 0 ? static_cast<int>(theta_hats.rows()) / K : 0;
+    if (K <= 0 || theta_hats.rows() % K != 0) {  // not whole blocks of K rows: nothing to solve
+        FusedResult bad;
+        bad.status = SolveStatus::InvalidInput;
+        return {bad};
+    }
+    const int B = static_cast<int>(theta_hats.rows()) / K;
     std::vector<FusedResult> out(B);
     FusedOptions inner = opt;
     inner.n_threads = 1;  // parallelism is across draws

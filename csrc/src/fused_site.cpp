@@ -1,7 +1,7 @@
 // Site-level algebra of the fused solver: each site's proximal map (fused test, then a secular
 // equation in the eigenbasis of A_k), its curvature, and the center objective that sums them.
 // Small dimensions (p <= 4) are unrolled at compile time.
-#include "hetmtl/fused.hpp"
+#include "fused_problem.hpp"
 #include "fused_dim.hpp"
 #include "fused_secular.hpp"
 
@@ -10,20 +10,20 @@
 
 namespace hetmtl {
 
-Vector FusedProblem::apply_A(int k, const Vector& x) const {
+Vector FusedProblem::Impl::apply_A(int k, const Vector& x) const {
     Vector out(p_);
     apply_A(k, x, out);
     return out;
 }
 
-void FusedProblem::apply_A(int k, const Vector& x, Vector& out) const {
+void FusedProblem::Impl::apply_A(int k, const Vector& x, Vector& out) const {
     with_fixed_dim(p_, [&](auto P) { apply_A_p<decltype(P)::value>(k, x, out); });
 }
 
-FusedProblem::Workspace::Workspace(int p)
+FusedProblem::Impl::Workspace::Workspace(int p)
     : z(p), c(p), b(p), x(p), r(p), Ar(p), Bs(p), inv_d(p), l(std::max(p - 1, 1)), Y(p, p) {}
 
-Eigen::MatrixXd FusedProblem::eigen_matrix(int k, const Vector& d) const {
+Eigen::MatrixXd FusedProblem::Impl::eigen_matrix(int k, const Vector& d) const {
     if (diagonal_) return d.asDiagonal();
     ensure_eigen(k);
     return eigenvectors(k) * d.asDiagonal() * eigenvectors(k).transpose();
@@ -71,7 +71,7 @@ void eigen_decompose(const Eigen::Map<const Eigen::MatrixXd>& A, double* Q, doub
 
 }  // namespace
 
-void FusedProblem::ensure_eigen(int k) const {
+void FusedProblem::Impl::ensure_eigen(int k) const {
     if (diagonal_ || eig_ready_[k].load(std::memory_order_acquire)) return;
     std::call_once(eig_once_[k], [this, k] {
         with_fixed_dim(p_, [&](auto P) {
@@ -82,7 +82,7 @@ void FusedProblem::ensure_eigen(int k) const {
 }
 
 template <int P>
-void FusedProblem::apply_A_p(int k, const Vector& x, Vector& out) const {
+void FusedProblem::Impl::apply_A_p(int k, const Vector& x, Vector& out) const {
     if (diagonal_) {
         view<P>(out) = view<P>(eigenvalues(k)).cwiseProduct(view<P>(x));
     } else {
@@ -90,12 +90,12 @@ void FusedProblem::apply_A_p(int k, const Vector& x, Vector& out) const {
     }
 }
 
-void FusedProblem::site_products(const Eigen::Ref<const RowMatrix>& X, Vector* sum, double* largest) const {
+void FusedProblem::Impl::site_products(const Eigen::Ref<const RowMatrix>& X, Vector* sum, double* largest) const {
     with_fixed_dim(p_, [&](auto P) { site_products_p<decltype(P)::value>(X, sum, largest); });
 }
 
 template <int P>
-void FusedProblem::site_products_p(const Eigen::Ref<const RowMatrix>& X, Vector* sum, double* largest) const {
+void FusedProblem::Impl::site_products_p(const Eigen::Ref<const RowMatrix>& X, Vector* sum, double* largest) const {
     VecP<P> acc = VecP<P>::Zero(p_), y(p_);
     double top = 0.0;
     for (int k = 0; k < K_; ++k) {
@@ -112,12 +112,12 @@ void FusedProblem::site_products_p(const Eigen::Ref<const RowMatrix>& X, Vector*
     if (largest) *largest = top;
 }
 
-bool FusedProblem::site_prox(int k, const Vector& z, double tau, Workspace& ws, const double* hint) const {
+bool FusedProblem::Impl::site_prox(int k, const Vector& z, double tau, Workspace& ws, const double* hint) const {
     return with_fixed_dim(p_, [&](auto P) { return site_prox_p<decltype(P)::value>(k, z, tau, ws, hint); });
 }
 
 template <int P>
-bool FusedProblem::site_prox_p(int k, const Vector& z, double tau, Workspace& ws, const double* hint) const {
+bool FusedProblem::Impl::site_prox_p(int k, const Vector& z, double tau, Workspace& ws, const double* hint) const {
     // Fused exactly when ||A z|| <= tau, which needs no eigendecomposition. Sites on the boundary
     // (to rounding) snap to the center: an offset of relative size 1e-11 could not be told apart
     // from u in theta_k = u + v_k anyway.
@@ -185,7 +185,7 @@ bool FusedProblem::site_prox_p(int k, const Vector& z, double tau, Workspace& ws
     return false;
 }
 
-void FusedProblem::center_objective(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, const Vector& u,
+void FusedProblem::Impl::center_objective(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, const Vector& u,
                                     CenterEval& out, const RowMatrix* hint, int n_threads) const {
     with_fixed_dim(p_, [&](auto P) {
         center_objective_p<decltype(P)::value>(theta_hat, lambda, u, out, hint, n_threads);
@@ -193,7 +193,7 @@ void FusedProblem::center_objective(const Eigen::Ref<const RowMatrix>& theta_hat
 }
 
 template <int P>
-void FusedProblem::center_objective_p(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, const Vector& u,
+void FusedProblem::Impl::center_objective_p(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, const Vector& u,
                                       CenterEval& out, const RowMatrix* hint, int n_threads) const {
     // Per-site terms are stored and added in site order afterwards, so the result does not depend
     // on the number of threads.
@@ -228,7 +228,7 @@ void FusedProblem::center_objective_p(const Eigen::Ref<const RowMatrix>& theta_h
     out.f = f_site.sum();
 }
 
-void FusedProblem::center_hessian(double lambda, const RowMatrix& v, Eigen::MatrixXd& H, int n_threads) const {
+void FusedProblem::Impl::center_hessian(double lambda, const RowMatrix& v, Eigen::MatrixXd& H, int n_threads) const {
     // Fused sites (offset exactly zero) contribute A_k; unfused ones a rank-updated lower triangle
     // in their own buffer, added in site order (thread-count independent).
     // Unfused sites get a buffer row each (slot[k]); fused ones add A_k directly.
@@ -288,7 +288,7 @@ void FusedProblem::center_hessian(double lambda, const RowMatrix& v, Eigen::Matr
 }
 
 template <int P>
-void FusedProblem::site_hessian_p(int k, const Vector& v, double tau, double* out) const {
+void FusedProblem::Impl::site_hessian_p(int k, const Vector& v, double tau, double* out) const {
     // add_site_hessian for a small fixed p: the whole matrix, unrolled at compile time.
     ensure_eigen(k);  // done by the site's prox already; a check, for other callers
     const auto vv = view<P>(v);
@@ -312,7 +312,7 @@ void FusedProblem::site_hessian_p(int k, const Vector& v, double tau, double* ou
     Hk.noalias() -= (Bs / sBs) * Bs.transpose();
 }
 
-void FusedProblem::add_site_hessian(int k, const Vector& v, double tau, Workspace& ws,
+void FusedProblem::Impl::add_site_hessian(int k, const Vector& v, double tau, Workspace& ws,
                                     Eigen::Map<Eigen::MatrixXd>& H) const {
     ensure_eigen(k);  // done by the site's prox already; a check, for other callers
     // Hessian of the infimal convolution of (1/2) x'A x and tau ||x|| at an unfused point:

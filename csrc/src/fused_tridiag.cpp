@@ -3,7 +3,7 @@
 // one of them can be evaluated through (alpha T + beta I)^-1, whose LDL' factors cost O(p). The
 // tridiagonal form is the first stage of an eigendecomposition; skipping the second stage (QR
 // sweeps that accumulate rotations into the eigenvectors) saves most of its cost.
-#include "hetmtl/fused.hpp"
+#include "fused_problem.hpp"
 #include "fused_secular.hpp"
 
 #include <algorithm>
@@ -56,7 +56,7 @@ void bidiag_right_solve_scaled(const Vector& inv_d, const Vector& l, Eigen::Matr
 
 }  // namespace
 
-FusedProblem::SiteTridiag::SiteTridiag(const Eigen::Ref<const Eigen::MatrixXd>& A) {
+FusedProblem::Impl::SiteTridiag::SiteTridiag(const Eigen::Ref<const Eigen::MatrixXd>& A) {
     Eigen::Tridiagonalization<Eigen::MatrixXd> tri(A);
     Q = tri.matrixQ();
     diag = tri.diagonal();
@@ -71,7 +71,7 @@ FusedProblem::SiteTridiag::SiteTridiag(const Eigen::Ref<const Eigen::MatrixXd>& 
     }
 }
 
-const FusedProblem::SiteTridiag& FusedProblem::tridiag(int k) const {
+const FusedProblem::Impl::SiteTridiag& FusedProblem::Impl::tridiag(int k) const {
     if (!tri_ready_[k].load(std::memory_order_acquire)) {
         std::call_once(tri_once_[k], [this, k] {
             tri_[k] = SiteTridiag(A(k));
@@ -81,7 +81,7 @@ const FusedProblem::SiteTridiag& FusedProblem::tridiag(int k) const {
     return tri_[k];
 }
 
-void FusedProblem::site_prox_tridiag(int k, const Vector& z, double tau, double bnorm, Workspace& ws,
+void FusedProblem::Impl::site_prox_tridiag(int k, const Vector& z, double tau, double bnorm, Workspace& ws,
                                      double rho_hint) const {
     // With c = Q'z and beta = T c (so ||beta|| = ||A z||), the offset is x = rho Q w(rho) with
     // w = (rho T + tau I)^-1 beta, where rho = ||x|| solves s(rho) = ||w(rho)||^2 = 1; s decreases
@@ -118,7 +118,7 @@ void FusedProblem::site_prox_tridiag(int k, const Vector& z, double tau, double 
     ws.x.noalias() = t.Q * w;
 }
 
-void FusedProblem::add_site_hessian_tridiag(int k, const Vector& v, double tau, Workspace& ws,
+void FusedProblem::Impl::add_site_hessian_tridiag(int k, const Vector& v, double tau, Workspace& ws,
                                             Eigen::Map<Eigen::MatrixXd>& H) const {
     // The curvature B^-1 - (B^-1 s)(B^-1 s)' / s'B^-1 s of add_site_hessian, with s = v/||v|| and
     // B^-1 = A (I + cA)^-1, c = ||v|| / tau, written through (I + cT)^-1 in one of two forms

@@ -650,6 +650,10 @@ PointwiseFusedResult fused_pointwise(const Eigen::Ref<const RowMatrix>& D,
     out.status.assign(G, -1);
     out.iterations.assign(G, 0);
     out.kkt.assign(G, nan);
+    if (theta_hat.rows() != K || theta_hat.cols() != G || n.size() != K || weights.size() != K) {
+        out.status.assign(G, static_cast<int>(SolveStatus::InvalidInput));
+        return out;
+    }
     FusedOptions inner = opt;
     inner.n_threads = 1;  // parallel over grid points instead
 #pragma omp parallel for schedule(dynamic, 8) num_threads(std::max(1, opt.n_threads))

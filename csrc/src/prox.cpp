@@ -165,13 +165,13 @@ GeoMedianResult geometric_median(const Eigen::Ref<const RowMatrix>& points, cons
     return res;
 }
 
-HeadResult solve_heads(const Eigen::Ref<const RowMatrix>& Z, const Eigen::Ref<const RowMatrix>& H,
-                       const Eigen::Ref<const Vector>& y, const std::vector<std::int64_t>& offsets,
-                       const Eigen::Ref<const Vector>& loss_weights, const Eigen::Ref<const Vector>& pen_alpha,
-                       const Eigen::Ref<const Vector>& pen_beta, const Eigen::Ref<const Vector>& ridge,
-                       const Eigen::Ref<const Vector>& alpha_center, const Eigen::Ref<const Vector>& beta_center,
-                       const Eigen::Ref<const RowMatrix>& alpha0, const Eigen::Ref<const RowMatrix>& beta0,
-                       const HeadOptions& opt) {
+HeadResult solve_heads(const HeadProblem& problem, const HeadOptions& opt) {
+    // Short names for the fields (the formulas below read as in the header's problem statement).
+    const RowMatrixView &Z = problem.Z, &H = problem.H, &alpha0 = problem.alpha0, &beta0 = problem.beta0;
+    const VectorView &y = problem.y, &loss_weights = problem.loss_weights, &ridge = problem.ridge;
+    const VectorView &pen_alpha = problem.pen_alpha, &pen_beta = problem.pen_beta;
+    const VectorView &alpha_center = problem.alpha_center, &beta_center = problem.beta_center;
+    const std::vector<std::int64_t>& offsets = problem.offsets;
     HeadResult res;
     const Eigen::Index N = y.size(), q = Z.cols(), p = H.cols();
     const Eigen::Index R = static_cast<Eigen::Index>(offsets.size()) - 1;

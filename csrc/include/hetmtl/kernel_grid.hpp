@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "hetmtl/fused.hpp"
+#include "hetmtl/types.hpp"
 
 namespace hetmtl {
 

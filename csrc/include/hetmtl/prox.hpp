@@ -25,10 +25,9 @@
 #include <cstdint>
 #include <vector>
 
-namespace hetmtl {
+#include "hetmtl/types.hpp"
 
-using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using Vector = Eigen::VectorXd;
+namespace hetmtl {
 
 enum class HeadPenalty : int { None = 0, L2 = 1, L2Squared = 2, Ball = 3 };
 
@@ -85,15 +84,26 @@ struct HeadResult {
     ProxStatus status_all = ProxStatus::Converged;  // the worst task status
 };
 
-// The head problem above. alpha0 / beta0 (R x q / R x p) are warm starts (pass 0-row matrices for a
-// cold start at the centers). ridge (R) is each task's ridge on alpha and beta (not the
-// intercept): it keeps heads finite on tasks with fewer rows than encodings or collinear encodings.
-HeadResult solve_heads(const Eigen::Ref<const RowMatrix>& Z, const Eigen::Ref<const RowMatrix>& H,
-                       const Eigen::Ref<const Vector>& y, const std::vector<std::int64_t>& offsets,
-                       const Eigen::Ref<const Vector>& loss_weights, const Eigen::Ref<const Vector>& pen_alpha,
-                       const Eigen::Ref<const Vector>& pen_beta, const Eigen::Ref<const Vector>& ridge,
-                       const Eigen::Ref<const Vector>& alpha_center, const Eigen::Ref<const Vector>& beta_center,
-                       const Eigen::Ref<const RowMatrix>& alpha0, const Eigen::Ref<const RowMatrix>& beta0,
-                       const HeadOptions& opt);
+// The data of the head problem above, as views of the caller's arrays. Task r's rows are
+// offsets[r] .. offsets[r+1]-1 of Z, H and y. Per-task vectors have R entries.
+struct HeadProblem {
+    RowMatrixView Z{nullptr, 0, 0};          // N x q task-specific encodings (q may be 0)
+    RowMatrixView H{nullptr, 0, 0};          // N x p shared encodings (p may be 0)
+    VectorView y{nullptr, 0};                // N
+    std::vector<std::int64_t> offsets;       // R + 1, from 0 to N, strictly increasing
+    VectorView loss_weights{nullptr, 0};     // w_r >= 0
+    VectorView pen_alpha{nullptr, 0};        // pen_alpha(r) >= 0 (a radius, possibly inf, for Ball)
+    VectorView pen_beta{nullptr, 0};         // pen_beta(r) >= 0 (likewise)
+    VectorView ridge{nullptr, 0};            // ridge_r >= 0 on alpha and beta (not the intercept)
+    VectorView alpha_center{nullptr, 0};     // q
+    VectorView beta_center{nullptr, 0};      // p
+    // Warm starts, R x q and R x p; 0 rows for a cold start at the centers.
+    RowMatrixView alpha0{nullptr, 0, 0};
+    RowMatrixView beta0{nullptr, 0, 0};
+};
+
+// The head problem above. The ridge keeps heads finite on tasks with fewer rows than encodings or
+// collinear encodings. Shapes that do not describe one problem give status_all = InvalidInput.
+HeadResult solve_heads(const HeadProblem& problem, const HeadOptions& opt);
 
 }  // namespace hetmtl

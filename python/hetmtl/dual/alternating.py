@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..nn import EarlyStopping, StackedMLP, TaskLayout, task_mse
-from ..proximal import geometric_median, solve_heads
+from ..prox import geometric_median, solve_heads
 from ._encoder_step import EncoderStep
 
 CENTERS = ("geomedian", "mean")

@@ -8,7 +8,7 @@ outlying sites keep their own estimate.
 from .heterogeneity import MetaAnalysis, PooledEstimate, meta_analysis, meta_analysis_from_summaries
 from .late_fusion import LambdaSelectionWarning, LateFusion
 from .site_dml import SiteDML
-from .solver import ConvergenceWarning, FusedFit, FusedPath, fused_path, fused_solve
+from .fused import ConvergenceWarning, FusedFit, FusedPath, fused_path, fused_solve
 from .summary import FoldSummary, SiteSummary
 
 __all__ = [

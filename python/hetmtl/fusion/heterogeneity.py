@@ -35,7 +35,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from .._util.validation import as_float_array, check_choice
-from .solver import ConvergenceWarning
+from .fused import ConvergenceWarning
 from .summary import SiteSummary
 
 METHODS = ("REML", "DL")

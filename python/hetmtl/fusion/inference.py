@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import stats
 
-from .solver import PreparedProblem, solve_batch
+from .fused import PreparedProblem, solve_batch
 
 INFERENCE = ("bootstrap", "conditional", "none")
 
@@ -94,13 +94,13 @@ def bootstrap_inference(problem: PreparedProblem, covs: np.ndarray, theta: np.nd
     z = rng.standard_normal((n_boot, K, p))
     draws = theta[None] + np.einsum("kij,bkj->bki", chol, z)
     out = solve_batch(problem, draws, lam, options)
-    theta_b, center_b = out["theta"], out["center"]
+    theta_b, center_b = out.theta, out.center
     lo, hi = _basic_interval(theta, theta_b, level)
     clo, chi = _basic_interval(center, center_b, level)
     return FusedInference(
         se=theta_b.std(axis=0, ddof=1), lower=lo, upper=hi,
         center_se=center_b.std(axis=0, ddof=1), center_lower=clo, center_upper=chi,
-        method="bootstrap", level=level, fused_frequency=out["fused"].mean(axis=0),
+        method="bootstrap", level=level, fused_frequency=out.fused.mean(axis=0),
         theta_draws=theta_b, center_draws=center_b, theta=theta, center=center,
     )
 

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .._util.validation import as_float_array, check_choice
-from .grid_core import FITS, KERNELS, GridSumsResult, check_axes, grid_interpolate, grid_sums
+from .kernel_grid_core import FITS, KERNELS, GridSumsResult, check_axes, grid_interpolate, grid_sums
 
 OUTSIDE = ("error", "clip")
 

@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .solver import path_prepared, prepare_problem
+from .fused import path_prepared, prepare_problem
 from .summary import SiteSummary
 
 

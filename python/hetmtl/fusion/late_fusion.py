@@ -14,7 +14,7 @@ from sklearn.base import BaseEstimator
 from .._util.validation import check_choice
 from .inference import INFERENCE, FusedInference, bootstrap_inference, conditional_inference
 from .lambda_cv import LambdaCV, cross_validate_lambda, n_common_folds
-from .solver import (PENALTIES, FusedPath, lambda_grid, make_options, path_prepared, prepare_problem,
+from .fused import (PENALTIES, FusedPath, lambda_grid, make_options, path_prepared, prepare_problem,
                      solve_prepared)
 from .summary import WEIGHTS, SiteSummary
 

@@ -29,12 +29,13 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import _core
+from .._core_status import check_fused
 from .._util.io import atomic_write_json, read_json
 from .._util.validation import as_float_array, check_choice
-from .grid_core import GRID_PENALTIES
+from .kernel_grid_core import GRID_PENALTIES
 from .grid_summary import GridSummary, _fold_labels
 from .kernel_grid import KernelGrid, local_fit
-from .solver import _warn_unconverged, make_options
+from .fused import make_options
 
 FUSED_SCHEMA = "hetmtl.fused_nuisance"
 FUSED_SCHEMA_VERSION = 1
@@ -75,14 +76,14 @@ def _solve_path(pb: _FoldProblem, lambdas: np.ndarray, penalty: str, weights: np
         core = _core.FusedProblem.diagonal(np.ascontiguousarray(D[:, present]), n, w, True)
         thp = np.ascontiguousarray(th[:, present])
         out = core.path(thp, [float(x) for x in lambdas], options)
-        _warn_unconverged(out["status"], out["kkt"], lambdas)
-        theta[:, :, present] = out["theta"]
-        center[:, present] = out["center"]
+        check_fused(out.status, out.kkt, lambdas)
+        theta[:, :, present] = out.theta
+        center[:, present] = out.center
     else:
         for i, lam in enumerate(lambdas):
             out = _core.fused_pointwise(D, th, n, w, float(lam), options)
-            _warn_unconverged(out["status"][present], out["kkt"][present], np.full(int(present.sum()), lam))
-            theta[i], center[i] = out["theta"], out["center"]
+            check_fused(out.status[present], out.kkt[present], np.full(int(present.sum()), lam))
+            theta[i], center[i] = out.theta, out.center
     # A site without released data at a grid point takes the center's value there.
     theta = np.where(np.isnan(theta) | (pb.curvature[None] > 0), theta, center[:, None, :])
     return theta, center

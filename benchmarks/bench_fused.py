@@ -27,6 +27,7 @@ import numpy as np
 
 from _timing import format_seconds, format_table, measure
 
+from hetmtl import _core
 from hetmtl.fusion import fused_path, fused_solve
 from hetmtl.fusion.fused import lambda_grid, make_options, prepare_problem, solve_prepared
 
@@ -187,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         f"python {platform.python_version()}, numpy {np.__version__}, cvxpy {cp.__version__}, "
         f"{os.cpu_count()} CPU(s); hetmtl single-threaded; best of {rep_h} (hetmtl) / {rep_c} (CVXPY) repeats"
     )
+    print(f"hetmtl core built for -march={_core.build_march or '(portable default)'}")
     print()
 
     results = [bench_vs_cvxpy(K, p, rep_h, rep_c) for K, p in SIZES]

@@ -122,6 +122,7 @@ def main() -> None:
 
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}, {platform.machine()}, "
           f"{os.cpu_count()} cpus; one thread everywhere")
+    print(f"hetmtl core built for -march={_core.build_march or '(portable default)'}")
     X, y, folds = make_data(N)
     axes = [np.linspace(0.0, 1.0, M_AXIS)] * 2
     G = M_AXIS ** 2

@@ -101,7 +101,8 @@ def test_the_fused_core_answers_mismatched_shapes_with_a_status():
     assert np.all(pb.solve_batch(np.zeros((4, 2)), 0.1, make_options()).status == invalid)
     diag = _core.FusedProblem.diagonal(np.ones((3, 2)), np.ones(2), np.ones(3), True)
     assert not diag.valid_input
-    point = _core.fused_pointwise(np.ones((3, 4)), np.ones((3, 5)), np.ones(3), np.ones(3), 0.1, make_options())
+    point = _core.fused_pointwise(np.ones((3, 4)), np.ones((3, 5)), np.ones(3), np.ones(3), 0.1,
+                                  make_options())
     assert np.all(point.status == invalid)
     with pytest.raises(ValueError, match="theta_hat: received arrays whose shapes"):
         _core_status.check_fused(point.status, point.kkt, np.full(4, 0.1))
@@ -110,7 +111,8 @@ def test_the_fused_core_answers_mismatched_shapes_with_a_status():
 def _head_problem(R=2, n=5, q=1, p=2):
     rng = np.random.default_rng(1)
     problem = _core.HeadProblem()
-    problem.Z, problem.H, problem.y = rng.normal(size=(R * n, q)), rng.normal(size=(R * n, p)), rng.normal(size=R * n)
+    problem.Z, problem.H = rng.normal(size=(R * n, q)), rng.normal(size=(R * n, p))
+    problem.y = rng.normal(size=R * n)
     problem.offsets = list(range(0, R * n + 1, n))
     problem.loss_weights, problem.pen_alpha, problem.pen_beta, problem.ridge = (np.ones(R),) * 4
     problem.alpha_center, problem.beta_center = np.zeros(q), np.zeros(p)

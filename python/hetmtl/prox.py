@@ -72,7 +72,8 @@ def _rowwise(core_fn, V, per_row, name: str, center) -> np.ndarray:
     """Apply a row-wise proximal map of the core with a per-row parameter; 1-d input gives 1-d."""
     one = np.ndim(V) == 1
     Va = _rows(V, "V")
-    out, status = core_fn(Va, _center(center, Va.shape[1]), _per_row(per_row, Va.shape[0], name, allow_inf=True))
+    par = _per_row(per_row, Va.shape[0], name, allow_inf=True)
+    out, status = core_fn(Va, _center(center, Va.shape[1]), par)
     check_prox(status, core_fn.__name__, warn=False)
     return out[0] if one else out
 

@@ -42,6 +42,7 @@ __all__ = [
     "solve_prepared",
 ]
 
+
 @dataclass(frozen=True)
 class FusedFit:
     """Solution of the fused quadratic problem at one lambda.

@@ -97,6 +97,9 @@ def test_the_fused_core_answers_mismatched_shapes_with_a_status():
     assert pb.solve(np.zeros((2, 2)), 0.1, make_options()).status[0] == invalid
     assert np.isnan(pb.lambda_max(np.zeros((3, 1)))) and np.isnan(pb.pooled(np.zeros((4, 2)))).all()
     assert pb.solve(np.zeros((3, 2)), -1.0, make_options()).status[0] == invalid
+    no_threads = make_options()
+    no_threads.n_threads = 0
+    assert pb.solve(np.zeros((3, 2)), 0.1, no_threads).status[0] == invalid
     assert np.all(pb.path(np.zeros((3, 2)), [1.0, np.nan], make_options()).status == invalid)
     assert np.all(pb.solve_batch(np.zeros((4, 2)), 0.1, make_options()).status == invalid)
     diag = _core.FusedProblem.diagonal(np.ones((3, 2)), np.ones(2), np.ones(3), True)

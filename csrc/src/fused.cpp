@@ -613,7 +613,7 @@ std::vector<FusedResult> fused_solve_batch(const FusedProblem& problem,
     FusedOptions inner = opt;
     inner.n_threads = 1;  // parallelism is across draws
     if (B > 1) problem.ensure_all_eigen();
-#pragma omp parallel for num_threads(opt.n_threads) schedule(dynamic)
+#pragma omp parallel for num_threads(std::max(1, opt.n_threads)) schedule(dynamic)
     for (int b = 0; b < B; ++b) {
         out[b] = problem.solve(theta_hats.middleRows(static_cast<Eigen::Index>(b) * K, K), lambda, inner);
     }

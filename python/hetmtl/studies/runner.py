@@ -19,11 +19,15 @@ Checkpoints
 -----------
 ``checkpoint`` names a folder. It holds ``study.json`` (the seed, ``seed_keys`` and the name of
 ``fn``, checked on resume) and ``chunk-*.json`` files, each a batch of finished tasks with their
-result rows. A chunk is written to a temporary file and renamed into place, so a killed run
-leaves whole chunks only; the next run reads them, skips those tasks and runs the rest. Rows
-pass through the same JSON conversion whether or not they are checkpointed, so a resumed run
-returns exactly what an uninterrupted one would. If ``fn`` changes, start a new folder: old
-chunks would be reused as they are. One run at a time per folder.
+result rows and a checksum. A chunk is written to a temporary file and renamed into place, so a
+killed run leaves whole chunks only; the next run reads them, skips those tasks and runs the rest.
+A damaged chunk (truncated, unreadable, or edited by hand so that its checksum no longer holds)
+is moved to ``quarantine/`` with a :class:`~hetmtl.studies.checkpoint.CheckpointWarning` and its
+tasks run again. Rows pass through the same JSON conversion whether or not they are
+checkpointed, so a resumed run returns exactly what an uninterrupted one would. If ``fn``
+changes, start a new folder: old chunks would be reused as they are. A run locks its folder; a
+second run on the same folder is refused with
+:class:`~hetmtl.studies.checkpoint.CheckpointBusyError` (see :mod:`hetmtl.studies.checkpoint`).
 
 Errors
 ------
@@ -42,21 +46,23 @@ import numbers
 import os
 import sys
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .._util.io import atomic_write_bytes
+from . import backends
+from .backends import BACKENDS as _BACKENDS
+from .checkpoint import FORMAT as _FORMAT
+from .checkpoint import FORMAT_VERSION as _FORMAT_VERSION
+from .checkpoint import MANIFEST as _MANIFEST
+from .checkpoint import CheckpointFolder, read_tasks
+from .checkpoint import canonical_json as _canonical
 
 __all__ = ["config_grid", "load_checkpoint", "run_study", "task_seed"]
 
-_MANIFEST = "study.json"
-_FORMAT = "hetmtl.study_checkpoint"
-_FORMAT_VERSION = 1
-_CHUNK_PREFIX = "chunk-"
 _RESERVED = ("rep",)
 
 StudyResult = "Mapping[str, Any] | Sequence[Mapping[str, Any]]"
@@ -81,10 +87,6 @@ def _scalar(value: Any, where: str) -> Any:
         f"{where}: values must be scalars (str, int, float, bool or None), got "
         f"{type(value).__name__}; return several rows for vector-valued results"
     )
-
-
-def _canonical(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=True)
 
 
 def _normalize_configs(configs: Any) -> list[dict[str, Any]]:
@@ -236,70 +238,6 @@ def _fn_name(fn: Callable) -> str:
     return getattr(fn, "__qualname__", None) or type(fn).__qualname__
 
 
-class _Checkpoint:
-    """A folder of atomically written chunk files plus a manifest."""
-
-    def __init__(self, path: str | os.PathLike, manifest: dict[str, Any]):
-        self.path = Path(path)
-        if self.path.exists() and not self.path.is_dir():
-            raise ValueError(f"checkpoint: {self.path} exists and is not a folder")
-        self.path.mkdir(parents=True, exist_ok=True)
-        mpath = self.path / _MANIFEST
-        if mpath.exists():
-            old = _read_json(mpath, "checkpoint")
-            for key in ("format", "seed", "seed_keys", "fn"):
-                if old.get(key) != manifest[key]:
-                    raise ValueError(
-                        f"checkpoint: {self.path} was written by a different study ({key} was "
-                        f"{old.get(key)!r}, now {manifest[key]!r}); use a new folder or delete it"
-                    )
-        else:
-            atomic_write_bytes(mpath, (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
-        # Leftover temporary files of a killed writer are incomplete by construction.
-        for stale in self.path.glob(f".{_CHUNK_PREFIX}*.tmp"):
-            stale.unlink(missing_ok=True)
-        self._counter = 0
-
-    def write(self, records: list[dict[str, Any]]) -> None:
-        if not records:
-            return
-        self._counter += 1
-        name = f"{_CHUNK_PREFIX}{time.time_ns():020d}-{os.getpid()}-{self._counter:06d}.json"
-        payload = json.dumps({"tasks": records}, allow_nan=True) + "\n"
-        atomic_write_bytes(self.path / name, payload.encode("utf-8"))
-
-
-def _read_json(path: Path, what: str) -> dict:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            obj = json.load(fh)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{what}: cannot read {path} ({exc})") from None
-    if not isinstance(obj, dict):
-        raise ValueError(f"{what}: {path} does not hold a JSON object")
-    return obj
-
-
-def _read_chunks(path: Path) -> dict[tuple[str, int], tuple[dict, list[dict]]]:
-    """Finished tasks in a checkpoint folder, keyed by (canonical config, rep)."""
-    done: dict[tuple[str, int], tuple[dict, list[dict]]] = {}
-    for chunk in sorted(path.glob(f"{_CHUNK_PREFIX}*.json")):
-        obj = _read_json(chunk, "checkpoint")
-        tasks = obj.get("tasks")
-        if not isinstance(tasks, list):
-            raise ValueError(f"checkpoint: {chunk} has no 'tasks' list")
-        for rec in tasks:
-            try:
-                config, rep, rows = rec["config"], int(rec["rep"]), rec["rows"]
-            except (KeyError, TypeError, ValueError):
-                config = rows = None
-            if not isinstance(config, dict) or not isinstance(rows, list):
-                raise ValueError(f"checkpoint: {chunk} holds a malformed task record")
-            # Identical duplicates can only come from two runs sharing a folder; keep the first.
-            done.setdefault((_canonical(config), rep), (config, rows))
-    return done
-
-
 def load_checkpoint(checkpoint: str | os.PathLike) -> pd.DataFrame:
     """Results stored so far in a checkpoint folder (for a peek at a running study).
 
@@ -317,7 +255,7 @@ def load_checkpoint(checkpoint: str | os.PathLike) -> pd.DataFrame:
     path = Path(checkpoint)
     if not (path / _MANIFEST).is_file():
         raise ValueError(f"checkpoint: {path} is not a study checkpoint folder (no {_MANIFEST})")
-    done = _read_chunks(path)
+    done = read_tasks(path, quarantine=False)
     tasks = [(cfg, rep, rows) for (_, rep), (cfg, rows) in sorted(done.items())]
     return _assemble(tasks)
 
@@ -339,36 +277,7 @@ def _assemble(tasks: Iterable[tuple[dict, int, list[dict]]]) -> pd.DataFrame:
     return df
 
 
-# --------------------------------------------------------------------------- backends
-
-_BACKENDS = ("loky", "dask")
-
-
-@contextmanager
-def _dask_backend(scheduler_address: str | None) -> Iterator[None]:
-    try:
-        import distributed  # noqa: F401  (joblib's dask backend needs it)
-    except ImportError:
-        raise ImportError(
-            "backend='dask': dask.distributed is not installed; install it with "
-            "`pip install 'dask[distributed]'` (or the package's 'dask' extra)"
-        ) from None
-    from joblib import parallel_config
-
-    with ExitStack() as stack:
-        if scheduler_address is not None:
-            stack.enter_context(distributed.Client(scheduler_address))
-        else:
-            try:
-                distributed.get_client()
-            except ValueError:
-                raise ValueError(
-                    "backend: 'dask' needs a running dask.distributed Client or a "
-                    "scheduler_address"
-                ) from None
-        stack.enter_context(parallel_config(backend="dask"))
-        yield
-
+# --------------------------------------------------------------------------- checks
 
 def _check_positive_int(value: Any, name: str) -> int:
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
@@ -453,7 +362,8 @@ def run_study(
         Show a tqdm progress bar.
     backend : {None, "loky", "dask"}
         None means "loky" (processes on this machine) when ``n_jobs != 1``. ``"dask"`` runs the
-        tasks through joblib's dask backend on an existing ``dask.distributed`` Client.
+        tasks on a ``dask.distributed`` cluster through the current Client (``n_jobs`` is then
+        ignored: the cluster's workers set the parallelism); see :mod:`hetmtl.studies.backends`.
     scheduler_address : str or None
         Address of a dask scheduler (e.g. ``"tcp://10.0.0.1:8786"``); implies ``backend="dask"``.
     seed_keys : sequence of str or None
@@ -476,6 +386,8 @@ def run_study(
 
     Raises
     ------
+    CheckpointBusyError
+        Another run is using the ``checkpoint`` folder.
     Exception
         Whatever ``fn`` raises; tasks finished before it are in the checkpoint already.
     """
@@ -524,8 +436,8 @@ def run_study(
                     "seed_keys": seed_keys, "fn": _fn_name(fn)}
         # The manifest stores JSON types; compare like with like.
         manifest = json.loads(json.dumps(manifest))
-        store = _Checkpoint(checkpoint, manifest)
-        done = {key: rows for key, (_, rows) in _read_chunks(store.path).items()}
+        store = CheckpointFolder(checkpoint, manifest)  # locked until the run ends
+        done = {key: rows for key, (_, rows) in store.done.items()}
 
     pending = [(ci, rep) for ci in range(len(cfgs)) for rep in range(n_reps)
                if (keys[ci], rep) not in done]
@@ -568,6 +480,8 @@ def run_study(
             flush()
         finally:
             bar.close()
+            if store is not None:
+                store.close()
 
     return _assemble((cfgs[ci], rep, done[(keys[ci], rep)])
                      for ci in range(len(cfgs)) for rep in range(n_reps))
@@ -575,26 +489,13 @@ def run_study(
 
 def _run_parallel(fn, cfgs, pending, root, seed_keys, n_jobs, n_threads, backend,
                   scheduler_address, record) -> None:
-    import joblib
-    from joblib import Parallel, delayed, parallel_config
+    calls = ((fn, ci, cfgs[ci], rep, task_seed(root, cfgs[ci], rep, seed_keys), n_threads)
+             for ci, rep in pending)
 
-    # Results come back as they finish; order does not matter since the table is rebuilt in
-    # canonical order. Unordered generators exist from joblib 1.4 on.
-    unordered = tuple(int(x) for x in joblib.__version__.split(".")[:2]) >= (1, 4)
-    return_as = "generator_unordered" if unordered else "generator"
+    def on_result(result: tuple[int, int, list[dict]]) -> None:
+        record(*result)
 
-    with ExitStack() as stack:
-        if backend == "dask":
-            stack.enter_context(_dask_backend(scheduler_address))
-            n_jobs_eff = n_jobs if n_jobs != 1 else -1
-        else:
-            # inner_max_num_threads sets OMP/MKL/OpenBLAS thread variables in each worker.
-            stack.enter_context(parallel_config(backend="loky", inner_max_num_threads=n_threads))
-            n_jobs_eff = n_jobs
-        results = Parallel(n_jobs=n_jobs_eff, return_as=return_as)(
-            delayed(_run_task)(fn, ci, cfgs[ci], rep, task_seed(root, cfgs[ci], rep, seed_keys),
-                               n_threads)
-            for ci, rep in pending
-        )
-        for ci, rep, rows in results:
-            record(ci, rep, rows)
+    if backend == "dask":
+        backends.run_dask(_run_task, calls, on_result, scheduler_address=scheduler_address)
+    else:
+        backends.run_loky(_run_task, calls, on_result, n_jobs=n_jobs, n_threads=n_threads)

@@ -43,6 +43,7 @@ import pandas as pd
 
 from ._util.io import atomic_write_bytes, atomic_write_json
 from ._util.validation import check_choice
+from .studies.command import add_study_parser
 
 if TYPE_CHECKING:  # pragma: no cover
     from .fusion.late_fusion import LateFusion
@@ -704,6 +705,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="whole-function (default) or per-grid-point penalty")
     fn.add_argument("--out-dir", default=".", metavar="DIR", help="folder for SITE.fused.json files")
     fn.set_defaults(func=_cmd_fuse_nuisance)
+    add_study_parser(sub)
     return parser
 
 

@@ -157,7 +157,7 @@ def run_dask(task: Task, calls: Iterable[tuple], on_result: OnResult, *,
     distributed = _import_distributed()
     with _dask_client(distributed, scheduler_address) as client:
         pending = iter(calls)
-        completed = distributed.as_completed()
+        completed = distributed.as_completed(loop=client.loop)
         in_flight: set[Any] = set()
 
         def submit_next() -> None:

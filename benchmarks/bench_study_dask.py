@@ -2,7 +2,7 @@
 
 Run from the repository root (needs ``dask[distributed]``, in the test extra)::
 
-    python benchmarks/bench_study_dask.py            # 48 tasks of ~0.1 s, best of 3
+    python benchmarks/bench_study_dask.py            # 48 tasks of ~0.2 s, best of 3
     python benchmarks/bench_study_dask.py --quick    # 16 tasks, best of 1
 
 Both clusters are LocalClusters on 127.0.0.1 of single-threaded worker processes, driven by
@@ -11,8 +11,9 @@ cluster would be. The task is CPU-bound NumPy work (symmetric eigenvalues; the r
 one thread per task), each one a fresh random matrix from the task's seed. Each cluster first runs
 an untimed warm-up study (imports and first pickling in the workers), then the timed ones; every
 timed study uses a new seed so no result is reused. The ratio is tasks per second with two workers
-over one: 2.0 would be perfect scaling, and the machine needs two idle cores to show it. Both
-clusters' results are checked to be identical to a local run of the same study.
+over one: 2.0 would be perfect scaling, and the machine needs two idle cores to show it. The same
+study run serially in this process (``n_jobs=1``) is timed too, as the no-overhead reference of
+one worker. Both clusters' results are checked to be identical to that local run.
 """
 
 from __future__ import annotations
@@ -28,11 +29,11 @@ from _timing import format_seconds, format_table, measure
 from hetmtl.studies import config_grid, run_study
 
 MATRIX_SIZE = 220
-EIG_PER_TASK = 4
+EIG_PER_TASK = 10
 
 
 def cpu_task(config: dict, seed: np.random.SeedSequence) -> dict:
-    """About 0.1 s of single-threaded linear algebra."""
+    """About 0.2 s of single-threaded linear algebra."""
     rng = np.random.default_rng(seed)
     top = 0.0
     for _ in range(EIG_PER_TASK):
@@ -53,9 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     from distributed import LocalCluster
 
     n_tasks, repeat = (16, 1) if args.quick else (48, 3)
-    local = run_study(cpu_task, config_grid(block=list(range(n_tasks // 4))), 4, seed=0,
-                      progress=False)
-    rows, throughput = [], {}
+    configs = config_grid(block=list(range(n_tasks // 4)))
+    local = run_study(cpu_task, configs, 4, seed=0, progress=False)
+    serial = measure(lambda: run_study(cpu_task, configs, 4, seed=1, progress=False),
+                     repeat=repeat, number=1, warmup=0)
+    rows = [["serial, in process", format_seconds(serial.best), format_seconds(serial.median),
+             f"{n_tasks / serial.best:.1f}"]]
+    throughput = {}
     for n_workers in (1, 2):
         with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                           host="127.0.0.1", dashboard_address=None) as cluster:
@@ -65,11 +70,11 @@ def main(argv: list[str] | None = None) -> int:
             timing = measure(lambda: study(address, n_tasks, next(seeds)), repeat=repeat,
                              number=1, warmup=0)
         throughput[n_workers] = n_tasks / timing.best
-        rows.append([str(n_workers), format_seconds(timing.best), format_seconds(timing.median),
+        rows.append([f"LocalCluster, {n_workers} worker(s)", format_seconds(timing.best), format_seconds(timing.median),
                      f"{throughput[n_workers]:.1f}"])
     print(f"{n_tasks} tasks of {EIG_PER_TASK} eigendecompositions of {MATRIX_SIZE}x{MATRIX_SIZE} "
           f"matrices; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
-    print(format_table(["workers", "best", "median", "tasks/s"], rows))
+    print(format_table(["run", "best", "median", "tasks/s"], rows))
     print(f"throughput ratio, 2 workers / 1 worker: {throughput[2] / throughput[1]:.2f}")
     return 0
 

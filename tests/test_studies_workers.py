@@ -66,8 +66,8 @@ def test_killed_parent_leaves_no_worker_processes(tmp_path):
         sys.path.insert(0, {TESTS_DIR!r})
         from test_studies_workers import SleepyFn
         from hetmtl.studies import config_grid, run_study
-        run_study(SleepyFn({str(pids_dir)!r}), config_grid(a=[1, 2, 3, 4]), 1, seed=0,
-                  n_jobs=2, checkpoint={str(tmp_path / "ckpt")!r}, progress=False)
+        run_study(SleepyFn({str(pids_dir)!r}), config_grid(a=[1, 2]), 1, seed=0,
+                  n_jobs=3, checkpoint={str(tmp_path / "ckpt")!r}, progress=False)
     """)
     log = tmp_path / "parent.log"
     with open(log, "wb") as fh:  # a file, not a pipe: a surviving worker cannot block a read
@@ -75,13 +75,14 @@ def test_killed_parent_leaves_no_worker_processes(tmp_path):
     workers: set[int] = set()
     try:
         deadline = time.monotonic() + 90
-        while len(list(pids_dir.iterdir())) < 2:  # both workers are inside a task
+        # Two workers inside a task; the third has none (an idle worker must exit too).
+        while len(list(pids_dir.iterdir())) < 2 or len(_children(parent.pid)) < 3:
             assert parent.poll() is None, log.read_text()
             assert time.monotonic() < deadline, "the workers did not start"
             time.sleep(0.1)
         workers = _children(parent.pid)
         task_pids = {int(p.name.split("-")[1]) for p in pids_dir.iterdir()}
-        assert task_pids <= workers
+        assert task_pids <= workers and len(workers - task_pids) >= 1
         parent.send_signal(signal.SIGKILL)
         parent.wait(timeout=30)
         deadline = time.monotonic() + WORKER_EXIT_WAIT

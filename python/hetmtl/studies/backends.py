@@ -6,8 +6,9 @@ while the study is running.
 
 Local workers (loky). A worker started by joblib's loky backend outlives a parent that is killed
 (SIGKILL, an out-of-memory kill, a scheduler's time limit): it finishes its task and then waits
-minutes for work that never comes. Each worker here watches its parent process from a daemon
-thread and exits within a second of the parent's death, killing the task it was running.
+minutes for work that never comes. Each worker here, from its start, watches its parent process
+from a daemon thread and exits within a second of the parent's death, ending the task it was
+running.
 
 Clusters (dask.distributed). Tasks go to the scheduler through a ``distributed.Client``
 directly, a bounded window at a time (a study of a million tasks does not put a million futures
@@ -34,9 +35,6 @@ PARENT_CHECK_INTERVAL = 0.25
 #: Exit status of a worker whose parent died.
 ORPHAN_EXIT_STATUS = 75
 
-_watched_parent: list[int] = []  # the parent pid this worker process watches, once started
-_watch_lock = threading.Lock()
-
 Task = Callable[..., Any]
 OnResult = Callable[[Any], None]
 
@@ -50,28 +48,13 @@ def _exit_when_orphaned(parent_pid: int) -> None:
 
 
 def _watch_parent(parent_pid: int) -> None:
-    """Start (once per process) the thread that ends this worker when ``parent_pid`` dies."""
-    with _watch_lock:
-        # Only a direct child watches: a task run in the parent itself (joblib runs n_jobs=1
-        # sequentially) or in some other process layout must not exit.
-        if _watched_parent or os.getppid() != parent_pid:
-            return
-        _watched_parent.append(parent_pid)
+    """Worker initializer: a daemon thread ends this process when ``parent_pid`` dies.
+
+    It runs when the worker starts, so a worker that never got a task exits too.
+    """
+    if os.getppid() == parent_pid:  # only a direct child of the run watches its parent
         threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True,
                          name="hetmtl-parent-watch").start()
-
-
-def _guarded_call(parent_pid: int, task: Task, args: tuple) -> Any:
-    _watch_parent(parent_pid)
-    return task(*args)
-
-
-def _unordered() -> str:
-    import joblib
-
-    # Results in completion order exist from joblib 1.4 on; the caller does not need order.
-    version = tuple(int(x) for x in joblib.__version__.split(".")[:2])
-    return "generator_unordered" if version >= (1, 4) else "generator"
 
 
 def run_loky(task: Task, calls: Iterable[tuple], on_result: OnResult, *, n_jobs: int,
@@ -93,10 +76,12 @@ def run_loky(task: Task, calls: Iterable[tuple], on_result: OnResult, *, n_jobs:
     """
     from joblib import Parallel, delayed, parallel_config
 
-    parent = os.getpid()
-    with parallel_config(backend="loky", inner_max_num_threads=n_threads):
-        results = Parallel(n_jobs=n_jobs, return_as=_unordered())(
-            delayed(_guarded_call)(parent, task, args) for args in calls)
+    # Backend parameters (the initializer) reach loky's executor from joblib 1.5 on. An executor
+    # reused from an earlier run of this process keeps its workers, which watch this same pid.
+    with parallel_config(backend="loky", inner_max_num_threads=n_threads,
+                         initializer=_watch_parent, initargs=(os.getpid(),)):
+        results = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
+            delayed(task)(*args) for args in calls)
         for result in results:
             on_result(result)
 

@@ -20,21 +20,9 @@ from hetmtl.studies import load_checkpoint, run_study
 from hetmtl.studies.checkpoint import (QUARANTINE, CheckpointBusyError, CheckpointFolder,
                                        CheckpointWarning)
 from test_studies_runner import CONFIGS, N_REPS, SEED, TESTS_DIR, CountingFn, _count_calls
+from test_studies_runner import calls, reference  # noqa: F401  (shared fixtures)
 
 ALL_TASKS = {(c["a"], c["b"], r) for c in CONFIGS for r in range(N_REPS)}
-
-
-@pytest.fixture()
-def calls(tmp_path):
-    d = tmp_path / "calls"
-    d.mkdir()
-    return d
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    return run_study(CountingFn(tmp_path_factory.mktemp("ref")), CONFIGS, N_REPS, seed=SEED,
-                     progress=False)
 
 
 def _run(calls, ckpt, fn=None, **kwargs):

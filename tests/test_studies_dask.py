@@ -22,6 +22,7 @@ import pytest
 from hetmtl.studies import config_grid, load_checkpoint, run_study
 from test_studies_runner import (CONFIGS, N_REPS, SEED, TESTS_DIR, CountingFn, _count_calls,
                                  _first_draw)
+from test_studies_runner import calls, reference  # noqa: F401  (shared fixtures)
 
 distributed = pytest.importorskip("distributed")
 
@@ -45,20 +46,6 @@ class VictimFn(CountingFn):
                 time.sleep(60)  # killed long before this ends
         (calls / f"ran-{os.getpid()}-{uuid.uuid4().hex}").touch()
         return super().__call__(config, seed)
-
-
-@pytest.fixture()
-def calls(tmp_path):
-    d = tmp_path / "calls"
-    d.mkdir()
-    return d
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    """The same study run locally in this process."""
-    return run_study(CountingFn(tmp_path_factory.mktemp("ref")), CONFIGS, N_REPS, seed=SEED,
-                     progress=False)
 
 
 @contextmanager

@@ -60,6 +60,8 @@ def test_grid_values_are_typed():
      "--configs: cannot read 'missing.json'"),
     (["test_studies_runner:_first_draw", "--grid", "a=1", "--seed-keys", "zz"],
      r"seed_keys: configs\[0\] lacks"),
+    (["test_studies_runner:_first_draw", "--grid", "a=1", "--grid", "a=2"],
+     "--grid: axis 'a' given more than once"),
 ])
 def test_input_errors_are_one_line_with_status_2(tmp_path, capsys, args, message):
     rc = main(["study", *args, "--reps", "1", "--seed", "0", "-o", str(tmp_path / "o.csv"),

@@ -99,6 +99,10 @@ def _load_function(spec: str) -> Callable:
 
 def _load_configs(args: argparse.Namespace) -> Any:
     if args.grid:
+        names = [name for name, _ in args.grid]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"--grid: axis {repeated[0]!r} given more than once")
         return config_grid(**dict(args.grid))
     try:
         return json.loads(Path(args.configs).read_text(encoding="utf-8"))

@@ -20,7 +20,7 @@ from hetmtl.studies import load_checkpoint, run_study
 from hetmtl.studies.checkpoint import (QUARANTINE, CheckpointBusyError, CheckpointFolder,
                                        CheckpointWarning)
 from test_studies_runner import CONFIGS, N_REPS, SEED, TESTS_DIR, CountingFn, _count_calls
-from test_studies_runner import calls, reference  # noqa: F401  (shared fixtures)
+from test_studies_runner import calls, reference  # noqa: F401, F811  (shared fixtures)
 
 ALL_TASKS = {(c["a"], c["b"], r) for c in CONFIGS for r in range(N_REPS)}
 

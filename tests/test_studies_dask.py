@@ -22,7 +22,7 @@ import pytest
 from hetmtl.studies import config_grid, load_checkpoint, run_study
 from test_studies_runner import (CONFIGS, N_REPS, SEED, TESTS_DIR, CountingFn, _count_calls,
                                  _first_draw)
-from test_studies_runner import calls, reference  # noqa: F401  (shared fixtures)
+from test_studies_runner import calls, reference  # noqa: F401, F811  (shared fixtures)
 
 distributed = pytest.importorskip("distributed")
 

@@ -14,7 +14,6 @@ from hetmtl.fusion import (FusedNuisance, GridSummary, KernelGrid, NuisanceFusio
                            nuisance_targets, site_quantiles)
 from hetmtl.fusion.crossfit import labels_from_tests, make_folds
 
-from _doubleml_compat import doubleml_on_current_sklearn  # noqa: F401  (autouse fixture)
 
 RTOL = 1e-8
 

@@ -1,4 +1,4 @@
-"""SiteDML against DoubleML 0.10.1: same learners, same sample splits, same numbers."""
+"""SiteDML against DoubleML: same learners, same sample splits, same numbers."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
-from _doubleml_compat import doubleml_on_current_sklearn  # noqa: F401  (autouse fixture)
 from hetmtl.fusion.site_dml import SiteDML
 
 # Linear learners are deterministic and both packages solve the same least-squares problems on

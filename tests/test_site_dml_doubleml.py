@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doubleml as dml
+from doubleml.utils.propensity_score_processing import PSProcessorConfig
 import numpy as np
 import pandas as pd
 import pytest
@@ -54,8 +55,9 @@ def _doubleml_plr(df, ml_l, ml_m, smpls):
 
 
 def _doubleml_irm(df, ml_g, ml_m, smpls, clip):
-    obj = dml.DoubleMLIRM(dml.DoubleMLData(df, "y", "d"), ml_g, ml_m, trimming_rule="truncate",
-                          trimming_threshold=clip, draw_sample_splitting=False)
+    obj = dml.DoubleMLIRM(dml.DoubleMLData(df, "y", "d"), ml_g, ml_m,
+                          ps_processor_config=PSProcessorConfig(clipping_threshold=clip),
+                          draw_sample_splitting=False)
     obj.set_sample_splitting(smpls)
     return obj.fit()
 

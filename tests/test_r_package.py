@@ -22,6 +22,7 @@ import pytest
 from hetmtl.fusion.late_fusion import LateFusion
 from hetmtl.fusion.site_dml import SiteDML
 from hetmtl.fusion.summary import SiteSummary
+from r_python import r_side_python
 
 REPO = Path(__file__).resolve().parents[1]
 R_PACKAGE = REPO / "r-wrapper"
@@ -53,7 +54,7 @@ def r_env(tmp_path_factory) -> tuple[str, dict[str, str]]:
     libs = [str(lib), str(REPO / ".venv" / "R-library")]
     if os.environ.get("R_LIBS"):
         libs.append(os.environ["R_LIBS"])
-    env = {**os.environ, "R_LIBS": os.pathsep.join(libs), "RETICULATE_PYTHON": sys.executable,
+    env = {**os.environ, "R_LIBS": os.pathsep.join(libs), "RETICULATE_PYTHON": r_side_python(),
            "MPLBACKEND": "Agg"}
     return rscript, env
 
@@ -291,3 +292,15 @@ def test_learner_name_means_the_same_in_r_the_command_and_python(name, learner_d
     r_row = r_learner_results.loc[name]
     np.testing.assert_allclose(r_row["coef"], py.coef_[0], rtol=RTOL)
     np.testing.assert_allclose(r_row["se"], py.se_[0], rtol=RTOL)
+
+
+def test_r_package_finds_the_python_named_by_hetmtl_python(r_env):
+    """Without RETICULATE_PYTHON, HETMTL_PYTHON (what install_hetmtl() users set) picks Python."""
+    rscript, env = r_env
+    env = {k: v for k, v in env.items() if k != "RETICULATE_PYTHON"}
+    env["HETMTL_PYTHON"] = r_side_python()
+    code = "library(hetmtl); stopifnot(hetmtl_python_available()); cat(reticulate::py_config()$python)"
+    proc = subprocess.run([rscript, "--vanilla", "-e", code], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert Path(proc.stdout.strip().splitlines()[-1]).resolve() == Path(r_side_python()).resolve()

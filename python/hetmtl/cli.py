@@ -38,6 +38,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ._util.io import read_csv_exact
 from ._util.validation import ArgumentError
 from .fusion.dml_models import MODELS
 from .fusion.grid_core import FITS, GRID_PENALTIES, KERNELS
@@ -86,9 +87,9 @@ def _read_csv(path: str) -> pd.DataFrame:
     if not p.is_file():
         raise CommandError(f"DATA: file {path!r} not found")
     try:
-        # round_trip: parse every number to the exact double it was written from, so that the
-        # command and the Python API give identical results on the same data.
-        df = pd.read_csv(p, float_precision="round_trip")
+        # Every number parsed to the exact double it was written from, so that the command and
+        # the Python API give identical results on the same data.
+        df = read_csv_exact(p)
     except (ValueError, OSError) as exc:  # pandas' parser errors are ValueErrors
         raise CommandError(f"DATA: cannot read {path!r} as CSV ({exc})") from None
     if df.shape[0] == 0:

@@ -6,7 +6,8 @@
 .onLoad <- function(libname, pkgname) {
   # delay_load: loading the R package never starts Python; the first function that needs it does
   # (through py_module(), which imports the submodules it needs). reticulate chooses the
-  # interpreter (RETICULATE_PYTHON first), so nothing is forced here.
+  # interpreter, after choose_hetmtl_python() has named one where the user asked for it.
+  choose_hetmtl_python()
   .hetmtl$py <- reticulate::import("hetmtl", delay_load = TRUE, convert = FALSE)
   .hetmtl$modules <- list()
   .hetmtl$choices <- list()

@@ -76,9 +76,9 @@ if ! .venv-r/bin/python -c "import torch" 2>/dev/null; then
   pip_r install -q "torch==2.13.0"
 fi
 if [ "${HETMTL_DEV:-0}" = "1" ]; then
-  # Editable too, in the same build folder, so a C++ edit reaches R after one rebuild.
+  # Editable too, in a build folder of its own (the two environments configure CMake differently).
   pip_r install -q scikit-build-core pybind11 cmeel-eigen ninja "numpy<2"
-  pip_r install -q --no-build-isolation -Ceditable.rebuild=true -Cbuild-dir=build/dev -e ".[data,torch]" "numpy<2"
+  pip_r install -q --no-build-isolation -Ceditable.rebuild=true -Cbuild-dir=build/dev-r -e ".[data,torch]" "numpy<2"
 else
   pip_r install -q "numpy<2" "$(ls build/wheel/hetmtl-*.whl)[data,torch]"
 fi

@@ -8,7 +8,6 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted
 
 from .._util.validation import check_choice
@@ -18,6 +17,7 @@ from .._util.tasks import as_seed_sequence, child_seed, split_rows
 from ._data import Prepared, Split, Standardizer, stack_inputs
 from .alternating import CENTERS, PENALTIES, AltConfig, DualNet, Heads, fit_alternating, make_data, predict_rows
 from .baselines import SingleTaskMLP
+from .transfer import TransferredTask
 
 NEGATIVE_TRANSFER = ("warn", "fallback", "off")
 LAM_SCALING = ("sqrt_p_n", "none")
@@ -200,6 +200,7 @@ class DualEncoderMTL(TaskRegressor):
 
     # ------------------------------------------------------------------ validation
     def _check_params(self) -> None:
+        super()._check_params()
         check_choice(self.penalty, "penalty", PENALTIES)
         check_choice(self.center, "center", CENTERS)
         check_choice(self.orthogonality, "orthogonality", ORTHOGONALITY_MODES)
@@ -291,7 +292,6 @@ class DualEncoderMTL(TaskRegressor):
 
     # ------------------------------------------------------------------ fitting
     def _fit_prepared(self, prep: Prepared, seed: np.random.SeedSequence) -> None:
-        self._check_params()
         R = prep.n_tasks
         p, q = int(self.latent_shared), int(self.latent_specific)
         train, val = self._data(prep.train, R), self._data(prep.val, R)
@@ -439,42 +439,3 @@ class DualEncoderMTL(TaskRegressor):
             res = fit_alternating(net, groups, self._data(part(tr), 1), self._data(part(va), 1), heads, cfg,
                                   self._progress("transfer"))
         return TransferredTask(net, res.heads, scaler, self.n_features_in_, self._device, self.n_threads)
-
-
-class TransferredTask:
-    """A new task fitted on top of a :class:`DualEncoderMTL`'s shared encoder.
-
-    Attributes
-    ----------
-    alpha_, beta_, intercept_ : ndarray
-        The new task's heads (standardized scale).
-    fused_ : bool
-        Whether the new beta equals the fitted center.
-    """
-
-    def __init__(self, net: DualNet, heads: Heads, scaler: Standardizer, n_features: int, device, n_threads):
-        self.net_ = net
-        self.heads_ = heads
-        self.scaler_ = scaler
-        self.n_features_in_ = n_features
-        self.alpha_, self.beta_, self.intercept_ = heads.alpha[0], heads.beta[0], float(heads.intercept[0])
-        self.fused_ = bool(heads.fused_beta[0])
-        self._device = device
-        self.n_threads = n_threads
-
-    def predict(self, X: Any) -> np.ndarray:
-        """Predict the new task's response for rows ``X`` (n, d)."""
-        Xa, _, codes = stack_inputs([X], None, None)
-        if Xa.shape[1] != self.n_features_in_:
-            raise ValueError(f"X: has {Xa.shape[1]} columns but the model was fitted with {self.n_features_in_}")
-        Xt = torch.as_tensor(self.scaler_.x(Xa, codes), dtype=torch.float32, device=self._device)
-        ct = torch.as_tensor(codes, dtype=torch.long, device=self._device)
-        with torch_threads(self.n_threads), torch.no_grad():
-            pred, *_ = predict_rows(self.net_, self.heads_.tensors(self._device), Xt, ct,
-                                    TaskLayout.from_tasks(ct, 1))
-        return self.scaler_.y_inverse(pred.double().cpu().numpy())
-
-    def score(self, X: Any, y: Any) -> float:
-        """R^2 of the new task's predictions."""
-        return float(r2_score(np.asarray(y, dtype=float), self.predict(X)))
-

@@ -186,3 +186,19 @@ def test_missing_torch_gives_one_message_for_every_neural_subpackage():
     counts, message = out.stdout.strip().splitlines()
     assert counts == "4 1"  # hetmtl.dual and three block-wise estimators, one message
     assert "hetmtl[torch]" in message and "hetmtl.dual" in message and "hetmtl.blockwise" in message
+
+
+def test_hidden_means_the_hidden_widths_for_every_single_task_mlp():
+    X, y, task = dual_data()
+    a = SingleTaskMLP(hidden=4, max_epochs=3, random_state=0).fit(X, y, task)
+    b = SingleTaskMLP(hidden=(4,), max_epochs=3, random_state=0).fit(X, y, task)
+    np.testing.assert_array_equal(a.predict(X, task), b.predict(X, task))
+    layout, Xb, yb, tb = block_data()
+    c = SingleTaskBlockMLP(layout, hidden=4, n_layers=2, max_epochs=3, random_state=0).fit(Xb, yb, tb)
+    d = SingleTaskBlockMLP(layout, hidden=(4, 4), max_epochs=3, random_state=0).fit(Xb, yb, tb)
+    np.testing.assert_array_equal(c.predict(Xb, tb), d.predict(Xb, tb))
+    assert [w.shape[-1] for w in SingleTaskBlockMLP(layout, hidden=(5, 3), max_epochs=2, random_state=0)
+            .fit(Xb, yb, tb).net_.weights] == [5, 3, 1]
+    for model in (SingleTaskMLP(hidden=(4, 0)), SingleTaskBlockMLP(layout, hidden=(4, 0))):
+        with pytest.raises(ValueError, match=r"hidden: widths must be positive ints, got \(4, 0\)"):
+            model.fit(*((X, y, task) if isinstance(model, SingleTaskMLP) else (Xb, yb, tb)))

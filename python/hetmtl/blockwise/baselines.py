@@ -9,12 +9,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from ..nn import DEPRECATED, EarlyStopping, MinibatchStep, StackedMLP, train_epochs
+from ..nn import DEPRECATED, EarlyStopping, MinibatchStep, StackedMLP, hidden_widths, train_epochs
 from ._base import BlockRegressor, init_generator, parameter_state, restore
 from ._data import BlockData
 from ._grid import check_positive_int, resolve_grid
@@ -36,10 +36,11 @@ class SingleTaskBlockMLP(BlockRegressor):
     Parameters
     ----------
     layout : BlockLayout
-    hidden : int
-        Width of each hidden layer.
+    hidden : int or sequence of int
+        Hidden widths of each task's MLP: an int is the width of ``n_layers`` hidden layers, a
+        sequence gives one width per layer (as for :class:`hetmtl.dual.SingleTaskMLP`).
     n_layers : int
-        Hidden layers.
+        Hidden layers when ``hidden`` is an int.
     activation, batch_size, lr, lr_decay, lr_step, max_epochs, patience, validation_fraction, device,
     n_threads, verbose, random_state
         As for :class:`TwoPathwayMTL`.
@@ -55,7 +56,7 @@ class SingleTaskBlockMLP(BlockRegressor):
     best_epoch_ : ndarray of shape (T,)
     """
 
-    def __init__(self, layout: BlockLayout, hidden: int = 64, n_layers: int = 2, activation: str = "relu",
+    def __init__(self, layout: BlockLayout, hidden: int | Sequence[int] = 64, n_layers: int = 2, activation: str = "relu",
                  batch_size: int = 16, lr: float = 1e-3, lr_decay: float = 0.5, lr_step: int = 100,
                  max_epochs: int = 1000, patience: int = 100, validation_fraction: float = 0.25, device: str = "cpu",
                  n_threads: int | None = 1, verbose: bool = False, random_state: Any = None,
@@ -79,15 +80,18 @@ class SingleTaskBlockMLP(BlockRegressor):
 
     def _check_params(self) -> None:
         super()._check_params()
-        for name in ("hidden", "n_layers"):
-            check_positive_int(getattr(self, name), name)
+        check_positive_int(self.n_layers, "n_layers")
+        hidden_widths(self.hidden, self.n_layers)
 
     def _fit_data(self, data: BlockData, seed: np.random.SeedSequence) -> None:
         rows = self._train_rows(data)
         T, p = data.n_tasks, data.Z.shape[1]
         input_mask, _ = self._masks(imputed=False)
-        gen = init_generator(seed, int(self.hidden), int(self.n_layers))
-        net = StackedMLP(T, p, 1, (int(self.hidden),) * int(self.n_layers), self.activation, generator=gen)
+        widths = hidden_widths(self.hidden, self.n_layers)
+        # keyed by the shape: (width, layers) for equal widths, as a two-pathway configuration
+        keys = (widths[0], len(widths)) if len(set(widths)) == 1 else (*widths, len(widths))
+        gen = init_generator(seed, *keys)
+        net = StackedMLP(T, p, 1, widths, self.activation, generator=gen)
         with torch.no_grad():
             net.weights[0].mul_(input_mask.unsqueeze(-1))
         net = net.to(self._device)

@@ -62,6 +62,27 @@ class TaskRegressor(MultiTaskRegressor):
         """
         return super().predict(X, task)
 
+    def fit_prepared(self, prep: Prepared, seed: np.random.SeedSequence) -> "TaskRegressor":
+        """Fit on data already split and standardized (by :func:`hetmtl.dual._data.prepare`), so that
+        two models see the same training and validation rows and the same scaling.
+
+        Parameters
+        ----------
+        prep : Prepared
+        seed : SeedSequence
+            The root of the model's random streams.
+
+        Returns
+        -------
+        self
+        """
+        self._check_common()
+        self._check_params()
+        with torch_threads(self.n_threads):
+            self._fit_prepared(prep, seed)
+        self._set_fitted(prep.classes, prep.n_features, prep.scaler)
+        return self
+
     # ------------------------------------------------------------------ the base class's hooks
     def _fit(self, X: Any, y: Any, task: Any, seed: np.random.SeedSequence) -> None:
         prep = prepare(X, y, task, self.validation_fraction, self.standardize, child_seed(seed, SEED_SPLIT))
@@ -111,10 +132,5 @@ class TaskRegressor(MultiTaskRegressor):
 
 
 def fit_prepared(model: TaskRegressor, prep: Prepared, seed: np.random.SeedSequence) -> TaskRegressor:
-    """Fit ``model`` on already prepared data (the same split and scaling as another model)."""
-    model._check_common()
-    model._check_params()
-    with torch_threads(model.n_threads):
-        model._fit_prepared(prep, seed)
-    model._set_fitted(prep.classes, prep.n_features, prep.scaler)
-    return model
+    """Fit ``model`` on already prepared data (see :meth:`TaskRegressor.fit_prepared`)."""
+    return model.fit_prepared(prep, seed)

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from .._util.tasks import child_seed
-from ..nn import EarlyStopping, FullBatchStep, StackedMLP, TaskLayout, task_mse, torch_generator, train_epochs
+from ..nn import (EarlyStopping, FullBatchStep, StackedMLP, TaskLayout, hidden_widths, task_mse, torch_generator,
+                  train_epochs)
 from ._base import SEED_INIT, TaskRegressor
 from ._data import Prepared
 
@@ -26,7 +27,7 @@ __all__ = ["HardSharingMTL", "PooledMLP", "SingleTaskMLP", "shared_only", "speci
 class _MLPBaseline(TaskRegressor):
     """Parameters common to the baselines (see :class:`SingleTaskMLP`)."""
 
-    def __init__(self, hidden: Sequence[int] = (32, 12), activation: str = "relu", lr: float = 1e-2,
+    def __init__(self, hidden: Sequence[int] | int = (32, 12), activation: str = "relu", lr: float = 1e-2,
                  weight_decay: float = 1e-4, max_epochs: int = 500, patience: int = 30,
                  validation_fraction: float = 0.2, standardize: str = "pooled", task_weights: str = "equal",
                  device: str = "cpu", n_threads: int | None = 1, verbose: bool = False,
@@ -49,7 +50,7 @@ class _MLPBaseline(TaskRegressor):
         return torch_generator(child_seed(seed, SEED_INIT))
 
     def _stack(self, n_models: int, d: int, out: int, seed) -> StackedMLP:
-        return StackedMLP(n_models, d, out, tuple(self.hidden), self.activation,
+        return StackedMLP(n_models, d, out, hidden_widths(self.hidden), self.activation,
                           generator=self._generator(seed)).to(self._device)
 
     def _train(self, module: torch.nn.Module, train_loss, val_losses, stopper: EarlyStopping, desc: str) -> None:
@@ -69,8 +70,8 @@ class SingleTaskMLP(_MLPBaseline):
 
     Parameters
     ----------
-    hidden : sequence of int
-        Hidden widths of each task's MLP.
+    hidden : sequence of int, or int
+        Hidden widths of each task's MLP, one per layer (an int: one hidden layer).
     activation : {"relu", "tanh", "gelu"}
     lr, weight_decay : float
         Adam's step size and L2 weight decay (full-batch training).
@@ -146,7 +147,7 @@ class HardSharingMTL(_MLPBaseline):
     (others as :class:`SingleTaskMLP`)
     """
 
-    def __init__(self, latent: int = 12, hidden: Sequence[int] = (32,), activation: str = "relu",
+    def __init__(self, latent: int = 12, hidden: Sequence[int] | int = (32,), activation: str = "relu",
                  lr: float = 1e-2, weight_decay: float = 1e-4, max_epochs: int = 500, patience: int = 30,
                  validation_fraction: float = 0.2, standardize: str = "pooled", task_weights: str = "equal",
                  device: str = "cpu", n_threads: int | None = 1, verbose: bool = False,
@@ -160,7 +161,7 @@ class HardSharingMTL(_MLPBaseline):
     def _fit_prepared(self, prep: Prepared, seed) -> None:
         R, d = prep.n_tasks, prep.n_features
         gen = self._generator(seed)
-        trunk = StackedMLP(1, d, int(self.latent), tuple(self.hidden), self.activation, generator=gen)
+        trunk = StackedMLP(1, d, int(self.latent), hidden_widths(self.hidden), self.activation, generator=gen)
         bound = 1.0 / np.sqrt(max(int(self.latent), 1))
         heads = torch.nn.Parameter((torch.rand((R, int(self.latent)), generator=gen) * 2 - 1) * bound)
         bias = torch.nn.Parameter(torch.zeros(R))

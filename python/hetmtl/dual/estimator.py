@@ -11,8 +11,9 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 
 from .._util.validation import check_choice
-from ..nn import ORTHOGONALITY_MODES, StackedMLP, TaskLayout, orthogonality_per_task, torch_generator, torch_threads
-from ._base import SEED_INIT, SEED_SINGLE, TaskRegressor, fit_prepared
+from ..nn import (ORTHOGONALITY_MODES, StackedMLP, TaskLayout, hidden_widths, orthogonality_per_task, torch_generator,
+                  torch_threads)
+from ._base import SEED_INIT, SEED_SINGLE, TaskRegressor
 from .._util.tasks import as_seed_sequence, child_seed, split_rows
 from ._data import Prepared, Split, Standardizer, stack_inputs
 from .alternating import CENTERS, PENALTIES, AltConfig, DualNet, Heads, fit_alternating, make_data, predict_rows
@@ -63,8 +64,8 @@ class DualEncoderMTL(TaskRegressor):
     ----------
     latent_shared, latent_specific : int
         Widths p of the shared and q of the task-specific encodings (0 removes that encoder).
-    hidden : sequence of int
-        Hidden widths of every encoder MLP.
+    hidden : sequence of int, or int
+        Hidden widths of every encoder MLP, one per layer (an int: one hidden layer).
     lam_beta : float or "auto"
         Strength of the pull of beta_r toward the center. With ``penalty="ball"`` it is the
         radius B of the constraint ``||beta_r - beta_bar|| <= B``. ``"auto"``: chosen among
@@ -155,7 +156,7 @@ class DualEncoderMTL(TaskRegressor):
         Training and validation loss per round.
     """
 
-    def __init__(self, latent_shared: int = 8, latent_specific: int = 2, hidden: Sequence[int] = (32,),
+    def __init__(self, latent_shared: int = 8, latent_specific: int = 2, hidden: Sequence[int] | int = (32,),
                  lam_beta: float | str = "auto", lam_beta_grid: Sequence[float] = (0.0, 0.3, 1.0),
                  lam_alpha: float | None = None, lam_specific: float = 1.0, gamma: float = 0.1,
                  penalty: str = "l2", center: str = "geomedian", orthogonality: str = "standardized",
@@ -221,8 +222,7 @@ class DualEncoderMTL(TaskRegressor):
             raise ValueError(f"lam_alpha: must be None or a finite non-negative number, got {self.lam_alpha!r}")
         if int(self.encoder_steps) < 1:
             raise ValueError(f"encoder_steps: must be at least 1, got {self.encoder_steps!r}")
-        if any(int(h) < 1 for h in self.hidden):
-            raise ValueError(f"hidden: widths must be positive, got {tuple(self.hidden)!r}")
+        hidden_widths(self.hidden)
         if not (np.isfinite(self.head_tol) and self.head_tol > 0):
             raise ValueError(f"head_tol: must be a positive number, got {self.head_tol!r}")
 
@@ -276,7 +276,7 @@ class DualEncoderMTL(TaskRegressor):
     def _stack(self, n_models: int, d: int, width: int, gen: torch.Generator) -> StackedMLP | None:
         if width == 0:
             return None
-        return StackedMLP(n_models, d, width, tuple(int(h) for h in self.hidden), self.activation,
+        return StackedMLP(n_models, d, width, hidden_widths(self.hidden), self.activation,
                           generator=gen)
 
     def _network(self, n_tasks: int, d: int, seed: np.random.SeedSequence):
@@ -350,13 +350,13 @@ class DualEncoderMTL(TaskRegressor):
         self.single_task_model_ = None
         if self.negative_transfer != "off":
             single = SingleTaskMLP(
-                hidden=(*self.hidden, int(self.latent_shared) + int(self.latent_specific)),
+                hidden=(*hidden_widths(self.hidden), int(self.latent_shared) + int(self.latent_specific)),
                 activation=self.activation, lr=self.lr, weight_decay=self.weight_decay,
                 max_epochs=int(self.max_epochs) * int(self.encoder_steps),
                 patience=max(1, int(self.patience) * int(self.encoder_steps) // 2),
                 validation_fraction=self.validation_fraction, standardize=self.standardize,
                 device=self.device, n_threads=self.n_threads, random_state=child_seed(seed, SEED_SINGLE))
-            fit_prepared(single, prep, child_seed(seed, SEED_SINGLE))
+            single.fit_prepared(prep, child_seed(seed, SEED_SINGLE))
             self.single_task_validation_loss_ = single.validation_loss_
             self.negative_transfer_ = self.validation_loss_ > single.validation_loss_ * (1 + self.transfer_tol)
             if self.negative_transfer == "fallback":

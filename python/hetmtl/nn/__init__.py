@@ -31,7 +31,7 @@ from .deprecation import DEPRECATED, RenamedParameters
 from .estimator import MultiTaskRegressor, check_fraction
 from .layout import TaskLayout
 from .loop import Batching, EpochStep, FullBatchStep, MinibatchStep, TrainingRecord, epoch_batches, train_epochs
-from .mlp import ACTIVATIONS, StackedMLP
+from .mlp import ACTIVATIONS, StackedMLP, hidden_widths
 from .objective import TaskRows, heads_objective
 from .penalties import ORTHOGONALITY_MODES, orthogonality_penalty, orthogonality_per_task, task_mse
 from .runtime import TorchDevice, adam, progress, torch_generator, torch_threads
@@ -59,6 +59,7 @@ __all__ = [
     "adam",
     "epoch_batches",
     "heads_objective",
+    "hidden_widths",
     "orthogonality_penalty",
     "orthogonality_per_task",
     "progress",

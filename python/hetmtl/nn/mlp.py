@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Sequence
 
 import torch
@@ -10,6 +11,19 @@ import torch
 ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh, "gelu": torch.nn.functional.gelu}
 # In place on a layer's fresh output (the product's gradient does not need it): one buffer less.
 _IN_PLACE = {"relu": torch.relu_, "tanh": torch.tanh_, "gelu": torch.nn.functional.gelu}
+
+
+def hidden_widths(hidden: int | Sequence[int], n_layers: int = 1, name: str = "hidden") -> tuple[int, ...]:
+    """The hidden widths an estimator's ``hidden`` option stands for: a sequence gives one width per
+    hidden layer (empty: no hidden layer), an int ``w`` gives ``n_layers`` layers of width ``w``."""
+    widths = (hidden,) * int(n_layers) if isinstance(hidden, numbers.Integral) else hidden
+    try:
+        widths = tuple(widths)
+    except TypeError:
+        raise ValueError(f"{name}: must be an int or a sequence of ints, got {hidden!r}") from None
+    if not all(isinstance(w, numbers.Integral) and not isinstance(w, bool) and w >= 1 for w in widths):
+        raise ValueError(f"{name}: widths must be positive ints, got {hidden!r}")
+    return tuple(int(w) for w in widths)
 
 
 class StackedMLP(torch.nn.Module):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -149,43 +147,6 @@ def test_loop_keeps_each_models_best_epoch_and_orders_validation():
     # validating first, epoch e scores the weights after e steps: the best of model 0 is epoch 1
     assert stopper.best_epoch[0] == 1 and stopper.best_state["x"][0] == 0.5
     assert record.n_epochs == 7 and len(record.train_loss) == 6
-
-
-TORCH_HIDDEN = """
-import importlib.abc
-import sys
-
-
-class NoTorch(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-
-
-sys.meta_path.insert(0, NoTorch())
-messages = []
-try:
-    import hetmtl.dual
-except ImportError as exc:
-    messages.append(str(exc))
-import hetmtl.blockwise
-for name in ("TwoPathwayMTL", "SingleTaskBlockMLP", "HBIImputer"):
-    try:
-        getattr(hetmtl.blockwise, name)
-    except ImportError as exc:
-        messages.append(str(exc))
-print(len(messages), len(set(messages)))
-print(messages[0])
-"""
-
-
-def test_missing_torch_gives_one_message_for_every_neural_subpackage():
-    out = subprocess.run([sys.executable, "-c", TORCH_HIDDEN], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    counts, message = out.stdout.strip().splitlines()
-    assert counts == "4 1"  # hetmtl.dual and three block-wise estimators, one message
-    assert "hetmtl[torch]" in message and "hetmtl.dual" in message and "hetmtl.blockwise" in message
 
 
 def test_hidden_means_the_hidden_widths_for_every_single_task_mlp():

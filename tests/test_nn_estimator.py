@@ -156,7 +156,7 @@ def test_hidden_means_the_hidden_widths_for_every_single_task_mlp():
     np.testing.assert_array_equal(a.predict(X, task), b.predict(X, task))
     layout, Xb, yb, tb = block_data()
     c = SingleTaskBlockMLP(layout, hidden=4, n_layers=2, max_epochs=3, random_state=0).fit(Xb, yb, tb)
-    d = SingleTaskBlockMLP(layout, hidden=(4, 4), max_epochs=3, random_state=0).fit(Xb, yb, tb)
+    d = SingleTaskBlockMLP(layout, hidden=(4, 4.0), max_epochs=3, random_state=0).fit(Xb, yb, tb)
     np.testing.assert_array_equal(c.predict(Xb, tb), d.predict(Xb, tb))
     assert [w.shape[-1] for w in SingleTaskBlockMLP(layout, hidden=(5, 3), max_epochs=2, random_state=0)
             .fit(Xb, yb, tb).net_.weights] == [5, 3, 1]

@@ -404,6 +404,7 @@ class DualEncoderMTL(TaskRegressor):
         TransferredTask
         """
         check_is_fitted(self, "net_")
+        self._check_feature_names(X_new)
         Xa, ya, codes = stack_inputs([X_new], [y_new], None)
         if Xa.shape[1] != self.n_features_in_:
             raise ValueError(f"X_new: has {Xa.shape[1]} columns but the model was fitted with {self.n_features_in_}")

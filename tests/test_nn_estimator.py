@@ -88,8 +88,9 @@ def test_old_spelling_warns_and_fits_the_same_model():
     layout, X, y, task = block_data()
     new = SingleTaskBlockMLP(layout, hidden=4, max_epochs=3, validation_fraction=0.3, random_state=0).fit(X, y, task)
     old = SingleTaskBlockMLP(layout, hidden=4, max_epochs=3, val_fraction=0.3, random_state=0)
-    with pytest.warns(DeprecationWarning, match="val_fraction is renamed validation_fraction"):
+    with pytest.warns(DeprecationWarning, match="val_fraction is renamed validation_fraction") as caught:
         old.fit(X, y, task)
+    assert caught[0].filename == __file__  # the caller's line: shown by default outside tests too
     np.testing.assert_array_equal(old.predict(X, task), new.predict(X, task))
     assert clone(old).get_params()["val_fraction"] == 0.3
     with pytest.warns(DeprecationWarning, match="val_fraction is renamed validation_fraction"):

@@ -4,6 +4,7 @@ for one more release."""
 from __future__ import annotations
 
 import inspect
+import os
 import warnings
 from typing import Any, ClassVar
 
@@ -11,6 +12,18 @@ import numpy as np
 
 #: The default of a parameter kept only under its old name: its value when the caller did not set it.
 DEPRECATED = "deprecated"
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _outside_stacklevel() -> int:
+    """The ``stacklevel`` (for a warning raised by the caller of this function) of the first frame
+    outside the package: the user's line, where Python shows a DeprecationWarning by default."""
+    frame, level = inspect.currentframe(), 0
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    return max(level, 1)
 
 
 def _is_set(value: Any) -> bool:
@@ -55,4 +68,4 @@ class RenamedParameters:
         for old, new in self._renamed.items():
             if _is_set(getattr(self, old, DEPRECATED)):
                 warnings.warn(f"{type(self).__name__}: {old} is renamed {new}; the old name will be removed "
-                              "in the next release", DeprecationWarning, stacklevel=4)
+                              "in the next release", DeprecationWarning, stacklevel=_outside_stacklevel())

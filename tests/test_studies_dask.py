@@ -89,7 +89,8 @@ def _check_nothing_lost(df, reference, calls, ckpt, killed) -> None:
 # ----------------------------------------------------------------------------- processes by hand
 
 def _spawn(args: list[str], log: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([TESTS_DIR, os.environ.get("PYTHONPATH", "")])}
+    path = os.pathsep.join([TESTS_DIR, os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": path}
     with open(log, "wb") as fh:
         return subprocess.Popen([sys.executable, "-m", *args], stdout=fh, stderr=subprocess.STDOUT,
                                 env=env)

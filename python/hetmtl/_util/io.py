@@ -70,3 +70,17 @@ def read_json(path: str | os.PathLike) -> Any:
             return json.load(fh)
     except json.JSONDecodeError as exc:
         raise ValueError(f"path: {os.fspath(path)!r} is not valid JSON ({exc})") from None
+
+
+def read_csv_exact(path: str | os.PathLike, **kwargs: Any):
+    """``pandas.read_csv`` with every float read back exactly as it was written.
+
+    pandas before 3.1 needs ``float_precision="round_trip"`` for that; from 3.1 on it is the
+    default and the option is deprecated.
+    """
+    import pandas as pd
+
+    major, minor = (int(part) for part in pd.__version__.split(".")[:2])
+    if (major, minor) < (3, 1):
+        kwargs.setdefault("float_precision", "round_trip")
+    return pd.read_csv(path, **kwargs)

@@ -22,7 +22,7 @@ _ADDRESS = re.compile(r"^(?:[a-z][a-z0-9+.-]*://)?(?:\[[0-9A-Fa-f:.]+\]|[^\s/:\[
 
 
 def scheduler_address_arg(text: str) -> str:
-    """argparse type of a dask scheduler address: ``tcp://HOST:PORT``, ``HOST:PORT`` and the like."""
+    """argparse type of a dask scheduler address (``tcp://HOST:PORT``, ``HOST:PORT``, ...)."""
     address = text.strip()
     if not _ADDRESS.match(address):
         raise argparse.ArgumentTypeError(

@@ -70,11 +70,13 @@ def add_study_parser(subparsers: Any) -> None:
                         help="one axis of a full grid of configurations (repeat per axis)")
     design.add_argument("--configs", metavar="CONFIGS.json",
                         help="a JSON list of configuration objects")
-    p.add_argument("--reps", type=_non_negative_int, required=True, help="replications per configuration")
+    p.add_argument("--reps", type=_non_negative_int, required=True,
+                   help="replications per configuration")
     p.add_argument("--seed", type=_non_negative_int, required=True, help="root seed of the study")
     p.add_argument("--seed-keys", nargs="*", metavar="KEY", default=None,
                    help="configuration keys that identify the random streams (default: all)")
-    p.add_argument("--n-jobs", type=int, default=1, help="local worker processes (1; -1: all cores)")
+    p.add_argument("--n-jobs", type=int, default=1,
+                   help="local worker processes (1; -1: all cores)")
     p.add_argument("--checkpoint", metavar="DIR", help="folder for resumable results")
     p.add_argument("-o", "--output", required=True, metavar="RESULTS.csv")
     p.add_argument("--no-progress", dest="progress", action="store_false",

@@ -47,12 +47,15 @@ import os
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from .._util.seeds import as_seed_sequence
+from .._util.validation import check_int_at_least
 from . import backends
 from .backends import BACKENDS as _BACKENDS
 from .checkpoint import FORMAT as _FORMAT
@@ -146,17 +149,6 @@ def _normalize_rows(result: Any, config: Mapping[str, Any]) -> list[dict[str, An
 
 
 # --------------------------------------------------------------------------- seeds
-
-def _root_seed(seed: Any) -> np.random.SeedSequence:
-    if isinstance(seed, np.random.SeedSequence):
-        return seed
-    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0:
-        return np.random.SeedSequence(int(seed))
-    raise ValueError(
-        "seed: expected a non-negative int or a numpy SeedSequence (a fixed seed is required "
-        f"for reproducible, resumable studies), got {seed!r}"
-    )
-
 
 def _seed_words(config: Mapping[str, Any], seed_keys: Sequence[str] | None) -> tuple[int, ...]:
     sub = dict(config) if seed_keys is None else {k: config[k] for k in seed_keys}
@@ -277,14 +269,6 @@ def _assemble(tasks: Iterable[tuple[dict, int, list[dict]]]) -> pd.DataFrame:
     return df
 
 
-# --------------------------------------------------------------------------- checks
-
-def _check_positive_int(value: Any, name: str) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name}: must be a positive integer, got {value!r}")
-    return int(value)
-
-
 # --------------------------------------------------------------------------- public API
 
 def config_grid(**axes: Any) -> list[dict[str, Any]]:
@@ -352,8 +336,9 @@ def run_study(
         :func:`config_grid`. Duplicates are refused.
     n_reps : int
         Replications per configuration (reps 0..n_reps-1).
-    seed : int or SeedSequence
-        Root of every task's stream (see the module docstring).
+    seed : int, SeedSequence or Generator
+        Root of every task's stream (see the module docstring); None is refused, since a study
+        must be reproducible.
     n_jobs : int, default 1
         Parallel workers (joblib semantics: -1 uses all cores). 1 runs in this process.
     checkpoint : path or None
@@ -391,111 +376,128 @@ def run_study(
     Exception
         Whatever ``fn`` raises; tasks finished before it are in the checkpoint already.
     """
-    if not callable(fn):
-        raise ValueError(f"fn: must be callable, got {type(fn).__name__}")
-    cfgs = _normalize_configs(configs)
-    n_reps = _check_positive_int(n_reps, "n_reps")
-    root = _root_seed(seed)
-    if not isinstance(n_jobs, numbers.Integral) or isinstance(n_jobs, bool) or n_jobs == 0:
-        raise ValueError(f"n_jobs: must be a non-zero integer (-1 for all cores), got {n_jobs!r}")
-    n_threads = _check_positive_int(threads_per_worker, "threads_per_worker")
-    if scheduler_address is not None:
-        if not isinstance(scheduler_address, str) or not scheduler_address:
-            raise ValueError(f"scheduler_address: expected a non-empty string, got "
-                             f"{scheduler_address!r}")
-        if backend not in (None, "dask"):
-            raise ValueError(f"backend: scheduler_address needs backend='dask' or None, got "
-                             f"{backend!r}")
-        backend = "dask"
-    if backend is not None and backend not in _BACKENDS:
-        raise ValueError(f"backend: must be one of {(None, *_BACKENDS)}, got {backend!r}")
-    if seed_keys is not None:
-        if isinstance(seed_keys, str):
-            seed_keys = [seed_keys]
-        seed_keys = list(seed_keys)
-        for i, cfg in enumerate(cfgs):
-            missing = [k for k in seed_keys if k not in cfg]
-            if missing:
-                raise ValueError(f"seed_keys: configs[{i}] lacks key(s) {missing}")
-    flush_interval = float(flush_interval)
-    if not flush_interval > 0:
-        raise ValueError(f"flush_interval: must be positive, got {flush_interval}")
-
-    from joblib import cpu_count
-
-    workers = 1 if n_jobs == 1 else (n_jobs if n_jobs > 0 else max(1, cpu_count() + 1 + n_jobs))
-    chunk = max(10, 4 * workers) if chunk_size is None else _check_positive_int(chunk_size,
-                                                                                 "chunk_size")
-
-    keys = [_canonical(c) for c in cfgs]
-    store = None
-    done: dict[tuple[str, int], list[dict]] = {}
+    opts = _check_options(fn, configs, n_reps, seed, n_jobs, backend, scheduler_address, seed_keys,
+                          chunk_size, flush_interval, threads_per_worker)
+    cfgs, keys = opts.configs, [_canonical(c) for c in opts.configs]
+    store, done = None, {}
     if checkpoint is not None:
         manifest = {"format": _FORMAT, "format_version": _FORMAT_VERSION,
-                    "seed": {"entropy": root.entropy, "spawn_key": list(root.spawn_key)},
-                    "seed_keys": seed_keys, "fn": _fn_name(fn)}
-        # The manifest stores JSON types; compare like with like.
-        manifest = json.loads(json.dumps(manifest))
-        store = CheckpointFolder(checkpoint, manifest)  # locked until the run ends
+                    "seed": {"entropy": opts.root.entropy, "spawn_key": list(opts.root.spawn_key)},
+                    "seed_keys": opts.seed_keys, "fn": _fn_name(fn)}
+        # The manifest stores JSON types; compare like with like. The folder stays locked until
+        # the run ends.
+        store = CheckpointFolder(checkpoint, json.loads(json.dumps(manifest)))
         done = {key: rows for key, (_, rows) in store.done.items()}
 
-    pending = [(ci, rep) for ci in range(len(cfgs)) for rep in range(n_reps)
+    pending = [(ci, rep) for ci in range(len(cfgs)) for rep in range(opts.n_reps)
                if (keys[ci], rep) not in done]
-    n_total = len(cfgs) * n_reps
-
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=n_total, initial=n_total - len(pending), disable=not progress,
-               desc="study", unit="task", dynamic_ncols=True)
-    buffer: list[dict[str, Any]] = []
-    last_flush = time.monotonic()
-
-    def flush() -> None:
-        nonlocal last_flush
-        if store is not None and buffer:
-            store.write(buffer)
-        buffer.clear()
-        last_flush = time.monotonic()
-
-    def record(ci: int, rep: int, rows: list[dict]) -> None:
-        done[(keys[ci], rep)] = rows
-        bar.update(1)
-        if store is not None:
-            buffer.append({"config": cfgs[ci], "rep": rep, "rows": rows})
-            if len(buffer) >= chunk or time.monotonic() - last_flush >= flush_interval:
-                flush()
-
+    recorder = _Recorder(opts, keys, done, store, len(cfgs) * opts.n_reps - len(pending), progress)
     try:
-        if pending and backend is None and n_jobs == 1:
+        if pending and opts.backend is None and opts.n_jobs == 1:
             for ci, rep in pending:
-                _, _, rows = _run_task(fn, ci, cfgs[ci], rep,
-                                       task_seed(root, cfgs[ci], rep, seed_keys), n_threads)
-                record(ci, rep, rows)
+                seed_ci = task_seed(opts.root, cfgs[ci], rep, opts.seed_keys)
+                recorder.record(*_run_task(fn, ci, cfgs[ci], rep, seed_ci, opts.n_threads))
         elif pending:
-            _run_parallel(fn, cfgs, pending, root, seed_keys, n_jobs, n_threads, backend,
-                          scheduler_address, record)
+            _run_parallel(fn, opts, pending, scheduler_address, recorder.record)
     finally:
-        # Keep whatever finished, also when fn raised or the run was interrupted.
-        try:
-            flush()
+        try:  # keep whatever finished, also when fn raised or the run was interrupted
+            recorder.flush()
         finally:
-            bar.close()
+            recorder.bar.close()
             if store is not None:
                 store.close()
 
     return _assemble((cfgs[ci], rep, done[(keys[ci], rep)])
-                     for ci in range(len(cfgs)) for rep in range(n_reps))
+                     for ci in range(len(cfgs)) for rep in range(opts.n_reps))
 
 
-def _run_parallel(fn, cfgs, pending, root, seed_keys, n_jobs, n_threads, backend,
-                  scheduler_address, record) -> None:
-    calls = ((fn, ci, cfgs[ci], rep, task_seed(root, cfgs[ci], rep, seed_keys), n_threads)
-             for ci, rep in pending)
+@dataclass(frozen=True)
+class _Options:  # the checked arguments of run_study
+    configs: list[dict[str, Any]]
+    n_reps: int
+    root: np.random.SeedSequence
+    n_jobs: int
+    n_threads: int
+    backend: str | None
+    seed_keys: list[str] | None
+    chunk: int
+    flush_interval: float
+
+
+def _check_options(fn, configs, n_reps, seed, n_jobs, backend, scheduler_address, seed_keys,
+                   chunk_size, flush_interval, threads_per_worker) -> _Options:
+    if not callable(fn):
+        raise ValueError(f"fn: must be callable, got {type(fn).__name__}")
+    cfgs = _normalize_configs(configs)
+    n_reps = check_int_at_least(n_reps, "n_reps", integer_type=True)
+    # A fixed seed is required: the checkpoint of a resumable study records it.
+    root = as_seed_sequence(seed, "seed", allow_none=False)
+    if not isinstance(n_jobs, numbers.Integral) or isinstance(n_jobs, bool) or n_jobs == 0:
+        raise ValueError(f"n_jobs: must be a non-zero integer (-1 for all cores), got {n_jobs!r}")
+    n_threads = check_int_at_least(threads_per_worker, "threads_per_worker", integer_type=True)
+    if scheduler_address is not None:
+        if not isinstance(scheduler_address, str) or not scheduler_address:
+            raise ValueError(f"scheduler_address: expected a non-empty string, got {scheduler_address!r}")
+        if backend not in (None, "dask"):
+            raise ValueError(f"backend: scheduler_address needs backend='dask' or None, got {backend!r}")
+        backend = "dask"
+    if backend is not None and backend not in _BACKENDS:
+        raise ValueError(f"backend: must be one of {(None, *_BACKENDS)}, got {backend!r}")
+    if seed_keys is not None:
+        seed_keys = [seed_keys] if isinstance(seed_keys, str) else list(seed_keys)
+        for i, cfg in enumerate(cfgs):
+            missing = [k for k in seed_keys if k not in cfg]
+            if missing:
+                raise ValueError(f"seed_keys: configs[{i}] lacks key(s) {missing}")
+    if not float(flush_interval) > 0:
+        raise ValueError(f"flush_interval: must be positive, got {flush_interval}")
+    from joblib import cpu_count
+    workers = 1 if n_jobs == 1 else (n_jobs if n_jobs > 0 else max(1, cpu_count() + 1 + n_jobs))
+    chunk = max(10, 4 * workers) if chunk_size is None else \
+        check_int_at_least(chunk_size, "chunk_size", integer_type=True)
+    return _Options(cfgs, n_reps, root, int(n_jobs), n_threads, backend, seed_keys, chunk,
+                    float(flush_interval))
+
+
+class _Recorder:
+    """Collects finished tasks, advances the progress bar and writes checkpoint chunks."""
+
+    def __init__(self, opts: _Options, keys: list[str], done: dict, store: CheckpointFolder | None,
+                 n_done: int, progress: bool) -> None:
+        from tqdm.auto import tqdm
+        self.opts, self.keys, self.done, self.store = opts, keys, done, store
+        self.bar = tqdm(total=len(keys) * opts.n_reps, initial=n_done, disable=not progress,
+                        desc="study", unit="task", dynamic_ncols=True)
+        self.buffer: list[dict[str, Any]] = []
+        self.last_flush = time.monotonic()
+
+    def record(self, ci: int, rep: int, rows: list[dict]) -> None:
+        self.done[(self.keys[ci], rep)] = rows
+        self.bar.update(1)
+        if self.store is not None:
+            self.buffer.append({"config": self.opts.configs[ci], "rep": rep, "rows": rows})
+            if len(self.buffer) >= self.opts.chunk or \
+                    time.monotonic() - self.last_flush >= self.opts.flush_interval:
+                self.flush()
+
+    def flush(self) -> None:
+        if self.store is not None and self.buffer:
+            self.store.write(self.buffer)
+        self.buffer.clear()
+        self.last_flush = time.monotonic()
+
+
+def _run_parallel(fn: StudyFn, opts: _Options, pending: list[tuple[int, int]],
+                  scheduler_address: str | None, record: Callable) -> None:
+    cfgs = opts.configs
+    calls = ((fn, ci, cfgs[ci], rep, task_seed(opts.root, cfgs[ci], rep, opts.seed_keys),
+              opts.n_threads) for ci, rep in pending)
 
     def on_result(result: tuple[int, int, list[dict]]) -> None:
         record(*result)
 
-    if backend == "dask":
+    if opts.backend == "dask":
         backends.run_dask(_run_task, calls, on_result, scheduler_address=scheduler_address)
     else:
-        backends.run_loky(_run_task, calls, on_result, n_jobs=n_jobs, n_threads=n_threads)
+        backends.run_loky(_run_task, calls, on_result, n_jobs=opts.n_jobs,
+                          n_threads=opts.n_threads)

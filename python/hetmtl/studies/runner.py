@@ -56,8 +56,8 @@ import pandas as pd
 
 from .._util.seeds import as_seed_sequence
 from .._util.validation import check_int_at_least
-from . import backends
 from .backends import BACKENDS as _BACKENDS
+from .backends import run_dask, run_loky
 from .checkpoint import FORMAT as _FORMAT
 from .checkpoint import FORMAT_VERSION as _FORMAT_VERSION
 from .checkpoint import MANIFEST as _MANIFEST
@@ -497,7 +497,7 @@ def _run_parallel(fn: StudyFn, opts: _Options, pending: list[tuple[int, int]],
         record(*result)
 
     if opts.backend == "dask":
-        backends.run_dask(_run_task, calls, on_result, scheduler_address=scheduler_address)
+        run_dask(_run_task, calls, on_result, scheduler_address=scheduler_address)
     else:
-        backends.run_loky(_run_task, calls, on_result, n_jobs=opts.n_jobs,
+        run_loky(_run_task, calls, on_result, n_jobs=opts.n_jobs,
                           n_threads=opts.n_threads)

@@ -2,7 +2,7 @@
 
 Run from the repository root (needs ``dask[distributed]``, in the test extra)::
 
-    python benchmarks/bench_study_dask.py            # 48 tasks of ~0.2 s, best of 3
+    python benchmarks/bench_study_dask.py            # 48 tasks of ~50 ms, best of 3
     python benchmarks/bench_study_dask.py --quick    # 16 tasks, best of 1
 
 Both clusters are LocalClusters on 127.0.0.1 of single-threaded worker processes, driven by
@@ -33,7 +33,7 @@ EIG_PER_TASK = 10
 
 
 def cpu_task(config: dict, seed: np.random.SeedSequence) -> dict:
-    """About 0.2 s of single-threaded linear algebra."""
+    """About 50 ms of single-threaded linear algebra."""
     rng = np.random.default_rng(seed)
     top = 0.0
     for _ in range(EIG_PER_TASK):

@@ -363,7 +363,7 @@ def _cmd_summarize(args: argparse.Namespace) -> int:
     if args.nuisance_grid:
         _write_grid_summary(args, df, folds)
     _print_warnings(caught, "summarize")
-    summary = est.summary_
+    summary = _released(est.summary_, args)
     try:
         summary.to_json(args.output)
     except OSError as exc:
@@ -419,7 +419,8 @@ def _write_grid_summary(args: argparse.Namespace, df: pd.DataFrame, folds: list)
         gs = GridSummary.compute(grid, df[args.x].to_numpy(float),
                                  nuisance_targets(args.model, df[args.y].to_numpy(float),
                                                   df[args.d[0]].to_numpy(float)),
-                                 folds, spec["bandwidths"], threshold=spec["threshold"], site=args.site)
+                                 folds, spec["bandwidths"], threshold=spec["threshold"], site=args.site,
+                                 policy=_site_policy(args))
     except ValueError as exc:
         raise CommandError(_translate(str(exc), {"X": "--x", **_SUMMARIZE_ARGS})) from None
     out = args.grid_output or re.sub(r"(\.json)?$", ".grid.json", args.output, count=1)
@@ -431,6 +432,23 @@ def _write_grid_summary(args: argparse.Namespace, df: pd.DataFrame, folds: list)
     print(f"Wrote {out}: kernel grid sums of {sorted(gs.nuisances)} on {grid.n_points} grid points x "
           f"{len(spec['bandwidths'])} bandwidth(s) (released points: {n_rel}; threshold "
           f"{spec['threshold']:g}); no row-level data.")
+
+
+def _site_policy(args: argparse.Namespace):
+    """The site's disclosure policy (``--policy FILE``; the package defaults without it)."""
+    from .fusion.disclosure import as_policy
+
+    return _load_json_file(args.policy, "--policy", as_policy, "disclosure policy") if args.policy \
+        else as_policy(None)
+
+
+def _released(summary, args: argparse.Namespace):
+    """The summary with only the fold summaries the site's policy releases (warnings printed)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = summary.released(_site_policy(args))
+    _print_warnings(caught, "summarize")
+    return out
 
 
 def _fused_predictions(path: str, df: pd.DataFrame, args: argparse.Namespace, folds: list) -> dict:
@@ -449,6 +467,7 @@ def _fused_predictions(path: str, df: pd.DataFrame, args: argparse.Namespace, fo
 
 
 def _cmd_nuisance_grid(args: argparse.Namespace) -> int:
+    from .fusion.disclosure import DEFAULT_POLICY
     from .fusion.kernel_grid import KernelGrid
 
     try:
@@ -459,6 +478,11 @@ def _cmd_nuisance_grid(args: argparse.Namespace) -> int:
     H = np.repeat(np.asarray(args.bandwidth, float)[:, None], grid.dim, axis=1)
     if np.any(H <= 0):
         raise CommandError("--bandwidth: all values must be positive")
+    try:  # a spec every site with the default disclosure policy answers
+        DEFAULT_POLICY.check_grid_request(args.threshold, H, grid.n_points)
+    except ValueError as exc:
+        raise CommandError(_translate(str(exc), {"threshold": "--threshold", "bandwidths": "--bandwidth",
+                                                 "grid": "--n-points"})) from None
     spec = {"schema": GRID_SPEC_SCHEMA, "grid": grid.to_dict(), "bandwidths": H.tolist(),
             "threshold": float(args.threshold)}
     try:
@@ -637,6 +661,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fused-nuisance", metavar="FUSED.json",
                    help="use the fused nuisances from 'hetmtl fuse-nuisance' instead of --learner "
                         "(same --seed and --n-folds as when the grid sums were written)")
+    s.add_argument("--policy", metavar="POLICY.json",
+                   help="the site's disclosure policy (floors no request from the center lowers)")
     s.add_argument("-o", "--output", required=True, metavar="SUMMARY.json",
                    help="where to write the summary")
     s.set_defaults(func=_cmd_summarize)

@@ -214,8 +214,9 @@ def _number(value: Any, name: str) -> float:
 
 
 DEFAULT_POLICY = DisclosurePolicy()
-#: For simulated data only, where no person is at risk: grid sums of folds of any size.
-SIMULATION_POLICY = DisclosurePolicy(min_grid_fold_rows=1)
+#: For simulated data only, where no person is at risk: grid sums of folds of any size, any
+#: threshold down to one row (fold summaries keep the hard floors).
+SIMULATION_POLICY = DisclosurePolicy(min_count=1, min_grid_fold_rows=1)
 
 
 def as_policy(policy: "DisclosurePolicy | dict | str | os.PathLike | None") -> DisclosurePolicy:

@@ -189,7 +189,7 @@ def test_attack_inverting_one_grid_summary_is_refused_for_small_sites_and_fails_
 @pytest.mark.parametrize("argv,needle", [
     (["--threshold", "0"], "--threshold: 0.0 is below the site's disclosure floor min_count = 5"),
     (["--threshold", "-1"], "--threshold: -1.0 is below"),
-    (["--threshold", "nan"], "--threshold: nan is below"),
+    (["--threshold", "nan"], "--threshold: must be a finite number, got nan"),
     (["--bandwidth", "nan"], "--bandwidth: every bandwidth must be a finite positive number"),
 ])
 def test_attack_the_center_cannot_lower_the_threshold_from_its_command(tmp_path, capsys, argv, needle):

@@ -138,7 +138,9 @@ class DisclosurePolicy:
     def check_grid_request(self, threshold: Any, bandwidths: np.ndarray, n_points: int) -> float:
         """Refuse a grid request below this policy's floors; return the threshold as a float."""
         thr = _number(threshold, "threshold")
-        if not np.isfinite(thr) or thr < self.min_count:
+        if not np.isfinite(thr):
+            raise ValueError(f"threshold: must be a finite number, got {threshold!r}")
+        if thr < self.min_count:
             raise ValueError(f"threshold: {threshold!r} is below the site's disclosure floor "
                              f"min_count = {self.min_count:g}; the site releases no grid point backed "
                              "by fewer rows")

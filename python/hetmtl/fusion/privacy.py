@@ -44,7 +44,9 @@ class PrivacyBudget:
         Clipping range of each nuisance's target, e.g. ``{"ml_l": (-10, 10)}``. Targets coded 0/1
         need none (they are clipped to [0, 1]); any other target must have one.
     random_state : int, optional
-        Seed of the noise (for reproducible studies only; leave ``None`` in deployments).
+        Seed of the noise, for reproducible simulation studies only. Leave it ``None`` wherever
+        the rows are real: a fixed seed repeats the same noise in every release, and subtracting
+        two releases then cancels it.
     """
 
     epsilon: float

@@ -262,14 +262,14 @@ def validate_document(doc: Any, name: str, what: str, part: str | None = None) -
     error = jsonschema.exceptions.best_match(_validator(name, part).iter_errors(doc))
     if error is None:
         return
-    where = ".".join(str(k) for k in error.absolute_path) or "document"
+    path = ".".join(str(k) for k in error.absolute_path)
+    where = f"{what}: {path}" if path else what
     if error.validator == "additionalProperties":
         allowed = set(error.schema.get("properties", {}))
         extra = sorted(set(error.instance) - allowed)
-        raise ValueError(f"{what}: {where}: unknown field(s) {extra}; only the fields the published "
-                         f"schema {name}.schema.json declares are accepted (summaries carry no "
-                         "row-level data)")
-    raise ValueError(f"{what}: {where}: {error.message} (see the published schema {name}.schema.json)")
+        raise ValueError(f"{where}: unknown field(s) {extra}; only the fields the published schema "
+                         f"{name}.schema.json declares are accepted (summaries carry no row-level data)")
+    raise ValueError(f"{where}: {error.message} (see the published schema {name}.schema.json)")
 
 
 def check_metadata(metadata: Any, name: str, what: str) -> dict:

@@ -185,8 +185,8 @@ class GridSummary:
 
     # ------------------------------------------------------------ JSON
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict following the versioned schema."""
-        return {
+        """JSON-ready dict following the versioned schema (``privacy`` only when set)."""
+        out = {
             "schema": SCHEMA_NAME,
             "schema_version": SCHEMA_VERSION,
             "site": self.site,
@@ -198,8 +198,10 @@ class GridSummary:
                                  "V": s.V.tolist(), "released": s.released.tolist()}
                           for role, s in self.nuisances.items()},
             "metadata": self.metadata,
-            "privacy": self.privacy,
         }
+        if self.privacy is not None:
+            out["privacy"] = self.privacy
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "GridSummary":

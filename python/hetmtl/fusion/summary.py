@@ -276,8 +276,8 @@ class SiteSummary:
 
     # ---------------------------------------------------------------- JSON
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict following the versioned schema."""
-        return {
+        """JSON-ready dict following the versioned schema (``withheld_fold_rows`` only if any)."""
+        out = {
             "schema": SCHEMA_NAME,
             "schema_version": SCHEMA_VERSION,
             "site": self.site,
@@ -289,9 +289,11 @@ class SiteSummary:
             "Omega": self.Omega.tolist(),
             "folds": [{"n": f.n, "theta": f.theta.tolist(), "J": f.J.tolist(), "Omega": f.Omega.tolist()}
                       for f in self.folds],
-            "withheld_fold_rows": list(self.withheld_fold_rows),
             "metadata": self.metadata,
         }
+        if self.withheld_fold_rows:
+            out["withheld_fold_rows"] = list(self.withheld_fold_rows)
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SiteSummary":

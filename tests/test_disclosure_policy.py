@@ -58,3 +58,29 @@ def test_policy_settings_files_and_limits(tmp_path):
                     ({"privacy": 3}, "privacy: expected a PrivacyBudget")]:
         with pytest.raises(ValueError, match=msg):
             DisclosurePolicy(**kw)
+
+
+def test_ledger_caps_releases_and_privacy_spent_across_runs(tmp_path):
+    from hetmtl.fusion import PrivacyBudget
+
+    x, targets, folds = _site()
+    grid = KernelGrid.from_ranges([[0, 1]], 9)
+    ledger = tmp_path / "releases.json"
+    once = DisclosurePolicy(ledger=str(ledger), max_releases=1)
+    GridSummary.compute(grid, x, targets, folds, 0.3, policy=once)
+    assert len(json.loads(ledger.read_text())) == 1
+    # A second request (e.g. after one more person joined, for differencing) is refused.
+    with pytest.raises(ValueError, match="max_releases: the site has released 1 grid summaries"):
+        GridSummary.compute(grid, x[:-1], {k: (v[0][:-1], None) for k, v in targets.items()},
+                            [f[f < len(x) - 1] for f in folds], 0.3, policy=once)
+    budget = PrivacyBudget(1.0, bounds={"ml_l": (-5, 5), "ml_m": (-5, 5)})
+    spend = DisclosurePolicy(ledger=str(tmp_path / "dp.json"), total_epsilon=1.5, privacy=budget)
+    GridSummary.compute(grid, x, targets, folds, 0.3, policy=spend)
+    with pytest.raises(ValueError, match="total_epsilon: epsilon 1 spent of 1.5"):
+        GridSummary.compute(grid, x, targets, folds, 0.3, policy=spend)
+    with pytest.raises(ValueError, match="ledger: max_releases and total_epsilon count releases"):
+        DisclosurePolicy(max_releases=2)
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(ValueError, match="ledger: cannot read"):
+        GridSummary.compute(grid, x, targets, folds, 0.3,
+                            policy=DisclosurePolicy(ledger=str(tmp_path / "bad.json"), max_releases=3))

@@ -18,12 +18,14 @@ import functools
 import json
 import os
 import warnings
-from importlib import resources
 from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timezone
+from importlib import resources
 from typing import Any, Sequence
 
 import numpy as np
 
+from .._util.io import atomic_write_json
 from .._util.validation import check_int_at_least
 
 
@@ -67,6 +69,15 @@ class DisclosurePolicy:
         Most grid points answered in one grid request.
     privacy : PrivacyBudget, optional
         Differential privacy of the released grid sums (see :mod:`hetmtl.fusion.privacy`).
+    ledger : str, optional
+        A file where the site logs every grid summary it releases (created when absent); needed
+        by the two limits below, which hold across runs.
+    max_releases : int, optional
+        Most grid summaries released over the ledger's life (1 stops a center from differencing
+        two releases of nearly the same rows).
+    total_epsilon : float, optional
+        Privacy budget over all private releases in the ledger (basic composition: the epsilons
+        add up); a release that would exceed it is refused.
     """
 
     min_fold_rows: int = 5
@@ -77,6 +88,9 @@ class DisclosurePolicy:
     max_bandwidths: int = 10
     max_grid_points: int = 10000
     privacy: Any = None
+    ledger: str | None = None
+    max_releases: int | None = None
+    total_epsilon: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("min_fold_rows", "min_grid_fold_rows"):
@@ -98,6 +112,7 @@ class DisclosurePolicy:
             raise ValueError(f"fold_rcond: must be in [{_FLOORS['fold_rcond']:g}, 1), got "
                              f"{self.fold_rcond!r}")
         object.__setattr__(self, "fold_rcond", rc)
+        self._check_ledger_settings()
         if self.privacy is not None:
             from .privacy import PrivacyBudget
 
@@ -163,6 +178,57 @@ class DisclosurePolicy:
             raise ValueError(f"folds: fold {k} has {int(n_rows[k])} rows for {role!r}; the site releases "
                              f"grid sums only for folds of at least min_grid_fold_rows = "
                              f"{self.min_grid_fold_rows} rows (use fewer folds)")
+
+    # ------------------------------------------------------------ release ledger
+    def _check_ledger_settings(self) -> None:
+        if self.ledger is not None:
+            object.__setattr__(self, "ledger", os.fspath(self.ledger))
+        if self.max_releases is not None:
+            object.__setattr__(self, "max_releases", check_int_at_least(self.max_releases, "max_releases", 1))
+        if self.total_epsilon is not None:
+            eps = _number(self.total_epsilon, "total_epsilon")
+            if not (np.isfinite(eps) and eps > 0):
+                raise ValueError(f"total_epsilon: must be a positive number, got {self.total_epsilon!r}")
+            object.__setattr__(self, "total_epsilon", eps)
+        if self.ledger is None and (self.max_releases is not None or self.total_epsilon is not None):
+            raise ValueError("ledger: max_releases and total_epsilon count releases across runs and "
+                             "need a ledger file")
+
+    def _ledger_entries(self) -> list[dict]:
+        if self.ledger is None or not os.path.exists(self.ledger):
+            return []
+        try:
+            with open(self.ledger, encoding="utf-8") as fh:
+                entries = json.load(fh)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"ledger: cannot read {self.ledger!r} ({exc}); the site releases nothing "
+                             "until its release log is readable") from None
+        if not isinstance(entries, list):
+            raise ValueError(f"ledger: {self.ledger!r} is not a release log (a JSON list)")
+        return entries
+
+    def check_release(self, epsilon: float | None) -> None:
+        """Refuse a release beyond ``max_releases`` or ``total_epsilon`` of the ledger."""
+        entries = self._ledger_entries()
+        if self.max_releases is not None and len(entries) >= self.max_releases:
+            raise ValueError(f"max_releases: the site has released {len(entries)} grid summaries "
+                             f"(ledger {self.ledger!r}); its policy allows {self.max_releases}")
+        if self.total_epsilon is not None:
+            if epsilon is None:
+                raise ValueError("total_epsilon: the site releases only private grid sums (set privacy)")
+            spent = sum(float(e.get("epsilon") or 0.0) for e in entries)
+            if spent + epsilon > self.total_epsilon * (1 + 1e-12):
+                raise ValueError(f"total_epsilon: epsilon {spent:g} spent of {self.total_epsilon:g}; "
+                                 f"a release of {epsilon:g} would exceed the site's privacy budget")
+
+    def record_release(self, kind: str, epsilon: float | None) -> None:
+        """Append one release to the ledger (no-op without a ledger)."""
+        if self.ledger is None:
+            return
+        entries = self._ledger_entries()
+        entries.append({"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "kind": kind,
+                        "epsilon": epsilon})
+        atomic_write_json(self.ledger, entries)
 
     # ------------------------------------------------------------ fold summaries
     def fold_problem(self, n_fold: int, J_fold: np.ndarray, Omega_fold: np.ndarray,

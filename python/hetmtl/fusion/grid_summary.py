@@ -169,6 +169,7 @@ class GridSummary:
         if not isinstance(targets, dict) or not targets:
             raise ValueError("targets: expected a non-empty dict role -> (target, subset)")
         budget = pol.privacy
+        pol.check_release(None if budget is None else budget.epsilon)
         if budget is not None and grid.fit != "constant":
             raise ValueError("policy: differential privacy covers the local-constant fit only "
                              "(grid fit='constant')")
@@ -180,8 +181,10 @@ class GridSummary:
             privacy = {"mechanism": "gaussian", "epsilon": budget.epsilon, "delta": budget.delta,
                        "sigma": sigma, "bounds": {k: list(v) for k, v in budget.bounds.items()}}
         out = {role: _release(r, thr, budget is None) for role, r in raw.items()}
-        return cls(site=str(site), grid=grid, bandwidths=H, threshold=thr, n_folds=F, nuisances=out,
-                   metadata=dict(metadata or {}), privacy=privacy)
+        summary = cls(site=str(site), grid=grid, bandwidths=H, threshold=thr, n_folds=F, nuisances=out,
+                      metadata=dict(metadata or {}), privacy=privacy)
+        pol.record_release("grid_summary", None if budget is None else budget.epsilon)
+        return summary
 
     # ------------------------------------------------------------ JSON
     def to_dict(self) -> dict[str, Any]:

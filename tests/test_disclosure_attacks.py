@@ -244,7 +244,8 @@ def test_a_site_policy_file_is_used_by_summarize(tmp_path, capsys):
     assert s.folds == () and sum(s.withheld_fold_rows) == 200
     (tmp_path / "bad.json").write_text(json.dumps({"min_count": 0}))
     assert main([*common[:-4], "--policy", str(tmp_path / "bad.json"), "-o", str(tmp_path / "B.json")]) == 2
-    assert "--policy" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--policy" in err and "min_count: must be a number >= 1" in err
 
 
 # ---------------------------------------------------------------- 5. metadata smuggling

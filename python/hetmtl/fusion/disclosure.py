@@ -137,7 +137,10 @@ class DisclosurePolicy:
         extra = set(d) - known
         if extra:
             raise ValueError(f"policy: unknown setting(s) {sorted(extra)}; known: {sorted(known)}")
-        return cls(**d)
+        try:
+            return cls(**d)
+        except ValueError as exc:
+            raise ValueError(f"policy: {exc}") from None
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> "DisclosurePolicy":

@@ -84,3 +84,19 @@ def test_ledger_caps_releases_and_privacy_spent_across_runs(tmp_path):
     with pytest.raises(ValueError, match="ledger: cannot read"):
         GridSummary.compute(grid, x, targets, folds, 0.3,
                             policy=DisclosurePolicy(ledger=str(tmp_path / "bad.json"), max_releases=3))
+
+
+def test_cross_validation_runs_on_the_folds_a_site_released():
+    from hetmtl.fusion import LateFusion, SiteSummary
+
+    from fusion_helpers import residual_sites
+
+    rng = np.random.default_rng(3)
+    summ, _, _ = residual_sites(rng, np.array([[0.5], [0.6], [1.5]]), [300, 400, 500])
+    s = summ[0]
+    # Site 0 withheld its first fold: CV still runs, on the folds every site sent.
+    summ[0] = SiteSummary(s.theta, s.J, s.Omega, s.n, site=s.site, folds=s.folds[1:],
+                          withheld_fold_rows=(s.folds[0].n,))
+    fit = LateFusion(inference="none").fit(summ)
+    assert fit.cv_ is not None and fit.lambda_rule_.startswith("cv")
+    assert fit.cv_.fold_scores.shape[0] == 4 and np.all(np.isfinite(fit.cv_.score))

@@ -37,19 +37,15 @@ import os
 import platform
 import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 
 from _timing import format_seconds, format_table, measure
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from _doubleml_compat import apply_doubleml_patches  # noqa: E402  (shared with the tests)
-
-from hetmtl.fusion.late_fusion import LateFusion  # noqa: E402
-from hetmtl.fusion.site_dml import SiteDML  # noqa: E402
-from hetmtl.fusion.summary import FoldSummary, SiteSummary  # noqa: E402
-from hetmtl.simulate import make_late_fusion_sites  # noqa: E402
+from hetmtl.fusion.late_fusion import LateFusion
+from hetmtl.fusion.site_dml import SiteDML
+from hetmtl.fusion.summary import FoldSummary, SiteSummary
+from hetmtl.simulate import make_late_fusion_sites
 
 N_SITES, N_PER_SITE, N_FOLDS = 10, 500, 5
 GOAL = 2.0
@@ -176,7 +172,6 @@ def main(argv: list[str] | None = None) -> int:
     import doubleml
     import sklearn
 
-    apply_doubleml_patches()
     sim = make_late_fusion_sites(n_sites=N_SITES, n_per_site=N_PER_SITE, q=10, eta=0.1,
                                  random_state=0)
     (sites, frames), names = site_arrays(sim), list(sim.site_names)

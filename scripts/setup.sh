@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up hetmtl on a fresh Debian machine: R and its packages (Debian), a virtual environment in
-# .venv with the package and its extras, and the R package. Safe to run again.
+# .venv with the package and its extras, the R side's Python in .venv-r (NumPy 1.x for Debian's
+# reticulate), and the R package. Safe to run again.
 #   HETMTL_DEV=1  installs the Python package in editable mode (C++ rebuilt on import).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,9 +45,45 @@ if [ "${HETMTL_DEV:-0}" = "1" ]; then
   pip_quiet install -q scikit-build-core pybind11 cmeel-eigen ninja
   pip_quiet install -q --no-build-isolation -Ceditable.rebuild=true -Cbuild-dir=build/dev -e ".[test,data,r,torch]"
 else
-  pip_quiet install -q ".[test,data,r,torch]"
+  # One wheel serves both environments (the Python one here and the R side's below).
+  rm -rf build/wheel
+  pip_quiet wheel -q --no-deps -w build/wheel .
+  pip_quiet install -q "$(ls build/wheel/hetmtl-*.whl)[test,data,r,torch]"
 fi
 .venv/bin/python -c "import hetmtl._core, torch" || { echo "[setup] hetmtl failed to install" >&2; exit 1; }
+
+# rpy2 built while R was absent is a wheel without its R interface, and pip's cache keeps serving
+# it: rebuild it from source once if it cannot start R.
+if ! .venv/bin/python -c "import rpy2.robjects" >/dev/null 2>&1; then
+  echo "[setup] rebuilding rpy2 against the installed R"
+  pip_quiet install -q --no-cache-dir --force-reinstall --no-deps "rpy2>=3.5,<3.6"
+  .venv/bin/python -c "import rpy2.robjects" >/dev/null || { echo "[setup] rpy2 cannot start R" >&2; exit 1; }
+fi
+
+# The R package's own Python: Debian's reticulate (1.28) cannot convert NumPy 2 arrays, so R gets
+# an environment with NumPy 1.x and the same hetmtl build, while .venv keeps current NumPy.
+echo "[setup] preparing the R side's Python (.venv-r)"
+if [ ! -x .venv-r/bin/python ]; then
+  "$PY" -m venv .venv-r
+fi
+pip_r() {
+  local status=0
+  .venv-r/bin/python -m pip "$@" > .venv/pip-r.log 2>&1 || status=$?
+  grep -v "is ignored" .venv/pip-r.log || true
+  return $status
+}
+if ! .venv-r/bin/python -c "import torch" 2>/dev/null; then
+  pip_r install -q "torch==2.13.0"
+fi
+if [ "${HETMTL_DEV:-0}" = "1" ]; then
+  # Editable too, in a build folder of its own (the two environments configure CMake differently).
+  pip_r install -q scikit-build-core pybind11 cmeel-eigen ninja "numpy<2"
+  pip_r install -q --no-build-isolation -Ceditable.rebuild=true -Cbuild-dir=build/dev-r -e ".[data,torch]" "numpy<2"
+else
+  pip_r install -q "numpy<2" "$(ls build/wheel/hetmtl-*.whl)[data,torch]"
+fi
+.venv-r/bin/python -c "import hetmtl._core, numpy; assert numpy.__version__ < '2'" \
+  || { echo "[setup] the R side's Python failed to install" >&2; exit 1; }
 
 if [ -f r-wrapper/DESCRIPTION ]; then
   echo "[setup] installing the R package"

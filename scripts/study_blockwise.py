@@ -36,6 +36,7 @@ import pandas as pd
 
 from hetmtl.simulate import BLOCKWISE_SETTINGS, blockwise_setting, make_blockwise_tasks, per_task_rmse
 from hetmtl.studies import config_grid, run_study, summarize_study
+from hetmtl.studies.cluster_args import add_cluster_arguments, cluster_options
 
 METHODS = ("hbi", "mean", "iterative", "htl", "single")
 ABLATIONS = ("no_orth", "no_imp", "no_dr")
@@ -123,6 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="setting A at rho_2 = 0.7 and T = 4, 5 replications")
     ap.add_argument("--n-jobs", type=int, default=1)
     ap.add_argument("--seed", type=int, default=2025)
+    add_cluster_arguments(ap)
     args = ap.parse_args(argv)
 
     methods = METHODS + (ABLATIONS if args.ablations else ())
@@ -136,7 +138,8 @@ def main(argv: list[str] | None = None) -> None:
                                gaussian=[not args.non_gaussian], grid=[args.grid], methods=[",".join(methods)])
     args.out_dir.mkdir(parents=True, exist_ok=True)
     results = run_study(replication, configs, n_rep, seed=args.seed, n_jobs=args.n_jobs,
-                        checkpoint=args.out_dir / "checkpoint", progress=True)
+                        checkpoint=args.out_dir / "checkpoint", progress=True,
+                        **cluster_options(args))
     results.to_csv(args.out_dir / "results.csv", index=False)
     summary = summarize_study(results, by=["setting", "value", "method"],
                               metrics=["rmse_mean", "rmse_worst", "imputation_rmse"])

@@ -33,6 +33,7 @@ import pandas as pd
 
 from hetmtl.simulate import make_dual_encoder_tasks, per_task_rmse
 from hetmtl.studies import config_grid, run_study, summarize_study
+from hetmtl.studies.cluster_args import add_cluster_arguments, cluster_options
 
 METHODS = ("dual", "single", "pooled", "hard", "shared_only", "specific_only")
 DATA_KEYS = ("n_tasks", "n_per_task", "d", "covariate_shift", "n_outliers")
@@ -123,11 +124,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--n-jobs", type=int, default=1, help="parallel workers")
     ap.add_argument("--seed", type=int, default=20251)
     ap.add_argument("--out-dir", type=Path, default=Path("out/study_dual_encoder"))
+    add_cluster_arguments(ap)
     args = ap.parse_args(argv)
     configs = config_grid(**QUICK_DESIGN) if args.quick else config_grid(**FULL_DESIGN) + config_grid(**OUTLIER_DESIGN)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     df = run_study(replication, configs, args.reps, seed=args.seed, n_jobs=args.n_jobs,
-                   checkpoint=args.out_dir / "checkpoint", seed_keys=DATA_KEYS)
+                   checkpoint=args.out_dir / "checkpoint", seed_keys=DATA_KEYS,
+                   **cluster_options(args))
     df.to_csv(args.out_dir / "results.csv", index=False)
     cols = [c for c in df.attrs["config_columns"]] + ["method"]
     summary = summarize_study(df, by=cols, metrics=["rmse_mean", "rmse_worst", "rmse_mean_inliers"])

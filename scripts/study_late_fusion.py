@@ -44,6 +44,7 @@ from hetmtl.fusion.late_fusion import LateFusion
 from hetmtl.fusion.site_dml import SiteDML
 from hetmtl.simulate import make_late_fusion_sites
 from hetmtl.studies import config_grid, run_study, summarize_study
+from hetmtl.studies.cluster_args import add_cluster_arguments, cluster_options
 
 LEARNERS = ("linear", "lasso", "forest")
 METHODS = ("individual", "pooled", "late_fusion", "late_fusion_hessian", "oracle")
@@ -336,8 +337,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--n-jobs", dest="n_jobs", type=int, default=-1,
                         help="parallel workers (default -1: all cores)")
     parser.add_argument("--seed", type=int, default=20250710, help="root seed of the study")
-    parser.add_argument("--scheduler-address", dest="scheduler_address", default=None,
-                        help="run on a dask.distributed scheduler at this address")
+    add_cluster_arguments(parser)
     parser.add_argument("--no-progress", dest="progress", action="store_false",
                         help="hide the progress bar")
     args = parser.parse_args(argv)
@@ -358,7 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{len(configs)} design points x {args.reps} replications, learner {args.learner}")
     results = run_study(replication, configs, args.reps, seed=args.seed, n_jobs=args.n_jobs,
                         checkpoint=out_dir / "checkpoint", progress=args.progress,
-                        scheduler_address=args.scheduler_address, seed_keys=list(DATA_KEYS))
+                        seed_keys=list(DATA_KEYS), **cluster_options(args))
     results.to_csv(out_dir / "results.csv", index=False)
     summary = summarize(results)
     summary.to_csv(out_dir / "summary.csv", index=False)

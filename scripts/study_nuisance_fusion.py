@@ -13,7 +13,9 @@ to 500 rows, where Neyman orthogonality already makes the target insensitive to 
 
 Writes ``errors.csv`` (one row per replication, scenario, site and method), ``summary.csv``
 (mean squared errors with Monte-Carlo standard errors by scenario, method and site size) and
-``curves.png`` (error against site size; one panel per scenario).
+``curves.png`` (error against site size; one panel per scenario). Replications are checkpointed in
+``OUT/checkpoint`` (an interrupted run resumes) and run on a dask cluster with
+``--scheduler-address``.
 """
 
 from __future__ import annotations
@@ -24,21 +26,23 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
 
+from hetmtl.studies import config_grid, run_study
+from hetmtl.studies.cluster_args import add_cluster_arguments, cluster_options
 from hetmtl.studies.nuisance_fusion import nuisance_fusion_replication
 
 SIZES = {"small": [40, 50, 60, 70, 80, 90, 100, 120, 150, 200],
          "moderate": [80, 100, 120, 150, 200, 300, 400, 500]}
 
 
-def _one(scenario: str, rep: int, seed: int, design: dict) -> pd.DataFrame:
-    out = nuisance_fusion_replication(scenario=scenario,
-                                      random_state=np.random.SeedSequence(seed, spawn_key=(rep,)),
-                                      **design)
-    out.insert(0, "rep", rep)
-    out.insert(0, "scenario", scenario)
-    return out
+def replication(config: dict, seed: np.random.SeedSequence) -> list[dict]:
+    """One replication of one scenario; the configuration holds every design choice."""
+    sizes = SIZES[config["sizes"]]
+    out = nuisance_fusion_replication(
+        scenario=config["scenario"], model=config["model"], q=config["q"], n_sites=len(sizes),
+        n_per_site=sizes, eta=0.3, n_points=25 if config["q"] == 1 else 12,
+        penalty=config["penalty"], fit=config["fit"], random_state=seed)
+    return out.to_dict("records")
 
 
 def summarize(errors: pd.DataFrame) -> pd.DataFrame:
@@ -89,15 +93,15 @@ def main() -> None:
     parser.add_argument("--scenarios", default="S1,S2,S3")
     parser.add_argument("--n-jobs", type=int, default=max(1, (os.cpu_count() or 2) // 2))
     parser.add_argument("--seed", type=int, default=2024)
+    add_cluster_arguments(parser)
     args = parser.parse_args()
-    sizes = SIZES[args.sizes]
-    design = dict(model=args.model, q=args.q, n_sites=len(sizes), n_per_site=sizes, eta=0.3,
-                  n_points=25 if args.q == 1 else 12, penalty=args.penalty, fit=args.fit)
+    configs = config_grid(scenario=args.scenarios.split(","), model=args.model, sizes=args.sizes,
+                          q=args.q, penalty=args.penalty, fit=args.fit)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(sc, r) for sc in args.scenarios.split(",") for r in range(args.n_rep)]
-    parts = Parallel(n_jobs=args.n_jobs)(delayed(_one)(sc, r, args.seed, design) for sc, r in jobs)
-    errors = pd.concat(parts, ignore_index=True)
+    # seed_keys=[]: every scenario sees the same random streams at a given replication.
+    errors = run_study(replication, configs, args.n_rep, seed=args.seed, n_jobs=args.n_jobs,
+                       checkpoint=out / "checkpoint", seed_keys=[], **cluster_options(args))
     errors.to_csv(out / "errors.csv", index=False)
     table = summarize(errors)
     table.to_csv(out / "summary.csv", index=False)

@@ -20,8 +20,8 @@ from hetmtl.blockwise import (  # noqa: E402
     without_orthogonality,
 )
 from hetmtl.blockwise import _data  # noqa: E402
-from hetmtl.blockwise._data import epoch_batches, make_imputer  # noqa: E402
-from hetmtl.blockwise._train import StackStopper  # noqa: E402
+from hetmtl.blockwise._data import make_imputer  # noqa: E402
+from hetmtl.nn import EarlyStopping, epoch_batches  # noqa: E402
 from hetmtl.blockwise._two_pathway import NetSpec, TwoPathwayNet  # noqa: E402
 from hetmtl.nn import adam  # noqa: E402
 from hetmtl.simulate import make_blockwise_tasks  # noqa: E402
@@ -250,7 +250,7 @@ def test_epoch_batches_take_every_row_of_the_largest_task_once():
 
 
 def test_stack_stopper_freezes_a_finished_model():
-    stop = StackStopper(2, patience=2)
+    stop = EarlyStopping(2, patience=2)
     state = {"w": torch.zeros(2, 3)}
     stop.update(0, np.array([1.0, 1.0]), state)
     state["w"] += 1

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from hetmtl._util.io import read_csv_exact
 from hetmtl.cli import main
 from hetmtl.fusion import GridSummary, KernelGrid, NuisanceFusion, SiteDML, nuisance_targets
 from hetmtl.fusion.summary import SiteSummary
@@ -55,7 +56,7 @@ def test_round_trip_equals_python_api(csvs, capsys):
     grid = KernelGrid((np.linspace(0, 10, 15),))
     summaries, data = [], []
     for k, csv in enumerate(paths):
-        df = pd.read_csv(csv, float_precision="round_trip")
+        df = read_csv_exact(csv)
         folds = SiteDML(n_folds=5, random_state=SEED).split(df, y="y", d="d", x=["x"])[0]
         summaries.append(GridSummary.compute(grid, df[["x"]].to_numpy(), nuisance_targets(
             "plr", df["y"].to_numpy(), df["d"].to_numpy()), folds, BANDWIDTHS, site=f"S{k}"))

@@ -12,7 +12,6 @@ torch = pytest.importorskip("torch")
 
 from hetmtl.nn import (  # noqa: E402
     EarlyStopping,
-    PerTaskBest,
     StackedMLP,
     TaskLayout,
     adam,
@@ -147,7 +146,7 @@ def test_early_stopping_keeps_best_state_and_stops():
 
 
 def test_per_task_best_keeps_slices():
-    tracker = PerTaskBest(3, patience=2)
+    tracker = EarlyStopping(3, patience=2, rule="any")
     w = torch.zeros(3, 2)
     for epoch, losses in enumerate([[3, 3, 3], [2, 4, 3], [5, 1, 3], [6, 6, 6], [6, 6, 6]]):
         w[:] = epoch

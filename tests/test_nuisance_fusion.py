@@ -4,6 +4,7 @@ matches DoubleML given the same external predictions, disclosure control, fusion
 from __future__ import annotations
 
 import doubleml as dml
+from doubleml.utils.propensity_score_processing import PSProcessorConfig
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,7 +16,6 @@ from hetmtl.fusion import (FusedNuisance, GridSummary, KernelGrid, NuisanceFusio
 from hetmtl.fusion.crossfit import labels_from_tests, make_folds
 from hetmtl.fusion.disclosure import SIMULATION_POLICY
 
-from _doubleml_compat import doubleml_on_current_sklearn  # noqa: F401  (autouse fixture)
 
 RTOL = 1e-8
 
@@ -124,7 +124,8 @@ def test_irm_propensity_fusion_matches_doubleml_external_predictions(lam):
         assert np.all((preds["ml_m"] >= 0) & (preds["ml_m"] <= 1))
         ours = SiteDML("irm", n_folds=5, clip=0.01).fit(y=y, d=dd, x=x, folds=folds, predictions=preds)
         ref = dml.DoubleMLIRM(dml.DoubleMLData(_doubleml_frame(x, y, dd), "y", "d"), LinearRegression(),
-                              LogisticRegression(), trimming_rule="truncate", trimming_threshold=0.01,
+                              LogisticRegression(),
+                              ps_processor_config=PSProcessorConfig(clipping_threshold=0.01),
                               draw_sample_splitting=False)
         ref.set_sample_splitting(_smpls(folds, len(y)))
         ref.fit(external_predictions={"d": {r: preds[r][:, None] for r in ("ml_g0", "ml_g1", "ml_m")}})

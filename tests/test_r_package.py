@@ -22,6 +22,7 @@ import pytest
 from hetmtl.fusion.late_fusion import LateFusion
 from hetmtl.fusion.site_dml import SiteDML
 from hetmtl.fusion.summary import SiteSummary
+from r_python import r_side_python
 
 REPO = Path(__file__).resolve().parents[1]
 R_PACKAGE = REPO / "r-wrapper"
@@ -53,7 +54,7 @@ def r_env(tmp_path_factory) -> tuple[str, dict[str, str]]:
     libs = [str(lib), str(REPO / ".venv" / "R-library")]
     if os.environ.get("R_LIBS"):
         libs.append(os.environ["R_LIBS"])
-    env = {**os.environ, "R_LIBS": os.pathsep.join(libs), "RETICULATE_PYTHON": sys.executable,
+    env = {**os.environ, "R_LIBS": os.pathsep.join(libs), "RETICULATE_PYTHON": r_side_python(),
            "MPLBACKEND": "Agg"}
     return rscript, env
 
@@ -231,3 +232,75 @@ def test_missing_python_package_is_a_clear_r_error(r_env, tmp_path):
     assert proc.returncode != 0
     assert "the Python package 'hetmtl' cannot be imported" in proc.stderr
     assert bare_python in proc.stderr
+
+
+# --------------------------------------------------------------------------- learner names
+
+_LEARNER_SCRIPT = r"""
+library(hetmtl)
+args <- commandArgs(trailingOnly = TRUE)
+df <- read.csv(args[1])
+rows <- lapply(c("rf", "gbm", "lasso", "linear"), function(name) {
+  fit <- site_dml(df, y = "y", d = "a", x = c("x1", "x2"), model = "irm", learner = name,
+                  n_folds = 3, seed = 7, site = "S")
+  data.frame(learner = name, coef = unname(coef(fit)), se = unname(fit$se))
+})
+write.csv(do.call(rbind, rows), args[2], row.names = FALSE)
+"""
+
+
+@pytest.fixture(scope="module")
+def learner_data(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
+    """A randomized binary treatment with a nonlinear outcome, written with 6 decimals so that
+    R, the command and Python read the same doubles."""
+    rng = np.random.default_rng(31)
+    n = 200
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    a = rng.binomial(1, 1.0 / (1.0 + np.exp(-0.5 * x1)))
+    y = a + x1 + 0.5 * x2**2 + rng.normal(size=n)
+    df = pd.DataFrame({"y": y, "a": a, "x1": x1, "x2": x2}).round({"y": 6, "x1": 6, "x2": 6})
+    path = tmp_path_factory.mktemp("learners") / "site.csv"
+    df.to_csv(path, index=False)
+    return path, pd.read_csv(path, float_precision="round_trip")
+
+
+@pytest.fixture(scope="module")
+def r_learner_results(r_env, learner_data, tmp_path_factory) -> pd.DataFrame:
+    out = tmp_path_factory.mktemp("r-learners")
+    script = out / "learners.R"
+    script.write_text(_LEARNER_SCRIPT, encoding="utf-8")
+    proc = _run_r(r_env, [str(script), str(learner_data[0]), str(out / "r.csv")])
+    assert proc.returncode == 0, f"R learner script failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return pd.read_csv(out / "r.csv").set_index("learner")
+
+
+@pytest.mark.parametrize("name", ["rf", "gbm", "lasso", "linear"])
+def test_learner_name_means_the_same_in_r_the_command_and_python(name, learner_data,
+                                                                 r_learner_results, tmp_path):
+    from hetmtl.cli import main
+
+    path, df = learner_data
+    py = SiteDML(model="irm", ml_g=name, ml_m=name, n_folds=3, random_state=7, site="S").fit(
+        df, y="y", d="a", x=["x1", "x2"])
+    out = tmp_path / "S.json"
+    assert main(["summarize", str(path), "--site", "S", "--y", "y", "--d", "a", "--x", "x1", "x2",
+                 "--model", "irm", "--learner", name, "--n-folds", "3", "--seed", "7",
+                 "-o", str(out)]) == 0
+    cli = SiteSummary.from_json(out)
+    np.testing.assert_array_equal(cli.theta, py.coef_)
+    np.testing.assert_allclose(cli.se, py.se_, rtol=1e-12)
+    r_row = r_learner_results.loc[name]
+    np.testing.assert_allclose(r_row["coef"], py.coef_[0], rtol=RTOL)
+    np.testing.assert_allclose(r_row["se"], py.se_[0], rtol=RTOL)
+
+
+def test_r_package_finds_the_python_named_by_hetmtl_python(r_env):
+    """Without RETICULATE_PYTHON, HETMTL_PYTHON (what install_hetmtl() users set) picks Python."""
+    rscript, env = r_env
+    env = {k: v for k, v in env.items() if k != "RETICULATE_PYTHON"}
+    env["HETMTL_PYTHON"] = r_side_python()
+    code = "library(hetmtl); stopifnot(hetmtl_python_available()); cat(reticulate::py_config()$python)"
+    proc = subprocess.run([rscript, "--vanilla", "-e", code], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert Path(proc.stdout.strip().splitlines()[-1]).resolve() == Path(r_side_python()).resolve()

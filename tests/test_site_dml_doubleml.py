@@ -1,15 +1,15 @@
-"""SiteDML against DoubleML 0.10.1: same learners, same sample splits, same numbers."""
+"""SiteDML against DoubleML: same learners, same sample splits, same numbers."""
 
 from __future__ import annotations
 
 import doubleml as dml
+from doubleml.utils.propensity_score_processing import PSProcessorConfig
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
-from _doubleml_compat import doubleml_on_current_sklearn  # noqa: F401  (autouse fixture)
 from hetmtl.fusion.site_dml import SiteDML
 
 # Linear learners are deterministic and both packages solve the same least-squares problems on
@@ -55,8 +55,9 @@ def _doubleml_plr(df, ml_l, ml_m, smpls):
 
 
 def _doubleml_irm(df, ml_g, ml_m, smpls, clip):
-    obj = dml.DoubleMLIRM(dml.DoubleMLData(df, "y", "d"), ml_g, ml_m, trimming_rule="truncate",
-                          trimming_threshold=clip, draw_sample_splitting=False)
+    obj = dml.DoubleMLIRM(dml.DoubleMLData(df, "y", "d"), ml_g, ml_m,
+                          ps_processor_config=PSProcessorConfig(clipping_threshold=clip),
+                          draw_sample_splitting=False)
     obj.set_sample_splitting(smpls)
     return obj.fit()
 

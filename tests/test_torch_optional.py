@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-CODE = """
+HIDE_TORCH = """
 import importlib.abc
 import sys
 
@@ -20,6 +20,9 @@ class NoTorch(importlib.abc.MetaPathFinder):
 
 
 sys.meta_path.insert(0, NoTorch())
+"""
+
+CODE = HIDE_TORCH + """
 import hetmtl, hetmtl.fusion, hetmtl.proximal, hetmtl.simulate, hetmtl.blockwise
 assert hetmtl.blockwise.PAPER_GRID["n_layers"] == [2, 3, 4]
 try:
@@ -54,3 +57,28 @@ def test_import_without_torch():
     out = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("ok")
+
+
+ONE_MESSAGE = HIDE_TORCH + """
+messages = []
+try:
+    import hetmtl.dual
+except ImportError as exc:
+    messages.append(str(exc))
+import hetmtl.blockwise
+for name in ("TwoPathwayMTL", "SingleTaskBlockMLP", "HBIImputer"):
+    try:
+        getattr(hetmtl.blockwise, name)
+    except ImportError as exc:
+        messages.append(str(exc))
+print(len(messages), len(set(messages)))
+print(messages[0])
+"""
+
+
+def test_every_neural_part_gives_one_message_naming_the_extra():
+    out = subprocess.run([sys.executable, "-c", ONE_MESSAGE], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    counts, message = out.stdout.strip().splitlines()
+    assert counts == "4 1"  # hetmtl.dual and three block-wise estimators, one message
+    assert "hetmtl[torch]" in message and "hetmtl.dual" in message and "hetmtl.blockwise" in message

@@ -1,12 +1,42 @@
-"""hetmtl: multi-task learning for heterogeneous tasks.
+"""hetmtl: multi-task learning for tasks that are related but different.
 
-Subpackages
------------
+Three methods, each in its own subpackage:
+
 fusion
-    Late fusion of per-site double machine learning estimates (no row-level data leaves a site).
+    **Late fusion** of per-site double machine learning estimates. Each site fits its own DML
+    estimate and sends a small summary (no row of data leaves a site); the center fuses the
+    summaries so that similar sites borrow strength and outlying ones keep their own answer.
+    Also **nuisance fusion**: kernel regression summaries on a shared grid.
 dual
-    Dual-encoder multi-task regression (shared and task-specific encoders) and its baselines
+    **Dual-encoder** multi-task regression: a shared encoder and one encoder per task, heads
+    pulled toward a learned center, for tasks with covariate shift and posterior drift
     (needs torch).
+blockwise
+    **Block-wise missing** multi-source learning: whole missing sources imputed from an
+    anchoring source (HBI), then a two-pathway multi-task model (needs torch).
+
+Quick start
+-----------
+Late fusion, at each site and then at the center::
+
+    from hetmtl.fusion import SiteDML, LateFusion
+    summary = SiteDML(model="plr", random_state=1).fit(df, y="y", d="d", x=["x1", "x2"]).summary_
+    LateFusion(random_state=0).fit([summary_a, summary_b, summary_c]).summary()
+
+Dual encoder, one table with a task label per row::
+
+    from hetmtl.dual import DualEncoderMTL
+    DualEncoderMTL(random_state=0).fit(X, y, task).predict(X_new, task_new)
+
+Block-wise missing sources::
+
+    from hetmtl.blockwise import BlockLayout, TwoPathwayMTL
+    layout = BlockLayout.from_data(X, task, sources={"clinical": [...], "mri": [...]},
+                                   anchor="clinical")
+    TwoPathwayMTL(layout, random_state=0).fit(X, y, task).predict(X_new, task_new)
+
+Building blocks
+---------------
 nn
     Torch building blocks shared by the neural methods (needs torch).
 proximal

@@ -27,10 +27,14 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import pandas as pd
+
+from ._util.seeds import int_seeds
+from ._util.validation import check_int_at_least
+from .fusion.report import fusion_report, write_fusion_files
 
 if TYPE_CHECKING:  # pragma: no cover
     from .fusion.heterogeneity import MetaAnalysis
@@ -75,8 +79,9 @@ class DemoResult:
 def demo_learners(quick: bool = False, random_state: int | None = None) -> dict[str, Any]:
     """The nuisance learners of the demonstration.
 
-    Random forests for both the outcome regressions (fitted separately on the treated and the
-    controls) and the propensity score. The leaves are kept large (20 and 50 person-years): the
+    The registry's random forests (:func:`~hetmtl.fusion.learners.make_learner`) for both the
+    outcome regressions (fitted separately on the treated and the controls) and the propensity
+    score, with half the covariates tried per split and large leaves (20 and 50 person-years): the
     outcome has a spike at zero and a long right tail, and in a randomized experiment the
     propensity varies little, so a smooth fit serves better than a deep one.
 
@@ -92,16 +97,15 @@ def demo_learners(quick: bool = False, random_state: int | None = None) -> dict[
     dict
         ``{"ml_g": RandomForestRegressor, "ml_m": RandomForestClassifier}``.
     """
-    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+    from .fusion.learners import make_learner
 
     n_trees = 20 if quick else 100
-    seeds = np.random.SeedSequence(random_state).generate_state(2) if random_state is not None \
-        else (None, None)
+    seeds = [None, None] if random_state is None else int_seeds(np.random.SeedSequence(random_state), 2)
     return {
-        "ml_g": RandomForestRegressor(n_estimators=n_trees, min_samples_leaf=20, max_features=0.5,
-                                      random_state=None if seeds[0] is None else int(seeds[0])),
-        "ml_m": RandomForestClassifier(n_estimators=n_trees, min_samples_leaf=50, max_features=0.5,
-                                       random_state=None if seeds[1] is None else int(seeds[1])),
+        "ml_g": make_learner("rf", "regressor", random_state=seeds[0], n_estimators=n_trees,
+                             min_samples_leaf=20, max_features=0.5),
+        "ml_m": make_learner("rf", "classifier", random_state=seeds[1], n_estimators=n_trees,
+                             min_samples_leaf=50, max_features=0.5),
     }
 
 
@@ -150,17 +154,10 @@ def run_demo(out_dir: str | os.PathLike = "hetmtl-demo", n_folds: int = 5, rando
     on the person is the closest available (family members' spending is correlated, and the
     standard errors may be somewhat small).
     """
-    from .cli import fusion_report, write_fusion_files
     from .datasets import RAND_HIE_COVARIATES, load_rand_hie
-    from .fusion.late_fusion import LateFusion
-    from .fusion.site_dml import SiteDML
-    from .fusion.summary import SiteSummary
 
-    if isinstance(n_folds, bool) or not isinstance(n_folds, (int, np.integer)) or n_folds < 2:
-        raise ValueError(f"n_folds: must be an integer >= 2, got {n_folds!r}")
-    if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)) \
-            or random_state < 0:
-        raise ValueError(f"random_state: must be a non-negative integer, got {random_state!r}")
+    n_folds = check_int_at_least(n_folds, "n_folds", 2, integer_type=True)
+    random_state = check_int_at_least(random_state, "random_state", 0, integer_type=True)
     start = time.perf_counter()
     say = print if verbose else (lambda *a, **k: None)
     out = Path(out_dir)
@@ -168,30 +165,60 @@ def run_demo(out_dir: str | os.PathLike = "hetmtl-demo", n_folds: int = 5, rando
     summary_dir.mkdir(parents=True, exist_ok=True)
 
     data = load_rand_hie()
-    root = np.random.SeedSequence(int(random_state))
-    s_sub, s_sites, s_center = root.spawn(3)
+    # Spawned from a fresh root, so the streams are the same on every run with this seed.
+    s_sub, s_sites, s_center = np.random.SeedSequence(random_state).spawn(3)
     if quick:
         data = _quick_subsample(data, np.random.default_rng(s_sub))
-    sites = sorted(data["site"].unique())
-    site_seeds = s_sites.spawn(len(sites))
     x = list(RAND_HIE_COVARIATES)
-
-    say("RAND Health Insurance Experiment (1974-1982): families were randomized to insurance plans "
-        "within six sites.")
-    say(f"Effect of free care (no cost sharing) versus any cost-sharing plan on {OUTCOME} = "
-        "log(1 + annual medical spending in dollars),")
-    say(f"estimated at each site by DML with the AIPW score (ATE), {n_folds}-fold cross-fitting "
-        "clustered on the person, random-forest nuisances;")
-    say(f"{len(x)} baseline covariates: {', '.join(x)}.")
-    if quick:
-        say(f"Quick mode: {_QUICK_PERSONS} persons per site and small forests; the numbers are noisy.")
-    say("")
+    say("\n".join(_intro(n_folds, x, quick)))
 
     files: dict[str, Path] = {}
+    site_table = _site_estimates(data, x, n_folds, quick, s_sites, summary_dir, files)
+    files["site_estimates"] = out / "site_estimates.csv"
+    site_table.to_csv(files["site_estimates"])
+    say("Step 1, at each site: the DML estimate (95% Wald interval) and the range of the "
+        "cross-fitted propensity scores")
+    say(site_table.to_string(float_format=lambda v: f"{v:.3g}"))
+    say(f"Each site wrote {summary_dir}/<site>.json: estimate, score moments, n, "
+        f"{n_folds} fold summaries; no rows.\n")
+
+    fusion, meta, loo = _fuse_at_center([files[f"summary:{site}"] for site in site_table.index],
+                                        quick, s_center, say)
+    files.update(write_fusion_files(fusion, out))
+    say("\n".join(_reading(fusion, meta)))
+    seconds = time.perf_counter() - start
+    say(f"Files in {out}: summaries/*.json, site_estimates.csv, fused.csv, fused.json, "
+        f"heterogeneity.json, forest.png, path.png ({seconds:.0f} s).")
+    sys.stdout.flush()
+    return DemoResult(site_table=site_table, fusion=fusion, meta=meta, leave_one_out=loo,
+                      files=files, seconds=seconds)
+
+
+def _intro(n_folds: int, x: list[str], quick: bool) -> list[str]:
+    lines = ["RAND Health Insurance Experiment (1974-1982): families were randomized to insurance "
+             "plans within six sites.",
+             f"Effect of free care (no cost sharing) versus any cost-sharing plan on {OUTCOME} = "
+             "log(1 + annual medical spending in dollars),",
+             f"estimated at each site by DML with the AIPW score (ATE), {n_folds}-fold cross-fitting "
+             "clustered on the person, random-forest nuisances;",
+             f"{len(x)} baseline covariates: {', '.join(x)}."]
+    if quick:
+        lines.append(f"Quick mode: {_QUICK_PERSONS} persons per site and small forests; the numbers "
+                     "are noisy.")
+    return lines + [""]
+
+
+def _site_estimates(data: pd.DataFrame, x: list[str], n_folds: int, quick: bool,
+                    seed: np.random.SeedSequence, summary_dir: Path, files: dict[str, Path]
+                    ) -> pd.DataFrame:
+    """Each site's fit and summary file (added to ``files``); the table of site estimates."""
+    from .fusion.site_dml import SiteDML
+
+    sites = sorted(data["site"].unique())
     rows = []
-    for site, seed in zip(sites, site_seeds):
+    for site, site_seed in zip(sites, seed.spawn(len(sites))):
         rows_site = data[data["site"] == site]
-        learner_seed, fold_seed = (int(v) for v in seed.generate_state(2))
+        learner_seed, fold_seed = int_seeds(site_seed, 2)
         est = SiteDML(model="irm", n_folds=n_folds, site=site, random_state=fold_seed,
                       **demo_learners(quick, learner_seed))
         est.fit(rows_site, y=OUTCOME, d=TREATMENT, x=x, cluster=CLUSTER)
@@ -206,20 +233,18 @@ def run_demo(out_dir: str | os.PathLike = "hetmtl-demo", n_folds: int = 5, rando
                      "ATE": est.coef_[0], "std err": est.se_[0],
                      "ci lower": ci.iloc[0], "ci upper": ci.iloc[1],
                      "pscore min": float(pscore.min()), "pscore max": float(pscore.max())})
-    site_table = pd.DataFrame(rows).set_index("site")
-    files["site_estimates"] = out / "site_estimates.csv"
-    site_table.to_csv(files["site_estimates"])
-    say("Step 1, at each site: the DML estimate (95% Wald interval) and the range of the "
-        "cross-fitted propensity scores")
-    say(site_table.to_string(float_format=lambda v: f"{v:.3g}"))
-    say(f"Each site wrote {summary_dir}/<site>.json: estimate, score moments, n, "
-        f"{n_folds} fold summaries; no rows.")
-    say("")
+    return pd.DataFrame(rows).set_index("site")
 
-    # The center sees only the files.
-    received = [SiteSummary.from_json(files[f"summary:{site}"]) for site in sites]
+
+def _fuse_at_center(paths: list[Path], quick: bool, seed: np.random.SeedSequence,
+                    say: Callable[..., None]) -> tuple["LateFusion", "MetaAnalysis", pd.DataFrame]:
+    """The center's fusion of the summary files it received (it sees only the files)."""
+    from .fusion.late_fusion import LateFusion
+    from .fusion.summary import SiteSummary
+
+    received = [SiteSummary.from_json(p) for p in paths]
     fusion = LateFusion(lam="cv", inference="bootstrap", n_boot=200 if quick else 1000,
-                        random_state=int(s_center.generate_state(1)[0])).fit(received)
+                        random_state=int_seeds(seed, 1)[0]).fit(received)
     say("Step 2, at the center: late fusion of the six summaries read back from disk")
     say(fusion_report(fusion))
     meta = fusion.heterogeneity()
@@ -227,31 +252,30 @@ def run_demo(out_dir: str | os.PathLike = "hetmtl-demo", n_folds: int = 5, rando
     say("Leaving out one site at a time (same options, lambda re-chosen):")
     say(loo.to_string(float_format=lambda v: f"{v:.3g}"))
     say("")
-    files.update(write_fusion_files(fusion, out))
+    return fusion, meta, loo
 
+
+def _reading(fusion: "LateFusion", meta: "MetaAnalysis") -> list[str]:
+    """The interpretation printed at the end."""
     center = fusion.center_summary().iloc[0]
     fused_sites = [s for s, f in zip(fusion.site_names_, fusion.fused_mask_) if f]
     own_sites = [s for s, f in zip(fusion.site_names_, fusion.fused_mask_) if not f]
     lo, hi = meta.prediction_interval()
-    say("Reading the results")
-    say(f"- Common effect (center): {center['center']:.3f} on the log scale, 95% CI "
+    return [
+        "Reading the results",
+        f"- Common effect (center): {center['center']:.3f} on the log scale, 95% CI "
         f"[{center['ci lower']:.3f}, {center['ci upper']:.3f}] (bootstrap). Free care multiplies the "
         f"geometric mean of (1 + spending) by about exp({center['center']:.2f}) = "
-        f"{math.exp(center['center']):.2f}.")
-    say(f"- Fused with the center: {', '.join(fused_sites) or 'none'}; keeping their own estimate: "
+        f"{math.exp(center['center']):.2f}.",
+        f"- Fused with the center: {', '.join(fused_sites) or 'none'}; keeping their own estimate: "
         f"{', '.join(own_sites) or 'none'} (lambda = {fusion.lambda_:.3g}, chosen by "
-        "summary-level cross-validation).")
-    say(f"- Between-site heterogeneity: Q = {meta.Q:.2f} on {meta.Q_df} df (p = "
+        "summary-level cross-validation).",
+        f"- Between-site heterogeneity: Q = {meta.Q:.2f} on {meta.Q_df} df (p = "
         f"{meta.Q_pvalue:.3g}), I^2 = {meta.I2:.0f}%, tau = {math.sqrt(meta.tau2):.3f}; an effect "
-        f"at a new site would lie in [{lo:.3f}, {hi:.3f}] (95% prediction interval, REML).")
-    say("- The site estimates, their intervals and the meta-analysis need only the summaries; no "
-        "row left a site.")
-    seconds = time.perf_counter() - start
-    say(f"Files in {out}: summaries/*.json, site_estimates.csv, fused.csv, fused.json, "
-        f"heterogeneity.json, forest.png, path.png ({seconds:.0f} s).")
-    sys.stdout.flush()
-    return DemoResult(site_table=site_table, fusion=fusion, meta=meta, leave_one_out=loo,
-                      files=files, seconds=seconds)
+        f"at a new site would lie in [{lo:.3f}, {hi:.3f}] (95% prediction interval, REML).",
+        "- The site estimates, their intervals and the meta-analysis need only the summaries; no "
+        "row left a site.",
+    ]
 
 
 __all__ = ["DemoResult", "demo_learners", "run_demo"]

@@ -81,7 +81,7 @@ blockwise_mtl <- function(data, y, task, sources, anchor, imputer = "hbi", hidde
     batch_size = check_count(batch_size, "batch_size", 1L),
     max_epochs = check_count(max_epochs, "max_epochs", 1L),
     patience = check_count(patience, "patience", 1L),
-    val_fraction = check_level(validation_fraction, "validation_fraction"),
+    validation_fraction = check_level(validation_fraction, "validation_fraction"),
     random_state = check_seed(seed)
   )
   inputs <- block_inputs(data, src$sources, task)

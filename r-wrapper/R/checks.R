@@ -101,24 +101,6 @@ numeric_column <- function(data, col, arg) {
   v
 }
 
-# Whole R numbers become integers where the estimator's default for that parameter is a Python
-# int (n_estimators, max_depth of boosting, ...), so `n_estimators = 50` works as it would in
-# Python. Parameters whose default is a float or None are left alone: for some of them an int and
-# a float mean different things (max_features = 1 is one feature, 1.0 is all of them).
-as_python_args <- function(args, defaults) {
-  out <- args
-  for (nm in names(args)) {
-    a <- args[[nm]]
-    d <- defaults[[nm]]
-    default_is_int <- is.integer(d) && length(d) == 1L
-    if (default_is_int && is.double(a) && length(a) == 1L && !is.na(a) && is.finite(a) &&
-          a == round(a) && abs(a) <= .Machine$integer.max) {
-      out[[nm]] <- as.integer(a)
-    }
-  }
-  out
-}
-
 # The task labels of a multi-task data frame, after checking the frame and the labels.
 task_labels <- function(data, task) {
   if (!is.data.frame(data)) {

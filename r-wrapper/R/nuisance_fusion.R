@@ -20,9 +20,9 @@ nuisance_grid <- function(ranges, bandwidths, n_points = 20, kernel = "gaussian"
               " column(s)")
   }
   n_points <- check_count(n_points, "n_points", 2L)
-  kernel <- check_choice(kernel, "kernel", c("gaussian", "epanechnikov"))
-  fit <- check_choice(fit, "fit", c("constant", "linear"))
-  outside <- check_choice(outside, "outside", c("error", "clip"))
+  kernel <- check_choice(kernel, "kernel", py_choices("grid_core", "KERNELS"))
+  fit <- check_choice(fit, "fit", py_choices("grid_core", "FITS"))
+  outside <- check_choice(outside, "outside", py_choices("kernel_grid", "OUTSIDE"))
   threshold <- check_number(threshold, "threshold", lower = 0)
   mod <- py_module("kernel_grid")
   grid <- py_call(mod$KernelGrid$from_ranges(
@@ -61,7 +61,7 @@ grid_summary <- function(data, y, d, x, grid, model = "plr", n_folds = 5, seed =
   if (!inherits(grid, "hetmtl_nuisance_grid")) {
     arg_error("grid", "expected a nuisance_grid(), got ", class(grid)[1])
   }
-  model <- check_choice(model, "model", MODELS)
+  model <- check_choice(model, "model", dml_models())
   y <- check_columns(y, data, "y", max_len = 1)
   d <- check_columns(d, data, "d", max_len = 1)
   x <- check_columns(x, data, "x")
@@ -113,7 +113,7 @@ nuisance_fusion <- function(summaries, lam = "cv", penalty = "function", out_dir
   if (!(identical(lam, "cv") || (is.numeric(lam) && length(lam) == 1L && is.finite(lam) && lam >= 0))) {
     arg_error("lam", "must be 'cv' or a non-negative number")
   }
-  penalty <- check_choice(penalty, "penalty", c("function", "pointwise"))
+  penalty <- check_choice(penalty, "penalty", py_choices("grid_core", "GRID_PENALTIES"))
   nf_mod <- py_module("nuisance_fusion")
   fit <- py_call(nf_mod$NuisanceFusion(lam = if (is.numeric(lam)) as.double(lam) else lam,
                                        penalty = penalty)$fit(items))

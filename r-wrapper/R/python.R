@@ -6,9 +6,11 @@
 .onLoad <- function(libname, pkgname) {
   # delay_load: loading the R package never starts Python; the first function that needs it does
   # (through py_module(), which imports the submodules it needs). reticulate chooses the
-  # interpreter (RETICULATE_PYTHON first), so nothing is forced here.
+  # interpreter, after choose_hetmtl_python() has named one where the user asked for it.
+  choose_hetmtl_python()
   .hetmtl$py <- reticulate::import("hetmtl", delay_load = TRUE, convert = FALSE)
   .hetmtl$modules <- list()
+  .hetmtl$choices <- list()
 }
 
 # Is the hetmtl Python package usable? (documented in man/).
@@ -67,12 +69,13 @@ py_builtin_module <- function(name) {
   reticulate::import(name, convert = FALSE)
 }
 
-# Strip reticulate's decoration from a Python exception: ValueErrors already name the argument,
-# so the R user sees exactly the Python message; other exceptions keep their class name.
+# Strip reticulate's decoration from a Python exception: ValueErrors (and the package's
+# ArgumentError, a ValueError) already name the argument, so the R user sees exactly the Python
+# message; other exceptions keep their class name.
 clean_python_error <- function(e) {
   msg <- conditionMessage(e)
   msg <- sub("\n*Run `reticulate::py_last_error\\(\\)` for details\\.?\\s*$", "", msg)
-  msg <- sub("^ValueError: ", "", trimws(msg))
+  msg <- sub("^(ValueError|([A-Za-z_][A-Za-z0-9_]*\\.)*ArgumentError): ", "", trimws(msg))
   msg
 }
 

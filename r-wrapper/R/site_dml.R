@@ -1,9 +1,11 @@
 # Per-site double machine learning: site_dml() and its methods.
 
-MODELS <- c("plr", "irm", "cate_linear")
-# Learner roles of each model, in the order the Python package seeds its default learners.
-MODEL_ROLES <- list(plr = c("ml_l", "ml_m"), irm = c("ml_g", "ml_m"),
-                    cate_linear = c("ml_l", "ml_m"))
+# The models and each model's learner roles, as the Python package defines them.
+dml_models <- function() py_choices("dml_models", "MODELS")
+
+model_roles <- function(model) {
+  py_chr(py_module("dml_models")$get_model(model)$roles)
+}
 
 # Double machine learning at one site (documented in man/).
 site_dml <- function(data, y, d, x = NULL, cluster = NULL, model = "plr", learner = "rf",
@@ -19,7 +21,7 @@ site_dml <- function(data, y, d, x = NULL, cluster = NULL, model = "plr", learne
   if (anyDuplicated(names(data))) {
     arg_error("data", "has repeated column names ", fmt_values(unique(names(data)[duplicated(names(data))])))
   }
-  model <- check_choice(model, "model", MODELS)
+  model <- check_choice(model, "model", dml_models())
   y <- check_columns(y, data, "y", max_len = 1)
   d <- check_columns(d, data, "d")
   if (!is.null(cluster)) {
@@ -84,13 +86,15 @@ site_dml <- function(data, y, d, x = NULL, cluster = NULL, model = "plr", learne
   }
 
   mod <- py_module("site_dml")
-  learners <- resolve_learners(learner, model, seed, learner_args)
+  learners <- learners_by_role(learner, model)
   frame <- py_frame(columns)
   fit <- py_call({
+    # Learner names are resolved (and seeded from `seed`) by SiteDML itself, as in Python.
     est <- mod$SiteDML(model = model, ml_l = learners$ml_l, ml_m = learners$ml_m,
                        ml_g = learners$ml_g, n_folds = n_folds, n_rep = n_rep,
                        basis = if (is.null(basis)) NULL else as.list(basis), clip = clip,
-                       site = site, random_state = seed)
+                       site = site, random_state = seed,
+                       learner_args = if (length(learner_args)) learner_args else NULL)
     predictions <- NULL
     if (!is.null(fused)) {
       # The same split the grid summary used (same seed and n_folds), and out-of-fold predictions
@@ -126,15 +130,9 @@ learner_label <- function(learner) {
   one(learner)
 }
 
-resolve_learners <- function(learner, model, seed, learner_args) {
-  roles <- MODEL_ROLES[[model]]
-  # The same seed streams as the Python package's default learners.
-  seeds <- NULL
-  if (!is.null(seed)) {
-    np <- py_builtin_module("numpy")
-    state <- np$random$SeedSequence(seed, spawn_key = reticulate::tuple(1L))$generate_state(2L)
-    seeds <- vapply(0:1, function(i) py_num(reticulate::py_get_item(state, i)), numeric(1))
-  }
+# The learner of each role of the model: a name of the Python registry or a Python estimator.
+learners_by_role <- function(learner, model) {
+  roles <- model_roles(model)
   if (is.list(learner) && !inherits(learner, "python.builtin.object")) {
     nms <- names(learner)
     if (is.null(nms) || any(!nzchar(nms))) {
@@ -151,45 +149,20 @@ resolve_learners <- function(learner, model, seed, learner_args) {
     }
     per_role <- learner[roles]
   } else {
-    per_role <- rep(list(learner), length(roles))
-    names(per_role) <- roles
-  }
-  if (length(learner_args) && !any(vapply(per_role, is.character, logical(1)))) {
-    arg_error("learner_args", "only used by named learners; set the parameters of a Python ",
-              "learner object on the object itself")
+    per_role <- stats::setNames(rep(list(learner), length(roles)), roles)
   }
   out <- list(ml_l = NULL, ml_m = NULL, ml_g = NULL)
-  for (i in seq_along(roles)) {
-    role <- roles[i]
+  for (role in roles) {
     l <- per_role[[role]]
-    if (inherits(l, "python.builtin.object")) {
-      out[[role]] <- l
-    } else if (is.character(l) && length(l) == 1L) {
-      check_choice(l, "learner", LEARNER_NAMES)
-      type <- if (role == "ml_m" && model != "plr") "classifier" else "regressor"
-      # seeds are uint32 (up to 2^32 - 1): they go to Python as exact whole doubles, then int().
-      rs <- if (is.null(seeds)) NULL else py_builtin_module("builtins")$int(seeds[i])
-      out[[role]] <- py_call(build_learner(l, type, NULL, learner_args))
-      if (!is.null(rs) && l != "linear" && !("random_state" %in% names(learner_args))) {
-        set_random_state(out[[role]], rs)
-      }
-    } else {
-      arg_error("learner", "expected one of ", fmt_values(LEARNER_NAMES),
+    if (is.character(l) && length(l) == 1L) {
+      check_choice(l, "learner", learner_names())
+    } else if (!inherits(l, "python.builtin.object")) {
+      arg_error("learner", "expected one of ", fmt_values(learner_names()),
                 ", a Python scikit-learn estimator, or a named list of those")
     }
+    out[[role]] <- l
   }
   out
-}
-
-set_random_state <- function(est, random_state) {
-  params <- names(reticulate::py_to_r(est$get_params(deep = TRUE)))
-  keys <- params[params == "random_state" | grepl("__random_state$", params)]
-  for (k in keys) {
-    args <- list(random_state)
-    names(args) <- k
-    do.call(est$set_params, args)
-  }
-  invisible(est)
 }
 
 convert_folds <- function(folds, n) {

@@ -1,28 +1,14 @@
-"""Seeding and the per-task train/validation split shared by the multi-task estimators (NumPy only)."""
+"""The per-task train/validation split shared by the multi-task estimators (NumPy only).
+
+The seed helpers live in :mod:`hetmtl._util.seeds`; they are imported here too because the
+estimators take both from this module.
+"""
 
 from __future__ import annotations
 
-import numbers
-from typing import Any
-
 import numpy as np
 
-
-def as_seed_sequence(random_state: Any) -> np.random.SeedSequence:
-    """``random_state`` (None, a non-negative int or a SeedSequence) as a SeedSequence."""
-    if random_state is None:
-        return np.random.SeedSequence()
-    if isinstance(random_state, np.random.SeedSequence):
-        return random_state
-    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool) and random_state >= 0:
-        return np.random.SeedSequence(int(random_state))
-    raise ValueError(f"random_state: expected None, a non-negative int or a SeedSequence, got {random_state!r}")
-
-
-def child_seed(root: np.random.SeedSequence, *keys: int) -> np.random.SeedSequence:
-    """An independent stream of ``root`` named by fixed keys (``root`` is not mutated)."""
-    return np.random.SeedSequence(root.entropy, spawn_key=tuple(root.spawn_key) + keys,
-                                  pool_size=root.pool_size)
+from .seeds import as_seed_sequence, child_seed  # noqa: F401  (re-exported for the estimators)
 
 
 def split_rows(codes: np.ndarray, n_tasks: int, validation_fraction: float,

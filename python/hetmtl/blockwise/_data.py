@@ -1,11 +1,10 @@
 """Data handling shared by the block-wise multi-task models: checking rows against the layout,
-completing the missing blocks, the per-task split, standardization and epoch batches. No torch."""
+completing the missing blocks, the per-task split and standardization. No torch."""
 
 from __future__ import annotations
 
 import copy
 import importlib
-import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,7 +67,7 @@ def _completed(layout: BlockLayout, imputer: Any, X: Any, task: Any, blocks: dic
     observed = np.hstack([blocks[s] for s in layout.sources])
     if imputer is None:
         return observed
-    filled = imputer._complete(blocks, codes) if _reads_split(imputer, layout) else imputer.transform(X, task)
+    filled = imputer.transform_split(blocks, codes) if _reads_split(imputer, layout) else imputer.transform(X, task)
     filled = np.asarray(filled, dtype=np.float64)
     if filled.shape != observed.shape:
         raise ValueError(f"imputer: transform returned shape {filled.shape}, expected {observed.shape} "
@@ -145,16 +144,10 @@ class BlockData:
     n_tasks: int
 
 
-def check_fraction(value: Any, name: str) -> float:
-    if not (isinstance(value, numbers.Real) and 0 < value < 1):
-        raise ValueError(f"{name}: must lie in (0, 1), got {value!r}")
-    return float(value)
-
-
-def prepare_fit(layout: BlockLayout, X: Any, y: Any, task: Any, imputer_spec: Any, val_fraction: float,
+def prepare_fit(layout: BlockLayout, X: Any, y: Any, task: Any, imputer_spec: Any, validation_fraction: float,
                 seed: np.random.SeedSequence, split_key: int, imputer_key: int) -> BlockData:
     """Check rows against ``layout``, fit the imputer (on all rows given: it never sees y), complete,
-    split per task and standardize with training statistics."""
+    split per task and standardize with training statistics (``validation_fraction`` already checked)."""
     blocks, codes = layout.split(X, task)
     ya = as_float_array(y, "y")
     if ya.ndim == 2 and ya.shape[1] == 1:
@@ -165,11 +158,11 @@ def prepare_fit(layout: BlockLayout, X: Any, y: Any, task: Any, imputer_spec: An
     absent = np.flatnonzero(np.bincount(codes, minlength=T) == 0)
     if absent.size:
         raise ValueError(f"task: the layout's task {layout.tasks[absent[0]]!r} has no rows")
-    tr, va = split_rows(codes, T, check_fraction(val_fraction, "val_fraction"), child_seed(seed, split_key),
+    tr, va = split_rows(codes, T, float(validation_fraction), child_seed(seed, split_key),
                         np.asarray(layout.tasks, dtype=object))
     imputer = make_imputer(imputer_spec, layout, child_seed(seed, imputer_key))
     if _reads_split(imputer, layout):
-        imputer._fit_split(layout, blocks, codes)
+        imputer.fit_split(layout, blocks, codes)
     elif imputer is not None:
         imputer.fit(X, task)
     Z = _completed(layout, imputer, X, task, blocks, codes)
@@ -183,20 +176,3 @@ def prepare_predict(layout: BlockLayout, X: Any, task: Any, imputer: Any, scaler
     """Standardized completed rows of new data and their task codes."""
     blocks, codes = layout.split(X, task)
     return scaler.x(_completed(layout, imputer, X, task, blocks, codes)), codes
-
-
-def epoch_batches(codes: np.ndarray, n_tasks: int, batch_size: int, rng: np.random.Generator) -> np.ndarray:
-    """Row positions (into ``codes``) of one epoch's minibatches, shape (steps, tasks, batch_size).
-
-    Every step takes ``batch_size`` rows of every task, so that all tasks' networks run as one
-    batched product with no padding. An epoch is ``ceil(n_max / batch_size)`` steps; each task walks
-    through a fresh permutation of its rows, starting over when it runs out (smaller tasks are
-    seen more than once per epoch).
-    """
-    n = np.bincount(codes, minlength=n_tasks)
-    steps = int(np.ceil(n.max() / batch_size))
-    order = np.lexsort((rng.random(codes.size), codes))  # a random permutation within each task
-    start = np.concatenate([[0], np.cumsum(n)[:-1]])
-    k = np.arange(steps * batch_size)
-    pos = start[:, None] + k[None, :] % n[:, None]
-    return order[pos].reshape(n_tasks, steps, batch_size).transpose(1, 0, 2)

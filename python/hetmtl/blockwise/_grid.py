@@ -7,6 +7,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from .._util.validation import check_int_at_least
+
 GRID_KEYS = ("hidden", "n_layers", "gamma", "delta", "kappa")
 
 #: The grid of the paper: width, depth and each regularizer weight (72 configurations).
@@ -30,10 +32,11 @@ NAMED_GRIDS = {"paper": PAPER_GRID, "small": SMALL_GRID}
 
 
 def check_positive_int(value: Any, name: str) -> int:
-    """An int (not a bool) of at least 1."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name}: must be a positive int, got {value!r}")
-    return int(value)
+    """A whole number of at least 1 (the package's shared check: 5.0 is 5, 2.7 and bools are refused)."""
+    try:
+        return check_int_at_least(value, name)
+    except ValueError:
+        raise ValueError(f"{name}: must be a positive int, got {value!r}") from None
 
 
 def check_config(cfg: Mapping[str, Any]) -> dict[str, Any]:

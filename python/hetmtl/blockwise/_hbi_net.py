@@ -27,7 +27,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..nn import StackedMLP, adam
+from ..nn import EarlyStopping, EpochStep, StackedMLP, adam, train_epochs
 
 _ROLES = 3  # shared, private (observer tasks), private (other tasks)
 _FRO_EPS = 1e-12  # keeps the gradient of an un-squared norm finite at zero
@@ -242,43 +242,6 @@ def stack_losses(stack: HBIStack, data: StackData) -> tuple[torch.Tensor, torch.
     return rec_loss[:, 0] + fit_loss[:, 0] + data.lam * orth, val_loss[:, 0]
 
 
-class _BestPerModel:
-    """Early stopping per network: each keeps its best validation state and is frozen once it has
-    gone ``patience`` epochs without improving, so stacked networks stop as they would alone.
-
-    ``views`` are the parameters of the full stack as (R, -1); updates come from a stack holding
-    the networks ``live`` (original indices, a subset once stopped networks have been dropped).
-    """
-
-    def __init__(self, views: list[torch.Tensor], patience: int, min_delta: float = 1e-4):
-        R = views[0].shape[0]
-        self.patience, self.min_delta = int(patience), float(min_delta)
-        self.best_loss = np.full(R, np.inf)
-        self.best_epoch = np.zeros(R, dtype=int)
-        self.stop_epoch = np.zeros(R, dtype=int)
-        self.since = np.zeros(R, dtype=int)
-        self.done = np.zeros(R, dtype=bool)
-        self.state = [v.detach().clone() for v in views]
-
-    def update(self, epoch: int, loss: np.ndarray, views: list[torch.Tensor], live: np.ndarray) -> bool:
-        active = ~self.done[live]
-        finite = np.isfinite(loss)
-        better = active & finite & (loss < self.best_loss[live] * (1 - self.min_delta))
-        if better.any():
-            local = torch.as_tensor(np.flatnonzero(better))
-            glob = torch.as_tensor(live[better])
-            for best, cur in zip(self.state, views):
-                best[glob] = cur.detach()[local]
-        self.best_loss[live[better]] = loss[better]
-        self.best_epoch[live[better]] = epoch
-        self.since[live[active & ~better]] += 1
-        self.since[live[better]] = 0
-        newly = live[active & ((self.since[live] >= self.patience) | ~finite)]
-        self.done[newly] = True
-        self.stop_epoch[newly] = epoch
-        return bool(self.done.all())
-
-
 @dataclass(frozen=True)
 class TrainResult:
     """Per network: best validation loss, epoch of the best state and epochs run."""
@@ -301,37 +264,52 @@ def _drop_stopped(stack: HBIStack, data: StackData, opt: torch.optim.Optimizer, 
     return small, data.select(keep.tolist(), stack.p_out), new_opt
 
 
+class HBIEpochs(EpochStep):
+    """Full-batch Adam on a stack of HBI networks as an epoch of :func:`hetmtl.nn.train_epochs`.
+
+    One forward pass gives both the objective and the validation loss of the current weights, so
+    an epoch validates first and then steps on the same pass. Finished networks keep training in
+    the stack (their best state is frozen) until at most ``shrink`` of the stack is still running;
+    the stack is then rebuilt with the running networks only, their Adam moments included, so
+    that a long-running network does not make the finished ones cost arithmetic.
+    """
+
+    validate_first = True
+
+    def __init__(self, stack: HBIStack, data: StackData, stopper: EarlyStopping, lr: float, shrink: float):
+        self.stack, self.data, self.stopper, self.lr, self.shrink = stack, data, stopper, float(lr), float(shrink)
+        self.live = np.arange(stack.n_models)
+        self.opt = adam(stack.parameters(), lr)
+        self.objective: torch.Tensor | None = None
+
+    def validation_losses(self) -> np.ndarray:
+        self.objective, val = stack_losses(self.stack, self.data)
+        return val.detach().numpy().astype(float)
+
+    def state(self) -> list[torch.Tensor]:
+        return self.stack.model_views()
+
+    def train_epoch(self, epoch: int) -> None:
+        running = self.stopper.active[self.live]
+        if running.sum() < self.live.size and running.sum() <= self.shrink * self.live.size:
+            keep = np.flatnonzero(running)
+            self.stack, self.data, self.opt = _drop_stopped(self.stack, self.data, self.opt, keep, self.lr)
+            self.live = self.live[keep]
+            self.objective, _ = stack_losses(self.stack, self.data)  # the same values, on the new parameters
+        self.opt.zero_grad(set_to_none=True)
+        self.objective.sum().backward()
+        self.opt.step()
+
+
 def train_stack(stack: HBIStack, data: StackData, *, lr: float, max_epochs: int, patience: int,
                 shrink: float = 0.5) -> TrainResult:
     """Full-batch Adam on the sum of the networks' objectives (each network's gradient is its own
-    objective's), with per-network early stopping; leaves every network at its best state.
-
-    One forward pass per epoch gives both the objective and the validation loss of the current
-    weights (the validation loss is read before the step). Stopped networks keep training in the
-    stack (their best state is frozen) until at most ``shrink`` of the stack is still running;
-    the stack is then rebuilt with the running networks only, their Adam moments included, so
-    that a long-running network does not make the stopped ones cost arithmetic.
-    """
-    stopper = _BestPerModel(stack.model_views(), patience)
-    live = np.arange(stack.n_models)
-    cur, cur_data = stack, data
-    opt = adam(cur.parameters(), lr)
-    for epoch in range(int(max_epochs) + 1):
-        objective, val = stack_losses(cur, cur_data)
-        views = cur.model_views()
-        if stopper.update(epoch, val.detach().numpy().astype(float), views, live) or epoch == max_epochs:
-            break
-        running = ~stopper.done[live]
-        if running.sum() < live.size and running.sum() <= shrink * live.size:
-            keep = np.flatnonzero(running)
-            cur, cur_data, opt = _drop_stopped(cur, cur_data, opt, keep, lr)
-            live = live[keep]
-            objective, _ = stack_losses(cur, cur_data)  # the same values, on the new parameters
-        opt.zero_grad(set_to_none=True)
-        objective.sum().backward()
-        opt.step()
-    stopper.stop_epoch[~stopper.done] = epoch
+    objective's), with early stopping per network (see :class:`HBIEpochs`); leaves every network
+    at its best state."""
+    stopper = EarlyStopping(stack.n_models, patience=patience)
+    record = train_epochs(HBIEpochs(stack, data, stopper, lr, shrink), stopper, max_epochs)
+    epochs = np.where(stopper.active, record.last_epoch, stopper.stop_epoch)
     with torch.no_grad():
-        for v, best in zip(stack.model_views(), stopper.state):
+        for v, best in zip(stack.model_views(), stopper.best_state):
             v.copy_(best)
-    return TrainResult(stopper.best_loss, stopper.best_epoch, stopper.stop_epoch)
+    return TrainResult(stopper.best_loss, stopper.best_epoch, epochs)

@@ -88,10 +88,24 @@ class BlockImputer(BaseEstimator):
         self
         """
         layout = check_layout(self.layout)
-        return self._fit_split(layout, *layout.split(X, task))
+        return self.fit_split(layout, *layout.split(X, task))
 
-    def _fit_split(self, layout: BlockLayout, blocks: dict[str, np.ndarray], codes: np.ndarray) -> "BlockImputer":
-        """:meth:`fit` on rows already split by ``layout``."""
+    def fit_split(self, layout: BlockLayout, blocks: dict[str, np.ndarray], codes: np.ndarray) -> "BlockImputer":
+        """:meth:`fit` on rows already split by ``layout`` (a model that has split them to check
+        its data need not have them split again).
+
+        Parameters
+        ----------
+        layout : BlockLayout
+        blocks : dict of str to ndarray
+            Per-source blocks of the rows, as :meth:`BlockLayout.split` returns them.
+        codes : ndarray of int
+            Task code of every row.
+
+        Returns
+        -------
+        self
+        """
         if codes.size == 0:
             raise ValueError("X: has no rows")
         self.layout_ = layout  # what _fit_blocks reads (it may impute, e.g. to score validation rows)
@@ -118,10 +132,23 @@ class BlockImputer(BaseEstimator):
             Columns in the order of ``layout.all_columns`` (source by source).
         """
         check_is_fitted(self, "layout_")
-        return self._complete(*self.layout_.split(X, task))
+        return self.transform_split(*self.layout_.split(X, task))
 
-    def _complete(self, blocks: dict[str, np.ndarray], codes: np.ndarray) -> np.ndarray:
-        """:meth:`transform` on rows already split by ``layout_``."""
+    def transform_split(self, blocks: dict[str, np.ndarray], codes: np.ndarray) -> np.ndarray:
+        """:meth:`transform` on rows already split by ``layout_`` (see :meth:`fit_split`).
+
+        Parameters
+        ----------
+        blocks : dict of str to ndarray
+            Per-source blocks, as :meth:`BlockLayout.split` returns them.
+        codes : ndarray of int
+            Task code of every row.
+
+        Returns
+        -------
+        ndarray of shape (n, len(layout.all_columns))
+        """
+        check_is_fitted(self, "layout_")
         seen = observer_rows(self.layout_, codes)
         fills = self._impute_all(blocks, {s: ~seen[s] for s in self.layout_.imputed_sources})
         parts = []
@@ -155,7 +182,7 @@ class BlockImputer(BaseEstimator):
         check_is_fitted(self, "layout_")
         layout = self.layout_
         blocks, codes = layout.split(X_full, task)
-        completed = self._complete(blocks, codes)
+        completed = self.transform_split(blocks, codes)
         seen = observer_rows(layout, codes)
         positions = layout.source_positions(X_full)
         values = X_full.to_numpy() if isinstance(X_full, pd.DataFrame) else np.asarray(X_full)

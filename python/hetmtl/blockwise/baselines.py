@@ -9,17 +9,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from .._util.tasks import child_seed
-from ..nn import StackedMLP
-from ._base import SEED_BATCH, BlockRegressor, TrainRows, init_generator, parameter_state, restore
+from ..nn import DEPRECATED, EarlyStopping, MinibatchStep, StackedMLP, hidden_widths, train_epochs
+from ._base import BlockRegressor, init_generator, parameter_state, restore
 from ._data import BlockData
 from ._grid import check_positive_int, resolve_grid
-from ._train import train_stacked
 from .layout import BlockLayout
 from .model import TwoPathwayMTL
 
@@ -38,13 +36,16 @@ class SingleTaskBlockMLP(BlockRegressor):
     Parameters
     ----------
     layout : BlockLayout
-    hidden : int
-        Width of each hidden layer.
+    hidden : int or sequence of int
+        Hidden widths of each task's MLP: an int is the width of ``n_layers`` hidden layers, a
+        sequence gives one width per layer (as for :class:`hetmtl.dual.SingleTaskMLP`).
     n_layers : int
-        Hidden layers.
-    activation, batch_size, lr, lr_decay, lr_step, max_epochs, patience, val_fraction, device,
+        Hidden layers when ``hidden`` is an int.
+    activation, batch_size, lr, lr_decay, lr_step, max_epochs, patience, validation_fraction, device,
     n_threads, verbose, random_state
         As for :class:`TwoPathwayMTL`.
+    val_fraction : float
+        Deprecated spelling of ``validation_fraction`` (removed in the next release).
 
     Attributes
     ----------
@@ -55,10 +56,11 @@ class SingleTaskBlockMLP(BlockRegressor):
     best_epoch_ : ndarray of shape (T,)
     """
 
-    def __init__(self, layout: BlockLayout, hidden: int = 64, n_layers: int = 2, activation: str = "relu",
+    def __init__(self, layout: BlockLayout, hidden: int | Sequence[int] = 64, n_layers: int = 2, activation: str = "relu",
                  batch_size: int = 16, lr: float = 1e-3, lr_decay: float = 0.5, lr_step: int = 100,
-                 max_epochs: int = 1000, patience: int = 100, val_fraction: float = 0.25, device: str = "cpu",
-                 n_threads: int | None = None, verbose: bool = False, random_state: Any = None):
+                 max_epochs: int = 1000, patience: int = 100, validation_fraction: float = 0.25, device: str = "cpu",
+                 n_threads: int | None = 1, verbose: bool = False, random_state: Any = None,
+                 val_fraction: Any = DEPRECATED):
         self.layout = layout
         self.hidden = hidden
         self.n_layers = n_layers
@@ -69,23 +71,27 @@ class SingleTaskBlockMLP(BlockRegressor):
         self.lr_step = lr_step
         self.max_epochs = max_epochs
         self.patience = patience
-        self.val_fraction = val_fraction
+        self.validation_fraction = validation_fraction
         self.device = device
         self.n_threads = n_threads
         self.verbose = verbose
         self.random_state = random_state
+        self.val_fraction = val_fraction
 
-    def _check_common(self) -> None:
-        super()._check_common()
-        for name in ("hidden", "n_layers"):
-            check_positive_int(getattr(self, name), name)
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_positive_int(self.n_layers, "n_layers")
+        hidden_widths(self.hidden, self.n_layers)
 
     def _fit_data(self, data: BlockData, seed: np.random.SeedSequence) -> None:
-        rows = TrainRows(self, data)
+        rows = self._train_rows(data)
         T, p = data.n_tasks, data.Z.shape[1]
         input_mask, _ = self._masks(imputed=False)
-        gen = init_generator(seed, int(self.hidden), int(self.n_layers))
-        net = StackedMLP(T, p, 1, (int(self.hidden),) * int(self.n_layers), self.activation, generator=gen)
+        widths = hidden_widths(self.hidden, self.n_layers)
+        # keyed by the shape: (width, layers) for equal widths, as a two-pathway configuration
+        keys = (widths[0], len(widths)) if len(set(widths)) == 1 else (*widths, len(widths))
+        gen = init_generator(seed, *keys)
+        net = StackedMLP(T, p, 1, widths, self.activation, generator=gen)
         with torch.no_grad():
             net.weights[0].mul_(input_mask.unsqueeze(-1))
         net = net.to(self._device)
@@ -93,18 +99,16 @@ class SingleTaskBlockMLP(BlockRegressor):
         def batch_loss(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
             return (net.forward_t(xb)[:, 0] - yb).square().mean(-1)
 
-        res = train_stacked(list(net.parameters()), batch_loss, lambda: rows.val_mse(net.forward_t(rows.x_val)[:, 0]),
-                            lambda: parameter_state(net), T, rows.Z, rows.y, rows.codes, T,
-                            batch_size=int(self.batch_size), lr=float(self.lr), lr_decay=float(self.lr_decay),
-                            lr_step=int(self.lr_step), max_epochs=int(self.max_epochs), patience=int(self.patience),
-                            rng=np.random.default_rng(child_seed(seed, SEED_BATCH)),
-                            bar=self._progress("single-task MLP"))
+        step = MinibatchStep(net.parameters(), batch_loss, lambda: rows.val_mse(net.forward_t(rows.x_val)[:, 0]),
+                             lambda: parameter_state(net), T, rows.Z, rows.y, rows.codes, T, self._batching(seed))
+        res = train_epochs(step, EarlyStopping(T, patience=int(self.patience)), self.max_epochs,
+                           self._progress("single-task MLP"))
         restore(net, res.stopper.best_state)
         self.net_ = net
         self.validation_loss_ = res.stopper.best_loss * data.scaler.y_scale**2
         self.best_epoch_ = res.stopper.best_epoch
 
-    def _predict_std(self, x_t: torch.Tensor) -> torch.Tensor:
+    def _predict_blocks(self, x_t: torch.Tensor) -> torch.Tensor:
         return self.net_.forward_t(x_t)[:, 0]
 
 

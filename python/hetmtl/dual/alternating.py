@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..nn import EarlyStopping, StackedMLP, TaskLayout, task_mse
+from ..nn import EarlyStopping, EpochStep, StackedMLP, TaskLayout, task_mse, train_epochs
 from ..proximal import geometric_median, solve_heads
 from ._encoder_step import EncoderStep
 
@@ -248,49 +248,58 @@ def encoder_step(net: DualNet, groups: list[list[torch.nn.Parameter]], train: Da
                        cfg.lr, cfg.weight_decay)
 
 
+class AlternatingStep(EpochStep):
+    """One round of the alternating fit as an epoch of :func:`hetmtl.nn.train_epochs`: Adam steps
+    on the encoders (all groups, or one group per round with ``encoder_order="alternate"``), then
+    an exact solve of every head (and, optionally, of the center); validated on the held-out rows."""
+
+    def __init__(self, net: DualNet, groups: list[list[torch.nn.Parameter]], train: Data, val: Data,
+                 heads: Heads, cfg: AltConfig):
+        self.net, self.train, self.val, self.heads, self.cfg = net, train, val, heads, cfg
+        self.encoders = encoder_step(net, groups, train, cfg)
+        self.n_groups = len(self.encoders.groups)
+
+    def train_epoch(self, epoch: int) -> float:
+        cfg = self.cfg
+        group = epoch % self.n_groups if cfg.encoder_order == "alternate" and self.n_groups else None
+        heads_t = self.heads.tensors(self.train.X.device)
+        loss = None
+        # No trainable encoder (a transferred task without its own encoder): heads only.
+        with self.encoders.only(group):
+            for _ in range(int(cfg.encoder_steps) if self.n_groups else 0):
+                loss = self.encoders(heads_t, group)
+        self.heads = head_step(self.net, self.train, self.heads, cfg, cfg.update_center)
+        return float("nan") if loss is None else float(loss)
+
+    def validation_losses(self) -> np.ndarray:
+        return np.array([weighted_val_loss(self.net, self.heads, self.val, self.cfg.loss_weights)])
+
+    def state(self) -> dict:
+        return {"net": self.net.state_dict(), "heads": self.heads}
+
+
+def weighted_val_loss(net: DualNet, heads: Heads, val: Data, weights: np.ndarray) -> float:
+    """The task-weighted mean of the validation MSEs."""
+    return float(weights @ _val_mse(net, heads, val, weights.size) / weights.sum())
+
+
 def fit_alternating(net: DualNet, groups: list[list[torch.nn.Parameter]], train: Data, val: Data,
                     heads: Heads, cfg: AltConfig, bar) -> AltResult:
     """Run the alternating fit; ``net`` ends at the best validation round and the returned heads
     are re-solved (to the KKT tolerance) for those encoders and centers."""
-    R = train.sizes.size
-    w = cfg.loss_weights
-    step = encoder_step(net, groups, train, cfg)
-    n_groups = len(step.groups)
     # Start: a few head and center steps for the initial encoders, then heads for the last center.
     for _ in range(3 if cfg.update_center else 0):
         heads = head_step(net, train, heads, cfg, True)
     heads = head_step(net, train, heads, cfg, False)
+    step = AlternatingStep(net, groups, train, val, heads, cfg)
     stopper = EarlyStopping(patience=cfg.patience)
-    history = []
-    epoch = -1
-    try:
-        for epoch in range(int(cfg.max_epochs)):
-            group = epoch % n_groups if cfg.encoder_order == "alternate" and n_groups else None
-            heads_t = heads.tensors(train.X.device)
-            loss = None
-            # No trainable encoder (a transferred task without its own encoder): heads only.
-            with step.only(group):
-                for _ in range(int(cfg.encoder_steps) if n_groups else 0):
-                    loss = step(heads_t, group)
-            train_loss = float("nan") if loss is None else float(loss)
-            heads = head_step(net, train, heads, cfg, cfg.update_center)
-            val_mse = _val_mse(net, heads, val, R)
-            val_total = float(w @ val_mse / w.sum())
-            history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_total})
-            stop = stopper.update(epoch, val_total, {"net": net.state_dict(), "heads": heads})
-            bar.update(1)
-            bar.set_postfix(val=f"{val_total:.4g}", refresh=False)
-            if stop:
-                break
-    finally:
-        bar.close()
-    if stopper.best_state is not None:
-        net.load_state_dict(stopper.best_state["net"])
-        heads = stopper.best_state["heads"]
-    heads = head_step(net, train, heads, cfg, False)
-    val_loss = float(w @ _val_mse(net, heads, val, R) / w.sum())
-    return AltResult(heads=heads, best_epoch=stopper.best_epoch, n_epochs=epoch + 1, history=history,
-                     val_loss=val_loss)
+    record = train_epochs(step, stopper, cfg.max_epochs, bar)
+    net.load_state_dict(stopper.best_state["net"])
+    heads = head_step(net, train, stopper.best_state["heads"], cfg, False)
+    history = [{"epoch": e, "train_loss": t, "val_loss": float(v[0])}
+               for e, (t, v) in enumerate(zip(record.train_loss, record.val_loss))]
+    return AltResult(heads=heads, best_epoch=int(stopper.best_epoch[0]), n_epochs=record.n_epochs, history=history,
+                     val_loss=weighted_val_loss(net, heads, val, cfg.loss_weights))
 
 
 def make_data(X: torch.Tensor, y: torch.Tensor, codes: torch.Tensor, n_tasks: int, sizes: np.ndarray,
@@ -300,6 +309,6 @@ def make_data(X: torch.Tensor, y: torch.Tensor, codes: torch.Tensor, n_tasks: in
                 np.ascontiguousarray(y_np, dtype=np.float64), layout.gather(X))
 
 
-__all__ = ["AltConfig", "CENTERS", "DualNet", "Heads", "PENALTIES", "encoder_step", "fit_alternating",
+__all__ = ["AltConfig", "AlternatingStep", "CENTERS", "DualNet", "Heads", "PENALTIES", "encoder_step", "fit_alternating",
            "head_step", "make_data", "predict_rows", "solve_task_heads", "task_ridge",
            "weighted_center"]

@@ -15,11 +15,11 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..nn import EarlyStopping, PerTaskBest, StackedMLP, TaskLayout, task_mse, torch_generator
-from ._base import SEED_INIT, TaskRegressor
 from .._util.tasks import child_seed
+from ..nn import (EarlyStopping, FullBatchStep, StackedMLP, TaskLayout, hidden_widths, task_mse, torch_generator,
+                  train_epochs)
+from ._base import SEED_INIT, TaskRegressor
 from ._data import Prepared
-from ._train import train_full_batch
 
 __all__ = ["HardSharingMTL", "PooledMLP", "SingleTaskMLP", "shared_only", "specific_only"]
 
@@ -27,7 +27,7 @@ __all__ = ["HardSharingMTL", "PooledMLP", "SingleTaskMLP", "shared_only", "speci
 class _MLPBaseline(TaskRegressor):
     """Parameters common to the baselines (see :class:`SingleTaskMLP`)."""
 
-    def __init__(self, hidden: Sequence[int] = (32, 12), activation: str = "relu", lr: float = 1e-2,
+    def __init__(self, hidden: Sequence[int] | int = (32, 12), activation: str = "relu", lr: float = 1e-2,
                  weight_decay: float = 1e-4, max_epochs: int = 500, patience: int = 30,
                  validation_fraction: float = 0.2, standardize: str = "pooled", task_weights: str = "equal",
                  device: str = "cpu", n_threads: int | None = 1, verbose: bool = False,
@@ -50,8 +50,15 @@ class _MLPBaseline(TaskRegressor):
         return torch_generator(child_seed(seed, SEED_INIT))
 
     def _stack(self, n_models: int, d: int, out: int, seed) -> StackedMLP:
-        return StackedMLP(n_models, d, out, tuple(self.hidden), self.activation,
+        return StackedMLP(n_models, d, out, hidden_widths(self.hidden), self.activation,
                           generator=self._generator(seed)).to(self._device)
+
+    def _train(self, module: torch.nn.Module, train_loss, val_losses, stopper: EarlyStopping, desc: str) -> None:
+        """Full-batch Adam on ``train_loss`` until ``stopper`` stops; ``module`` ends at its best state."""
+        step = FullBatchStep(module.parameters(), train_loss, val_losses, module.state_dict, self.lr,
+                             self.weight_decay)
+        train_epochs(step, stopper, self.max_epochs, self._progress(desc))
+        module.load_state_dict(stopper.best_state)
 
 
 class SingleTaskMLP(_MLPBaseline):
@@ -63,8 +70,8 @@ class SingleTaskMLP(_MLPBaseline):
 
     Parameters
     ----------
-    hidden : sequence of int
-        Hidden widths of each task's MLP.
+    hidden : sequence of int, or int
+        Hidden widths of each task's MLP, one per layer (an int: one hidden layer).
     activation : {"relu", "tanh", "gelu"}
     lr, weight_decay : float
         Adam's step size and L2 weight decay (full-batch training).
@@ -97,11 +104,9 @@ class SingleTaskMLP(_MLPBaseline):
         def val_losses():
             return task_mse(net.forward_rows(Xv, lv)[:, 0] - yv, cv, R).cpu().numpy()
 
-        stopper = PerTaskBest(R, patience=self.patience)
-        train_full_batch(net.parameters(), train_loss, val_losses, stopper, net.state_dict,
-                         max_epochs=self.max_epochs, lr=self.lr, weight_decay=self.weight_decay,
-                         bar=self._progress("single-task MLP"))
-        net.load_state_dict(stopper.best_state)
+        # Each task keeps its best epoch; training goes on while any task improves.
+        stopper = EarlyStopping(R, patience=self.patience, rule="any")
+        self._train(net, train_loss, val_losses, stopper, "single-task MLP")
         self.net_ = net
         self.validation_loss_ = stopper.best_loss * prep.scaler.y_scale ** 2
         self.best_epoch_ = stopper.best_epoch
@@ -121,15 +126,11 @@ class PooledMLP(_MLPBaseline):
         Xv, yv, cv, _ = self._tensors(prep.val, R)
         w = torch.as_tensor(self._task_weights(prep.train.sizes), dtype=torch.float32, device=self._device)
         stopper = EarlyStopping(patience=self.patience)
-        train_full_batch(
-            net.parameters(),
-            lambda: torch.mean((net.forward_shared(Xt)[:, 0] - yt) ** 2),
-            lambda: (w * task_mse(net.forward_shared(Xv)[:, 0] - yv, cv, R)).cpu().numpy(),
-            stopper, net.state_dict, max_epochs=self.max_epochs, lr=self.lr,
-            weight_decay=self.weight_decay, bar=self._progress("pooled MLP"))
-        net.load_state_dict(stopper.best_state)
+        self._train(net, lambda: torch.mean((net.forward_shared(Xt)[:, 0] - yt) ** 2),
+                    lambda: [np.mean((w * task_mse(net.forward_shared(Xv)[:, 0] - yv, cv, R)).cpu().numpy())],
+                    stopper, "pooled MLP")
         self.net_ = net
-        self.best_epoch_ = stopper.best_epoch
+        self.best_epoch_ = int(stopper.best_epoch[0])
 
     def _predict_std(self, X: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         return self.net_.forward_shared(X)[:, 0]
@@ -146,7 +147,7 @@ class HardSharingMTL(_MLPBaseline):
     (others as :class:`SingleTaskMLP`)
     """
 
-    def __init__(self, latent: int = 12, hidden: Sequence[int] = (32,), activation: str = "relu",
+    def __init__(self, latent: int = 12, hidden: Sequence[int] | int = (32,), activation: str = "relu",
                  lr: float = 1e-2, weight_decay: float = 1e-4, max_epochs: int = 500, patience: int = 30,
                  validation_fraction: float = 0.2, standardize: str = "pooled", task_weights: str = "equal",
                  device: str = "cpu", n_threads: int | None = 1, verbose: bool = False,
@@ -160,7 +161,7 @@ class HardSharingMTL(_MLPBaseline):
     def _fit_prepared(self, prep: Prepared, seed) -> None:
         R, d = prep.n_tasks, prep.n_features
         gen = self._generator(seed)
-        trunk = StackedMLP(1, d, int(self.latent), tuple(self.hidden), self.activation, generator=gen)
+        trunk = StackedMLP(1, d, int(self.latent), hidden_widths(self.hidden), self.activation, generator=gen)
         bound = 1.0 / np.sqrt(max(int(self.latent), 1))
         heads = torch.nn.Parameter((torch.rand((R, int(self.latent)), generator=gen) * 2 - 1) * bound)
         bias = torch.nn.Parameter(torch.zeros(R))
@@ -175,14 +176,11 @@ class HardSharingMTL(_MLPBaseline):
             return (h * module["head"]["heads"][c]).sum(1) + module["head"]["bias"][c]
 
         stopper = EarlyStopping(patience=self.patience)
-        train_full_batch(
-            module.parameters(), lambda: (w * task_mse(pred(Xt, ct) - yt, ct, R)).sum(),
-            lambda: (w * task_mse(pred(Xv, cv) - yv, cv, R)).cpu().numpy(),
-            stopper, module.state_dict, max_epochs=self.max_epochs, lr=self.lr,
-            weight_decay=self.weight_decay, bar=self._progress("hard-sharing MTL"))
-        module.load_state_dict(stopper.best_state)
+        self._train(module, lambda: (w * task_mse(pred(Xt, ct) - yt, ct, R)).sum(),
+                    lambda: [np.mean((w * task_mse(pred(Xv, cv) - yv, cv, R)).cpu().numpy())],
+                    stopper, "hard-sharing MTL")
         self.module_ = module
-        self.best_epoch_ = stopper.best_epoch
+        self.best_epoch_ = int(stopper.best_epoch[0])
 
     def _predict_std(self, X: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         h = self.module_["trunk"].forward_shared(X)

@@ -8,16 +8,17 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted
 
 from .._util.validation import check_choice
-from ..nn import ORTHOGONALITY_MODES, StackedMLP, TaskLayout, orthogonality_per_task, torch_generator, torch_threads
-from ._base import SEED_INIT, SEED_SINGLE, TaskRegressor, fit_prepared
+from ..nn import (ORTHOGONALITY_MODES, StackedMLP, TaskLayout, hidden_widths, orthogonality_per_task, torch_generator,
+                  torch_threads)
+from ._base import SEED_INIT, SEED_SINGLE, TaskRegressor
 from .._util.tasks import as_seed_sequence, child_seed, split_rows
 from ._data import Prepared, Split, Standardizer, stack_inputs
 from .alternating import CENTERS, PENALTIES, AltConfig, DualNet, Heads, fit_alternating, make_data, predict_rows
 from .baselines import SingleTaskMLP
+from .transfer import TransferredTask
 
 NEGATIVE_TRANSFER = ("warn", "fallback", "off")
 LAM_SCALING = ("sqrt_p_n", "none")
@@ -63,8 +64,8 @@ class DualEncoderMTL(TaskRegressor):
     ----------
     latent_shared, latent_specific : int
         Widths p of the shared and q of the task-specific encodings (0 removes that encoder).
-    hidden : sequence of int
-        Hidden widths of every encoder MLP.
+    hidden : sequence of int, or int
+        Hidden widths of every encoder MLP, one per layer (an int: one hidden layer).
     lam_beta : float or "auto"
         Strength of the pull of beta_r toward the center. With ``penalty="ball"`` it is the
         radius B of the constraint ``||beta_r - beta_bar|| <= B``. ``"auto"``: chosen among
@@ -155,7 +156,7 @@ class DualEncoderMTL(TaskRegressor):
         Training and validation loss per round.
     """
 
-    def __init__(self, latent_shared: int = 8, latent_specific: int = 2, hidden: Sequence[int] = (32,),
+    def __init__(self, latent_shared: int = 8, latent_specific: int = 2, hidden: Sequence[int] | int = (32,),
                  lam_beta: float | str = "auto", lam_beta_grid: Sequence[float] = (0.0, 0.3, 1.0),
                  lam_alpha: float | None = None, lam_specific: float = 1.0, gamma: float = 0.1,
                  penalty: str = "l2", center: str = "geomedian", orthogonality: str = "standardized",
@@ -200,6 +201,7 @@ class DualEncoderMTL(TaskRegressor):
 
     # ------------------------------------------------------------------ validation
     def _check_params(self) -> None:
+        super()._check_params()
         check_choice(self.penalty, "penalty", PENALTIES)
         check_choice(self.center, "center", CENTERS)
         check_choice(self.orthogonality, "orthogonality", ORTHOGONALITY_MODES)
@@ -220,8 +222,7 @@ class DualEncoderMTL(TaskRegressor):
             raise ValueError(f"lam_alpha: must be None or a finite non-negative number, got {self.lam_alpha!r}")
         if int(self.encoder_steps) < 1:
             raise ValueError(f"encoder_steps: must be at least 1, got {self.encoder_steps!r}")
-        if any(int(h) < 1 for h in self.hidden):
-            raise ValueError(f"hidden: widths must be positive, got {tuple(self.hidden)!r}")
+        hidden_widths(self.hidden)
         if not (np.isfinite(self.head_tol) and self.head_tol > 0):
             raise ValueError(f"head_tol: must be a positive number, got {self.head_tol!r}")
 
@@ -275,7 +276,7 @@ class DualEncoderMTL(TaskRegressor):
     def _stack(self, n_models: int, d: int, width: int, gen: torch.Generator) -> StackedMLP | None:
         if width == 0:
             return None
-        return StackedMLP(n_models, d, width, tuple(int(h) for h in self.hidden), self.activation,
+        return StackedMLP(n_models, d, width, hidden_widths(self.hidden), self.activation,
                           generator=gen)
 
     def _network(self, n_tasks: int, d: int, seed: np.random.SeedSequence):
@@ -291,7 +292,6 @@ class DualEncoderMTL(TaskRegressor):
 
     # ------------------------------------------------------------------ fitting
     def _fit_prepared(self, prep: Prepared, seed: np.random.SeedSequence) -> None:
-        self._check_params()
         R = prep.n_tasks
         p, q = int(self.latent_shared), int(self.latent_specific)
         train, val = self._data(prep.train, R), self._data(prep.val, R)
@@ -350,13 +350,13 @@ class DualEncoderMTL(TaskRegressor):
         self.single_task_model_ = None
         if self.negative_transfer != "off":
             single = SingleTaskMLP(
-                hidden=(*self.hidden, int(self.latent_shared) + int(self.latent_specific)),
+                hidden=(*hidden_widths(self.hidden), int(self.latent_shared) + int(self.latent_specific)),
                 activation=self.activation, lr=self.lr, weight_decay=self.weight_decay,
                 max_epochs=int(self.max_epochs) * int(self.encoder_steps),
                 patience=max(1, int(self.patience) * int(self.encoder_steps) // 2),
                 validation_fraction=self.validation_fraction, standardize=self.standardize,
                 device=self.device, n_threads=self.n_threads, random_state=child_seed(seed, SEED_SINGLE))
-            fit_prepared(single, prep, child_seed(seed, SEED_SINGLE))
+            single.fit_prepared(prep, child_seed(seed, SEED_SINGLE))
             self.single_task_validation_loss_ = single.validation_loss_
             self.negative_transfer_ = self.validation_loss_ > single.validation_loss_ * (1 + self.transfer_tol)
             if self.negative_transfer == "fallback":
@@ -404,6 +404,7 @@ class DualEncoderMTL(TaskRegressor):
         TransferredTask
         """
         check_is_fitted(self, "net_")
+        self._check_feature_names(X_new)
         Xa, ya, codes = stack_inputs([X_new], [y_new], None)
         if Xa.shape[1] != self.n_features_in_:
             raise ValueError(f"X_new: has {Xa.shape[1]} columns but the model was fitted with {self.n_features_in_}")
@@ -439,42 +440,3 @@ class DualEncoderMTL(TaskRegressor):
             res = fit_alternating(net, groups, self._data(part(tr), 1), self._data(part(va), 1), heads, cfg,
                                   self._progress("transfer"))
         return TransferredTask(net, res.heads, scaler, self.n_features_in_, self._device, self.n_threads)
-
-
-class TransferredTask:
-    """A new task fitted on top of a :class:`DualEncoderMTL`'s shared encoder.
-
-    Attributes
-    ----------
-    alpha_, beta_, intercept_ : ndarray
-        The new task's heads (standardized scale).
-    fused_ : bool
-        Whether the new beta equals the fitted center.
-    """
-
-    def __init__(self, net: DualNet, heads: Heads, scaler: Standardizer, n_features: int, device, n_threads):
-        self.net_ = net
-        self.heads_ = heads
-        self.scaler_ = scaler
-        self.n_features_in_ = n_features
-        self.alpha_, self.beta_, self.intercept_ = heads.alpha[0], heads.beta[0], float(heads.intercept[0])
-        self.fused_ = bool(heads.fused_beta[0])
-        self._device = device
-        self.n_threads = n_threads
-
-    def predict(self, X: Any) -> np.ndarray:
-        """Predict the new task's response for rows ``X`` (n, d)."""
-        Xa, _, codes = stack_inputs([X], None, None)
-        if Xa.shape[1] != self.n_features_in_:
-            raise ValueError(f"X: has {Xa.shape[1]} columns but the model was fitted with {self.n_features_in_}")
-        Xt = torch.as_tensor(self.scaler_.x(Xa, codes), dtype=torch.float32, device=self._device)
-        ct = torch.as_tensor(codes, dtype=torch.long, device=self._device)
-        with torch_threads(self.n_threads), torch.no_grad():
-            pred, *_ = predict_rows(self.net_, self.heads_.tensors(self._device), Xt, ct,
-                                    TaskLayout.from_tasks(ct, 1))
-        return self.scaler_.y_inverse(pred.double().cpu().numpy())
-
-    def score(self, X: Any, y: Any) -> float:
-        """R^2 of the new task's predictions."""
-        return float(r2_score(np.asarray(y, dtype=float), self.predict(X)))
-

@@ -16,6 +16,9 @@ import numpy as np
 import sklearn
 from sklearn.base import clone
 
+from .._util.seeds import child_rng
+from .._util.validation import ArgumentError
+
 Folds = list[list[np.ndarray]]
 
 
@@ -45,11 +48,9 @@ def make_folds(n_obs: int, n_folds: int, n_rep: int, seed: np.random.SeedSequenc
     list of list of ndarray
         ``folds[r][k]`` holds the sorted test rows of fold k in repetition r.
     """
-    children = [np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, r))
-                for r in range(n_rep)]
     out: Folds = []
-    for child in children:
-        rng = np.random.default_rng(child)
+    for r in range(n_rep):
+        rng = child_rng(seed, r)
         if groups is not None:
             labels = _group_fold_labels(groups, n_folds, rng)
         else:
@@ -94,6 +95,22 @@ def labels_from_tests(tests: Sequence[np.ndarray], n_obs: int) -> np.ndarray:
     return labels
 
 
+def single_split_labels(folds: Any, n_obs: int) -> tuple[np.ndarray, int]:
+    """Fold label per row and the number of folds of one sample split.
+
+    ``folds`` is a fold label per row (an int array of length ``n_obs``) or the splits
+    :func:`check_folds` accepts, with a single repetition.
+    """
+    if isinstance(folds, np.ndarray) and folds.ndim == 1 and folds.dtype.kind in "iu" \
+            and folds.size == n_obs:
+        labels = folds.astype(np.intp)
+        return labels, int(labels.max()) + 1
+    tests = check_folds(folds, n_obs)
+    if len(tests) != 1:
+        raise ArgumentError("folds", "nuisance fusion uses one sample split (n_rep = 1)")
+    return labels_from_tests(tests[0], n_obs), len(tests[0])
+
+
 def _is_index_vector(obj: Any) -> bool:
     if isinstance(obj, np.ndarray):
         return obj.ndim == 1 and (obj.dtype.kind in "iu" or (obj.size == 0))
@@ -108,7 +125,7 @@ def _parse_fold(entry: Any, where: str) -> tuple[np.ndarray | None, np.ndarray]:
         return np.asarray(entry[0], dtype=np.intp), np.asarray(entry[1], dtype=np.intp)
     if _is_index_vector(entry):
         return None, np.asarray(entry, dtype=np.intp)
-    raise ValueError(f"folds: {where} is neither an array of test indices nor a (train, test) tuple")
+    raise ArgumentError("folds", f"{where} is neither an array of test indices nor a (train, test) tuple")
 
 
 def check_folds(folds: Any, n_obs: int, groups: np.ndarray | None = None) -> Folds:
@@ -130,7 +147,7 @@ def check_folds(folds: Any, n_obs: int, groups: np.ndarray | None = None) -> Fol
     list of list of ndarray
     """
     if not isinstance(folds, (list, tuple)) or len(folds) == 0:
-        raise ValueError("folds: expected a non-empty list (over repetitions) of lists of folds")
+        raise ArgumentError("folds", "expected a non-empty list (over repetitions) of lists of folds")
     first = folds[0]
     single_rep = _is_index_vector(first) or (
         isinstance(first, tuple) and len(first) == 2 and all(_is_index_vector(e) for e in first))
@@ -139,37 +156,37 @@ def check_folds(folds: Any, n_obs: int, groups: np.ndarray | None = None) -> Fol
     n_folds = None
     for r, rep in enumerate(reps):
         if not isinstance(rep, (list, tuple)) or len(rep) < 2:
-            raise ValueError(f"folds: repetition {r} must be a list of at least 2 folds")
+            raise ArgumentError("folds", f"repetition {r} must be a list of at least 2 folds")
         parsed = [_parse_fold(e, f"repetition {r}, fold {k}") for k, e in enumerate(rep)]
         if n_folds is None:
             n_folds = len(parsed)
         elif len(parsed) != n_folds:
-            raise ValueError(f"folds: repetition {r} has {len(parsed)} folds, repetition 0 has {n_folds}")
+            raise ArgumentError("folds", f"repetition {r} has {len(parsed)} folds, repetition 0 has {n_folds}")
         counts = np.zeros(n_obs, dtype=np.intp)
         tests = []
         for k, (train, test) in enumerate(parsed):
             if test.size == 0:
-                raise ValueError(f"folds: repetition {r}, fold {k} has no test rows")
+                raise ArgumentError("folds", f"repetition {r}, fold {k} has no test rows")
             if test.min() < 0 or test.max() >= n_obs:
-                raise ValueError(f"folds: repetition {r}, fold {k} has indices outside 0..{n_obs - 1}")
+                raise ArgumentError("folds", f"repetition {r}, fold {k} has indices outside 0..{n_obs - 1}")
             np.add.at(counts, test, 1)
             test = np.sort(test)
             if train is not None:
                 expected = np.setdiff1d(np.arange(n_obs), test)
                 if not np.array_equal(np.sort(train), expected):
-                    raise ValueError(f"folds: repetition {r}, fold {k}: the training rows must be "
-                                     "exactly the rows outside the test fold")
+                    raise ArgumentError("folds", f"repetition {r}, fold {k}: the training rows must be "
+                                                 "exactly the rows outside the test fold")
             tests.append(test)
         if np.any(counts != 1):
-            raise ValueError(f"folds: the test folds of repetition {r} must partition the "
-                             f"{n_obs} rows (each row in exactly one test fold)")
+            raise ArgumentError("folds", f"the test folds of repetition {r} must partition the "
+                                         f"{n_obs} rows (each row in exactly one test fold)")
         if groups is not None:
             labels = labels_from_tests(tests, n_obs)
             per_group = np.zeros(int(groups.max()) + 1, dtype=np.intp) - 1
             per_group[groups] = labels
             if np.any(per_group[groups] != labels):
-                raise ValueError(f"folds: repetition {r} splits a cluster across folds; all rows "
-                                 "of a cluster must share a fold")
+                raise ArgumentError("folds", f"repetition {r} splits a cluster across folds; all rows "
+                                             "of a cluster must share a fold")
         out.append(tests)
     return out
 
@@ -184,8 +201,9 @@ class NuisanceSpec:
         Label used in messages and in the predictions dict (``"ml_l"``, ``"ml_g0"``, ...).
     learner : estimator
         Unfitted scikit-learn estimator, cloned per fold.
-    target : ndarray of shape (n,)
-        Regression or classification target.
+    target : ndarray of shape (n,) or (n, k)
+        Regression or classification target; k columns are k nuisances fitted by clones of
+        one learner (the predictions then have shape (n, k)).
     proba : bool
         Predict ``predict_proba(...)[:, 1]`` (classifier of a 0/1 target) instead of ``predict``.
     subset : ndarray of bool of shape (n,), optional
@@ -198,6 +216,8 @@ class NuisanceSpec:
         Raise if the target is constant on a fold's training rows (treatments).
     label : str
         How messages name the nuisance (defaults to ``name``).
+    column_labels : tuple of str
+        How messages name each column of a 2-D target (defaults to ``label``).
     """
 
     name: str
@@ -209,6 +229,12 @@ class NuisanceSpec:
     subset_name: str = ""
     must_vary: bool = False
     label: str = ""
+    column_labels: tuple[str, ...] = ()
+
+    def labels(self) -> list[str]:
+        """Message names of the target's columns (one for a 1-D target)."""
+        k = 1 if self.target.ndim == 1 else self.target.shape[1]
+        return list(self.column_labels) or [self.label or self.name] * k
 
 
 def crossfit_predict(specs: Sequence[NuisanceSpec], x: np.ndarray, tests: Sequence[np.ndarray],
@@ -231,10 +257,11 @@ def crossfit_predict(specs: Sequence[NuisanceSpec], x: np.ndarray, tests: Sequen
     Returns
     -------
     dict
-        ``name -> ndarray of shape (n,)`` of out-of-fold predictions.
+        ``name -> ndarray of shape (n,)`` (or (n, k) for a k-column target) of out-of-fold
+        predictions.
     """
     n = x.shape[0]
-    preds = {s.name: np.empty(n) for s in specs}
+    preds = {s.name: np.empty((n, *s.target.shape[1:])) for s in specs}
     labels = labels_from_tests(tests, n)
     # One clone per nuisance; each fold gets a deep copy of that unfitted clone, which is the same
     # as cloning again but skips re-validating the parameters (it matters for fast learners).
@@ -259,29 +286,39 @@ def _fit_fold(specs: Sequence[NuisanceSpec], templates: list[Any], x: np.ndarray
     x_test = x[test]
     where = f"fold {k} (repetition {rep})"
     for s, template in zip(specs, templates):
-        label = s.label or s.name
         if s.subset is None:
             rows, xs = train, x_train
         else:
             rows = np.flatnonzero(train_mask & s.subset)
             if rows.size == 0:
-                raise ValueError(f"{s.target_name}: the training rows of {where} contain no "
-                                 f"{s.subset_name}, so {label} cannot be fitted; use fewer folds "
-                                 "or check the treatment")
+                raise ArgumentError(s.target_name, f"the training rows of {where} contain no "
+                                                   f"{s.subset_name}, so {s.labels()[0]} cannot be "
+                                                   "fitted; use fewer folds or check the treatment")
             xs = x[rows]
-        t = s.target[rows]
-        if s.must_vary and np.ptp(t) == 0:
-            raise ValueError(f"{s.target_name}: the treatment has no variation in the training rows "
-                             f"of {where} (all equal to {t[0]:g}), so {label} cannot be fitted; "
-                             "use fewer folds or check the treatment")
-        model = copy.deepcopy(template).fit(xs, t)
-        if s.proba:
-            classes = model.classes_
-            if classes.size == 2:
-                # classes_ are sorted, so column 1 is the probability of the label 1.
-                preds[s.name][test] = model.predict_proba(x_test)[:, 1]
+        targets = s.target[rows]
+        out = preds[s.name]
+        for j, label in enumerate(s.labels()):
+            t = targets if targets.ndim == 1 else targets[:, j]
+            if s.must_vary and np.ptp(t) == 0:
+                raise ArgumentError(s.target_name, f"the treatment has no variation in the "
+                                                   f"training rows of {where} (all equal to "
+                                                   f"{t[0]:g}), so {label} cannot be fitted; use "
+                                                   "fewer folds or check the treatment")
+            pred = _fit_predict(copy.deepcopy(template), xs, t, x_test, s.proba)
+            if out.ndim == 1:
+                out[test] = pred
             else:
-                # A 0/1 outcome constant on these training rows: the fit is that constant.
-                preds[s.name][test] = float(classes[0] == 1)
-        else:
-            preds[s.name][test] = np.ravel(model.predict(x_test))
+                out[test, j] = pred
+
+
+def _fit_predict(model: Any, x_train: np.ndarray, target: np.ndarray, x_test: np.ndarray,
+                 proba: bool) -> np.ndarray | float:
+    model.fit(x_train, target)
+    if not proba:
+        return np.ravel(model.predict(x_test))
+    classes = model.classes_
+    if classes.size == 2:
+        # classes_ are sorted, so column 1 is the probability of the label 1.
+        return model.predict_proba(x_test)[:, 1]
+    # A 0/1 outcome constant on these training rows: the fit is that constant.
+    return float(classes[0] == 1)

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .._util.io import atomic_write_json
-from .._util.validation import check_int_at_least
+from .._util.validation import ArgumentError, check_int_at_least
 
 
 # Hard floors (and ceilings) no site policy may go beyond. The fold floors equal the defaults, so
@@ -157,20 +157,20 @@ class DisclosurePolicy:
         """Refuse a grid request below this policy's floors; return the threshold as a float."""
         thr = _number(threshold, "threshold")
         if not np.isfinite(thr):
-            raise ValueError(f"threshold: must be a finite number, got {threshold!r}")
+            raise ArgumentError("threshold", f"must be a finite number, got {threshold!r}")
         if thr < self.min_count:
-            raise ValueError(f"threshold: {threshold!r} is below the site's disclosure floor "
-                             f"min_count = {self.min_count:g}; the site releases no grid point backed "
-                             "by fewer rows")
+            raise ArgumentError("threshold", f"{threshold!r} is below the site's disclosure floor "
+                                f"min_count = {self.min_count:g}; the site releases no grid point "
+                                "backed by fewer rows")
         H = np.asarray(bandwidths, float)
         if not np.all(np.isfinite(H)) or np.any(H <= 0):
-            raise ValueError("bandwidths: every bandwidth must be a finite positive number")
+            raise ArgumentError("bandwidths", "every bandwidth must be a finite positive number")
         if H.shape[0] > self.max_bandwidths:
-            raise ValueError(f"bandwidths: {H.shape[0]} candidate bandwidths requested; the site answers "
-                             f"at most max_bandwidths = {self.max_bandwidths}")
+            raise ArgumentError("bandwidths", f"{H.shape[0]} candidate bandwidths requested; the site "
+                                f"answers at most max_bandwidths = {self.max_bandwidths}")
         if n_points > self.max_grid_points:
-            raise ValueError(f"grid: {n_points} grid points requested; the site answers at most "
-                             f"max_grid_points = {self.max_grid_points}")
+            raise ArgumentError("grid", f"{n_points} grid points requested; the site answers at most "
+                                f"max_grid_points = {self.max_grid_points}")
         return thr
 
     def check_grid_rows(self, role: str, n_rows: np.ndarray) -> None:
@@ -178,9 +178,9 @@ class DisclosurePolicy:
         small = np.flatnonzero(n_rows < self.min_grid_fold_rows)
         if small.size:
             k = int(small[0])
-            raise ValueError(f"folds: fold {k} has {int(n_rows[k])} rows for {role!r}; the site releases "
-                             f"grid sums only for folds of at least min_grid_fold_rows = "
-                             f"{self.min_grid_fold_rows} rows (use fewer folds)")
+            raise ArgumentError("folds", f"fold {k} has {int(n_rows[k])} rows for {role!r}; the site "
+                                "releases grid sums only for folds of at least min_grid_fold_rows = "
+                                f"{self.min_grid_fold_rows} rows (use fewer folds)")
 
     # ------------------------------------------------------------ release ledger
     def _check_ledger_settings(self) -> None:

@@ -10,12 +10,14 @@ cross-validation (:class:`~hetmtl.fusion.nuisance_fusion.NuisanceFusion`).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
-from .._util.validation import as_float_array, check_choice
+from .._util.io import atomic_write_json, read_json
+from .._util.validation import ArgumentError, as_float_array, check_choice, check_positive
 from .grid_core import FITS, KERNELS, GridSumsResult, check_axes, grid_interpolate, grid_sums
 
 OUTSIDE = ("error", "clip")
@@ -41,7 +43,7 @@ def site_quantiles(X, probs: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
         x = x[:, None]
     lo, hi = (float(p) for p in probs)
     if not (0.0 <= lo < hi <= 1.0):
-        raise ValueError(f"probs: expected 0 <= lower < upper <= 1, got {probs!r}")
+        raise ArgumentError("probs", f"expected 0 <= lower < upper <= 1, got {probs!r}")
     return np.quantile(x, [lo, hi], axis=0).T
 
 
@@ -56,13 +58,13 @@ def silverman_bandwidth(X) -> np.ndarray:
         x = x[:, None]
     n, d = x.shape
     if n < 2:
-        raise ValueError(f"X: needs at least 2 rows for a bandwidth, got {n}")
+        raise ArgumentError("X", f"needs at least 2 rows for a bandwidth, got {n}")
     sd = x.std(axis=0, ddof=1)
     q75, q25 = np.quantile(x, [0.75, 0.25], axis=0)
     iqr = (q75 - q25) / 1.349
     scale = np.where(iqr > 0, np.minimum(sd, iqr), sd)
     if np.any(scale <= 0):
-        raise ValueError(f"X: column {int(np.argmin(scale))} is constant; no bandwidth can be derived")
+        raise ArgumentError("X", f"column {int(np.argmin(scale))} is constant; no bandwidth can be derived")
     return (4.0 / (d + 2)) ** (1.0 / (d + 4)) * n ** (-1.0 / (d + 4)) * scale
 
 
@@ -99,7 +101,7 @@ class KernelGrid:
         check_choice(self.fit, "fit", FITS)
         check_choice(self.outside, "outside", OUTSIDE)
         if not (np.isfinite(self.support) and self.support > 0):
-            raise ValueError(f"support: must be a positive number, got {self.support!r}")
+            raise ArgumentError("support", f"must be a positive number, got {self.support!r}")
 
     # ------------------------------------------------------------ construction
     @classmethod
@@ -119,12 +121,12 @@ class KernelGrid:
         if r.ndim == 1:
             r = r[None]
         if r.ndim != 2 or r.shape[1] != 2 or not 1 <= r.shape[0] <= 3:
-            raise ValueError(f"ranges: expected shape (d, 2) with d in 1..3, got {r.shape}")
+            raise ArgumentError("ranges", f"expected shape (d, 2) with d in 1..3, got {r.shape}")
         if np.any(r[:, 1] <= r[:, 0]):
-            raise ValueError("ranges: every upper bound must exceed its lower bound")
+            raise ArgumentError("ranges", "every upper bound must exceed its lower bound")
         m = np.broadcast_to(np.asarray(n_points), (r.shape[0],))
         if np.any(m < 2) or not np.issubdtype(m.dtype, np.integer):
-            raise ValueError(f"n_points: expected integers >= 2, got {n_points!r}")
+            raise ArgumentError("n_points", f"expected integers >= 2, got {n_points!r}")
         return cls(tuple(np.linspace(lo, hi, int(k)) for (lo, hi), k in zip(r, m)), **kwargs)
 
     @classmethod
@@ -146,7 +148,7 @@ class KernelGrid:
         """
         check_choice(cover, "cover", ("union", "intersection"))
         if len(quantiles) == 0:
-            raise ValueError("quantiles: needs at least one site")
+            raise ArgumentError("quantiles", "needs at least one site")
         q = np.stack([as_float_array(x, f"quantiles[{k}]").reshape(-1, 2) for k, x in enumerate(quantiles)])
         if cover == "union":
             ranges = np.column_stack([q[:, :, 0].min(0), q[:, :, 1].max(0)])
@@ -154,7 +156,7 @@ class KernelGrid:
             ranges = np.column_stack([q[:, :, 0].max(0), q[:, :, 1].min(0)])
             kwargs.setdefault("outside", "clip")
             if np.any(ranges[:, 1] <= ranges[:, 0]):
-                raise ValueError("quantiles: the sites' ranges do not overlap in some dimension")
+                raise ArgumentError("quantiles", "the sites' ranges do not overlap in some dimension")
         return cls.from_ranges(ranges, n_points, **kwargs)
 
     # ------------------------------------------------------------ properties
@@ -185,11 +187,15 @@ class KernelGrid:
         if x.ndim == 1 and self.dim == 1:
             x = x[:, None]
         if x.ndim != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"{name}: expected shape (n, {self.dim}) to match the grid, got {x.shape}")
+            raise ArgumentError(name, f"expected shape (n, {self.dim}) to match the grid, got {x.shape}")
+        lo = np.array([a[0] for a in self.axes])
+        hi = np.array([a[-1] for a in self.axes])
         if self.outside == "clip":
-            lo = np.array([a[0] for a in self.axes])
-            hi = np.array([a[-1] for a in self.axes])
-            x = np.clip(x, lo, hi)
+            return np.ascontiguousarray(np.clip(x, lo, hi))
+        outside = np.flatnonzero(np.any((x < lo) | (x > hi), axis=1))
+        if outside.size:
+            raise ArgumentError(name, f"row {int(outside[0])} lies outside the grid's range (pass "
+                                      "outside='clip' to clamp it, or widen the grid)")
         return np.ascontiguousarray(x)
 
     def sums(self, X, Y, bandwidth, *, folds=None, n_folds: int | None = None,
@@ -212,10 +218,10 @@ class KernelGrid:
     def from_dict(cls, d: dict[str, Any]) -> "KernelGrid":
         """Inverse of :meth:`to_dict`."""
         if not isinstance(d, dict) or "axes" not in d:
-            raise ValueError("grid: expected an object with 'axes'")
+            raise ArgumentError("grid", "expected an object with 'axes'")
         extra = set(d) - {"axes", "kernel", "fit", "support", "outside"}
         if extra:
-            raise ValueError(f"grid: unknown field(s) {sorted(extra)}")
+            raise ArgumentError("grid", f"unknown field(s) {sorted(extra)}")
         return cls(tuple(np.asarray(a, float) for a in d["axes"]), kernel=d.get("kernel", "gaussian"),
                    fit=d.get("fit", "constant"), support=float(d.get("support", 3.0)),
                    outside=d.get("outside", "error"))
@@ -225,6 +231,74 @@ class KernelGrid:
         return (self.kernel == other.kernel and self.fit == other.fit and self.support == other.support
                 and len(self.axes) == len(other.axes)
                 and all(a.shape == b.shape and np.array_equal(a, b) for a, b in zip(self.axes, other.axes)))
+
+
+GRID_SPEC_SCHEMA = "hetmtl.nuisance_grid_spec"
+
+
+@dataclass(frozen=True)
+class NuisanceGridSpec:
+    """What the center hands every site of nuisance fusion: grid, candidate bandwidths, threshold.
+
+    Parameters
+    ----------
+    grid : KernelGrid
+        The shared grid.
+    bandwidths : array_like of shape (B, d) or (B,)
+        Candidate bandwidths, one row per candidate (a single value per candidate is used for
+        every dimension).
+    threshold : float, default 5.0
+        Disclosure threshold: grid points with a smaller kernel sum or count in some fold are not
+        released.
+
+    Notes
+    -----
+    The file (:meth:`to_json`) is a JSON object ``{"schema": "hetmtl.nuisance_grid_spec",
+    "grid": KernelGrid.to_dict(), "bandwidths": [[...], ...], "threshold": float}``.
+    """
+
+    grid: KernelGrid
+    bandwidths: np.ndarray
+    threshold: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.grid, KernelGrid):
+            raise ArgumentError("grid", f"expected a KernelGrid, got {type(self.grid).__name__}")
+        H = as_float_array(self.bandwidths, "bandwidths")
+        if H.ndim == 1:
+            H = np.repeat(H[:, None], self.grid.dim, axis=1)
+        if H.ndim != 2 or H.shape[1] != self.grid.dim or H.shape[0] == 0:
+            raise ArgumentError("bandwidths", f"expected shape (B, {self.grid.dim}), got {H.shape}")
+        check_positive(H, "bandwidths")
+        if not (np.isfinite(self.threshold) and self.threshold >= 0):
+            raise ArgumentError("threshold", f"must be a finite number >= 0, got {self.threshold!r}")
+        object.__setattr__(self, "bandwidths", H)
+        object.__setattr__(self, "threshold", float(self.threshold))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description (the file's content)."""
+        return {"schema": GRID_SPEC_SCHEMA, "grid": self.grid.to_dict(),
+                "bandwidths": self.bandwidths.tolist(), "threshold": self.threshold}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "NuisanceGridSpec":
+        """Inverse of :meth:`to_dict`."""
+        if not isinstance(d, dict) or d.get("schema") != GRID_SPEC_SCHEMA:
+            raise ArgumentError("grid spec", f"not a nuisance grid specification (schema "
+                                             f"{GRID_SPEC_SCHEMA!r} expected)")
+        missing = {"grid", "bandwidths", "threshold"} - set(d)
+        if missing:
+            raise ArgumentError("grid spec", f"missing field(s) {sorted(missing)}")
+        return cls(KernelGrid.from_dict(d["grid"]), d["bandwidths"], d["threshold"])
+
+    def to_json(self, path: str | os.PathLike) -> None:
+        """Write the specification to ``path`` (atomically)."""
+        atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> "NuisanceGridSpec":
+        """Read a specification written by :meth:`to_json`."""
+        return cls.from_dict(read_json(path))
 
 
 def local_fit(M: np.ndarray, V: np.ndarray, rcond: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:

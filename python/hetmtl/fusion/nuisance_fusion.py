@@ -30,9 +30,10 @@ import numpy as np
 
 from .. import _core
 from .._util.io import atomic_write_json, read_json
-from .._util.validation import as_float_array, check_choice
+from .._util.validation import ArgumentError, as_float_array, check_choice
 from .grid_core import GRID_PENALTIES
-from .grid_summary import GridSummary, _fold_labels
+from .crossfit import single_split_labels
+from .grid_summary import GridSummary
 from .kernel_grid import KernelGrid, local_fit
 from .solver import _warn_unconverged, make_options
 
@@ -179,94 +180,106 @@ class NuisanceFusion:
         -------
         self
         """
-        check_choice(self.penalty, "penalty", GRID_PENALTIES)
-        if not (self.lam == "cv" or (isinstance(self.lam, Real) and np.isfinite(self.lam) and self.lam >= 0)):
-            raise ValueError(f"lam: expected 'cv' or a non-negative number, got {self.lam!r}")
-        if int(self.n_lambda) < 2:
-            raise ValueError(f"n_lambda: must be at least 2, got {self.n_lambda!r}")
-        if not (0 < self.lambda_ratio < 1):
-            raise ValueError(f"lambda_ratio: must lie in (0, 1), got {self.lambda_ratio!r}")
-        summaries = list(summaries)
-        if len(summaries) == 0:
-            raise ValueError("summaries: needs at least one site")
-        for k, s in enumerate(summaries):
-            if not isinstance(s, GridSummary):
-                raise ValueError(f"summaries[{k}]: expected a GridSummary, got {type(s).__name__}")
-        first = summaries[0]
-        for k, s in enumerate(summaries[1:], start=1):
-            if not s.grid.same_as(first.grid):
-                raise ValueError(f"summaries[{k}]: site {s.site!r} used a different grid or kernel")
-            if not np.array_equal(s.bandwidths, first.bandwidths):
-                raise ValueError(f"summaries[{k}]: site {s.site!r} used different candidate bandwidths")
-            if s.n_folds != first.n_folds:
-                raise ValueError(f"summaries[{k}]: site {s.site!r} has {s.n_folds} folds, site "
-                                 f"{first.site!r} has {first.n_folds}")
-        sites = [s.site for s in summaries]
-        if len(set(sites)) != len(sites):
-            raise ValueError("summaries: site names must be unique")
-        roles = [r for r in first.nuisances if all(r in s.nuisances for s in summaries)]
-        if not roles:
-            raise ValueError("summaries: no nuisance is present at every site")
-        K = len(summaries)
-        weights = None
-        if self.weights is not None:
-            weights = as_float_array(self.weights, "weights", ndim=1)
-            if weights.shape != (K,) or np.any(weights <= 0):
-                raise ValueError(f"weights: expected {K} positive values")
+        summaries, roles, weights = self._check_inputs(summaries)
         options = make_options("l2", self.tol, self.max_iter, self.n_threads)
-
-        F, H = first.n_folds, first.bandwidths
-        points = first.grid.points
-        self.sites_, self.grid_, self.n_folds_ = sites, first.grid, F
+        first = summaries[0]
+        self.sites_, self.grid_, self.n_folds_ = [s.site for s in summaries], first.grid, first.n_folds
         self.binary_ = {}
         self.bandwidth_, self.lam_, self.cv_loss_, self.values_, self.center_ = {}, {}, {}, {}, {}
         self.lambda_fraction_ = {}
         for role in roles:
             sums = [s.nuisances[role] for s in summaries]
             self.binary_[role] = all(s.binary for s in sums)
-            b_eval = _scoring_bandwidth(sums, H, role)
-            fractions = (np.append(np.geomspace(1.0, self.lambda_ratio, int(self.n_lambda)), 0.0)
-                         if self.lam == "cv" else None)
-            loss = np.zeros((H.shape[0], 1 if fractions is None else fractions.size))
-            problems = {}
-            for b in range(H.shape[0]):
-                for f in range(F):
-                    pb = _fold_problem(sums, b, f)
-                    if not (pb.curvature.max(axis=0) > 0).any():
-                        loss[b] = np.inf  # nothing released at this bandwidth
-                        break
-                    problems[b, f] = pb
-                    lams = (np.array([float(self.lam)]) if fractions is None
-                            else fractions * _lambda_max(pb, weights))
-                    theta, _ = _solve_path(pb, lams, self.penalty, weights, options)
-                    loss[b] += _heldout_loss(theta, sums, b_eval, f)
-            b_best, l_best = np.unravel_index(np.argmin(loss), loss.shape)
-            vals = np.empty((K, F, points.shape[0]))
-            cent = np.empty((F, points.shape[0]))
-            lam_used = []
-            for f in range(F):
-                pb = problems[b_best, f]
-                lam = (float(self.lam) if fractions is None
-                       else float(fractions[l_best] * _lambda_max(pb, weights)))
-                theta, center = _solve_path(pb, np.array([lam]), self.penalty, weights, options)
-                both = _fill_missing(np.vstack([theta[0], center[0][None]]), points)
-                vals[:, f], cent[f] = both[:K], both[K]
-                lam_used.append(lam)
-            if self.binary_[role]:
-                vals, cent = np.clip(vals, 0.0, 1.0), np.clip(cent, 0.0, 1.0)
-            self.bandwidth_[role] = H[b_best].copy()
-            self.lam_[role] = float(np.mean(lam_used))
-            self.lambda_fraction_[role] = None if fractions is None else float(fractions[l_best])
-            self.cv_loss_[role] = loss
-            self.values_[role], self.center_[role] = vals, cent
+            fit = self._fuse_role(sums, role, first.bandwidths, first.n_folds, first.grid.points,
+                                  weights, options)
+            self.bandwidth_[role], self.lam_[role], self.lambda_fraction_[role] = fit[:3]
+            self.cv_loss_[role], self.values_[role], self.center_[role] = fit[3:]
         return self
+
+    def _check_inputs(self, summaries: Sequence[GridSummary]) -> tuple[list, list[str], Any]:
+        """The options, the summaries (one grid, bandwidths and folds), the common nuisances and
+        the site weights."""
+        check_choice(self.penalty, "penalty", GRID_PENALTIES)
+        if not (self.lam == "cv" or (isinstance(self.lam, Real) and np.isfinite(self.lam) and self.lam >= 0)):
+            raise ArgumentError("lam", f"expected 'cv' or a non-negative number, got {self.lam!r}")
+        if int(self.n_lambda) < 2:
+            raise ArgumentError("n_lambda", f"must be at least 2, got {self.n_lambda!r}")
+        if not (0 < self.lambda_ratio < 1):
+            raise ArgumentError("lambda_ratio", f"must lie in (0, 1), got {self.lambda_ratio!r}")
+        summaries = list(summaries)
+        if len(summaries) == 0:
+            raise ArgumentError("summaries", "needs at least one site")
+        for k, s in enumerate(summaries):
+            if not isinstance(s, GridSummary):
+                raise ArgumentError(f"summaries[{k}]", f"expected a GridSummary, got {type(s).__name__}")
+        first = summaries[0]
+        for k, s in enumerate(summaries[1:], start=1):
+            if not s.grid.same_as(first.grid):
+                raise ArgumentError(f"summaries[{k}]", f"site {s.site!r} used a different grid or kernel")
+            if not np.array_equal(s.bandwidths, first.bandwidths):
+                raise ArgumentError(f"summaries[{k}]", f"site {s.site!r} used different candidate "
+                                                       "bandwidths")
+            if s.n_folds != first.n_folds:
+                raise ArgumentError(f"summaries[{k}]", f"site {s.site!r} has {s.n_folds} folds, site "
+                                                       f"{first.site!r} has {first.n_folds}")
+        sites = [s.site for s in summaries]
+        if len(set(sites)) != len(sites):
+            raise ArgumentError("summaries", "site names must be unique")
+        roles = [r for r in first.nuisances if all(r in s.nuisances for s in summaries)]
+        if not roles:
+            raise ArgumentError("summaries", "no nuisance is present at every site")
+        weights = None
+        if self.weights is not None:
+            weights = as_float_array(self.weights, "weights", ndim=1)
+            if weights.shape != (len(sites),) or np.any(weights <= 0):
+                raise ArgumentError("weights", f"expected {len(sites)} positive values")
+        return summaries, roles, weights
+
+    def _fuse_role(self, sums: list, role: str, H: np.ndarray, F: int, points: np.ndarray,
+                   weights: Any, options: Any) -> tuple:
+        """One nuisance: the cross-validated bandwidth and lambda, then the fused functions of
+        every fold (fitted without that fold). Returns bandwidth, lambda, lambda fraction, the
+        loss table, the site values (K, F, G) and the center (F, G)."""
+        b_eval = _scoring_bandwidth(sums, H, role)
+        fractions = (np.append(np.geomspace(1.0, self.lambda_ratio, int(self.n_lambda)), 0.0)
+                     if self.lam == "cv" else None)
+        loss = np.zeros((H.shape[0], 1 if fractions is None else fractions.size))
+        problems = {}
+        for b in range(H.shape[0]):
+            for f in range(F):
+                pb = _fold_problem(sums, b, f)
+                if not (pb.curvature.max(axis=0) > 0).any():
+                    loss[b] = np.inf  # nothing released at this bandwidth
+                    break
+                problems[b, f] = pb
+                lams = (np.array([float(self.lam)]) if fractions is None
+                        else fractions * _lambda_max(pb, weights))
+                theta, _ = _solve_path(pb, lams, self.penalty, weights, options)
+                loss[b] += _heldout_loss(theta, sums, b_eval, f)
+        b_best, l_best = np.unravel_index(np.argmin(loss), loss.shape)
+        K = len(sums)
+        vals = np.empty((K, F, points.shape[0]))
+        cent = np.empty((F, points.shape[0]))
+        lam_used = []
+        for f in range(F):
+            pb = problems[b_best, f]
+            lam = (float(self.lam) if fractions is None
+                   else float(fractions[l_best] * _lambda_max(pb, weights)))
+            theta, center = _solve_path(pb, np.array([lam]), self.penalty, weights, options)
+            both = _fill_missing(np.vstack([theta[0], center[0][None]]), points)
+            vals[:, f], cent[f] = both[:K], both[K]
+            lam_used.append(lam)
+        if all(s.binary for s in sums):
+            vals, cent = np.clip(vals, 0.0, 1.0), np.clip(cent, 0.0, 1.0)
+        fraction = None if fractions is None else float(fractions[l_best])
+        return H[b_best].copy(), float(np.mean(lam_used)), fraction, loss, vals, cent
 
     def result(self, site: str) -> "FusedNuisance":
         """What the center sends back to ``site``: its fused functions on the grid, per fold."""
         if not hasattr(self, "values_"):
-            raise ValueError("NuisanceFusion: call fit first")
+            raise ArgumentError("NuisanceFusion", "call fit first")
         if site not in self.sites_:
-            raise ValueError(f"site: unknown site {site!r}; known: {self.sites_}")
+            raise ArgumentError("site", f"unknown site {site!r}; known: {self.sites_}")
         k = self.sites_.index(site)
         return FusedNuisance(site=site, grid=self.grid_,
                              values={r: v[k] for r, v in self.values_.items()},
@@ -287,9 +300,9 @@ def _scoring_bandwidth(sums: list, H: np.ndarray, role: str) -> int:
     """
     any_released = np.stack([s.released for s in sums]).any(axis=(0, 2))    # (B,)
     if not any_released.any():
-        raise ValueError(f"summaries: no site released any grid point of {role!r} at any candidate "
-                         "bandwidth (too few rows per fold for the disclosure threshold); use "
-                         "larger bandwidths or fewer folds")
+        raise ArgumentError("summaries", f"no site released any grid point of {role!r} at any "
+                                         "candidate bandwidth (too few rows per fold for the "
+                                         "disclosure threshold); use larger bandwidths or fewer folds")
     usable = np.flatnonzero(any_released)
     return int(usable[np.argmin(np.prod(H[usable], axis=1))])
 
@@ -340,12 +353,12 @@ class FusedNuisance:
         ndarray of shape (n,)
         """
         if role not in self.values:
-            raise ValueError(f"role: no fused nuisance {role!r}; available: {sorted(self.values)}")
+            raise ArgumentError("role", f"no fused nuisance {role!r}; available: {sorted(self.values)}")
         x = self.grid.prepare_points(X)
-        labels, F = _fold_labels(folds, x.shape[0])
+        labels, F = single_split_labels(folds, x.shape[0])
         vals = self.values[role]
         if F != vals.shape[0]:
-            raise ValueError(f"folds: {F} folds, but the fused nuisance has {vals.shape[0]}")
+            raise ArgumentError("folds", f"{F} folds, but the fused nuisance has {vals.shape[0]}")
         out = np.empty(x.shape[0])
         for f in range(F):  # a handful of folds; each is one interpolation call
             rows = labels == f
@@ -375,7 +388,7 @@ class FusedNuisance:
         for r, v in d["values"].items():
             arr = as_float_array(v, f"values[{r!r}]", ndim=2)
             if arr.shape[1] != grid.n_points:
-                raise ValueError(f"values[{r!r}]: expected {grid.n_points} grid values per fold")
+                raise ArgumentError(f"values[{r!r}]", f"expected {grid.n_points} grid values per fold")
             values[r] = arr
         return cls(site=str(d["site"]), grid=grid, values=values,
                    binary={r: bool(b) for r, b in d.get("binary", {}).items()},

@@ -3,6 +3,8 @@
 :class:`SiteDML` is what each site runs on its own rows. Besides the usual estimate, standard
 error and confidence interval it produces :attr:`SiteDML.summary_`, the
 :class:`~hetmtl.fusion.summary.SiteSummary` that the site sends to the center (no row-level data).
+What differs between the models (PLR, IRM, linear CATE) lives in :mod:`hetmtl.fusion.dml_models`,
+the input checks in :mod:`hetmtl.fusion.site_inputs`.
 """
 
 from __future__ import annotations
@@ -16,33 +18,35 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 from sklearn.base import BaseEstimator, is_classifier, is_regressor
-from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.utils.validation import check_is_fitted
 
 from .. import __version__
-from .._util.validation import as_float_array, check_choice
-from .crossfit import NuisanceSpec, check_folds, crossfit_predict, make_folds
-from .scores import LinearScore, aipw_ate_score, plr_score, rlearner_score, sandwich
+from .._util.seeds import as_seed_sequence
+from .._util.validation import ArgumentError, check_choice
+from .crossfit import check_folds, crossfit_predict
+from .dml_models import MODELS, DMLModel, get_model
+from .learners import LEARNERS, role_learners
+from .scores import LinearScore, sandwich
+from .site_inputs import SiteInputs, collect_inputs, draw_folds, is_binary01, make_basis
 from .summary import FoldSummary, SiteSummary
 
-MODELS = ("plr", "irm", "cate_linear")
-_SCORE_NAMES = {"plr": "partialling out", "irm": "ATE (AIPW)", "cate_linear": "R-learner"}
-# Learners each model uses; any other learner argument must be left as None.
-_MODEL_LEARNERS = {"plr": ("ml_l", "ml_m"), "irm": ("ml_g", "ml_m"), "cate_linear": ("ml_l", "ml_m")}
+__all__ = ["MODELS", "SiteDML"]
+
 # DoubleML aggregates repeated cross-fitting with this fixed critical value (not the level's).
 _AGG_CRIT = 1.96
 
 
 @dataclass
-class _Inputs:
-    y: np.ndarray           # (n,)
-    d: np.ndarray           # (n, k)
-    x: np.ndarray           # (n, q)
-    x_frame: Any            # the covariates as given (DataFrame or array), for a basis callable
-    groups: np.ndarray | None
-    n_groups: int
-    y_name: str
-    d_names: list[str]
+class _Repetitions:
+    """Per-repetition results of a fit."""
+
+    coef: np.ndarray        # (n_rep, p)
+    se: np.ndarray          # (n_rep, p)
+    J: np.ndarray           # (n_rep, p, p)
+    V: np.ndarray           # (n_rep, p, p)
+    first_score: LinearScore
+    first_moments: tuple[np.ndarray, np.ndarray]
+    predictions: list[dict[str, np.ndarray]]
 
 
 class SiteDML(BaseEstimator):
@@ -57,14 +61,16 @@ class SiteDML(BaseEstimator):
         ``"irm"``: average treatment effect of a binary treatment with the AIPW score.
         ``"cate_linear"``: linear conditional average treatment effect ``tau(x) = phi(x)'beta`` of a
         binary treatment ``A``, by the R-learner (PLR with ``Dt = (A - m(X)) phi(X)``).
-    ml_l : estimator, optional
+    ml_l : estimator or str, optional
         Learner of ``l(X) = E[Y | X]`` (``"plr"``, ``"cate_linear"``). A classifier is accepted for
-        an outcome coded 0/1 (its ``predict_proba`` is used).
-    ml_m : estimator, optional
+        an outcome coded 0/1 (its ``predict_proba`` is used). A name of
+        :data:`~hetmtl.fusion.learners.LEARNERS` (``"rf"``, ``"gbm"``, ``"lasso"``, ``"linear"``)
+        takes that learner from :mod:`hetmtl.fusion.learners`; None means ``"rf"``.
+    ml_m : estimator or str, optional
         Learner of ``m(X) = E[D | X]``. ``"plr"``: a regressor, or a classifier for treatments coded
         0/1 (one clone per treatment column). ``"irm"``, ``"cate_linear"``: a classifier (the
         propensity score).
-    ml_g : estimator, optional
+    ml_g : estimator or str, optional
         Outcome regression of ``"irm"``, fitted separately on the treated and on the controls of
         each training fold (as DoubleML does). A classifier is accepted for an outcome coded 0/1.
     n_folds : int, default 5
@@ -83,6 +89,9 @@ class SiteDML(BaseEstimator):
         ``"irm"``: propensities are clipped to ``[clip, 1 - clip]`` (DoubleML's ``"truncate"``
         trimming with ``trimming_threshold=clip``). The R-learner does not divide by the
         propensity and ``"plr"`` has none, so there it has no effect.
+    learner_args : dict, optional
+        Parameters that replace the defaults of the named learners (e.g.
+        ``{"n_estimators": 500}``); an error when no learner is given by name.
     site : str, default "site"
         Name of the site, used in messages and in the summary.
     random_state : int, numpy.random.SeedSequence or None
@@ -126,9 +135,10 @@ class SiteDML(BaseEstimator):
 
     Notes
     -----
-    Default learners (when ``ml_*`` is None): ``RandomForestRegressor(n_estimators=100,
-    min_samples_leaf=5)`` for regressions and ``RandomForestClassifier(n_estimators=100,
-    min_samples_leaf=5)`` for propensities, with ``random_state`` drawn from ``random_state``.
+    Named learners (and the default ``"rf"``, 100 trees with at least 5 rows per leaf) come from
+    :func:`~hetmtl.fusion.learners.make_learners`' rule: a classifier where the role's target is
+    coded 0/1 (always for the propensity of ``"irm"`` and ``"cate_linear"``), a regressor
+    otherwise, each role seeded from child stream 1 of ``random_state`` (the folds use stream 0).
 
     Folds are drawn at random; with a binary treatment (single column coded 0/1) and no clusters
     they are stratified by treatment. With ``cluster`` every cluster lies in one fold and the
@@ -143,7 +153,8 @@ class SiteDML(BaseEstimator):
     def __init__(self, model: str = "plr", ml_l: Any = None, ml_m: Any = None, ml_g: Any = None,
                  n_folds: int = 5, n_rep: int = 1, basis: Sequence[str] | Callable | None = None,
                  clip: float = 0.01, site: str = "site",
-                 random_state: int | np.random.SeedSequence | None = None) -> None:
+                 random_state: int | np.random.SeedSequence | None = None,
+                 learner_args: dict[str, Any] | None = None) -> None:
         self.model = model
         self.ml_l = ml_l
         self.ml_m = ml_m
@@ -154,6 +165,7 @@ class SiteDML(BaseEstimator):
         self.clip = clip
         self.site = site
         self.random_state = random_state
+        self.learner_args = learner_args
 
     # ------------------------------------------------------------------ fitting
     def fit(self, data: pd.DataFrame | None = None, *, y: Any, d: Any, x: Any = None,
@@ -193,79 +205,45 @@ class SiteDML(BaseEstimator):
         -------
         self
         """
-        model = check_choice(self.model, "model", MODELS)
+        spec = get_model(check_choice(self.model, "model", MODELS))
         n_folds, n_rep, clip, site = self._check_params()
-        inp = _collect_inputs(data, y, d, x, cluster)
-        n = inp.y.shape[0]
-        binary_d = inp.d.shape[1] == 1 and _is_binary01(inp.d[:, 0])
-        if model in ("irm", "cate_linear"):
-            if inp.d.shape[1] != 1:
-                raise ValueError(f"d: model {model!r} needs a single binary treatment column coded "
-                                 f"0/1, got {inp.d.shape[1]} columns")
-            if not binary_d:
-                bad = inp.d[(inp.d[:, 0] != 0) & (inp.d[:, 0] != 1), 0][0]
-                raise ValueError(f"d: model {model!r} needs a binary treatment coded 0/1, found the "
-                                 f"value {bad:g}")
-        phi, phi_names = (self._basis(data, inp) if model == "cate_linear" else (None, None))
-        if model != "cate_linear" and self.basis is not None:
-            raise ValueError(f"basis: only used by model 'cate_linear', not by {model!r}")
-
-        root = _seed_sequence(self.random_state)
-        learners = self._learners(model, inp, root)
-
+        inp = collect_inputs(data, y, d, x, cluster)
+        _check_treatment(spec, inp)
+        phi, phi_names = make_basis(self.basis, data, inp) if spec.name == "cate_linear" else (None, None)
+        if spec.name != "cate_linear" and self.basis is not None:
+            raise ArgumentError("basis", f"only used by model 'cate_linear', not by {spec.name!r}")
+        root = as_seed_sequence(self.random_state)
+        learners = self._learners(spec, inp, root)
         if folds is None:
-            all_tests = _draw_folds(inp, root, n_folds, n_rep, binary_d)
+            all_tests = draw_folds(inp, root, n_folds, n_rep)
         else:
-            all_tests = check_folds(folds, n, inp.groups)
+            all_tests = check_folds(folds, inp.y.shape[0], inp.groups)
             n_folds, n_rep = len(all_tests[0]), len(all_tests)
+        external = {}
+        if predictions is not None:
+            if folds is None:
+                raise ArgumentError("predictions", "external predictions need the sample splits they "
+                                                   "were made with; pass folds")
+            external = spec.check_predictions(predictions, inp.y.shape[0], n_rep, inp.d.shape[1])
+        proba = {role: _is_clf(est) for role, est in learners.items()}
+        specs = [sp for sp in spec.nuisances(inp, learners, proba) if sp.name not in external]
+        reps = _fit_repetitions(spec, inp, specs, external, all_tests, phi, clip, site)
+        names = list(phi_names) if spec.name == "cate_linear" else list(inp.d_names)
+        self._store(spec, inp, reps, learners, external, all_tests, names, clip, site)
+        return self
 
-        specs = self._specs(model, inp, learners)
-        external = _external_predictions(predictions, folds, model, n, n_rep, inp.d.shape[1])
-        specs = [sp for sp in specs if sp.name not in external]
-        p = inp.d.shape[1] if model != "cate_linear" else phi.shape[1]
-        all_coef = np.empty((n_rep, p))
-        all_se = np.empty((n_rep, p))
-        all_J = np.empty((n_rep, p, p))
-        all_V = np.empty((n_rep, p, p))
-        preds_by_rep = []
-        first_score = None
-        first_moments = None
-        for r, tests in enumerate(all_tests):
-            preds = crossfit_predict(specs, inp.x, tests, rep=r) if specs else {}
-            preds.update({name: arr[r] for name, arr in external.items()})
-            preds_by_rep.append(preds)
-            score = _build_score(model, inp, preds, phi, clip)
-            theta = score.solve(site=site)
-            J, Omega = score.moments(theta, groups=inp.groups)
-            _check_omega(Omega, site, "")
-            V = sandwich(J, Omega, n)
-            all_coef[r], all_se[r], all_J[r], all_V[r] = theta, np.sqrt(np.diag(V)), J, V
-            if r == 0:
-                first_score, first_moments = score, (J, Omega)
-
-        if n_rep == 1:
-            coef, se, cov = all_coef[0], all_se[0], all_V[0]
-            J, Omega = first_moments
-        else:
-            coef = np.median(all_coef, axis=0)
-            se = (np.median(all_coef + _AGG_CRIT * all_se, axis=0) - coef) / _AGG_CRIT
-            Vbar = all_V.mean(axis=0)
-            sd = np.sqrt(np.diag(Vbar))
-            cov = (Vbar / np.outer(sd, sd)) * np.outer(se, se)
-            cov = 0.5 * (cov + cov.T)
-            # Moments consistent with the aggregated covariance: J^-1 Omega J^-T / n == cov.
-            J = all_J.mean(axis=0)
-            Omega = n * J @ cov @ J.T
-            Omega = 0.5 * (Omega + Omega.T)
-
-        names = list(phi_names) if model == "cate_linear" else list(inp.d_names)
-        fold_summaries = self._fold_summaries(first_score, all_tests[0], inp.groups, site)
+    def _store(self, spec: DMLModel, inp: SiteInputs, reps: _Repetitions, learners: dict[str, Any],
+               external: dict[str, np.ndarray], all_tests: list[list[np.ndarray]], names: list[str],
+               clip: float, site: str) -> None:
+        """Set the fitted attributes and the site summary."""
+        n, n_rep = inp.y.shape[0], len(all_tests)
+        coef, se, cov, J, Omega = _aggregate(reps, n)
         metadata = {
-            "model": model,
-            "score": _SCORE_NAMES[model],
-            "learners": {role: ("external" if _role_external(role, external) else type(est).__name__)
-                         for role, est in learners.items()},
-            "n_folds": int(n_folds),
+            "model": spec.name,
+            "score": spec.score_name,
+            "learners": {role: ("external" if any(k.startswith(role) for k in external)
+                                else type(est).__name__) for role, est in learners.items()},
+            "n_folds": len(all_tests[0]),
             "n_rep": int(n_rep),
             "clip": float(clip),
             "cluster": inp.groups is not None,
@@ -273,127 +251,50 @@ class SiteDML(BaseEstimator):
             "outcome": inp.y_name,
             "hetmtl_version": __version__,
         }
-        if model == "cate_linear":
+        if spec.name == "cate_linear":
             metadata["basis"] = names
-        self.summary_ = SiteSummary(theta=coef, J=J, Omega=Omega, n=n, site=site, model=model,
-                                    coef_names=names, folds=fold_summaries, metadata=metadata)
-        self.coef_ = coef
-        self.se_ = se
-        self.cov_ = cov
-        self.coef_names_ = names
+        folds = self._fold_summaries(reps.first_score, all_tests[0], inp.groups, site)
+        self.summary_ = SiteSummary(theta=coef, J=J, Omega=Omega, n=n, site=site, model=spec.name,
+                                    coef_names=names, folds=folds, metadata=metadata)
+        self.coef_, self.se_, self.cov_, self.coef_names_ = coef, se, cov, names
         self.n_obs_ = int(n)
         self.n_clusters_ = int(inp.n_groups) if inp.groups is not None else None
-        self.n_folds_ = int(n_folds)
-        self.n_rep_ = int(n_rep)
-        self.all_coef_ = all_coef
-        self.all_se_ = all_se
+        self.n_folds_, self.n_rep_ = len(all_tests[0]), int(n_rep)
+        self.all_coef_, self.all_se_ = reps.coef, reps.se
         self.folds_ = all_tests
         self.learners_ = learners
-        self.predictions_ = _stack_predictions(preds_by_rep, model, inp.d_names)
-        return self
+        self.predictions_ = spec.stack_predictions(reps.predictions)
 
     def _check_params(self) -> tuple[int, int, float, str]:
         if not isinstance(self.n_folds, Integral) or isinstance(self.n_folds, bool) or self.n_folds < 2:
-            raise ValueError(f"n_folds: must be an integer >= 2, got {self.n_folds!r}")
+            raise ArgumentError("n_folds", f"must be an integer >= 2, got {self.n_folds!r}")
         if not isinstance(self.n_rep, Integral) or isinstance(self.n_rep, bool) or self.n_rep < 1:
-            raise ValueError(f"n_rep: must be an integer >= 1, got {self.n_rep!r}")
+            raise ArgumentError("n_rep", f"must be an integer >= 1, got {self.n_rep!r}")
         if not isinstance(self.clip, Real) or not (0.0 <= float(self.clip) < 0.5):
-            raise ValueError(f"clip: must be a number in [0, 0.5), got {self.clip!r}")
+            raise ArgumentError("clip", f"must be a number in [0, 0.5), got {self.clip!r}")
         if not isinstance(self.site, str) or not self.site:
-            raise ValueError(f"site: must be a non-empty string, got {self.site!r}")
+            raise ArgumentError("site", f"must be a non-empty string, got {self.site!r}")
+        if self.learner_args is not None and not isinstance(self.learner_args, dict):
+            raise ArgumentError("learner_args", f"expected a dict of learner parameters, got "
+                                                f"{type(self.learner_args).__name__}")
         return int(self.n_folds), int(self.n_rep), float(self.clip), self.site
 
-    def _learners(self, model: str, inp: _Inputs, root: np.random.SeedSequence) -> dict[str, Any]:
+    def _learners(self, spec: DMLModel, inp: SiteInputs, root: np.random.SeedSequence) -> dict[str, Any]:
         given = {"ml_l": self.ml_l, "ml_m": self.ml_m, "ml_g": self.ml_g}
-        used = _MODEL_LEARNERS[model]
         for role, est in given.items():
-            if role not in used and est is not None:
-                raise ValueError(f"{role}: not used by model {model!r} (it uses {' and '.join(used)})")
+            if role not in spec.roles and est is not None:
+                raise ArgumentError(role, f"not used by model {spec.name!r} (it uses "
+                                          f"{' and '.join(spec.roles)})")
+            if isinstance(est, str) and est not in LEARNERS:
+                raise ArgumentError(role, f"must be an estimator or one of {LEARNERS}, got {est!r}")
         # Default learners get seeds from their own stream, independent of the folds'.
-        learner_seed = np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, 1))
-        seeds = learner_seed.generate_state(2)
-        y_binary = _is_binary01(inp.y)
-        out = {}
-        for i, role in enumerate(used):
-            est = given[role]
-            wants_proba = role == "ml_m" and model in ("irm", "cate_linear")
-            if est is None:
-                cls = RandomForestClassifier if wants_proba else RandomForestRegressor
-                est = cls(n_estimators=100, min_samples_leaf=5, random_state=int(seeds[i]))
-            if not hasattr(est, "fit"):
-                raise ValueError(f"{role}: expected a scikit-learn estimator with a fit method, got "
-                                 f"{type(est).__name__}")
-            clf = _is_clf(est)
-            if wants_proba and not (clf and hasattr(est, "predict_proba")):
-                raise ValueError(f"{role}: model {model!r} needs a classifier with predict_proba for "
-                                 f"the propensity score, got {type(est).__name__}")
-            if clf and not wants_proba:
-                if not hasattr(est, "predict_proba"):
-                    raise ValueError(f"{role}: classifier {type(est).__name__} has no predict_proba")
-                if role == "ml_m" and not all(_is_binary01(inp.d[:, j]) for j in range(inp.d.shape[1])):
-                    raise ValueError(f"{role}: a classifier needs treatments coded 0/1; use a regressor "
-                                     "for a continuous treatment")
-                if role in ("ml_l", "ml_g") and not y_binary:
-                    raise ValueError(f"{role}: a classifier needs an outcome coded 0/1; use a regressor "
-                                     "for a continuous outcome")
-            if not clf and not hasattr(est, "predict"):
-                raise ValueError(f"{role}: {type(est).__name__} has no predict method")
-            out[role] = est
+        named = {role: "rf" if given[role] is None else given[role] for role in spec.roles}
+        binary_d = all(is_binary01(inp.d[:, j]) for j in range(inp.d.shape[1]))
+        out = role_learners(named, spec.name, binary_outcome=is_binary01(inp.y),
+                            binary_treatment=binary_d, root=root, params=self.learner_args)
+        for role, est in out.items():
+            _check_learner(spec, role, est, inp)
         return out
-
-    def _specs(self, model: str, inp: _Inputs, learners: dict[str, Any]) -> list[NuisanceSpec]:
-        ml_m_proba = _is_clf(learners["ml_m"])
-        if model == "irm":
-            g_proba = _is_clf(learners["ml_g"])
-            a = inp.d[:, 0]
-            return [
-                NuisanceSpec("ml_g0", learners["ml_g"], inp.y, proba=g_proba, subset=a == 0,
-                             target_name="d", subset_name="controls (d == 0)"),
-                NuisanceSpec("ml_g1", learners["ml_g"], inp.y, proba=g_proba, subset=a == 1,
-                             target_name="d", subset_name="treated (d == 1)"),
-                NuisanceSpec("ml_m", learners["ml_m"], a, proba=True, target_name="d", must_vary=True),
-            ]
-        specs = [NuisanceSpec("ml_l", learners["ml_l"], inp.y, proba=_is_clf(learners["ml_l"]))]
-        for j in range(inp.d.shape[1]):
-            label = "ml_m" if inp.d.shape[1] == 1 else f"ml_m (treatment {inp.d_names[j]!r})"
-            specs.append(NuisanceSpec(f"ml_m:{j}", learners["ml_m"], inp.d[:, j], proba=ml_m_proba,
-                                      target_name="d", must_vary=True, label=label))
-        return specs
-
-    def _basis(self, data: pd.DataFrame | None, inp: _Inputs) -> tuple[np.ndarray, list[str]]:
-        basis = self.basis
-        n = inp.y.shape[0]
-        if basis is None:
-            raw, names = np.empty((n, 0)), []
-        elif callable(basis):
-            frame = inp.x_frame.get() if isinstance(inp.x_frame, _LazyFrame) else inp.x_frame
-            out = basis(frame)
-            if isinstance(out, pd.DataFrame):
-                names = [str(c) for c in out.columns]
-            raw = as_float_array(out, "basis")
-            if raw.ndim == 1:
-                raw = raw[:, None]
-            if raw.ndim != 2 or raw.shape[0] != n:
-                raise ValueError(f"basis: the callable must return an array of shape ({n}, r), "
-                                 f"got {raw.shape}")
-            if not isinstance(out, pd.DataFrame):
-                names = [f"phi{j + 1}" for j in range(raw.shape[1])]
-        elif isinstance(basis, str) or (isinstance(basis, (list, tuple))
-                                        and all(isinstance(c, str) for c in basis)):
-            cols = [basis] if isinstance(basis, str) else list(basis)
-            if data is None:
-                raise ValueError("basis: column names need data to be a DataFrame; pass a callable "
-                                 "when the inputs are arrays")
-            _check_columns(data, cols, "basis")
-            raw, names = as_float_array(data[cols].to_numpy(), "basis").reshape(n, -1), cols
-        else:
-            raise ValueError("basis: expected None, a list of column names of data or a callable, "
-                             f"got {type(basis).__name__}")
-        constant = (np.ptp(raw, axis=0) == 0) & (raw[0] != 0) if raw.shape[1] else np.zeros(0, bool)
-        if not constant.any():
-            raw = np.column_stack([np.ones(n), raw])
-            names = ["intercept", *names]
-        return raw, names
 
     @staticmethod
     def _fold_summaries(score: LinearScore, tests: list[np.ndarray], groups: np.ndarray | None,
@@ -426,9 +327,8 @@ class SiteDML(BaseEstimator):
             ``folds[r][k]``: sorted test rows of fold k in repetition r (the form of ``folds_``).
         """
         n_folds, n_rep, _, _ = self._check_params()
-        inp = _collect_inputs(data, y, d, x, cluster)
-        binary_d = inp.d.shape[1] == 1 and _is_binary01(inp.d[:, 0])
-        return _draw_folds(inp, _seed_sequence(self.random_state), n_folds, n_rep, binary_d)
+        inp = collect_inputs(data, y, d, x, cluster)
+        return draw_folds(inp, as_seed_sequence(self.random_state), n_folds, n_rep)
 
     # ------------------------------------------------------------------ results
     def confint(self, level: float = 0.95) -> pd.DataFrame:
@@ -449,7 +349,7 @@ class SiteDML(BaseEstimator):
         """
         check_is_fitted(self, "coef_")
         if not isinstance(level, Real) or not (0.0 < float(level) < 1.0):
-            raise ValueError(f"level: must be a number in (0, 1), got {level!r}")
+            raise ArgumentError("level", f"must be a number in (0, 1), got {level!r}")
         alpha = 1.0 - float(level)
         z = norm.ppf(1.0 - alpha / 2.0)
         lower = np.median(self.all_coef_ - z * self.all_se_, axis=0)
@@ -471,19 +371,81 @@ def _is_clf(est: Any) -> bool:
     return bool(is_classifier(est) or (hasattr(est, "predict_proba") and not is_regressor(est)))
 
 
-def _is_binary01(v: np.ndarray) -> bool:
-    return bool(np.all((v == 0) | (v == 1)))
+def _check_treatment(spec: DMLModel, inp: SiteInputs) -> None:
+    if not spec.binary_treatment:
+        return
+    if inp.d.shape[1] != 1:
+        raise ArgumentError("d", f"model {spec.name!r} needs a single binary treatment column coded "
+                                 f"0/1, got {inp.d.shape[1]} columns")
+    if not inp.binary_treatment:
+        bad = inp.d[(inp.d[:, 0] != 0) & (inp.d[:, 0] != 1), 0][0]
+        raise ArgumentError("d", f"model {spec.name!r} needs a binary treatment coded 0/1, found the "
+                                 f"value {bad:g}")
 
 
-def _seed_sequence(random_state: Any) -> np.random.SeedSequence:
-    if isinstance(random_state, np.random.SeedSequence):
-        return random_state
-    if random_state is None:
-        return np.random.SeedSequence()
-    if isinstance(random_state, Integral) and not isinstance(random_state, bool) and random_state >= 0:
-        return np.random.SeedSequence(int(random_state))
-    raise ValueError("random_state: expected None, a non-negative integer or a "
-                     f"numpy.random.SeedSequence, got {random_state!r}")
+def _check_learner(spec: DMLModel, role: str, est: Any, inp: SiteInputs) -> None:
+    """A learner must fit and predict; a classifier needs a 0/1 target and predict_proba."""
+    if not hasattr(est, "fit"):
+        raise ArgumentError(role, f"expected a scikit-learn estimator with a fit method, got "
+                                  f"{type(est).__name__}")
+    clf = _is_clf(est)
+    wants_proba = spec.needs_propensity(role)
+    if wants_proba and not (clf and hasattr(est, "predict_proba")):
+        raise ArgumentError(role, f"model {spec.name!r} needs a classifier with predict_proba for "
+                                  f"the propensity score, got {type(est).__name__}")
+    if clf and not wants_proba:
+        if not hasattr(est, "predict_proba"):
+            raise ArgumentError(role, f"classifier {type(est).__name__} has no predict_proba")
+        if role == "ml_m" and not all(is_binary01(inp.d[:, j]) for j in range(inp.d.shape[1])):
+            raise ArgumentError(role, f"a classifier needs treatments coded 0/1; use a regressor "
+                                      "for a continuous treatment")
+        if role in ("ml_l", "ml_g") and not is_binary01(inp.y):
+            raise ArgumentError(role, f"a classifier needs an outcome coded 0/1; use a regressor "
+                                      "for a continuous outcome")
+    if not clf and not hasattr(est, "predict"):
+        raise ArgumentError(role, f"{type(est).__name__} has no predict method")
+
+
+def _fit_repetitions(spec: DMLModel, inp: SiteInputs, specs: list, external: dict[str, np.ndarray],
+                     all_tests: list[list[np.ndarray]], phi: np.ndarray | None, clip: float,
+                     site: str) -> _Repetitions:
+    """Cross-fit and solve the score once per repetition of the sample split."""
+    n, n_rep = inp.y.shape[0], len(all_tests)
+    p = inp.d.shape[1] if phi is None else phi.shape[1]
+    coef, se = np.empty((n_rep, p)), np.empty((n_rep, p))
+    J_all, V_all = np.empty((n_rep, p, p)), np.empty((n_rep, p, p))
+    preds_by_rep, first = [], None
+    for r, tests in enumerate(all_tests):
+        preds = crossfit_predict(specs, inp.x, tests, rep=r) if specs else {}
+        preds.update({name: arr[r] for name, arr in external.items()})
+        preds_by_rep.append(preds)
+        score = spec.score(inp, preds, phi, clip)
+        theta = score.solve(site=site)
+        J, Omega = score.moments(theta, groups=inp.groups)
+        _check_omega(Omega, site, "")
+        V = sandwich(J, Omega, n)
+        coef[r], se[r], J_all[r], V_all[r] = theta, np.sqrt(np.diag(V)), J, V
+        if r == 0:
+            first = (score, (J, Omega))
+    return _Repetitions(coef, se, J_all, V_all, first[0], first[1], preds_by_rep)
+
+
+def _aggregate(reps: _Repetitions, n: int) -> tuple[np.ndarray, ...]:
+    """Estimate, standard errors, covariance and moments over the repetitions (DoubleML's median
+    aggregation when there are several)."""
+    if reps.coef.shape[0] == 1:
+        J, Omega = reps.first_moments
+        return reps.coef[0], reps.se[0], reps.V[0], J, Omega
+    coef = np.median(reps.coef, axis=0)
+    se = (np.median(reps.coef + _AGG_CRIT * reps.se, axis=0) - coef) / _AGG_CRIT
+    Vbar = reps.V.mean(axis=0)
+    sd = np.sqrt(np.diag(Vbar))
+    cov = (Vbar / np.outer(sd, sd)) * np.outer(se, se)
+    cov = 0.5 * (cov + cov.T)
+    # Moments consistent with the aggregated covariance: J^-1 Omega J^-T / n == cov.
+    J = reps.J.mean(axis=0)
+    Omega = n * J @ cov @ J.T
+    return coef, se, cov, J, 0.5 * (Omega + Omega.T)
 
 
 def _check_omega(Omega: np.ndarray, site: str, where: str) -> None:
@@ -491,183 +453,3 @@ def _check_omega(Omega: np.ndarray, site: str, where: str) -> None:
     if not (eig[-1] > 0 and eig[0] > 1e-12 * eig[-1]):
         raise ValueError(f"site {site!r}: the score covariance Omega{where} is not positive definite "
                          "(the residuals vanish or the scores are collinear)")
-
-
-def _check_columns(data: pd.DataFrame, cols: Sequence[str], arg: str) -> None:
-    missing = [c for c in cols if c not in data.columns]
-    if missing:
-        raise ValueError(f"{arg}: column(s) {missing} not found in data")
-
-
-def _names(value: Any, arg: str, allow_list: bool) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if allow_list and isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
-        return list(value)
-    what = "a column name or a list of column names" if allow_list else "a column name"
-    raise ValueError(f"{arg}: with data given, expected {what}, got {type(value).__name__}")
-
-
-class _LazyFrame:
-    """The covariate columns of ``data``, sliced only if a basis callable asks for them."""
-
-    def __init__(self, data: pd.DataFrame, cols: list[str]) -> None:
-        self.data, self.cols = data, cols
-
-    def get(self) -> pd.DataFrame:
-        return self.data[self.cols]
-
-
-def _frame_arrays(data: pd.DataFrame, groups: list[list[str]], args: list[str]) -> list[np.ndarray]:
-    """Float arrays of several column groups of ``data``, each checked under its argument's name."""
-    if data.columns.is_unique and all(dt.kind in "biuf" for dt in data.dtypes):
-        # All-numeric frame: one conversion of the whole block, then column picks (much cheaper
-        # than slicing sub-frames, which matters when thousands of sites are fitted).
-        block = data.to_numpy(dtype=np.float64, na_value=np.nan)
-        position = {c: j for j, c in enumerate(data.columns)}
-        return [as_float_array(block[:, [position[c] for c in cols]], arg)
-                for cols, arg in zip(groups, args)]
-    return [as_float_array(data[cols].to_numpy(), arg).reshape(len(data), len(cols))
-            for cols, arg in zip(groups, args)]
-
-
-def _collect_inputs(data: Any, y: Any, d: Any, x: Any, cluster: Any) -> _Inputs:
-    """Turn column names or arrays into validated float arrays (and cluster codes)."""
-    if data is not None:
-        if not isinstance(data, pd.DataFrame):
-            raise ValueError(f"data: expected a pandas DataFrame or None, got {type(data).__name__}")
-        y_cols = _names(y, "y", allow_list=False)
-        d_cols = _names(d, "d", allow_list=True)
-        c_cols = _names(cluster, "cluster", allow_list=False) if cluster is not None else []
-        _check_columns(data, y_cols, "y")
-        _check_columns(data, d_cols, "d")
-        _check_columns(data, c_cols, "cluster")
-        if x is None:
-            taken = set(y_cols) | set(d_cols) | set(c_cols)
-            x_cols = [c for c in data.columns if c not in taken]
-            if not x_cols:
-                raise ValueError("x: no covariate columns left in data besides y, d and cluster")
-        else:
-            x_cols = _names(x, "x", allow_list=True)
-            _check_columns(data, x_cols, "x")
-        y_arr, d_arr, x_arr = _frame_arrays(data, [y_cols, d_cols, x_cols], ["y", "d", "x"])
-        y_arr = y_arr[:, 0]
-        x_frame = _LazyFrame(data, x_cols)
-        c_arr = data[c_cols[0]].to_numpy() if c_cols else None
-        y_name, d_names = y_cols[0], d_cols
-    else:
-        for arg, v in (("y", y), ("d", d), ("x", x), ("cluster", cluster)):
-            if isinstance(v, str) or (isinstance(v, (list, tuple)) and v and isinstance(v[0], str)):
-                raise ValueError(f"{arg}: got column name(s) but data is None")
-        if x is None:
-            raise ValueError("x: covariates are required")
-        y_arr = as_float_array(y, "y")
-        if y_arr.ndim == 2 and y_arr.shape[1] == 1:
-            y_arr = y_arr[:, 0]
-        if y_arr.ndim != 1:
-            raise ValueError(f"y: expected a 1-dimensional array, got shape {y_arr.shape}")
-        d_arr = as_float_array(d, "d")
-        x_arr = as_float_array(x, "x")
-        x_frame = None
-        c_arr = None if cluster is None else np.asarray(cluster)
-        y_name = "y"
-        k = d_arr.shape[1] if d_arr.ndim == 2 else 1
-        d_names = ["d"] if k == 1 else [f"d{j + 1}" for j in range(k)]
-    n = y_arr.shape[0]
-    if d_arr.ndim == 1:
-        d_arr = d_arr[:, None]
-    if x_arr.ndim == 1:
-        x_arr = x_arr[:, None]
-    if d_arr.ndim != 2 or d_arr.shape[1] == 0:
-        raise ValueError(f"d: expected shape (n,) or (n, k), got {d_arr.shape}")
-    if x_arr.ndim != 2 or x_arr.shape[1] == 0:
-        raise ValueError(f"x: expected shape (n,) or (n, q), got {x_arr.shape}")
-    for arg, arr in (("d", d_arr), ("x", x_arr)):
-        if arr.shape[0] != n:
-            raise ValueError(f"{arg}: has {arr.shape[0]} rows but y has {n}")
-    groups, n_groups = None, 0
-    if c_arr is not None:
-        if c_arr.ndim != 1 or c_arr.shape[0] != n:
-            raise ValueError(f"cluster: expected {n} labels (one per row), got shape {c_arr.shape}")
-        codes, uniques = pd.factorize(c_arr)
-        if np.any(codes < 0):
-            raise ValueError(f"cluster: contains {int(np.sum(codes < 0))} missing label(s)")
-        groups, n_groups = codes.astype(np.intp), len(uniques)
-    if x_frame is None:
-        x_frame = x_arr
-    return _Inputs(y=y_arr, d=np.ascontiguousarray(d_arr), x=np.ascontiguousarray(x_arr),
-                   x_frame=x_frame, groups=groups, n_groups=n_groups, y_name=y_name,
-                   d_names=d_names)
-
-
-def _draw_folds(inp: _Inputs, root: np.random.SeedSequence, n_folds: int, n_rep: int,
-                binary_d: bool) -> list[list[np.ndarray]]:
-    """The random sample splits of a fit (stratified by a binary treatment, or by cluster)."""
-    n = inp.y.shape[0]
-    if inp.groups is not None and inp.n_groups < n_folds:
-        raise ValueError(f"n_folds: {n_folds} folds need at least {n_folds} clusters, "
-                         f"got {inp.n_groups}")
-    if n < 2 * n_folds:
-        raise ValueError(f"n_folds: {n_folds} folds need at least {2 * n_folds} rows "
-                         f"(2 per fold), got {n}")
-    strata = inp.d[:, 0] if (binary_d and inp.groups is None) else None
-    fold_seed = np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, 0))
-    return make_folds(n, n_folds, n_rep, fold_seed, groups=inp.groups, strata=strata)
-
-
-def _role_external(role: str, external: dict[str, np.ndarray]) -> bool:
-    return any(name == role or name.startswith(role) for name in external)
-
-
-def _external_predictions(predictions: dict[str, Any] | None, folds: Any, model: str, n: int, n_rep: int,
-                          k: int) -> dict[str, np.ndarray]:
-    """Validate external predictions; return them by spec name, each of shape (n_rep, n)."""
-    if predictions is None:
-        return {}
-    if not isinstance(predictions, dict):
-        raise ValueError(f"predictions: expected a dict of arrays by role, got {type(predictions).__name__}")
-    if folds is None:
-        raise ValueError("predictions: external predictions need the sample splits they were made "
-                         "with; pass folds")
-    roles = ("ml_g0", "ml_g1", "ml_m") if model == "irm" else ("ml_l", "ml_m")
-    out = {}
-    for role, value in predictions.items():
-        if role not in roles:
-            raise ValueError(f"predictions: unknown role {role!r} for model {model!r} (expected {roles})")
-        arr = as_float_array(value, f"predictions[{role!r}]")
-        multi = model == "plr" and role == "ml_m" and k > 1
-        base = 2 if multi else 1
-        if arr.ndim == base:
-            arr = arr[None]
-        want = (n_rep, n, k) if multi else (n_rep, n)
-        if arr.shape != want:
-            raise ValueError(f"predictions[{role!r}]: expected shape {want[1:]} or {want}, got "
-                             f"{np.shape(value)}")
-        if model != "irm" and role == "ml_m":
-            cols = arr if multi else arr[..., None]
-            for j in range(k):
-                out[f"ml_m:{j}"] = cols[..., j]
-        else:
-            out[role] = arr
-    return out
-
-
-def _build_score(model: str, inp: _Inputs, preds: dict[str, np.ndarray], phi: np.ndarray | None,
-                 clip: float) -> LinearScore:
-    if model == "irm":
-        return aipw_ate_score(inp.y, inp.d[:, 0], preds["ml_g0"], preds["ml_g1"], preds["ml_m"], clip)
-    m_hat = np.column_stack([preds[f"ml_m:{j}"] for j in range(inp.d.shape[1])])
-    if model == "plr":
-        return plr_score(inp.y, inp.d, preds["ml_l"], m_hat)
-    return rlearner_score(inp.y, inp.d[:, 0], preds["ml_l"], m_hat[:, 0], phi)
-
-
-def _stack_predictions(preds_by_rep: list[dict[str, np.ndarray]], model: str,
-                       d_names: list[str]) -> dict[str, np.ndarray]:
-    if model == "irm":
-        return {k: np.stack([p[k] for p in preds_by_rep]) for k in ("ml_g0", "ml_g1", "ml_m")}
-    out = {"ml_l": np.stack([p["ml_l"] for p in preds_by_rep])}
-    m = np.stack([np.column_stack([p[f"ml_m:{j}"] for j in range(len(d_names))])
-                  for p in preds_by_rep])
-    out["ml_m"] = m[:, :, 0] if (model == "cate_linear" or len(d_names) == 1) else m
-    return out

@@ -5,11 +5,25 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+import numpy as np
 import torch
+
+from .._util.validation import check_int_at_least
 
 ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh, "gelu": torch.nn.functional.gelu}
 # In place on a layer's fresh output (the product's gradient does not need it): one buffer less.
 _IN_PLACE = {"relu": torch.relu_, "tanh": torch.tanh_, "gelu": torch.nn.functional.gelu}
+
+
+def hidden_widths(hidden: int | Sequence[int], n_layers: int = 1, name: str = "hidden") -> tuple[int, ...]:
+    """The hidden widths an estimator's ``hidden`` option stands for: a sequence gives one width per
+    hidden layer (empty: no hidden layer), a number ``w`` gives ``n_layers`` layers of width ``w``.
+    Widths are whole numbers of at least 1 (the package's shared check: 32.0 is 32)."""
+    try:
+        widths = (hidden,) * int(n_layers) if np.ndim(hidden) == 0 else tuple(hidden)
+        return tuple(check_int_at_least(w, name) for w in widths)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: widths must be positive ints, got {hidden!r}") from None
 
 
 class StackedMLP(torch.nn.Module):

@@ -1,4 +1,4 @@
-"""Seeding and size helpers shared by the simulation generators."""
+"""Size helpers shared by the simulation generators (and their seeding helper, from _util.seeds)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .._util.tasks import child_seed
-
-
-def child_rng(root: np.random.SeedSequence, *keys: int) -> np.random.Generator:
-    """A generator on the fixed-key child stream ``keys`` of ``root`` (``root`` is not mutated)."""
-    return np.random.default_rng(child_seed(root, *keys))
+from .._util.seeds import child_rng  # noqa: F401  (the generators import it from here)
 
 
 def task_sizes(n_per_task: int | Sequence[int], n_tasks: int, minimum: int = 5) -> np.ndarray:

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._util.seeds import as_seed_sequence, child_seed
+from .._util.validation import check_int_at_least
 from ..fusion.crossfit import make_folds
 from ..fusion.disclosure import SIMULATION_POLICY
 from ..fusion.grid_summary import GridSummary, common_bandwidths, nuisance_targets
@@ -75,11 +77,8 @@ def nuisance_fusion_replication(*, scenario: str = "S1", n_sites: int = 10,
         Columns ``site``, ``n``, ``method``, ``estimate``, ``late``, ``theta``, ``err_site``,
         ``err_late``, ``err_m``.
     """
-    root = random_state if isinstance(random_state, np.random.SeedSequence) else \
-        np.random.SeedSequence(random_state)
-    # Child streams built with fixed keys (spawning would mutate a caller's SeedSequence).
-    data_seed = np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, 0))
-    fold_seed = np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, 1))
+    root = as_seed_sequence(random_state)
+    data_seed, fold_seed = child_seed(root, 0), child_seed(root, 1)
     sim = make_late_fusion_sites(n_sites=n_sites, n_per_site=n_per_site, p=1, q=q, eta=eta,
                                  scenario=scenario, model=model, random_state=data_seed)
     site_col = sim.data["site"].to_numpy()
@@ -89,9 +88,8 @@ def nuisance_fusion_replication(*, scenario: str = "S1", n_sites: int = 10,
         x = sub[sim.x_cols].to_numpy(float)
         y = sub["y"].to_numpy(float)
         d = sub["d"].to_numpy(float)
-        child = np.random.SeedSequence(fold_seed.entropy, spawn_key=(*fold_seed.spawn_key, k))
         strata = d if model == "irm" else None
-        folds = make_folds(len(y), n_folds, 1, child, strata=strata)[0]
+        folds = make_folds(len(y), n_folds, 1, child_seed(fold_seed, k), strata=strata)[0]
         sites.append((name, x, y, d, folds))
 
     grid = KernelGrid.from_site_quantiles([site_quantiles(s[1]) for s in sites], n_points, fit=fit)
@@ -124,11 +122,10 @@ def nuisance_fusion_replication(*, scenario: str = "S1", n_sites: int = 10,
 
 def nuisance_fusion_study(n_rep: int, *, random_state: int = 0, **design: Any) -> pd.DataFrame:
     """Run ``n_rep`` replications (sequentially) and stack them with a ``rep`` column."""
-    root = np.random.SeedSequence(random_state)
+    root = as_seed_sequence(random_state)
     out = []
-    for r in range(int(n_rep)):
-        rep = nuisance_fusion_replication(
-            random_state=np.random.SeedSequence(root.entropy, spawn_key=(r,)), **design)
+    for r in range(check_int_at_least(n_rep, "n_rep")):
+        rep = nuisance_fusion_replication(random_state=child_seed(root, r), **design)
         rep.insert(0, "rep", r)
         out.append(rep)
     return pd.concat(out, ignore_index=True)

@@ -19,11 +19,15 @@ Checkpoints
 -----------
 ``checkpoint`` names a folder. It holds ``study.json`` (the seed, ``seed_keys`` and the name of
 ``fn``, checked on resume) and ``chunk-*.json`` files, each a batch of finished tasks with their
-result rows. A chunk is written to a temporary file and renamed into place, so a killed run
-leaves whole chunks only; the next run reads them, skips those tasks and runs the rest. Rows
-pass through the same JSON conversion whether or not they are checkpointed, so a resumed run
-returns exactly what an uninterrupted one would. If ``fn`` changes, start a new folder: old
-chunks would be reused as they are. One run at a time per folder.
+result rows and a checksum. A chunk is written to a temporary file and renamed into place, so a
+killed run leaves whole chunks only; the next run reads them, skips those tasks and runs the rest.
+A damaged chunk (truncated, unreadable, or edited by hand so that its checksum no longer holds)
+is moved to ``quarantine/`` with a :class:`~hetmtl.studies.checkpoint.CheckpointWarning` and its
+tasks run again. Rows pass through the same JSON conversion whether or not they are
+checkpointed, so a resumed run returns exactly what an uninterrupted one would. If ``fn``
+changes, start a new folder: old chunks would be reused as they are. A run locks its folder; a
+second run on the same folder is refused with
+:class:`~hetmtl.studies.checkpoint.CheckpointBusyError` (see :mod:`hetmtl.studies.checkpoint`).
 
 Errors
 ------
@@ -42,21 +46,26 @@ import numbers
 import os
 import sys
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .._util.io import atomic_write_bytes
+from .._util.seeds import as_seed_sequence
+from .._util.validation import check_int_at_least
+from .backends import BACKENDS as _BACKENDS
+from .backends import run_dask, run_loky
+from .checkpoint import FORMAT as _FORMAT
+from .checkpoint import FORMAT_VERSION as _FORMAT_VERSION
+from .checkpoint import MANIFEST as _MANIFEST
+from .checkpoint import CheckpointFolder, read_tasks
+from .checkpoint import canonical_json as _canonical
 
 __all__ = ["config_grid", "load_checkpoint", "run_study", "task_seed"]
 
-_MANIFEST = "study.json"
-_FORMAT = "hetmtl.study_checkpoint"
-_FORMAT_VERSION = 1
-_CHUNK_PREFIX = "chunk-"
 _RESERVED = ("rep",)
 
 StudyResult = "Mapping[str, Any] | Sequence[Mapping[str, Any]]"
@@ -81,10 +90,6 @@ def _scalar(value: Any, where: str) -> Any:
         f"{where}: values must be scalars (str, int, float, bool or None), got "
         f"{type(value).__name__}; return several rows for vector-valued results"
     )
-
-
-def _canonical(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=True)
 
 
 def _normalize_configs(configs: Any) -> list[dict[str, Any]]:
@@ -144,17 +149,6 @@ def _normalize_rows(result: Any, config: Mapping[str, Any]) -> list[dict[str, An
 
 
 # --------------------------------------------------------------------------- seeds
-
-def _root_seed(seed: Any) -> np.random.SeedSequence:
-    if isinstance(seed, np.random.SeedSequence):
-        return seed
-    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and seed >= 0:
-        return np.random.SeedSequence(int(seed))
-    raise ValueError(
-        "seed: expected a non-negative int or a numpy SeedSequence (a fixed seed is required "
-        f"for reproducible, resumable studies), got {seed!r}"
-    )
-
 
 def _seed_words(config: Mapping[str, Any], seed_keys: Sequence[str] | None) -> tuple[int, ...]:
     sub = dict(config) if seed_keys is None else {k: config[k] for k in seed_keys}
@@ -236,70 +230,6 @@ def _fn_name(fn: Callable) -> str:
     return getattr(fn, "__qualname__", None) or type(fn).__qualname__
 
 
-class _Checkpoint:
-    """A folder of atomically written chunk files plus a manifest."""
-
-    def __init__(self, path: str | os.PathLike, manifest: dict[str, Any]):
-        self.path = Path(path)
-        if self.path.exists() and not self.path.is_dir():
-            raise ValueError(f"checkpoint: {self.path} exists and is not a folder")
-        self.path.mkdir(parents=True, exist_ok=True)
-        mpath = self.path / _MANIFEST
-        if mpath.exists():
-            old = _read_json(mpath, "checkpoint")
-            for key in ("format", "seed", "seed_keys", "fn"):
-                if old.get(key) != manifest[key]:
-                    raise ValueError(
-                        f"checkpoint: {self.path} was written by a different study ({key} was "
-                        f"{old.get(key)!r}, now {manifest[key]!r}); use a new folder or delete it"
-                    )
-        else:
-            atomic_write_bytes(mpath, (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
-        # Leftover temporary files of a killed writer are incomplete by construction.
-        for stale in self.path.glob(f".{_CHUNK_PREFIX}*.tmp"):
-            stale.unlink(missing_ok=True)
-        self._counter = 0
-
-    def write(self, records: list[dict[str, Any]]) -> None:
-        if not records:
-            return
-        self._counter += 1
-        name = f"{_CHUNK_PREFIX}{time.time_ns():020d}-{os.getpid()}-{self._counter:06d}.json"
-        payload = json.dumps({"tasks": records}, allow_nan=True) + "\n"
-        atomic_write_bytes(self.path / name, payload.encode("utf-8"))
-
-
-def _read_json(path: Path, what: str) -> dict:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            obj = json.load(fh)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{what}: cannot read {path} ({exc})") from None
-    if not isinstance(obj, dict):
-        raise ValueError(f"{what}: {path} does not hold a JSON object")
-    return obj
-
-
-def _read_chunks(path: Path) -> dict[tuple[str, int], tuple[dict, list[dict]]]:
-    """Finished tasks in a checkpoint folder, keyed by (canonical config, rep)."""
-    done: dict[tuple[str, int], tuple[dict, list[dict]]] = {}
-    for chunk in sorted(path.glob(f"{_CHUNK_PREFIX}*.json")):
-        obj = _read_json(chunk, "checkpoint")
-        tasks = obj.get("tasks")
-        if not isinstance(tasks, list):
-            raise ValueError(f"checkpoint: {chunk} has no 'tasks' list")
-        for rec in tasks:
-            try:
-                config, rep, rows = rec["config"], int(rec["rep"]), rec["rows"]
-            except (KeyError, TypeError, ValueError):
-                config = rows = None
-            if not isinstance(config, dict) or not isinstance(rows, list):
-                raise ValueError(f"checkpoint: {chunk} holds a malformed task record")
-            # Identical duplicates can only come from two runs sharing a folder; keep the first.
-            done.setdefault((_canonical(config), rep), (config, rows))
-    return done
-
-
 def load_checkpoint(checkpoint: str | os.PathLike) -> pd.DataFrame:
     """Results stored so far in a checkpoint folder (for a peek at a running study).
 
@@ -317,7 +247,7 @@ def load_checkpoint(checkpoint: str | os.PathLike) -> pd.DataFrame:
     path = Path(checkpoint)
     if not (path / _MANIFEST).is_file():
         raise ValueError(f"checkpoint: {path} is not a study checkpoint folder (no {_MANIFEST})")
-    done = _read_chunks(path)
+    done = read_tasks(path, quarantine=False)
     tasks = [(cfg, rep, rows) for (_, rep), (cfg, rows) in sorted(done.items())]
     return _assemble(tasks)
 
@@ -337,43 +267,6 @@ def _assemble(tasks: Iterable[tuple[dict, int, list[dict]]]) -> pd.DataFrame:
     df.attrs["config_columns"] = list(config_cols)
     df.attrs["metric_columns"] = list(metric_cols)
     return df
-
-
-# --------------------------------------------------------------------------- backends
-
-_BACKENDS = ("loky", "dask")
-
-
-@contextmanager
-def _dask_backend(scheduler_address: str | None) -> Iterator[None]:
-    try:
-        import distributed  # noqa: F401  (joblib's dask backend needs it)
-    except ImportError:
-        raise ImportError(
-            "backend='dask': dask.distributed is not installed; install it with "
-            "`pip install 'dask[distributed]'` (or the package's 'dask' extra)"
-        ) from None
-    from joblib import parallel_config
-
-    with ExitStack() as stack:
-        if scheduler_address is not None:
-            stack.enter_context(distributed.Client(scheduler_address))
-        else:
-            try:
-                distributed.get_client()
-            except ValueError:
-                raise ValueError(
-                    "backend: 'dask' needs a running dask.distributed Client or a "
-                    "scheduler_address"
-                ) from None
-        stack.enter_context(parallel_config(backend="dask"))
-        yield
-
-
-def _check_positive_int(value: Any, name: str) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name}: must be a positive integer, got {value!r}")
-    return int(value)
 
 
 # --------------------------------------------------------------------------- public API
@@ -443,8 +336,9 @@ def run_study(
         :func:`config_grid`. Duplicates are refused.
     n_reps : int
         Replications per configuration (reps 0..n_reps-1).
-    seed : int or SeedSequence
-        Root of every task's stream (see the module docstring).
+    seed : int, SeedSequence or Generator
+        Root of every task's stream (see the module docstring); None is refused, since a study
+        must be reproducible.
     n_jobs : int, default 1
         Parallel workers (joblib semantics: -1 uses all cores). 1 runs in this process.
     checkpoint : path or None
@@ -453,7 +347,8 @@ def run_study(
         Show a tqdm progress bar.
     backend : {None, "loky", "dask"}
         None means "loky" (processes on this machine) when ``n_jobs != 1``. ``"dask"`` runs the
-        tasks through joblib's dask backend on an existing ``dask.distributed`` Client.
+        tasks on a ``dask.distributed`` cluster through the current Client (``n_jobs`` is then
+        ignored: the cluster's workers set the parallelism); see :mod:`hetmtl.studies.backends`.
     scheduler_address : str or None
         Address of a dask scheduler (e.g. ``"tcp://10.0.0.1:8786"``); implies ``backend="dask"``.
     seed_keys : sequence of str or None
@@ -476,125 +371,133 @@ def run_study(
 
     Raises
     ------
+    CheckpointBusyError
+        Another run is using the ``checkpoint`` folder.
     Exception
         Whatever ``fn`` raises; tasks finished before it are in the checkpoint already.
     """
+    opts = _check_options(fn, configs, n_reps, seed, n_jobs, backend, scheduler_address, seed_keys,
+                          chunk_size, flush_interval, threads_per_worker)
+    cfgs, keys = opts.configs, [_canonical(c) for c in opts.configs]
+    store, done = None, {}
+    if checkpoint is not None:
+        manifest = {"format": _FORMAT, "format_version": _FORMAT_VERSION,
+                    "seed": {"entropy": opts.root.entropy, "spawn_key": list(opts.root.spawn_key)},
+                    "seed_keys": opts.seed_keys, "fn": _fn_name(fn)}
+        # The manifest stores JSON types; compare like with like. The folder stays locked until
+        # the run ends.
+        store = CheckpointFolder(checkpoint, json.loads(json.dumps(manifest)))
+        done = {key: rows for key, (_, rows) in store.done.items()}
+
+    pending = [(ci, rep) for ci in range(len(cfgs)) for rep in range(opts.n_reps)
+               if (keys[ci], rep) not in done]
+    recorder = _Recorder(opts, keys, done, store, len(cfgs) * opts.n_reps - len(pending), progress)
+    try:
+        if pending and opts.backend is None and opts.n_jobs == 1:
+            for ci, rep in pending:
+                seed_ci = task_seed(opts.root, cfgs[ci], rep, opts.seed_keys)
+                recorder.record(*_run_task(fn, ci, cfgs[ci], rep, seed_ci, opts.n_threads))
+        elif pending:
+            _run_parallel(fn, opts, pending, scheduler_address, recorder.record)
+    finally:
+        try:  # keep whatever finished, also when fn raised or the run was interrupted
+            recorder.flush()
+        finally:
+            recorder.bar.close()
+            if store is not None:
+                store.close()
+
+    return _assemble((cfgs[ci], rep, done[(keys[ci], rep)])
+                     for ci in range(len(cfgs)) for rep in range(opts.n_reps))
+
+
+@dataclass(frozen=True)
+class _Options:  # the checked arguments of run_study
+    configs: list[dict[str, Any]]
+    n_reps: int
+    root: np.random.SeedSequence
+    n_jobs: int
+    n_threads: int
+    backend: str | None
+    seed_keys: list[str] | None
+    chunk: int
+    flush_interval: float
+
+
+def _check_options(fn, configs, n_reps, seed, n_jobs, backend, scheduler_address, seed_keys,
+                   chunk_size, flush_interval, threads_per_worker) -> _Options:
     if not callable(fn):
         raise ValueError(f"fn: must be callable, got {type(fn).__name__}")
     cfgs = _normalize_configs(configs)
-    n_reps = _check_positive_int(n_reps, "n_reps")
-    root = _root_seed(seed)
+    n_reps = check_int_at_least(n_reps, "n_reps", integer_type=True)
+    # A fixed seed is required: the checkpoint of a resumable study records it.
+    root = as_seed_sequence(seed, "seed", allow_none=False)
     if not isinstance(n_jobs, numbers.Integral) or isinstance(n_jobs, bool) or n_jobs == 0:
         raise ValueError(f"n_jobs: must be a non-zero integer (-1 for all cores), got {n_jobs!r}")
-    n_threads = _check_positive_int(threads_per_worker, "threads_per_worker")
+    n_threads = check_int_at_least(threads_per_worker, "threads_per_worker", integer_type=True)
     if scheduler_address is not None:
         if not isinstance(scheduler_address, str) or not scheduler_address:
-            raise ValueError(f"scheduler_address: expected a non-empty string, got "
-                             f"{scheduler_address!r}")
+            raise ValueError(f"scheduler_address: expected a non-empty string, got {scheduler_address!r}")
         if backend not in (None, "dask"):
-            raise ValueError(f"backend: scheduler_address needs backend='dask' or None, got "
-                             f"{backend!r}")
+            raise ValueError(f"backend: scheduler_address needs backend='dask' or None, got {backend!r}")
         backend = "dask"
     if backend is not None and backend not in _BACKENDS:
         raise ValueError(f"backend: must be one of {(None, *_BACKENDS)}, got {backend!r}")
     if seed_keys is not None:
-        if isinstance(seed_keys, str):
-            seed_keys = [seed_keys]
-        seed_keys = list(seed_keys)
+        seed_keys = [seed_keys] if isinstance(seed_keys, str) else list(seed_keys)
         for i, cfg in enumerate(cfgs):
             missing = [k for k in seed_keys if k not in cfg]
             if missing:
                 raise ValueError(f"seed_keys: configs[{i}] lacks key(s) {missing}")
-    flush_interval = float(flush_interval)
-    if not flush_interval > 0:
+    if not float(flush_interval) > 0:
         raise ValueError(f"flush_interval: must be positive, got {flush_interval}")
-
     from joblib import cpu_count
-
     workers = 1 if n_jobs == 1 else (n_jobs if n_jobs > 0 else max(1, cpu_count() + 1 + n_jobs))
-    chunk = max(10, 4 * workers) if chunk_size is None else _check_positive_int(chunk_size,
-                                                                                 "chunk_size")
-
-    keys = [_canonical(c) for c in cfgs]
-    store = None
-    done: dict[tuple[str, int], list[dict]] = {}
-    if checkpoint is not None:
-        manifest = {"format": _FORMAT, "format_version": _FORMAT_VERSION,
-                    "seed": {"entropy": root.entropy, "spawn_key": list(root.spawn_key)},
-                    "seed_keys": seed_keys, "fn": _fn_name(fn)}
-        # The manifest stores JSON types; compare like with like.
-        manifest = json.loads(json.dumps(manifest))
-        store = _Checkpoint(checkpoint, manifest)
-        done = {key: rows for key, (_, rows) in _read_chunks(store.path).items()}
-
-    pending = [(ci, rep) for ci in range(len(cfgs)) for rep in range(n_reps)
-               if (keys[ci], rep) not in done]
-    n_total = len(cfgs) * n_reps
-
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=n_total, initial=n_total - len(pending), disable=not progress,
-               desc="study", unit="task", dynamic_ncols=True)
-    buffer: list[dict[str, Any]] = []
-    last_flush = time.monotonic()
-
-    def flush() -> None:
-        nonlocal last_flush
-        if store is not None and buffer:
-            store.write(buffer)
-        buffer.clear()
-        last_flush = time.monotonic()
-
-    def record(ci: int, rep: int, rows: list[dict]) -> None:
-        done[(keys[ci], rep)] = rows
-        bar.update(1)
-        if store is not None:
-            buffer.append({"config": cfgs[ci], "rep": rep, "rows": rows})
-            if len(buffer) >= chunk or time.monotonic() - last_flush >= flush_interval:
-                flush()
-
-    try:
-        if pending and backend is None and n_jobs == 1:
-            for ci, rep in pending:
-                _, _, rows = _run_task(fn, ci, cfgs[ci], rep,
-                                       task_seed(root, cfgs[ci], rep, seed_keys), n_threads)
-                record(ci, rep, rows)
-        elif pending:
-            _run_parallel(fn, cfgs, pending, root, seed_keys, n_jobs, n_threads, backend,
-                          scheduler_address, record)
-    finally:
-        # Keep whatever finished, also when fn raised or the run was interrupted.
-        try:
-            flush()
-        finally:
-            bar.close()
-
-    return _assemble((cfgs[ci], rep, done[(keys[ci], rep)])
-                     for ci in range(len(cfgs)) for rep in range(n_reps))
+    chunk = max(10, 4 * workers) if chunk_size is None else \
+        check_int_at_least(chunk_size, "chunk_size", integer_type=True)
+    return _Options(cfgs, n_reps, root, int(n_jobs), n_threads, backend, seed_keys, chunk,
+                    float(flush_interval))
 
 
-def _run_parallel(fn, cfgs, pending, root, seed_keys, n_jobs, n_threads, backend,
-                  scheduler_address, record) -> None:
-    import joblib
-    from joblib import Parallel, delayed, parallel_config
+class _Recorder:
+    """Collects finished tasks, advances the progress bar and writes checkpoint chunks."""
 
-    # Results come back as they finish; order does not matter since the table is rebuilt in
-    # canonical order. Unordered generators exist from joblib 1.4 on.
-    unordered = tuple(int(x) for x in joblib.__version__.split(".")[:2]) >= (1, 4)
-    return_as = "generator_unordered" if unordered else "generator"
+    def __init__(self, opts: _Options, keys: list[str], done: dict, store: CheckpointFolder | None,
+                 n_done: int, progress: bool) -> None:
+        from tqdm.auto import tqdm
+        self.opts, self.keys, self.done, self.store = opts, keys, done, store
+        self.bar = tqdm(total=len(keys) * opts.n_reps, initial=n_done, disable=not progress,
+                        desc="study", unit="task", dynamic_ncols=True)
+        self.buffer: list[dict[str, Any]] = []
+        self.last_flush = time.monotonic()
 
-    with ExitStack() as stack:
-        if backend == "dask":
-            stack.enter_context(_dask_backend(scheduler_address))
-            n_jobs_eff = n_jobs if n_jobs != 1 else -1
-        else:
-            # inner_max_num_threads sets OMP/MKL/OpenBLAS thread variables in each worker.
-            stack.enter_context(parallel_config(backend="loky", inner_max_num_threads=n_threads))
-            n_jobs_eff = n_jobs
-        results = Parallel(n_jobs=n_jobs_eff, return_as=return_as)(
-            delayed(_run_task)(fn, ci, cfgs[ci], rep, task_seed(root, cfgs[ci], rep, seed_keys),
-                               n_threads)
-            for ci, rep in pending
-        )
-        for ci, rep, rows in results:
-            record(ci, rep, rows)
+    def record(self, ci: int, rep: int, rows: list[dict]) -> None:
+        self.done[(self.keys[ci], rep)] = rows
+        self.bar.update(1)
+        if self.store is not None:
+            self.buffer.append({"config": self.opts.configs[ci], "rep": rep, "rows": rows})
+            if len(self.buffer) >= self.opts.chunk or \
+                    time.monotonic() - self.last_flush >= self.opts.flush_interval:
+                self.flush()
+
+    def flush(self) -> None:
+        if self.store is not None and self.buffer:
+            self.store.write(self.buffer)
+        self.buffer.clear()
+        self.last_flush = time.monotonic()
+
+
+def _run_parallel(fn: StudyFn, opts: _Options, pending: list[tuple[int, int]],
+                  scheduler_address: str | None, record: Callable) -> None:
+    cfgs = opts.configs
+    calls = ((fn, ci, cfgs[ci], rep, task_seed(opts.root, cfgs[ci], rep, opts.seed_keys),
+              opts.n_threads) for ci, rep in pending)
+
+    def on_result(result: tuple[int, int, list[dict]]) -> None:
+        record(*result)
+
+    if opts.backend == "dask":
+        run_dask(_run_task, calls, on_result, scheduler_address=scheduler_address)
+    else:
+        run_loky(_run_task, calls, on_result, n_jobs=opts.n_jobs,
+                          n_threads=opts.n_threads)

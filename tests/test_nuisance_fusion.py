@@ -14,6 +14,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from hetmtl.fusion import (FusedNuisance, GridSummary, KernelGrid, NuisanceFusion, SiteDML,
                            nuisance_targets, site_quantiles)
 from hetmtl.fusion.crossfit import labels_from_tests, make_folds
+from hetmtl.fusion.disclosure import SIMULATION_POLICY
 
 
 RTOL = 1e-8
@@ -41,9 +42,9 @@ def _grid(sites, m, **kw):
     return KernelGrid.from_site_quantiles([site_quantiles(s[0]) for s in sites], m, **kw)
 
 
-def _summaries(sites, grid, h, model="plr", threshold=5.0):
+def _summaries(sites, grid, h, model="plr", threshold=5.0, policy=None):
     return [GridSummary.compute(grid, x, nuisance_targets(model, y, dd), folds, h, site=f"s{k}",
-                                threshold=threshold)
+                                threshold=threshold, policy=policy)
             for k, (x, y, dd, folds) in enumerate(sites)]
 
 
@@ -68,7 +69,8 @@ def test_lambda_zero_equals_each_sites_own_fit(d, fit, penalty):
     sites = _sites(K=3, d=d, seed=d)
     grid = _grid(sites, 9 if d == 1 else 6, fit=fit)
     h = np.full(d, 0.6 if d == 1 else 1.0)
-    summ = _summaries(sites, grid, h, threshold=1.0)  # release every point, even the corners
+    # Release every point, even the corners (simulated data: the site lowers its own floor).
+    summ = _summaries(sites, grid, h, threshold=1.0, policy=SIMULATION_POLICY)
     for s in summ:
         assert all(v.released.all() for v in s.nuisances.values())
     nf = NuisanceFusion(lam=0.0, penalty=penalty).fit(summ)
@@ -261,7 +263,7 @@ def test_cv_scores_on_the_smallest_bandwidth_that_released_anything():
     sites = [(x, y + 3.0 * k, dd, folds) for k, (x, y, dd, folds) in enumerate(sites)]
     grid = _grid(sites, 15)
     H = np.array([[0.05], [1.0]])
-    summ = _summaries(sites, grid, H)
+    summ = _summaries(sites, grid, H, policy=SIMULATION_POLICY)   # folds of about 20 rows
     assert not any(s.nuisances["ml_l"].released[0].any() for s in summ)
     nf = NuisanceFusion().fit(summ)
     loss = nf.cv_loss_["ml_l"][1]
@@ -274,6 +276,6 @@ def test_cv_scores_on_the_smallest_bandwidth_that_released_anything():
 
 def test_nothing_released_at_any_bandwidth_is_a_clear_error():
     sites = _sites(K=3, n_range=(20, 25), seed=4)
-    summ = _summaries(sites, _grid(sites, 15), np.array([[0.02], [0.05]]))
+    summ = _summaries(sites, _grid(sites, 15), np.array([[0.02], [0.05]]), policy=SIMULATION_POLICY)
     with pytest.raises(ValueError, match="summaries: no site released any grid point"):
         NuisanceFusion().fit(summ)

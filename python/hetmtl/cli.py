@@ -182,8 +182,9 @@ def _cmd_summarize(args: argparse.Namespace) -> int:
     if args.nuisance_grid:
         _write_grid_summary(args, df, folds)
     _print_warnings(caught, "summarize")
+    summary = _released(est.summary_, args)
     try:
-        est.summary_.to_json(args.output)
+        summary.to_json(args.output)
     except OSError as exc:
         raise _cannot_write("--output", args.output, exc) from None
     n_cl = f", {est.n_clusters_} clusters of {args.cluster!r}" if est.n_clusters_ else ""
@@ -191,7 +192,7 @@ def _cmd_summarize(args: argparse.Namespace) -> int:
     print(f"Site {args.site!r}: model {args.model!r}, {source}, {est.n_obs_} rows"
           f"{n_cl}, {est.n_folds_} folds x {est.n_rep_} repetition(s)")
     print(format_table(est.summary()))
-    print(f"Wrote {args.output}: estimate, score moments, n and {len(est.summary_.folds)} fold "
+    print(f"Wrote {args.output}: estimate, score moments, n and {len(summary.folds)} fold "
           "summaries; no row-level data.")
     return 0
 
@@ -209,7 +210,8 @@ def _write_grid_summary(args: argparse.Namespace, df: pd.DataFrame, folds: list)
     targets = nuisance_targets(args.model, df[args.y].to_numpy(float), df[args.d[0]].to_numpy(float))
     try:
         gs = GridSummary.compute(spec.grid, df[args.x].to_numpy(float), targets, folds,
-                                 spec.bandwidths, threshold=spec.threshold, site=args.site)
+                                 spec.bandwidths, threshold=spec.threshold, site=args.site,
+                                 policy=_site_policy(args))
     except ValueError as exc:
         raise _flagged(exc, _SUMMARIZE_ARGS) from None
     stem = args.output[:-len(".json")] if args.output.endswith(".json") else args.output
@@ -222,6 +224,23 @@ def _write_grid_summary(args: argparse.Namespace, df: pd.DataFrame, folds: list)
     print(f"Wrote {out}: kernel grid sums of {sorted(gs.nuisances)} on {spec.grid.n_points} grid "
           f"points x {len(spec.bandwidths)} bandwidth(s) (released points: {n_rel}; threshold "
           f"{spec.threshold:g}); no row-level data.")
+
+
+def _site_policy(args: argparse.Namespace):
+    """The site's disclosure policy (``--policy FILE``; the package defaults without it)."""
+    from .fusion.disclosure import as_policy
+
+    return _load_json_file(args.policy, "--policy", as_policy, "disclosure policy") if args.policy \
+        else as_policy(None)
+
+
+def _released(summary, args: argparse.Namespace):
+    """The summary with only the fold summaries the site's policy releases (warnings printed)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = summary.released(_site_policy(args))
+    _print_warnings(caught, "summarize")
+    return out
 
 
 def _fused_predictions(path: str, df: pd.DataFrame, args: argparse.Namespace, folds: list) -> dict:
@@ -238,10 +257,14 @@ def _fused_predictions(path: str, df: pd.DataFrame, args: argparse.Namespace, fo
 
 # --------------------------------------------------------------------------- nuisance fusion
 def _cmd_nuisance_grid(args: argparse.Namespace) -> int:
+    from .fusion.disclosure import DEFAULT_POLICY
+
     try:
         grid = KernelGrid.from_ranges(np.asarray(args.range, float), args.n_points,
                                       kernel=args.kernel, fit=args.fit, outside=args.outside)
         spec = NuisanceGridSpec(grid, np.asarray(args.bandwidth, float), args.threshold)
+        # A specification every site with the default disclosure policy answers.
+        DEFAULT_POLICY.check_grid_request(spec.threshold, spec.bandwidths, grid.n_points)
     except ValueError as exc:
         raise _flagged(exc, _GRID_ARGS) from None
     try:
@@ -428,6 +451,8 @@ def _add_summarize(sub: Any) -> None:
     s.add_argument("--fused-nuisance", metavar="FUSED.json",
                    help="use the fused nuisances from 'hetmtl fuse-nuisance' instead of --learner "
                         "(same --seed and --n-folds as when the grid sums were written)")
+    s.add_argument("--policy", metavar="POLICY.json",
+                   help="the site's disclosure policy (floors no request from the center lowers)")
     s.add_argument("-o", "--output", required=True, metavar="SUMMARY.json",
                    help="where to write the summary")
     s.set_defaults(func=_cmd_summarize)

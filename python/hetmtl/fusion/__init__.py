@@ -46,3 +46,9 @@ __all__ += [
     "silverman_bandwidth",
     "site_quantiles",
 ]
+
+# Site-side disclosure control and differential privacy of released sums.
+from .disclosure import DisclosurePolicy, DisclosureWarning  # noqa: E402
+from .privacy import PrivacyBudget  # noqa: E402
+
+__all__ += ["DisclosurePolicy", "DisclosureWarning", "PrivacyBudget"]

@@ -5,8 +5,12 @@ bandwidth, the site sends per cross-fitting fold and grid point the kernel momen
 (local constant: S0 and S1; local linear: the moment matrix and vector). Disclosure control: a
 grid point is released only when, in every fold, both its kernel sum S0 and its count of rows with
 non-negligible weight reach ``threshold``; unreleased points are sent as zeros and flagged, and
-the center treats them as missing. Summaries are versioned JSON (``schema =
-"hetmtl.grid_summary"``) that refuse unknown fields.
+the center treats them as missing. The site's
+:class:`~hetmtl.fusion.disclosure.DisclosurePolicy` refuses requests below its floors (threshold,
+rows per fold, number of bandwidths and grid points) and, when it carries a privacy budget, adds
+the Gaussian mechanism's noise (:mod:`hetmtl.fusion.privacy`). Summaries are versioned JSON
+(``schema = "hetmtl.grid_summary"``) validated against the published schema
+``schemas/grid_summary.schema.json`` and checked for consistency on load.
 """
 
 from __future__ import annotations
@@ -20,13 +24,13 @@ import numpy as np
 from .._util.io import atomic_write_json, read_json
 from .._util.validation import as_float_array
 from .crossfit import check_folds, labels_from_tests
+from .disclosure import DisclosurePolicy, as_policy, check_metadata, validate_document
 from .kernel_grid import KernelGrid
+from .privacy import privatize_grid
 
 SCHEMA_NAME = "hetmtl.grid_summary"
 SCHEMA_VERSION = 1
-_TOP_KEYS = {"schema", "schema_version", "site", "grid", "bandwidths", "threshold", "n_folds",
-             "nuisances", "metadata"}
-_NUISANCE_KEYS = {"binary", "n_rows", "M", "V", "released"}
+_SCHEMA_FILE = "grid_summary"
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,10 @@ class GridSummary:
     n_folds : int
     nuisances : dict of str to NuisanceSums
     metadata : dict
+        Restricted to the fields the published schema declares (model, hetmtl_version, source).
+    privacy : dict or None
+        The differential-privacy guarantee of the sums (mechanism, epsilon, delta, sigma, bounds)
+        when the site's policy carries a privacy budget.
     """
 
     site: str
@@ -110,11 +118,18 @@ class GridSummary:
     n_folds: int
     nuisances: dict[str, NuisanceSums]
     metadata: dict[str, Any] = field(default_factory=dict)
+    privacy: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "metadata", check_metadata(self.metadata, _SCHEMA_FILE, "grid summary"))
+        for role, s in self.nuisances.items():
+            _check_consistent(role, s, self.threshold, self.grid.fit)
 
     @classmethod
     def compute(cls, grid: KernelGrid, X, targets: dict[str, tuple[Any, Any]], folds: Any,
                 bandwidths, *, threshold: float = 5.0, site: str = "site", n_threads: int = 1,
-                metadata: dict[str, Any] | None = None) -> "GridSummary":
+                metadata: dict[str, Any] | None = None,
+                policy: "DisclosurePolicy | dict | str | None" = None) -> "GridSummary":
         """Compute the grid moments of every nuisance on a site's rows.
 
         Parameters
@@ -131,52 +146,50 @@ class GridSummary:
         bandwidths : array_like of shape (d,) or (B, d), or float
             One or several candidate bandwidths.
         threshold : float
-            Disclosure threshold on the per-fold kernel sum S0 and count of each grid point.
+            Disclosure threshold on the per-fold kernel sum S0 and count of each grid point, as
+            requested by the center; refused when below the site policy's ``min_count``.
         site : str
         n_threads : int
         metadata : dict, optional
+            Declared fields only (model, hetmtl_version, source).
+        policy : DisclosurePolicy, dict or str, optional
+            The site's disclosure settings (a policy, its settings, or its JSON file); default:
+            :data:`~hetmtl.fusion.disclosure.DEFAULT_POLICY`.
 
         Returns
         -------
         GridSummary
         """
+        pol = as_policy(policy)
         x = grid.prepare_points(X)
         n = x.shape[0]
         labels, F = _fold_labels(folds, n)
         H = _check_bandwidths(bandwidths, grid.dim)
-        thr = float(threshold)
-        if not (np.isfinite(thr) and thr >= 0):
-            raise ValueError(f"threshold: must be a non-negative number, got {threshold!r}")
+        thr = pol.check_grid_request(threshold, H, grid.n_points)
         if not isinstance(targets, dict) or not targets:
             raise ValueError("targets: expected a non-empty dict role -> (target, subset)")
-        out = {}
-        for role, spec in targets.items():
-            target, subset = spec
-            t = as_float_array(target, f"targets[{role!r}]", ndim=1)
-            if t.shape != (n,):
-                raise ValueError(f"targets[{role!r}]: expected {n} values, got {t.shape}")
-            rows = np.arange(n) if subset is None else np.flatnonzero(np.asarray(subset, bool))
-            f_rows = labels[rows]
-            n_rows = np.bincount(f_rows, minlength=F)
-            if np.any(n_rows == 0):
-                raise ValueError(f"targets[{role!r}]: fold {int(np.argmin(n_rows))} has no rows in this "
-                                 "nuisance's subset; use fewer folds")
-            Ms, Vs, rel = [], [], []
-            for h in H:
-                s = grid.sums(x[rows], t[rows], h, folds=f_rows, n_folds=F, n_threads=n_threads)
-                ok = np.all((s.count >= thr) & (s.M[..., 0, 0] >= thr), axis=0)
-                Ms.append(np.where(ok[None, :, None, None], s.M, 0.0))
-                Vs.append(np.where(ok[None, :, None], s.V[..., 0], 0.0))
-                rel.append(ok)
-            binary = bool(np.all((t[rows] == 0) | (t[rows] == 1)))
-            out[role] = NuisanceSums(binary, n_rows.astype(float), np.stack(Ms), np.stack(Vs), np.stack(rel))
-        return cls(site=str(site), grid=grid, bandwidths=H, threshold=thr, n_folds=F, nuisances=out,
-                   metadata=dict(metadata or {}))
+        budget = pol.privacy
+        pol.check_release(None if budget is None else budget.epsilon)
+        if budget is not None and grid.fit != "constant":
+            raise ValueError("policy: differential privacy covers the local-constant fit only "
+                             "(grid fit='constant')")
+        raw = {role: _role_sums(grid, x, labels, F, H, role, spec, pol, n_threads)
+               for role, spec in targets.items()}
+        privacy = None
+        if budget is not None:
+            sigma = privatize_grid(budget, grid.axes, H, grid.kernel, raw)
+            privacy = {"mechanism": "gaussian", "epsilon": budget.epsilon, "delta": budget.delta,
+                       "sigma": sigma, "bounds": {k: list(v) for k, v in budget.bounds.items()}}
+        out = {role: _release(r, thr, budget is None) for role, r in raw.items()}
+        summary = cls(site=str(site), grid=grid, bandwidths=H, threshold=thr, n_folds=F, nuisances=out,
+                      metadata=dict(metadata or {}), privacy=privacy)
+        pol.record_release("grid_summary", None if budget is None else budget.epsilon)
+        return summary
 
     # ------------------------------------------------------------ JSON
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict following the versioned schema."""
-        return {
+        """JSON-ready dict following the versioned schema (``privacy`` only when set)."""
+        out = {
             "schema": SCHEMA_NAME,
             "schema_version": SCHEMA_VERSION,
             "site": self.site,
@@ -189,6 +202,9 @@ class GridSummary:
                           for role, s in self.nuisances.items()},
             "metadata": self.metadata,
         }
+        if self.privacy is not None:
+            out["privacy"] = self.privacy
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "GridSummary":
@@ -199,10 +215,7 @@ class GridSummary:
         if d.get("schema_version") != SCHEMA_VERSION:
             raise ValueError(f"grid summary: unsupported schema_version {d.get('schema_version')!r} "
                              f"(this version of hetmtl reads {SCHEMA_VERSION})")
-        extra = set(d) - _TOP_KEYS
-        if extra:
-            raise ValueError(f"grid summary: unknown field(s) {sorted(extra)}; summaries carry no "
-                             "row-level data")
+        validate_document(d, _SCHEMA_FILE, "grid summary")
         grid = KernelGrid.from_dict(d["grid"])
         H = _check_bandwidths(d["bandwidths"], grid.dim)
         F = int(d["n_folds"])
@@ -210,9 +223,6 @@ class GridSummary:
         P = 1 if grid.fit == "constant" else grid.dim + 1
         nuis = {}
         for role, s in d["nuisances"].items():
-            if not isinstance(s, dict) or set(s) != _NUISANCE_KEYS:
-                raise ValueError(f"grid summary: nuisances[{role!r}] must have exactly the fields "
-                                 f"{sorted(_NUISANCE_KEYS)}")
             M = as_float_array(s["M"], f"nuisances[{role!r}].M")
             V = as_float_array(s["V"], f"nuisances[{role!r}].V")
             rel = np.asarray(s["released"], bool)
@@ -224,7 +234,8 @@ class GridSummary:
                                  f"({B} bandwidths, {F} folds, {G} points, P={P})")
             nuis[role] = NuisanceSums(bool(s["binary"]), n_rows, M, V, rel)
         return cls(site=str(d["site"]), grid=grid, bandwidths=H, threshold=float(d["threshold"]),
-                   n_folds=F, nuisances=nuis, metadata=dict(d.get("metadata", {})))
+                   n_folds=F, nuisances=nuis, metadata=dict(d.get("metadata", {})),
+                   privacy=d.get("privacy"))
 
     def to_json(self, path: str | os.PathLike) -> None:
         """Write the summary as versioned JSON, atomically."""
@@ -234,6 +245,63 @@ class GridSummary:
     def from_json(cls, path: str | os.PathLike) -> "GridSummary":
         """Load and validate a summary written by :meth:`to_json`."""
         return cls.from_dict(read_json(path))
+
+
+def _role_sums(grid: KernelGrid, x: np.ndarray, labels: np.ndarray, F: int, H: np.ndarray, role: str,
+               spec: tuple[Any, Any], policy: DisclosurePolicy, n_threads: int) -> dict[str, Any]:
+    """Exact kernel moments of one nuisance (targets clipped first when privacy is on)."""
+    target, subset = spec
+    n = x.shape[0]
+    t = as_float_array(target, f"targets[{role!r}]", ndim=1)
+    if t.shape != (n,):
+        raise ValueError(f"targets[{role!r}]: expected {n} values, got {t.shape}")
+    rows = np.arange(n) if subset is None else np.flatnonzero(np.asarray(subset, bool))
+    f_rows = labels[rows]
+    n_rows = np.bincount(f_rows, minlength=F)
+    if np.any(n_rows == 0):
+        raise ValueError(f"targets[{role!r}]: fold {int(np.argmin(n_rows))} has no rows in this "
+                         "nuisance's subset; use fewer folds")
+    policy.check_grid_rows(role, n_rows)
+    binary = bool(np.all((t[rows] == 0) | (t[rows] == 1)))
+    scale = None
+    if policy.privacy is not None:
+        lo, hi = policy.privacy.target_bounds(role, binary)
+        t = np.clip(t, lo, hi)
+        scale = max(abs(lo), abs(hi))
+    sums = [grid.sums(x[rows], t[rows], h, folds=f_rows, n_folds=F, n_threads=n_threads) for h in H]
+    return {"binary": binary, "n_rows": n_rows.astype(float), "M": np.stack([r.M for r in sums]),
+            "V": np.stack([r.V[..., 0] for r in sums]), "count": np.stack([r.count for r in sums]),
+            "scale": scale}
+
+
+def _release(sums: dict[str, Any], threshold: float, use_count: bool) -> NuisanceSums:
+    """Zero and flag the grid points below the threshold in some fold.
+
+    With privacy on, the decision uses the noisy kernel sums only (the exact counts stay home).
+    """
+    ok = np.all(sums["M"][..., 0, 0] >= threshold, axis=1)                 # (B, G)
+    if use_count:
+        ok &= np.all(sums["count"] >= threshold, axis=1)
+    M = np.where(ok[:, None, :, None, None], sums["M"], 0.0)
+    V = np.where(ok[:, None, :, None], sums["V"], 0.0)
+    return NuisanceSums(sums["binary"], sums["n_rows"], M, V, ok)
+
+
+def _check_consistent(role: str, s: NuisanceSums, threshold: float, fit: str) -> None:
+    """Withheld points are all zeros, released kernel sums reach the threshold, sizes are positive."""
+    where = f"grid summary: nuisances[{role!r}]"
+    S0 = s.M[..., 0, 0]
+    hidden = ~s.released[:, None, :]
+    if np.any(np.where(hidden[..., None, None], s.M, 0.0) != 0) or \
+            np.any(np.where(hidden[..., None], s.V, 0.0) != 0):
+        raise ValueError(f"{where}: a grid point flagged as withheld carries non-zero sums")
+    if np.any(np.where(~hidden, S0, threshold) < threshold):
+        raise ValueError(f"{where}: a released grid point has a kernel sum below the threshold "
+                         f"{threshold:g} (kernel sums are non-negative row weights)")
+    if fit == "linear" and np.any(np.diagonal(s.M, axis1=-2, axis2=-1) < 0):
+        raise ValueError(f"{where}: negative diagonal moments (kernel-weighted squares)")
+    if np.any(s.n_rows <= 0):
+        raise ValueError(f"{where}: n_rows must be positive")
 
 
 def _check_bandwidths(bandwidths, d: int) -> np.ndarray:
@@ -276,7 +344,7 @@ def common_bandwidths(summaries_or_sizes: Sequence, factors: Sequence[float] = (
 def site_grid_summary(data, *, y: str, d: str, x: Sequence[str], grid: KernelGrid, bandwidths,
                       threshold: float = 5.0, model: str = "plr", n_folds: int = 5,
                       random_state: Any = None, site: str = "site", cluster: str | None = None,
-                      n_threads: int = 1) -> tuple[GridSummary, list[np.ndarray]]:
+                      n_threads: int = 1, policy: Any = None) -> tuple[GridSummary, list[np.ndarray]]:
     """A site's grid summary on the very sample split its ``SiteDML`` fit will use.
 
     The folds are those ``SiteDML(model, n_folds=n_folds, random_state=random_state)`` draws for
@@ -292,7 +360,7 @@ def site_grid_summary(data, *, y: str, d: str, x: Sequence[str], grid: KernelGri
         Outcome and (single) treatment columns.
     x : sequence of str
         Covariate columns, in the grid's dimension order.
-    grid, bandwidths, threshold, site, n_threads
+    grid, bandwidths, threshold, site, n_threads, policy
         As in :meth:`GridSummary.compute`.
     model, n_folds, random_state, cluster
         As in :class:`~hetmtl.fusion.site_dml.SiteDML` (one repetition).
@@ -311,5 +379,5 @@ def site_grid_summary(data, *, y: str, d: str, x: Sequence[str], grid: KernelGri
     X = as_float_array(data[cols].to_numpy(), "x")
     targets = nuisance_targets(model, data[y].to_numpy(), data[d].to_numpy())
     summary = GridSummary.compute(grid, X, targets, folds, bandwidths, threshold=threshold, site=site,
-                                  n_threads=n_threads)
+                                  n_threads=n_threads, policy=policy)
     return summary, folds

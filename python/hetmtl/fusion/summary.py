@@ -5,13 +5,19 @@ d psi / d theta (p, p), the score covariance ``Omega`` = (1/n) sum psi psi' (p, 
 size ``n``, the same quantities per cross-fitting fold (for summary-level tuning of lambda) and
 metadata. The sandwich covariance of ``theta`` is ``V = J^-1 Omega J^-T / n``.
 
-Summaries are exchanged as versioned JSON (``schema = "hetmtl.site_summary"``); loading validates
-shapes, finiteness, positive definiteness and the schema version, and refuses unknown fields so
-that row-level data cannot ride along.
+Summaries are exchanged as versioned JSON (``schema = "hetmtl.site_summary"``) that follows the
+published JSON Schema ``schemas/site_summary.schema.json``; loading validates it against that
+schema (unknown fields and undeclared metadata are refused, so row-level data cannot ride along),
+then shapes, finiteness, positive definiteness and consistency (fold sizes add up to n).
+
+Fold summaries pass the site's :class:`~hetmtl.fusion.disclosure.DisclosurePolicy`: a fold with
+too few rows per coefficient, or whose moments are degenerate relative to the site's, is withheld
+with a warning and only its row count is kept (``withheld_fold_rows``).
 """
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -20,13 +26,12 @@ import numpy as np
 
 from .._util.io import atomic_write_json, read_json
 from .._util.validation import as_float_array, check_choice
+from .disclosure import DEFAULT_POLICY, DisclosurePolicy, check_metadata, validate_document
 
 SCHEMA_NAME = "hetmtl.site_summary"
 SCHEMA_VERSION = 1
 WEIGHTS = ("precision", "hessian")
-_TOP_KEYS = {"schema", "schema_version", "site", "model", "coef_names", "n", "theta", "J", "Omega",
-             "folds", "metadata"}
-_FOLD_KEYS = {"n", "theta", "J", "Omega"}
+_SCHEMA_FILE = "site_summary"
 
 
 @dataclass(frozen=True)
@@ -100,9 +105,13 @@ class SiteSummary:
     coef_names : list of str
         Names of the p coordinates.
     folds : tuple of FoldSummary
-        Per-fold summaries (empty when unknown).
+        Per-fold summaries released by the disclosure policy (empty when unknown).
     metadata : dict
-        Free-form, JSON-serializable description (learners, n_folds, n_rep, package version).
+        Description restricted to the fields the published schema declares (model, score,
+        learners, n_folds, n_rep, clip, cluster, n_clusters, outcome, basis, hetmtl_version,
+        source, reference).
+    withheld_fold_rows : tuple of int
+        Row counts of the folds whose summaries the disclosure policy withheld.
     """
 
     theta: np.ndarray
@@ -114,6 +123,7 @@ class SiteSummary:
     coef_names: Sequence[str] = ()
     folds: tuple[FoldSummary, ...] = ()
     metadata: dict = field(default_factory=dict)
+    withheld_fold_rows: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         th, Ja, Oa = _check_theta_J_Omega(self.theta, self.J, self.Omega, self.n, "")
@@ -131,7 +141,40 @@ class SiteSummary:
             if fth.size != th.size:
                 raise ValueError(f"folds[{i}].theta: expected {th.size} values, got {fth.size}")
             folds.append(FoldSummary(int(f.n), fth, fJ, fO))
-        object.__setattr__(self, "folds", tuple(folds))
+        self._release(folds, DEFAULT_POLICY)
+        object.__setattr__(self, "metadata", check_metadata(self.metadata, _SCHEMA_FILE, "summary"))
+
+    def _release(self, folds: list[FoldSummary], policy: DisclosurePolicy) -> None:
+        """Keep the folds ``policy`` releases; record the sizes of the others; check the sizes."""
+        kept, withheld = policy.release_folds(folds, self.J, self.Omega, self.site)
+        try:
+            sizes = tuple(int(k) for k in self.withheld_fold_rows) + tuple(withheld)
+        except (TypeError, ValueError):
+            raise ValueError("withheld_fold_rows: expected whole row counts") from None
+        if any(k < 1 for k in sizes):
+            raise ValueError("withheld_fold_rows: row counts must be at least 1")
+        total = sum(f.n for f in kept) + sum(sizes)
+        if (kept or sizes) and total != self.n:
+            raise ValueError(f"folds: fold sizes add up to {total}, not to the site's n = {self.n:g}")
+        object.__setattr__(self, "folds", tuple(kept))
+        object.__setattr__(self, "withheld_fold_rows", sizes)
+
+    def released(self, policy: "DisclosurePolicy | None" = None) -> "SiteSummary":
+        """This summary with only the fold summaries the site's ``policy`` releases.
+
+        Parameters
+        ----------
+        policy : DisclosurePolicy, optional
+            The site's disclosure settings (default: the package floors, already applied).
+
+        Returns
+        -------
+        SiteSummary
+            A copy; each withheld fold is announced with a ``DisclosureWarning``.
+        """
+        out = copy.copy(self)
+        out._release(list(self.folds), policy or DEFAULT_POLICY)
+        return out
 
     # ---------------------------------------------------------------- derived quantities
     @property
@@ -233,8 +276,8 @@ class SiteSummary:
 
     # ---------------------------------------------------------------- JSON
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict following the versioned schema."""
-        return {
+        """JSON-ready dict following the versioned schema (``withheld_fold_rows`` only if any)."""
+        out = {
             "schema": SCHEMA_NAME,
             "schema_version": SCHEMA_VERSION,
             "site": self.site,
@@ -248,6 +291,9 @@ class SiteSummary:
                       for f in self.folds],
             "metadata": self.metadata,
         }
+        if self.withheld_fold_rows:
+            out["withheld_fold_rows"] = list(self.withheld_fold_rows)
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SiteSummary":
@@ -260,25 +306,14 @@ class SiteSummary:
         if version != SCHEMA_VERSION:
             raise ValueError(f"summary: unsupported schema_version {version!r} "
                              f"(this version of hetmtl reads {SCHEMA_VERSION})")
-        extra = set(d) - _TOP_KEYS
-        if extra:
-            raise ValueError(f"summary: unknown field(s) {sorted(extra)}; summaries carry no row-level data")
-        missing = {"theta", "J", "Omega", "n"} - set(d)
-        if missing:
-            raise ValueError(f"summary: missing field(s) {sorted(missing)}")
-        folds = []
-        for i, f in enumerate(d.get("folds", [])):
-            if not isinstance(f, dict) or set(f) != _FOLD_KEYS:
-                raise ValueError(f"summary: folds[{i}] must have exactly the fields {sorted(_FOLD_KEYS)}")
-            folds.append(FoldSummary(f["n"], np.asarray(f["theta"], float), np.asarray(f["J"], float),
-                                     np.asarray(f["Omega"], float)))
-        meta = d.get("metadata", {})
-        if not isinstance(meta, dict):
-            raise ValueError("summary: metadata must be an object")
+        validate_document(d, _SCHEMA_FILE, "summary")
+        folds = tuple(FoldSummary(f["n"], np.asarray(f["theta"], float), np.asarray(f["J"], float),
+                                  np.asarray(f["Omega"], float)) for f in d.get("folds", []))
         return cls(theta=np.asarray(d["theta"], float), J=np.asarray(d["J"], float),
                    Omega=np.asarray(d["Omega"], float), n=d["n"], site=str(d.get("site", "site")),
                    model=str(d.get("model", "plr")), coef_names=d.get("coef_names", ()),
-                   folds=tuple(folds), metadata=meta)
+                   folds=folds, metadata=d.get("metadata", {}),
+                   withheld_fold_rows=tuple(d.get("withheld_fold_rows", ())))
 
     def to_json(self, path: str | os.PathLike) -> None:
         """Write the summary as versioned JSON, atomically."""

@@ -25,6 +25,7 @@ import pandas as pd
 from .._util.seeds import as_seed_sequence, child_seed
 from .._util.validation import check_int_at_least
 from ..fusion.crossfit import make_folds
+from ..fusion.disclosure import SIMULATION_POLICY
 from ..fusion.grid_summary import GridSummary, common_bandwidths, nuisance_targets
 from ..fusion.kernel_grid import KernelGrid, silverman_bandwidth, site_quantiles
 from ..fusion.late_fusion import LateFusion
@@ -94,7 +95,7 @@ def nuisance_fusion_replication(*, scenario: str = "S1", n_sites: int = 10,
     grid = KernelGrid.from_site_quantiles([site_quantiles(s[1]) for s in sites], n_points, fit=fit)
     H = common_bandwidths([silverman_bandwidth(s[1]) for s in sites], bandwidth_factors)
     summaries = [GridSummary.compute(grid, x, nuisance_targets(model, y, d), folds, H, site=name,
-                                     threshold=threshold)
+                                     threshold=threshold, policy=SIMULATION_POLICY)
                  for name, x, y, d, folds in sites]
     rows = []
     for method in METHODS:

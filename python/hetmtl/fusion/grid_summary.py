@@ -23,7 +23,7 @@ import numpy as np
 
 from .._util.io import atomic_write_json, read_json
 from .._util.validation import as_float_array
-from .crossfit import check_folds, labels_from_tests
+from .crossfit import single_split_labels
 from .disclosure import DisclosurePolicy, as_policy, check_metadata, validate_document
 from .kernel_grid import KernelGrid
 from .privacy import privatize_grid
@@ -76,16 +76,6 @@ def nuisance_targets(model: str, y, d) -> dict[str, tuple[np.ndarray, np.ndarray
     if model == "irm":
         return {"ml_g0": (ya, da == 0), "ml_g1": (ya, da == 1), "ml_m": (da, None)}
     raise ValueError(f"model: must be one of ('plr', 'irm', 'cate_linear'), got {model!r}")
-
-
-def _fold_labels(folds: Any, n: int) -> tuple[np.ndarray, int]:
-    if isinstance(folds, np.ndarray) and folds.ndim == 1 and folds.dtype.kind in "iu" and folds.size == n:
-        labels = folds.astype(np.intp)
-        return labels, int(labels.max()) + 1
-    tests = check_folds(folds, n)
-    if len(tests) != 1:
-        raise ValueError("folds: nuisance fusion uses one sample split (n_rep = 1)")
-    return labels_from_tests(tests[0], n), len(tests[0])
 
 
 @dataclass(frozen=True)
@@ -163,7 +153,7 @@ class GridSummary:
         pol = as_policy(policy)
         x = grid.prepare_points(X)
         n = x.shape[0]
-        labels, F = _fold_labels(folds, n)
+        labels, F = single_split_labels(folds, n)
         H = _check_bandwidths(bandwidths, grid.dim)
         thr = pol.check_grid_request(threshold, H, grid.n_points)
         if not isinstance(targets, dict) or not targets:

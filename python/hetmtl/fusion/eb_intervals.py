@@ -80,11 +80,11 @@ def tau2_floor(v: np.ndarray) -> np.ndarray:
     return 2.0 * (v**2).sum(axis=1) / (v.shape[1] * v.sum(axis=1))
 
 
-def _draw_data(fit: RobustEBFit, v: np.ndarray, n_boot: int, rng: np.random.Generator):
+def _draw_data(fit: RobustEBFit, v: np.ndarray, n_boot: int, rng: np.random.Generator,
+               tau2: np.ndarray):
     """Draw groups, effects and estimates from the fitted prior: arrays of shape (B, n_boot, K)."""
     B, K = v.shape
     slab = rng.random((B, n_boot, K)) < fit.outlier_prob[:, None, :]
-    tau2 = np.maximum(fit.tau2, tau2_floor(v))
     prior_var = tau2[:, None, None] + slab * fit.slab_var[:, None, :]
     theta = fit.mu[:, None, None] + np.sqrt(prior_var) * rng.standard_normal((B, n_boot, K))
     y = theta + np.sqrt(v)[:, None, :] * rng.standard_normal((B, n_boot, K))
@@ -93,7 +93,8 @@ def _draw_data(fit: RobustEBFit, v: np.ndarray, n_boot: int, rng: np.random.Gene
 
 def robust_eb_errors(fit: RobustEBFit, y: np.ndarray, v: np.ndarray, *, n_boot: int,
                      rng: np.random.Generator,
-                     refit: Callable[[np.ndarray, np.ndarray], RobustEBFit] | None = None) -> EBErrors:
+                     refit: Callable[[np.ndarray, np.ndarray], RobustEBFit] | None = None,
+                     tau2_gen: np.ndarray | None = None) -> EBErrors:
     """Bootstrap errors of a robust EB fit (see module notes).
 
     Parameters
@@ -111,7 +112,9 @@ def robust_eb_errors(fit: RobustEBFit, y: np.ndarray, v: np.ndarray, *, n_boot: 
     """
     refit = refit or (lambda yy, vv: robust_eb(yy, vv))
     B, K = y.shape
-    slab, theta, y_star = _draw_data(fit, v, n_boot, rng)
+    if tau2_gen is None:
+        tau2_gen = np.maximum(fit.tau2, tau2_floor(v))
+    slab, theta, y_star = _draw_data(fit, v, n_boot, rng, tau2_gen)
     v_star = np.broadcast_to(v[:, None, :], y_star.shape).reshape(B * n_boot, K)
     boot = refit(y_star.reshape(B * n_boot, K), v_star)
     err = np.abs(boot.estimate.reshape(B, n_boot, K) - theta)

@@ -93,10 +93,15 @@ class FusedInference:
 
 
 def _basic_interval(point: np.ndarray, draws: np.ndarray, level: float):
-    """Basic bootstrap interval: the law of ``draw - point`` stands in for ``point - truth``."""
+    """Basic bootstrap interval: the law of ``draw - point`` stands in for ``point - truth``.
+
+    When the draws are shifted away from ``point`` (near the penalty's kink, or when outliers
+    at large sites move the bootstrap center), the reflected interval can miss the point itself;
+    it is then widened to reach it, so an interval always contains its own estimate.
+    """
     alpha = 1.0 - level
     q_lo, q_hi = np.quantile(draws, [alpha / 2, 1 - alpha / 2], axis=0)
-    return 2 * point - q_hi, 2 * point - q_lo
+    return np.minimum(2 * point - q_hi, point), np.maximum(2 * point - q_lo, point)
 
 
 def bootstrap_inference(problem: PreparedProblem, covs: np.ndarray, theta: np.ndarray,

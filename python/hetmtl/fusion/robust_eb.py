@@ -6,19 +6,21 @@ normal; Box and Tiao 1968)::
     y_k ~ (1 - eps) N(mu, s_k) + eps N(mu, c^2 s_k),    s_k = v_k + tau^2,
 
 a normal random-effects group and a group of outlying sites ``c = slab_scale`` times as spread
-out. ``mu``, ``tau^2`` and ``eps`` are fitted by maximum likelihood (EM) from the site estimates
-and their variances alone, so published estimates without fold summaries are tuned as well as
-DML summaries; an outlier's residual enters the fit of ``tau^2`` and ``mu`` with weight
-``1 / c^2``, so outliers neither inflate tau^2 nor pull the center. Each site's estimate is its
-posterior mean::
+out. ``mu``, ``tau^2`` and ``eps`` are fitted by an EM algorithm from the site estimates and their
+variances alone, so published estimates without fold summaries are tuned as well as DML
+summaries. The outlying group only serves to recognize outliers: ``mu`` and ``tau^2`` are
+estimated from the normal group (each site weighted by its posterior probability ``1 - p_k`` of
+belonging to it), so an outlier neither pulls the center nor inflates tau^2. Each site's
+estimate is::
 
-    theta_k = mu + [(1 - p_k) tau^2 / s_k + p_k (1 - v_k / (c^2 s_k))] (y_k - mu),
+    theta_k = mu + [(1 - p_k) tau^2 / s_k + p_k] (y_k - mu),
 
-with ``p_k`` the posterior probability that site k is an outlier. A site near the others is
-shrunk as by the random-effects BLUP; a site several standard deviations out has ``p_k`` near 1
-and keeps (nearly) its own estimate. With ``p = 0`` the estimator is the BLUP with a
-maximum-likelihood tau^2, and with ``tau^2 = 0`` as well it is fixed-effect pooling. The
-posterior mean is smooth in the data (no hard threshold).
+the normal group's posterior mean (the random-effects BLUP) with probability ``1 - p_k``, and the
+site's own estimate with probability ``p_k`` (an outlier's effect is not tied to the others'). A
+site near the others is shrunk as by the BLUP; a site several standard deviations out has
+``p_k`` near 1 and keeps its own estimate. With ``p = 0`` the estimator is the BLUP with a
+maximum-likelihood tau^2, and with ``tau^2 = 0`` as well it is fixed-effect pooling. The estimate
+is smooth in the data (no hard threshold).
 
 Everything is batched over a leading axis (bootstrap draws, simulation replications).
 """
@@ -44,8 +46,8 @@ class RobustEBFit:
     mu, tau2, eps : ndarray of shape (B,)
         Center, normal-group between-site variance and slab share.
     slab_var : ndarray of shape (B, K)
-        Prior variance of each site's effect around ``mu`` if it is an outlier,
-        ``c^2 (v_k + tau^2) - v_k``.
+        Spread of each site's effect around ``mu`` if it is an outlier, ``c^2 (v_k + tau^2) -
+        v_k`` (used to simulate from the fitted model).
     outlier_prob : ndarray of shape (B, K)
         Posterior probability that each site belongs to the slab.
     estimate : ndarray of shape (B, K)
@@ -85,14 +87,15 @@ def _slab_prob(y, v, mu, tau2, eps, scale) -> np.ndarray:
 
 def _em_step(y, v, mu, tau2, eps, scale):
     p = _slab_prob(y, v, mu, tau2, eps, scale)
+    q = 1.0 - p
     eps = np.clip(p.mean(axis=1), *EPS_BOUNDS)
     s0 = v + tau2[:, None]
-    down = 1.0 - p + p / scale**2            # weight of each residual: 1 / c^2 for outliers
-    mu = (down / s0 * y).sum(axis=1) / (down / s0).sum(axis=1)
-    # Fisher-scoring step for tau^2 on the expected complete-data log-likelihood.
+    # Center and tau^2 from the normal group only (weights 1 - p): an outlier carries no
+    # information on them, so it can neither pull the center nor inflate tau^2.
+    mu = (q / s0 * y).sum(axis=1) / (q / s0).sum(axis=1)
     r2 = (y - mu[:, None]) ** 2
-    grad = ((down * r2 - s0) / s0**2).sum(axis=1)
-    info = (1.0 / s0**2).sum(axis=1)
+    grad = (q * (r2 - s0) / s0**2).sum(axis=1)
+    info = (q / s0**2).sum(axis=1)
     tau2 = np.maximum(0.0, tau2 + grad / info)
     return mu, tau2, eps
 
@@ -166,8 +169,8 @@ def robust_eb(y, v, *, slab_scale: float = 5.0, tol: float = 1e-8,
     mu, tau2, eps, iters = (np.choose(best, [fit[i] for fit in fits]) for i in range(4))
     p = _slab_prob(y, v, mu, tau2, eps, slab_scale)
     s0 = v + tau2[:, None]
-    slab_var = slab_scale**2 * s0 - v        # prior variance of an outlier's effect
-    gain = (1 - p) * tau2[:, None] / s0 + p * slab_var / (slab_scale**2 * s0)
+    slab_var = slab_scale**2 * s0 - v        # spread of an outlier's effect around mu
+    gain = (1 - p) * tau2[:, None] / s0 + p   # an outlier keeps its own estimate
     est = mu[:, None] + gain * (y - mu[:, None])
     return RobustEBFit(mu=mu, tau2=tau2, eps=eps, slab_var=slab_var, outlier_prob=p,
                        estimate=est, iterations=iters)

@@ -234,3 +234,48 @@ def write_panel_outputs(results: pd.DataFrame, out_dir) -> dict[str, pd.DataFram
     (out_dir / "tables.md").write_text("\n".join(md))
     plot_panel(tables["ratios"], tables["coverage"], out_dir)
     return tables
+
+
+def batched_cell(design: SummaryDesign, n_reps: int, rng: np.random.Generator,
+                 n_boot: int = 200) -> dict[str, dict[str, np.ndarray]]:
+    """All replications of one design at once through the batched estimators (no fold
+    summaries, no penalized fusion): per method, per-replication squared errors by site type,
+    coverage of the site and center intervals and whether the center lies inside its interval.
+
+    A fast version of the panel for tests: ``own``, ``fixed``, ``blup_dl``, ``blup_reml`` with
+    their Wald intervals (metafor's for the BLUPs) and ``robust_eb`` with its bootstrap ones.
+    """
+    from ..fusion.blup import random_effects
+    from ..fusion.eb_intervals import robust_eb_errors
+    from ..fusion.robust_eb import robust_eb
+
+    theta, outlier = draw_effects(design, n_reps, rng)
+    y, _ = draw_estimates(design, theta, rng)
+    v = np.broadcast_to(1.0 / design.sizes, y.shape).copy()
+    z = 1.959963984540054
+    fits = {"own": (y, z * np.sqrt(v), None, None),
+            **{name: _re_parts(random_effects(y, v, method=m, tau2=t), z)
+               for name, m, t in (("fixed", "REML", np.zeros(n_reps)), ("blup_dl", "DL", None),
+                                  ("blup_reml", "REML", None))}}
+    eb = robust_eb(y, v)
+    half, center_half = robust_eb_errors(eb, y, v, n_boot=n_boot, rng=rng).halfwidths(LEVEL)
+    fits["robust_eb"] = (eb.estimate, half, eb.mu, center_half)
+    fe = random_effects(y, v, tau2=np.zeros(n_reps))
+    fits["own"] = (y, z * np.sqrt(v), fe.mu, z * np.sqrt(fe.mu_var))
+    out = {}
+    for name, (est, h, center, ch) in fits.items():
+        err2 = (est - theta) ** 2
+        cover = np.abs(est - theta) <= h
+        out[name] = {"sq_err_normal": np.nanmean(np.where(outlier, np.nan, err2), axis=1),
+                     "sq_err_outlier": np.where(outlier, err2, 0).sum(1) / np.maximum(outlier.sum(1), 1),
+                     "cover_normal": np.nanmean(np.where(outlier, np.nan, cover), axis=1),
+                     "center_sq_err": (center - design.theta0) ** 2,
+                     "center_cover": np.abs(center - design.theta0) <= ch,
+                     "center_inside": ch >= 0,
+                     "all_normal_fused": (np.all(eb.outlier_prob < 0.5, axis=1, where=~outlier)
+                                          if name == "robust_eb" else np.zeros(n_reps, bool))}
+    return out
+
+
+def _re_parts(fit, z: float):
+    return fit.blup, z * np.sqrt(fit.blup_var), fit.mu, z * np.sqrt(fit.mu_var)

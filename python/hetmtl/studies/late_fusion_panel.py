@@ -186,47 +186,47 @@ def _markdown(df: pd.DataFrame, digits: int = 3) -> str:
     return "\n".join([head, rule, *body])
 
 
-def plot_panel(ratios: pd.DataFrame, coverage: pd.DataFrame, out_dir) -> list:
-    """Two small figures: MSE ratio to the best competitor, and coverage of the default."""
+def _dot_figure(table: pd.DataFrame, series, xlabel: str, path, reference=None, band=None):
+    """One dot per design and series with +-2 Monte-Carlo SE bars, written to ``path``."""
     import matplotlib.pyplot as plt
 
-    paths = []
     fig, ax = plt.subplots(figsize=(7, 4))
-    y = np.arange(len(ratios))
-    for col, mark, label in (("ratio_best_normal", "o", "normal sites"),
-                             ("ratio_best_outlier", "s", "outlying sites")):
-        if col in ratios:
-            ax.errorbar(ratios[col], y, xerr=2 * ratios[f"{col}_mcse"], fmt=mark, label=label, ms=4)
-    ax.axvline(1.0, color="0.5", lw=0.8)
-    ax.axvline(1.05, color="0.5", lw=0.8, ls=":")
-    ax.set_yticks(y, ratios.index, fontsize=7)
-    ax.set_xlabel("per-site MSE of robust_eb / best of own, fixed, BLUP (+-2 MC SE)")
+    y = np.arange(len(table))
+    for col, mark, label in series:
+        if col in table:
+            ax.errorbar(table[col], y, xerr=2 * table[f"{col}_mcse"], fmt=mark, label=label, ms=4)
+    for x in reference or ():
+        ax.axvline(x, color="0.5", lw=0.8, ls=":" if x != 1.0 else "-")
+    if band is not None:
+        ax.axvspan(*band, color="0.9")
+    ax.set_yticks(y, table.index, fontsize=7)
+    ax.set_xlabel(xlabel)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    paths.append(out_dir / "mse_ratio.png")
-    fig.savefig(paths[-1], dpi=90)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
-    cov = coverage.xs("robust_eb", level="method")
-    fig, ax = plt.subplots(figsize=(7, 4))
-    y = np.arange(len(cov))
-    for col, mark, label in (("cover_normal", "o", "normal sites"),
-                             ("cover_outlier", "s", "outlying sites"), ("center_cover", "^", "center")):
-        ax.errorbar(cov[col], y, xerr=2 * cov[f"{col}_mcse"], fmt=mark, label=label, ms=4)
-    ax.axvspan(0.93, 0.97, color="0.9")
-    ax.set_yticks(y, cov.index, fontsize=7)
-    ax.set_xlabel("coverage of robust_eb's 95% intervals (+-2 MC SE)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    paths.append(out_dir / "coverage.png")
-    fig.savefig(paths[-1], dpi=90)
-    plt.close(fig)
-    return paths
+    return path
+
+
+def plot_panel(ratios: pd.DataFrame, coverage: pd.DataFrame, out_dir) -> list:
+    """Two small figures: MSE ratio to the best competitor, and coverage of the default."""
+    return [
+        _dot_figure(ratios, [("ratio_best_normal", "o", "normal sites"),
+                             ("ratio_best_outlier", "s", "outlying sites")],
+                    "per-site MSE of robust_eb / best of own, fixed, BLUP (+-2 MC SE)",
+                    out_dir / "mse_ratio.png", reference=(1.0, 1.05)),
+        _dot_figure(coverage.xs("robust_eb", level="method"),
+                    [("cover_normal", "o", "normal sites"), ("cover_outlier", "s", "outlying sites"),
+                     ("center_cover", "^", "center")],
+                    "coverage of robust_eb's 95% intervals (+-2 MC SE)", out_dir / "coverage.png",
+                    band=(0.93, 0.97)),
+    ]
 
 
 def write_panel_outputs(results: pd.DataFrame, out_dir) -> dict[str, pd.DataFrame]:
     """Write ``ratios``, ``mse`` and ``coverage`` tables (CSV and markdown) and two figures."""
-    tables = {"ratios": ratio_table(results), "mse": mse_table(results),
-              "coverage": coverage_table(results)}
+    tables = {"ratios": ratio_table(results), "ratios_fusion_cv": ratio_table(results, "fusion_cv"),
+              "mse": mse_table(results), "coverage": coverage_table(results)}
     md = []
     for name, df in tables.items():
         df.to_csv(out_dir / f"{name}.csv")

@@ -1,12 +1,14 @@
 """Robust empirical Bayes: random-effects shrinkage that lets outlying sites keep their own estimate.
 
-Each site's estimate follows a contaminated-normal random-effects model (Tukey's contaminated
-normal; Box and Tiao 1968)::
+Each site's estimate follows a contaminated random-effects model (in the spirit of Tukey's
+contaminated normal, Box and Tiao 1968)::
 
-    y_k ~ (1 - eps) N(mu, s_k) + eps N(mu, c^2 s_k),    s_k = v_k + tau^2,
+    (y_k - mu) / sqrt(s_k) ~ (1 - eps) N(0, 1) + eps c t_4,    s_k = v_k + tau^2,
 
-a normal random-effects group and a group of outlying sites ``c = slab_scale`` times as spread
-out. ``mu``, ``tau^2`` and ``eps`` are fitted by an EM algorithm from the site estimates and their
+a normal random-effects group and a heavy-tailed group of outlying sites ``c = slab_scale`` times
+as spread out (Student t, 4 degrees of freedom). The heavy tail matters: with a normal outlying
+group, a site 20 or more standard errors out is explained more cheaply by a huge tau^2 than as
+an outlier. ``mu``, ``tau^2`` and ``eps`` are fitted by an EM algorithm from the site estimates and their
 variances alone, so published estimates without fold summaries are tuned as well as DML
 summaries. The outlying group only serves to recognize outliers: ``mu`` and ``tau^2`` are
 estimated from the normal group (each site weighted by its posterior probability ``1 - p_k`` of
@@ -30,11 +32,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit
+from scipy.special import expit, gammaln
 
 from .blup import as_batch, tau2_dl
 
 EPS_BOUNDS = (1e-4, 0.5)
+# Degrees of freedom of the outlying group: near-normal (scale c) for sites a few standard errors
+# out, with tails heavy enough that a site 20 or more standard errors out is still taken for an
+# outlier rather than explained by a huge tau^2 (which a normal outlying group would do).
+OUTLIER_DF = 4.0
 
 
 @dataclass(frozen=True)
@@ -78,11 +84,21 @@ def weighted_median(y: np.ndarray, w: np.ndarray) -> np.ndarray:
     return ys[np.arange(y.shape[0]), idx]
 
 
+def _log_densities(z2: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Log densities (up to the common ``-log sqrt(s_k)``) of a standardized deviation ``z``
+    under the normal group, N(0, 1), and under the outlying group, Student t with
+    :data:`OUTLIER_DF` degrees of freedom and scale ``c``."""
+    nu = OUTLIER_DF
+    normal = -0.5 * np.log(2 * np.pi) - 0.5 * z2
+    const = gammaln((nu + 1) / 2) - gammaln(nu / 2) - 0.5 * np.log(nu * np.pi) - np.log(scale)
+    outlying = const - 0.5 * (nu + 1) * np.log1p(z2 / (nu * scale**2))
+    return normal, outlying
+
+
 def _slab_prob(y, v, mu, tau2, eps, scale) -> np.ndarray:
-    s0 = v + tau2[:, None]
-    z2 = (y - mu[:, None]) ** 2 / s0
-    log_odds = np.log(eps / (1 - eps))[:, None] - np.log(scale) + 0.5 * z2 * (1 - scale**-2)
-    return expit(log_odds)
+    z2 = (y - mu[..., None]) ** 2 / (v + tau2[..., None])
+    normal, outlying = _log_densities(z2, scale)
+    return expit(np.log(eps / (1 - eps))[..., None] + outlying - normal)
 
 
 def _em_step(y, v, mu, tau2, eps, scale):
@@ -109,10 +125,9 @@ def _random_effects_start(y, v) -> tuple[np.ndarray, np.ndarray]:
 
 def _loglik(y, v, mu, tau2, eps, scale) -> np.ndarray:
     s0 = v + tau2[:, None]
-    z2 = (y - mu[:, None]) ** 2 / s0
-    normal = np.log1p(-eps)[:, None] - 0.5 * z2
-    outlying = np.log(eps)[:, None] - np.log(scale) - 0.5 * z2 / scale**2
-    return (np.logaddexp(normal, outlying) - 0.5 * np.log(s0)).sum(axis=1)
+    normal, outlying = _log_densities((y - mu[:, None]) ** 2 / s0, scale)
+    mixed = np.logaddexp(np.log1p(-eps)[:, None] + normal, np.log(eps)[:, None] + outlying)
+    return (mixed - 0.5 * np.log(s0)).sum(axis=1)
 
 
 def _run_em(y, v, mu, tau2, eps, scale, tol, max_iter):
@@ -143,7 +158,7 @@ def robust_eb(y, v, *, slab_scale: float = 5.0, tol: float = 1e-8,
     y, v : array_like of shape (B, K) or (K,)
         Site estimates and within-site variances.
     slab_scale : float, default 5
-        ``c``: how many times more spread out the outlying group is than the normal one.
+        ``c``: the scale of the outlying (t) group relative to the normal one.
     tol : float, default 1e-8
         EM stops when ``mu`` and ``tau^2`` move less than ``tol`` times the typical standard error
         (resp. variance) and ``eps`` less than ``tol``.

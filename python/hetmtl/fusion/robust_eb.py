@@ -151,7 +151,7 @@ def _run_em(y, v, mu, tau2, eps, scale, tol, max_iter):
 
 def robust_eb(y, v, *, slab_scale: float = 5.0, tol: float = 1e-8,
               max_iter: int = 500) -> RobustEBFit:
-    """Fit the contaminated-normal model by EM and return posterior means (see module notes).
+    """Fit the contaminated random-effects model by EM and return posterior means (see module notes).
 
     Parameters
     ----------

@@ -8,14 +8,15 @@ spirit of the robust empirical-Bayes intervals of Armstrong, Kolesar and Plagbor
 which also average coverage over the distribution of effects):
 
 1. draw each site's group from its posterior group probability, its effect ``theta*_k`` from that
-   group's fitted prior, and its estimate ``y*_k ~ N(theta*_k, v_k)``;
+   group's fitted prior (normal, with the outlying group's scale for outliers), and its estimate
+   ``y*_k ~ N(theta*_k, v_k)``;
 2. refit everything (the prior and every posterior mean) on ``y*``;
 3. the half-width of site k's interval is the ``level`` quantile of ``|theta_hat*_k - theta*_k|``
    over the draws in which site k fell in its own (most probable) group; the center's is the
    quantile of ``|mu* - mu|``.
 
 Intervals are symmetric around the estimate, so each contains its own point estimate. A site in
-the slab (an outlier) is estimated from its own data, and gets its own DML interval (widened to
+the outlying group is estimated from its own data, and gets its own DML interval (widened to
 contain its estimate when the small remaining shrinkage moved it).
 
 The between-site variance that generates the draws is ``max(tau^2, floor)`` with the floor
@@ -109,6 +110,9 @@ def robust_eb_errors(fit: RobustEBFit, y: np.ndarray, v: np.ndarray, *, n_boot: 
     refit : callable, optional
         ``refit(y, v)`` re-runs the procedure on a batch (default :func:`robust_eb` with its
         defaults); it must be the procedure that produced ``fit``.
+    tau2_gen : ndarray of shape (B,), optional
+        Between-site variance the draws are generated with (default ``max(tau^2, floor)``, see
+        the module notes).
     """
     refit = refit or (lambda yy, vv: robust_eb(yy, vv))
     B, K = y.shape

@@ -95,7 +95,8 @@ def method_rows(summaries: list[SiteSummary], theta: np.ndarray, outlier: np.nda
                **_type_means((lo <= theta) & (theta <= hi), outlier, "cover"),
                **_type_means(hi - lo, outlier, "width"),
                "center_sq_err": (c["center"] - center_target) ** 2,
-               "center_cover": float(c["ci lower"] <= center_target <= c["ci upper"]),
+               "center_cover": (float(c["ci lower"] <= center_target <= c["ci upper"])
+                                if np.isfinite(center_target) else np.nan),
                "center_width": c["ci upper"] - c["ci lower"],
                "center_inside": float(c["ci lower"] <= c["center"] <= c["ci upper"]),
                "sites_inside": float(np.all((lo <= est) & (est <= hi))),

@@ -9,6 +9,8 @@ site parameters:
 * ``late_fusion``: :class:`~hetmtl.fusion.late_fusion.LateFusion` with precision weights, lambda
   by summary-level cross-validation, bootstrap intervals;
 * ``late_fusion_hessian``: the same with ``weight="hessian"``;
+* ``robust_eb``: the default method of ``LateFusion`` (robust empirical Bayes, bootstrap
+  intervals);
 * ``oracle``: each site's estimate from the orthogonal score with the true nuisance functions.
 
 Metrics per method and replication: per-site squared error ``||theta_hat_k - theta_k||^2``

@@ -25,8 +25,8 @@ function(yi, vi, method) {
 
 def metafor_blup(yi, vi, method):
     robjects = pytest.importorskip("rpy2.robjects")
-    fun = robjects.r(_BLUP_R)
-    out = rbridge.r_call(fun, yi, vi, method)
+    robjects.globalenv["hetmtl_test_blup"] = robjects.r(_BLUP_R)
+    out = rbridge.r_call("hetmtl_test_blup", yi, vi, method)
     return rbridge.r_to_pandas(out, rownames=False)
 
 

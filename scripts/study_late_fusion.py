@@ -143,7 +143,8 @@ def _metrics(est: np.ndarray, lower: np.ndarray, upper: np.ndarray, theta: np.nd
 
 def _fusion_rows(summaries, theta: np.ndarray, inlier: np.ndarray, weight: str, n_boot: int,
                  rng: np.random.Generator, method: str = "fusion") -> tuple[dict, LateFusion]:
-    lf = LateFusion(method=method, lam="cv", weight=weight, inference="bootstrap", n_boot=n_boot,
+    lam = "cv" if method == "fusion" else None
+    lf = LateFusion(method=method, lam=lam, weight=weight, inference="bootstrap", n_boot=n_boot,
                     level=LEVEL, random_state=rng).fit(summaries)
     inf = lf.inference_
     row = _metrics(lf.theta_, inf.lower, inf.upper, theta, inlier)

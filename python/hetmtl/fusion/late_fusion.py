@@ -115,9 +115,9 @@ class LateFusion(BaseEstimator):
         Seed of the bootstrap.
     method : {"robust_eb", "blup", "fixed", "own", "fusion"} or None, default=None
         Estimator (see above). None means ``"fusion"`` when ``lam`` is given and ``"robust_eb"``
-        otherwise; the method used is in ``method_``. ``weight``, ``penalty``, ``cv_rule``, ``C``, ``lam`` and the path
-        options apply to ``"fusion"``; the other methods use each site's estimate and
-        covariance, per coefficient for ``"robust_eb"`` and ``"blup"``.
+        otherwise; the method used is in ``method_``. ``weight``, ``penalty``, ``cv_rule``,
+        ``C``, ``lam`` and the path options apply to ``"fusion"``; the other methods use each
+        site's estimate and covariance, per coefficient for ``"robust_eb"`` and ``"blup"``.
     tau2_method : {"REML", "DL"}, default="REML"
         Between-site variance estimator of ``method="blup"``.
     slab_scale : float, default=5.0

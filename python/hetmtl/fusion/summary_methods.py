@@ -2,8 +2,9 @@
 
 All work from each site's estimate and covariance alone (no fold summaries needed):
 
-- ``"robust_eb"``: two-group empirical Bayes (:mod:`hetmtl.fusion.robust_eb`), intervals by the
-  bootstrap of the whole procedure (:mod:`hetmtl.fusion.eb_intervals`);
+- ``"robust_eb"``: robust empirical Bayes (:mod:`hetmtl.fusion.robust_eb`), intervals by the
+  bootstrap of the whole procedure (:mod:`hetmtl.fusion.eb_intervals`); they are quantiles of
+  bootstrap errors, so no standard error is reported (NaN in the tables);
 - ``"blup"``: random-effects BLUP (:mod:`hetmtl.fusion.blup`) with metafor's prediction
   intervals, and the random-effects interval for the center;
 - ``"fixed"``: fixed-effect (GLS) pooling, every site gets the pooled estimate;

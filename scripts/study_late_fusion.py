@@ -9,12 +9,21 @@ site parameters:
 * ``late_fusion``: :class:`~hetmtl.fusion.late_fusion.LateFusion` with precision weights, lambda
   by summary-level cross-validation, bootstrap intervals;
 * ``late_fusion_hessian``: the same with ``weight="hessian"``;
+* ``robust_eb``: the default method of ``LateFusion`` (robust empirical Bayes, bootstrap
+  intervals);
 * ``oracle``: each site's estimate from the orthogonal score with the true nuisance functions.
 
 Metrics per method and replication: per-site squared error ``||theta_hat_k - theta_k||^2``
 averaged and maximized over all sites and over the non-outlying sites, interval coverage and
 width, and for late fusion the coverage on sites left unfused, the number of fused sites and the
 chosen lambda.
+
+With ``--panel`` it runs instead the summary-level panel of
+:mod:`hetmtl.studies.late_fusion_panel` (site estimates drawn from their sampling distribution;
+own DML, fixed-effect pooling, BLUP with DL and REML tau^2, the penalized late fusion with
+cross-validated lambda and the default robust empirical Bayes side by side); the published
+results in ``docs/studies/late_fusion`` come from
+``python scripts/study_late_fusion.py --panel --out-dir docs/studies/late_fusion``.
 
 Run ``python scripts/study_late_fusion.py --help``. The study goes through
 :func:`hetmtl.studies.run_study`: replications run in parallel, results are checkpointed in
@@ -47,7 +56,7 @@ from hetmtl.studies import config_grid, run_study, summarize_study
 from hetmtl.studies.cluster_args import add_cluster_arguments, cluster_options
 
 LEARNERS = ("linear", "lasso", "forest")
-METHODS = ("individual", "pooled", "late_fusion", "late_fusion_hessian", "oracle")
+METHODS = ("individual", "pooled", "late_fusion", "late_fusion_hessian", "robust_eb", "oracle")
 # Configuration keys that fix the simulated data sets: every eta (and every learner) sees the
 # same X, noise, site directions and outlier choice (common random numbers, smooth curves).
 DATA_KEYS = ("n_sites", "n_per_site", "p", "q", "outlier_frac", "scenario")
@@ -134,9 +143,10 @@ def _metrics(est: np.ndarray, lower: np.ndarray, upper: np.ndarray, theta: np.nd
 
 
 def _fusion_rows(summaries, theta: np.ndarray, inlier: np.ndarray, weight: str, n_boot: int,
-                 rng: np.random.Generator) -> tuple[dict, LateFusion]:
-    lf = LateFusion(lam="cv", weight=weight, inference="bootstrap", n_boot=n_boot, level=LEVEL,
-                    random_state=rng).fit(summaries)
+                 rng: np.random.Generator, method: str = "fusion") -> tuple[dict, LateFusion]:
+    lam = "cv" if method == "fusion" else None
+    lf = LateFusion(method=method, lam=lam, weight=weight, inference="bootstrap", n_boot=n_boot,
+                    level=LEVEL, random_state=rng).fit(summaries)
     inf = lf.inference_
     row = _metrics(lf.theta_, inf.lower, inf.upper, theta, inlier)
     covered = (inf.lower <= theta) & (theta <= inf.upper)
@@ -196,10 +206,12 @@ def replication(config: dict, seed: np.random.SeedSequence) -> list[dict]:
         est = np.broadcast_to(center, theta.shape)
         rows.append({"method": "pooled", **_metrics(est, est - _Z * se, est + _Z * se, theta,
                                                      inlier)})
-    for method, weight, key in (("late_fusion", "precision", 2), ("late_fusion_hessian", "hessian", 3)):
+    for method, weight, key, estimator in (("late_fusion", "precision", 2, "fusion"),
+                                           ("late_fusion_hessian", "hessian", 3, "fusion"),
+                                           ("robust_eb", "precision", 4, "robust_eb")):
         if method in methods:
             row, _ = _fusion_rows(summaries, theta, inlier, weight, int(config["n_boot"]),
-                                  np.random.default_rng(_child(seed, key)))
+                                  np.random.default_rng(_child(seed, key)), estimator)
             rows.append({"method": method, **row})
     if "oracle" in methods:
         orc = sim.oracle_estimates()
@@ -340,9 +352,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add_cluster_arguments(parser)
     parser.add_argument("--no-progress", dest="progress", action="store_false",
                         help="hide the progress bar")
+    parser.add_argument("--panel", action="store_true",
+                        help="run the summary-level panel instead (homogeneous, outlying, normal "
+                             "and clustered sites; every method; default 400 replications)")
+    parser.add_argument("--designs", nargs="+", default=None,
+                        help="with --panel: the designs to run (default all, held-out included)")
     args = parser.parse_args(argv)
     if args.reps is None:
-        args.reps = 20 if args.quick else 100
+        args.reps = 400 if args.panel else 20 if args.quick else 100
     if args.learner is None:
         args.learner = "linear" if args.quick else "forest"
     if args.reps < 1:
@@ -350,8 +367,33 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def run_panel(args: argparse.Namespace) -> int:
+    """The summary-level panel (site estimates drawn from their sampling distribution)."""
+    from hetmtl.studies import late_fusion_panel as panel
+
+    out_dir = args.out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = args.designs or list(panel.DESIGNS)
+    unknown = sorted(set(names) - set(panel.DESIGNS))
+    if unknown:
+        raise SystemExit(f"--designs: unknown design(s) {unknown}; choose from {list(panel.DESIGNS)}")
+    configs = config_grid(design=names, n_boot=[args.n_boot])
+    print(f"summary-level panel: {len(configs)} designs x {args.reps} replications")
+    results = run_study(panel.panel_replication, configs, args.reps, seed=args.seed,
+                        n_jobs=args.n_jobs, checkpoint=out_dir / "checkpoint",
+                        progress=args.progress, scheduler_address=args.scheduler_address)
+    results.to_csv(out_dir / "results.csv.gz", index=False)
+    tables = panel.write_panel_outputs(results, out_dir)
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        print(tables["ratios"].round(3).to_string())
+    print(f"wrote tables (CSV, tables.md) and figures to {out_dir}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.panel:
+        return run_panel(args)
     out_dir = args.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     configs = build_configs(args)

@@ -23,14 +23,14 @@ def sites():
 
 
 def test_lambda_zero_returns_site_estimates(sites):
-    fit = LateFusion(lam=0.0, inference="none").fit(sites)
+    fit = LateFusion(method="fusion", lam=0.0, inference="none").fit(sites)
     np.testing.assert_allclose(fit.theta_, fit.theta_hat_, rtol=0, atol=1e-12)
     assert not fit.fused_mask_.any()
 
 
 def test_large_lambda_pools_all_sites(sites):
-    fit = LateFusion(lam=1.0, inference="none").fit(sites)
-    big = LateFusion(lam=1.01 * fit.lambda_max_, inference="none").fit(sites)
+    fit = LateFusion(method="fusion", lam=1.0, inference="none").fit(sites)
+    big = LateFusion(method="fusion", lam=1.01 * fit.lambda_max_, inference="none").fit(sites)
     A = big.weight_matrices_ * big.n_[:, None, None]
     pooled = np.linalg.solve(A.sum(0), np.einsum("kij,kj->i", A, big.theta_hat_))
     assert big.fused_mask_.all()
@@ -38,7 +38,7 @@ def test_large_lambda_pools_all_sites(sites):
 
 
 def test_outlier_keeps_its_own_estimate(sites):
-    fit = LateFusion(random_state=0, n_boot=200).fit(sites)
+    fit = LateFusion(method="fusion", random_state=0, n_boot=200).fit(sites)
     names = fit.site_names_
     outlier = names.index("s4")
     truth = np.array([1.0, 1.05, 0.95, 1.02, 2.5, 0.98])
@@ -63,7 +63,7 @@ def test_hessian_weight_equals_row_level_penalized_problem():
     sizes = [60, 90, 40, 120]
     summaries, ys, ds = residual_sites(rng, thetas, sizes)
     lam = 2.0
-    fit = LateFusion(lam=lam, weight="hessian", inference="none").fit(summaries)
+    fit = LateFusion(method="fusion", lam=lam, weight="hessian", inference="none").fit(summaries)
     theta = cp.Variable((4, 2))
     u = cp.Variable(2)
     loss = sum(0.5 * cp.sum_squares(ys[k] - ds[k] @ theta[k]) for k in range(4))
@@ -79,7 +79,7 @@ def test_hessian_weight_equals_row_level_penalized_problem():
 
 
 def test_summary_table_and_intervals(sites):
-    fit = LateFusion(random_state=1, n_boot=300).fit(sites)
+    fit = LateFusion(method="fusion", random_state=1, n_boot=300).fit(sites)
     table = fit.summary()
     assert list(table.index) == [s.site for s in sites]
     for col in ["estimate", "std err", "ci lower", "ci upper", "fused estimate", "fused std err",
@@ -96,13 +96,13 @@ def test_summary_table_and_intervals(sites):
 
 
 def test_bootstrap_is_reproducible_for_a_seed(sites):
-    a = LateFusion(random_state=5, n_boot=200).fit(sites).summary()
-    b = LateFusion(random_state=5, n_boot=200).fit(sites).summary()
+    a = LateFusion(method="fusion", random_state=5, n_boot=200).fit(sites).summary()
+    b = LateFusion(method="fusion", random_state=5, n_boot=200).fit(sites).summary()
     pd.testing.assert_frame_equal(a, b)
 
 
 def test_conditional_inference_uses_gls_variance_for_fused_sites(sites):
-    fit = LateFusion(inference="conditional").fit(sites)
+    fit = LateFusion(method="fusion", inference="conditional").fit(sites)
     table = fit.summary()
     fused = fit.fused_mask_
     A = fit.weight_matrices_ * fit.n_[:, None, None]
@@ -114,19 +114,20 @@ def test_conditional_inference_uses_gls_variance_for_fused_sites(sites):
 def test_multivariate_summary_has_site_coef_index():
     rng = np.random.default_rng(4)
     summaries, _, _ = residual_sites(rng, rng.normal(size=(5, 3)) * 0.1, [200] * 5)
-    fit = LateFusion(random_state=0, n_boot=100).fit(summaries)
+    fit = LateFusion(method="fusion", random_state=0, n_boot=100).fit(summaries)
     table = fit.summary()
     assert table.index.names == ["site", "coef"]
     assert len(table) == 15
 
 
 def test_dict_input_uses_keys_as_site_names(sites):
-    fit = LateFusion(inference="none").fit({f"clinic {i}": s for i, s in enumerate(sites)})
+    fit = LateFusion(method="fusion", inference="none").fit(
+        {f"clinic {i}": s for i, s in enumerate(sites)})
     assert fit.site_names_[0] == "clinic 0"
 
 
 def test_single_site_gives_its_own_estimate(sites):
-    fit = LateFusion(inference="none").fit([sites[0]])
+    fit = LateFusion(method="fusion", inference="none").fit([sites[0]])
     np.testing.assert_allclose(fit.theta_, sites[0].theta[None])
     assert fit.lambda_ == 0.0
 
@@ -135,22 +136,22 @@ def test_published_estimates_fall_back_with_a_warning():
     summaries = [SiteSummary.from_estimate(e, s, site=f"study{i}") for i, (e, s) in
                  enumerate([(0.2, 0.1), (0.25, 0.12), (0.1, 0.08), (0.9, 0.1)])]
     with pytest.warns(LambdaSelectionWarning, match="fold summaries"):
-        fit = LateFusion(inference="none").fit(summaries)
+        fit = LateFusion(method="fusion", inference="none").fit(summaries)
     assert fit.lambda_rule_ == "default C*sqrt(p)"
     assert np.isclose(fit.lambda_, 0.1)
 
 
 def test_cv_curve_is_exposed(sites):
-    fit = LateFusion(inference="none").fit(sites)
+    fit = LateFusion(method="fusion", inference="none").fit(sites)
     curve = fit.cv_.to_frame()
     assert len(curve) == fit.n_lambda
     assert fit.lambda_ == curve["lambda"][curve["cv_score"].idxmin()]
-    fit1se = LateFusion(inference="none", cv_rule="1se").fit(sites)
+    fit1se = LateFusion(method="fusion", inference="none", cv_rule="1se").fit(sites)
     assert fit1se.lambda_ >= fit.lambda_
 
 
 def test_pickle_params_and_json(sites):
-    fit = LateFusion(random_state=0, n_boot=50).fit(sites)
+    fit = LateFusion(method="fusion", random_state=0, n_boot=50).fit(sites)
     again = pickle.loads(pickle.dumps(fit))
     np.testing.assert_array_equal(again.theta_, fit.theta_)
     assert fit.get_params()["penalty"] == "l2"
@@ -160,7 +161,7 @@ def test_pickle_params_and_json(sites):
 
 
 def test_squared_penalty_never_fuses_exactly(sites):
-    fit = LateFusion(lam=5.0, penalty="l2sq", inference="none").fit(sites)
+    fit = LateFusion(method="fusion", lam=5.0, penalty="l2sq", inference="none").fit(sites)
     assert not fit.fused_mask_.any()
     spread_raw = np.ptp(fit.theta_hat_[:, 0])
     assert np.ptp(fit.theta_[:, 0]) < spread_raw
@@ -175,6 +176,10 @@ def test_squared_penalty_never_fuses_exactly(sites):
     ({"n_boot": 1}, "n_boot"),
     ({"level": 1.5}, "level"),
     ({"cv_rule": "2se"}, "cv_rule"),
+    ({"method": "bayes"}, "method"),
+    ({"tau2_method": "PM"}, "tau2_method"),
+    ({"slab_scale": 0.5}, "slab_scale"),
+    ({"method": "blup", "lam": 1.0}, "lam"),
 ])
 def test_bad_options_name_the_argument(sites, kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -197,7 +202,7 @@ def test_bad_summaries(sites):
 
 
 def test_leave_one_out_moves_center_most_for_outlier(sites):
-    fit = LateFusion(inference="none").fit(sites)
+    fit = LateFusion(method="fusion", inference="none").fit(sites)
     loo = fit.leave_one_out()
     assert list(loo.index) == fit.site_names_
     assert np.isfinite(loo["center"]).all()
@@ -207,7 +212,7 @@ def test_plots_render(sites, tmp_path):
     import matplotlib
 
     matplotlib.use("Agg")
-    fit = LateFusion(random_state=0, n_boot=100).fit(sites)
+    fit = LateFusion(method="fusion", random_state=0, n_boot=100).fit(sites)
     fig = fit.plot_forest()
     fig.savefig(tmp_path / "forest.png")
     fig2 = fit.plot_path()
@@ -230,7 +235,8 @@ def test_bootstrap_intervals_cover_unfused_outlying_sites():
     for r in range(reps):
         est = truth + se * rng.standard_normal(10)
         summaries = [SiteSummary.from_estimate(e, se, n=n, site=f"s{k}") for k, e in enumerate(est)]
-        inf = LateFusion(lam=1.0, n_boot=200, random_state=r).fit(summaries).inference_
+        inf = LateFusion(method="fusion", lam=1.0, n_boot=200,
+                         random_state=r).fit(summaries).inference_
         covered[r] = (inf.lower[:, 0] <= truth) & (truth <= inf.upper[:, 0])
     band_out = 3 * np.sqrt(0.95 * 0.05 / covered[:, 8:].size)
     assert abs(covered[:, 8:].mean() - 0.95) < band_out

@@ -1,17 +1,22 @@
 # Late fusion of site summaries at the center.
 
-LATE_FUSION_EXTRA <- c("cv_rule", "C", "n_lambda", "lambda_ratio", "tol", "max_iter", "n_threads")
+LATE_FUSION_EXTRA <- c("cv_rule", "C", "n_lambda", "lambda_ratio", "tol", "max_iter", "n_threads",
+                       "tau2_method", "slab_scale")
 LATE_FUSION_INTEGER <- c("n_lambda", "max_iter", "n_threads")
 
 # Late fusion of per-site summaries (documented in man/).
-late_fusion <- function(summaries, lam = "cv", weight = "precision", penalty = "l2",
-                        inference = "bootstrap", n_boot = 1000, level = 0.95, seed = NULL, ...) {
+late_fusion <- function(summaries, lam = NULL, weight = "precision", penalty = "l2",
+                        inference = "bootstrap", n_boot = 1000, level = 0.95, seed = NULL,
+                        method = NULL, ...) {
   call <- match.call()
   items <- collect_summaries(summaries)
   if (is.character(lam)) {
     check_choice(lam, "lam", "cv")
-  } else {
+  } else if (!is.null(lam)) {
     lam <- check_number(lam, "lam", lower = 0)
+  }
+  if (!is.null(method)) {
+    check_choice(method, "method", c("robust_eb", "blup", "fixed", "own", "fusion"))
   }
   check_choice(weight, "weight", c("precision", "hessian"))
   check_choice(penalty, "penalty", c("l2", "l2sq"))
@@ -37,11 +42,13 @@ late_fusion <- function(summaries, lam = "cv", weight = "precision", penalty = "
     if (!is.null(extra$C)) extra$C <- check_number(extra$C, "C", lower = 0)
     if (!is.null(extra$lambda_ratio)) extra$lambda_ratio <- check_number(extra$lambda_ratio, "lambda_ratio", 0, TRUE)
     if (!is.null(extra$tol)) extra$tol <- check_number(extra$tol, "tol", 0, TRUE)
+    if (!is.null(extra$tau2_method)) check_choice(extra$tau2_method, "tau2_method", c("REML", "DL"))
+    if (!is.null(extra$slab_scale)) extra$slab_scale <- check_number(extra$slab_scale, "slab_scale", 1, TRUE)
   }
 
   mod <- py_module("late_fusion")
   args <- c(list(lam = lam, weight = weight, penalty = penalty, inference = inference,
-                 n_boot = n_boot, level = level, random_state = seed), extra)
+                 n_boot = n_boot, level = level, random_state = seed, method = method), extra)
   py_objects <- unname(lapply(items, site_summary_py))
   py_items <- if (is.null(names(items))) {
     reticulate::r_to_py(py_objects)

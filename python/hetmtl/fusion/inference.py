@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import stats
 
+from .eb_intervals import eb_halfwidths
 from .fused import PreparedProblem, solve_batch
 
 INFERENCE = ("bootstrap", "conditional", "none")
@@ -63,6 +64,13 @@ class FusedInference:
     center_draws: np.ndarray | None = None
     theta: np.ndarray | None = None    # point each site's interval is built around
     center: np.ndarray | None = None
+    # Empirical-Bayes bootstrap (method "eb_bootstrap"): |error| draws per site, NaN where a draw
+    # put the site in the other group, and the half-width rule for sites kept on their own.
+    abs_errors: np.ndarray | None = None         # (n_boot, K, p)
+    center_abs_errors: np.ndarray | None = None  # (n_boot, p)
+    own_group: np.ndarray | None = None          # (K, p), bool
+    own_se: np.ndarray | None = None             # (K, p)
+    own_shift: np.ndarray | None = None          # (K, p): |estimate - own estimate|
 
     def at_level(self, level: float) -> "FusedInference":
         """The same inference with intervals at another confidence level."""
@@ -71,6 +79,12 @@ class FusedInference:
         if self.method == "bootstrap":
             lo, hi = _basic_interval(self.theta, self.theta_draws, level)
             clo, chi = _basic_interval(self.center, self.center_draws, level)
+        elif self.method == "eb_bootstrap":
+            half, center_half = eb_halfwidths(self.abs_errors, self.center_abs_errors,
+                                              self.own_group, self.own_se, self.own_shift, level,
+                                              axis=0)
+            lo, hi = self.theta - half, self.theta + half
+            clo, chi = self.center - center_half, self.center + center_half
         else:
             zq = stats.norm.ppf(0.5 + level / 2)
             lo, hi = self.theta - zq * self.se, self.theta + zq * self.se
@@ -79,10 +93,15 @@ class FusedInference:
 
 
 def _basic_interval(point: np.ndarray, draws: np.ndarray, level: float):
-    """Basic bootstrap interval: the law of ``draw - point`` stands in for ``point - truth``."""
+    """Basic bootstrap interval: the law of ``draw - point`` stands in for ``point - truth``.
+
+    When the draws are shifted away from ``point`` (near the penalty's kink, or when outliers
+    at large sites move the bootstrap center), the reflected interval can miss the point itself;
+    it is then widened to reach it, so an interval always contains its own estimate.
+    """
     alpha = 1.0 - level
     q_lo, q_hi = np.quantile(draws, [alpha / 2, 1 - alpha / 2], axis=0)
-    return 2 * point - q_hi, 2 * point - q_lo
+    return np.minimum(2 * point - q_hi, point), np.maximum(2 * point - q_lo, point)
 
 
 def bootstrap_inference(problem: PreparedProblem, covs: np.ndarray, theta: np.ndarray,

@@ -13,12 +13,15 @@ from sklearn.base import BaseEstimator
 
 from .._util.validation import check_choice
 from .inference import INFERENCE, FusedInference, bootstrap_inference, conditional_inference
+from .blup import TAU2_METHODS
 from .lambda_cv import LambdaCV, cross_validate_lambda, n_common_folds
 from .fused import (PENALTIES, FusedPath, lambda_grid, make_options, path_prepared, prepare_problem,
                      solve_prepared)
 from .summary import WEIGHTS, SiteSummary
+from .summary_methods import SUMMARY_METHODS, fit_summary_method
 
 CV_RULES = ("min", "1se")
+METHODS = SUMMARY_METHODS + ("fusion",)
 
 
 class LambdaSelectionWarning(UserWarning):
@@ -57,7 +60,17 @@ def _as_summary_list(summaries) -> tuple[list[SiteSummary], list[str]]:
 class LateFusion(BaseEstimator):
     """Fuse per-site DML summaries: similar sites borrow strength, different ones keep their own.
 
-    Solves, for site estimates ``theta_hat_k`` with weight matrices ``W_k`` and sizes ``n_k``::
+    The default, ``method="robust_eb"``, is two-group empirical Bayes
+    (:mod:`hetmtl.fusion.robust_eb`): sites are shrunk towards a common center as by the
+    random-effects BLUP, while sites several standard errors away from the others keep (nearly)
+    their own estimate and do not pull the center. It needs only each site's estimate and
+    covariance, and its intervals come from a bootstrap of the whole procedure
+    (:mod:`hetmtl.fusion.eb_intervals`). ``method="blup"`` (random-effects BLUP, as metafor's
+    ``blup()``), ``"fixed"`` (fixed-effect pooling) and ``"own"`` (no pooling) are the
+    classical alternatives.
+
+    ``method="fusion"`` solves the penalized late-fusion problem, for site estimates
+    ``theta_hat_k`` with weight matrices ``W_k`` and sizes ``n_k``::
 
         min  sum_k (n_k / 2) (theta_k - theta_hat_k)' W_k (theta_k - theta_hat_k)
            + lam * sum_k w_k ||theta_k - u||
@@ -67,10 +80,11 @@ class LateFusion(BaseEstimator):
 
     Parameters
     ----------
-    lam : float or {"cv"}, default="cv"
-        Penalty level, or ``"cv"`` for summary-level cross-validation over a lambda path (needs
-        fold summaries from every site; otherwise ``C * sqrt(p)`` is used with a
-        :class:`LambdaSelectionWarning`).
+    lam : float, {"cv"} or None, default=None
+        Penalty level of ``method="fusion"``, or ``"cv"`` for summary-level cross-validation over
+        a lambda path (needs fold summaries from every site; otherwise ``C * sqrt(p)`` is used
+        with a :class:`LambdaSelectionWarning`). Giving ``lam`` asks for the penalized fusion:
+        with ``method=None`` it selects ``"fusion"``; other methods refuse it.
     weight : {"precision", "hessian"}, default="precision"
         ``W_k = (n_k V_k)^-1`` (inverse per-observation variance), or ``-J_k`` (the score
         Jacobian; for PLR this makes late fusion equal the same penalized problem on the
@@ -99,6 +113,16 @@ class LateFusion(BaseEstimator):
         Threads of the compiled core (bootstrap draws run in parallel).
     random_state : int, numpy Generator or None
         Seed of the bootstrap.
+    method : {"robust_eb", "blup", "fixed", "own", "fusion"} or None, default=None
+        Estimator (see above). None means ``"fusion"`` when ``lam`` is given and ``"robust_eb"``
+        otherwise; the method used is in ``method_``. ``weight``, ``penalty``, ``cv_rule``,
+        ``C``, ``lam`` and the path options apply to ``"fusion"``; the other methods use each
+        site's estimate and covariance, per coefficient for ``"robust_eb"`` and ``"blup"``.
+    tau2_method : {"REML", "DL"}, default="REML"
+        Between-site variance estimator of ``method="blup"``.
+    slab_scale : float, default=5.0
+        ``method="robust_eb"``: how many times more spread out the outlying sites are modelled
+        to be than the normal ones (above 1).
 
     Attributes
     ----------
@@ -117,7 +141,7 @@ class LateFusion(BaseEstimator):
     fused_mask_ : ndarray of shape (K,), bool
         Sites fused exactly with the center.
     lambda_ : float
-        Chosen penalty level.
+        Chosen penalty level (NaN for methods other than ``"fusion"``).
     lambda_max_ : float
         Smallest lambda fusing every site.
     path_ : FusedPath
@@ -127,13 +151,17 @@ class LateFusion(BaseEstimator):
     inference_ : FusedInference or None
         Standard errors and intervals of the fused estimates.
     kkt_ : float
-        Relative KKT residual of the returned solution.
+        Relative KKT residual of the returned solution (NaN for methods other than ``"fusion"``).
+    method_details_ : dict
+        Per-coefficient quantities of the method (``tau2``; for ``"robust_eb"`` also ``eps``,
+        the outlier share, and ``outlier_prob`` (K, p)).
     """
 
-    def __init__(self, lam="cv", weight: str = "precision", penalty: str = "l2", cv_rule: str = "min",
+    def __init__(self, lam=None, weight: str = "precision", penalty: str = "l2", cv_rule: str = "min",
                  C: float = 0.1, n_lambda: int = 50, lambda_ratio: float = 1e-4,
                  inference: str = "bootstrap", n_boot: int = 1000, level: float = 0.95,
-                 tol: float = 1e-10, max_iter: int = 20000, n_threads: int = 1, random_state=None):
+                 tol: float = 1e-10, max_iter: int = 20000, n_threads: int = 1, random_state=None,
+                 method: str | None = None, tau2_method: str = "REML", slab_scale: float = 5.0):
         self.lam = lam
         self.weight = weight
         self.penalty = penalty
@@ -148,6 +176,9 @@ class LateFusion(BaseEstimator):
         self.max_iter = max_iter
         self.n_threads = n_threads
         self.random_state = random_state
+        self.method = method
+        self.tau2_method = tau2_method
+        self.slab_scale = slab_scale
 
     # ------------------------------------------------------------------ fitting
     def _check_params(self) -> None:
@@ -155,9 +186,19 @@ class LateFusion(BaseEstimator):
         check_choice(self.penalty, "penalty", PENALTIES)
         check_choice(self.cv_rule, "cv_rule", CV_RULES)
         check_choice(self.inference, "inference", INFERENCE)
+        if self.method is not None:
+            check_choice(self.method, "method", METHODS)
+        self.method_ = self.method or ("robust_eb" if self.lam is None else "fusion")
+        if self.lam is not None and self.method_ != "fusion":
+            raise ValueError(f"lam: applies to method='fusion' only, not method={self.method_!r}")
+        check_choice(self.tau2_method, "tau2_method", TAU2_METHODS)
+        if not (isinstance(self.slab_scale, numbers.Real) and np.isfinite(self.slab_scale)
+                and self.slab_scale > 1):
+            raise ValueError(f"slab_scale: must be a number above 1, got {self.slab_scale!r}")
         if isinstance(self.lam, str):
             check_choice(self.lam, "lam", ("cv",))
-        elif not (isinstance(self.lam, numbers.Real) and np.isfinite(self.lam) and self.lam >= 0):
+        elif self.lam is not None and not (isinstance(self.lam, numbers.Real)
+                                           and np.isfinite(self.lam) and self.lam >= 0):
             raise ValueError(f"lam: must be 'cv' or a finite non-negative number, got {self.lam!r}")
         if not (np.isfinite(self.C) and self.C >= 0):
             raise ValueError(f"C: must be a finite non-negative number, got {self.C!r}")
@@ -196,14 +237,29 @@ class LateFusion(BaseEstimator):
         grid = lambda_grid(self.lambda_max_, self.n_lambda, self.lambda_ratio, ratio_name="lambda_ratio")
         self.path_ = path_prepared(problem, grid, options)
         self.cv_ = None
+        self.method_details_ = {}
+        if self.method_ != "fusion":
+            return self._fit_summary_method(theta_hat)
         self.lambda_ = self._choose_lambda(items, grid, options)
         fit = solve_prepared(problem, self.lambda_, options)
         self.theta_, self.center_, self.fused_mask_, self.kkt_ = fit.theta, fit.center, fit.fused, fit.kkt
         self.inference_ = self._infer(problem, options)
         return self
 
+    def _fit_summary_method(self, theta_hat: np.ndarray) -> "LateFusion":
+        rng = np.random.default_rng(self.random_state)
+        fit = fit_summary_method(self.method_, theta_hat, self.site_cov_, tau2_method=self.tau2_method,
+                                 slab_scale=float(self.slab_scale), inference=self.inference != "none",
+                                 n_boot=int(self.n_boot), level=self.level, rng=rng)
+        self.lambda_, self.kkt_ = np.nan, np.nan
+        self.lambda_rule_ = f"not used (method={self.method_!r})"
+        self.theta_, self.center_, self.fused_mask_ = fit.theta, fit.center, fit.fused
+        self.inference_ = fit.inference
+        self.method_details_ = fit.details
+        return self
+
     def _choose_lambda(self, items: list[SiteSummary], grid: np.ndarray, options) -> float:
-        if not isinstance(self.lam, str):
+        if self.lam is not None and not isinstance(self.lam, str):
             self.lambda_rule_ = "given"
             return float(self.lam)
         if len(items) == 1:

@@ -67,7 +67,9 @@ def forest_plot(fit, coef=0, ax=None, level=None):
     # Below the axes: inside, "best" still covers a site's interval when sites span the range.
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=4,
               fontsize="small", frameon=False, handletextpad=0.3, columnspacing=1.0)
-    ax.set_title(f"Late fusion, lambda = {fit.lambda_:.3g}")
+    method = getattr(fit, "method_", "fusion")
+    ax.set_title(f"Late fusion, lambda = {fit.lambda_:.3g}" if method == "fusion"
+                 else f"Late fusion, method {method!r}")
     fig.tight_layout()
     return fig
 

@@ -76,8 +76,12 @@ def _check_theta_J_Omega(theta, J, Omega, n, where: str) -> tuple[np.ndarray, np
         raise ValueError(f"{where}Omega: not symmetric")
     if np.linalg.eigvalsh(0.5 * (Oa + Oa.T))[0] <= 0:
         raise ValueError(f"{where}Omega: not positive definite")
-    if not (isinstance(n, (int, np.integer, float)) and np.isfinite(n) and n >= 1):
-        raise ValueError(f"{where}n: must be a number >= 1, got {n!r}")
+    # A fold's n counts rows; a site's n may be an effective size below 1 (a published estimate
+    # with a standard error above 1 in its own units), so it only has to be positive.
+    n_ok = isinstance(n, (int, np.integer, float)) and np.isfinite(n) and (n >= 1 if where else n > 0)
+    if not n_ok:
+        raise ValueError(f"{where}n: must be a {'number >= 1' if where else 'positive number'}, "
+                         f"got {n!r}")
     return th, Ja, Oa
 
 
@@ -238,8 +242,11 @@ class SiteSummary:
         cov : array_like of shape (p, p), optional
             Full covariance of the estimate.
         n : float, optional
-            Sample size. Only the penalty weights ``sqrt(n)`` depend on it; when unknown the
-            effective size ``1 / mean(diag(cov))`` is used (per-observation variance one).
+            Sample size. Only the penalty weights ``sqrt(n)`` of ``method="fusion"`` depend on
+            it; when unknown the effective size ``1 / mean(diag(cov))`` is used (per-observation
+            variance one), which may be below 1 when the standard errors exceed 1 in the
+            estimate's units. Then ``n V`` has unit mean diagonal, so a fusion penalty reads as a
+            threshold in standard-error units whatever the units of the estimate.
         site, coef_names, metadata
             Descriptive fields.
 

@@ -44,9 +44,10 @@ test_that("lam = 'cv' uses the sites' fold summaries as the Python side does", {
     site_dml(sim_plr(90, theta = c(0.5, 0.55, 1.2)[k], seed = 20 + k), y = "y", d = "d",
              learner = "linear", n_folds = 3, seed = k, site = paste0("site", k))
   })
-  fit <- late_fusion(fits, inference = "conditional", seed = 1)
+  fit <- late_fusion(fits, lam = "cv", inference = "conditional", seed = 1)
   py_list <- reticulate::r_to_py(lapply(fits, function(f) f$py$summary_))
-  ref <- py_fusion("late_fusion")$LateFusion(inference = "conditional", random_state = 1L)$fit(py_list)
+  ref <- py_fusion("late_fusion")$LateFusion(lam = "cv", inference = "conditional",
+                                             random_state = 1L)$fit(py_list)
   expect_identical(fit$sites, c("site1", "site2", "site3"))
   expect_match(fit$lambda_rule, "^cv")
   expect_equal(fit$lambda, py_vec(ref$lambda_), tolerance = 1e-13)
@@ -146,7 +147,7 @@ test_that("heterogeneity matches metafor's rma() (DL and REML)", {
 
 test_that("lam = 'cv' without fold summaries falls back with an R warning", {
   skip_if_no_hetmtl()
-  expect_warning(fit <- late_fusion(lf_sites(), n_boot = 20, seed = 1),
+  expect_warning(fit <- late_fusion(lf_sites(), lam = "cv", n_boot = 20, seed = 1),
                  "needs fold summaries from every site")
   expect_identical(fit$lambda_rule, "default C*sqrt(p)")
   expect_equal(fit$lambda, 0.1, tolerance = 1e-15)
@@ -177,4 +178,27 @@ test_that("input errors name the argument", {
   fit <- late_fusion(sums, lam = 0.02, inference = "none")
   expect_error(heterogeneity(fit, term = "x"), "parm: unknown name")
   expect_error(summary(fit, level = 2), "level: must be a number in \\(0, 1\\)")
+})
+
+test_that("the default is robust empirical Bayes; method and its options reach Python", {
+  skip_if_no_hetmtl()
+  sums <- lf_sites()
+  fit <- late_fusion(sums, n_boot = 60, seed = 2)
+  py_sums <- reticulate::py_dict(names(sums), unname(lapply(sums, function(s) s$py)), convert = FALSE)
+  ref <- py_fusion("late_fusion")$LateFusion(n_boot = 60L, random_state = 2L)$fit(py_sums)
+  expect_identical(py_chr(ref$method_), "robust_eb")
+  expect_equal(unname(coef(fit)), py_vec(ref$theta_), tolerance = 1e-13)
+  expect_true(is.na(fit$lambda))
+  # The outlying fifth site keeps (nearly) its own estimate; the others pool.
+  expect_equal(coef(fit)[["s5"]], 0.60, tolerance = 0.01)
+  expect_identical(unname(fit$fused), c(TRUE, TRUE, TRUE, TRUE, FALSE))
+  ci <- confint(fit)
+  expect_true(all(ci[, 1] <= coef(fit) & coef(fit) <= ci[, 2]))
+  blup <- late_fusion(sums, method = "blup", tau2_method = "DL", inference = "none")
+  ref_blup <- py_fusion("late_fusion")$LateFusion(method = "blup", tau2_method = "DL",
+                                                  inference = "none")$fit(py_sums)
+  expect_equal(unname(coef(blup)), py_vec(ref_blup$theta_), tolerance = 1e-13)
+  expect_error(late_fusion(sums, method = "bayes"), "method")
+  expect_error(late_fusion(sums, slab_scale = 0.5), "slab_scale")
+  expect_error(late_fusion(sums, method = "blup", lam = 1), "lam")
 })

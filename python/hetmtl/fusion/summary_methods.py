@@ -1,0 +1,102 @@
+"""The non-penalized methods of :class:`~hetmtl.fusion.late_fusion.LateFusion`.
+
+All work from each site's estimate and covariance alone (no fold summaries needed):
+
+- ``"robust_eb"``: robust empirical Bayes (:mod:`hetmtl.fusion.robust_eb`), intervals by the
+  bootstrap of the whole procedure (:mod:`hetmtl.fusion.eb_intervals`); they are quantiles of
+  bootstrap errors, so no standard error is reported (NaN in the tables);
+- ``"blup"``: random-effects BLUP (:mod:`hetmtl.fusion.blup`) with metafor's prediction
+  intervals, and the random-effects interval for the center;
+- ``"fixed"``: fixed-effect (GLS) pooling, every site gets the pooled estimate;
+- ``"own"``: every site keeps its own estimate; the center is the fixed-effect pool.
+
+``robust_eb`` and ``blup`` treat each coefficient separately (its estimates and marginal
+variances), as a univariate meta-analysis per coefficient does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+from .blup import random_effects
+from .eb_intervals import robust_eb_errors
+from .inference import FusedInference
+from .robust_eb import robust_eb
+
+SUMMARY_METHODS = ("robust_eb", "blup", "fixed", "own")
+
+
+@dataclass(frozen=True)
+class SummaryFit:
+    """Site estimates, center, pooled-group mask, inference and per-coefficient details."""
+
+    theta: np.ndarray             # (K, p)
+    center: np.ndarray            # (p,)
+    fused: np.ndarray             # (K,), bool: site estimate equals the center / in the pooled group
+    inference: FusedInference | None
+    details: dict = field(default_factory=dict)
+
+
+def _wald(theta, se, center, center_se, level: float) -> FusedInference:
+    zq = stats.norm.ppf(0.5 + level / 2)
+    return FusedInference(se=se, lower=theta - zq * se, upper=theta + zq * se, center_se=center_se,
+                          center_lower=center - zq * center_se, center_upper=center + zq * center_se,
+                          method="wald", level=level, theta=theta, center=center)
+
+
+def _gls_pool(theta_hat: np.ndarray, covs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    prec = np.linalg.inv(covs)
+    cov = np.linalg.inv(prec.sum(axis=0))
+    return cov @ np.einsum("kij,kj->i", prec, theta_hat), cov
+
+
+def _fit_robust_eb(y, v, *, slab_scale, inference, n_boot, level, rng) -> SummaryFit:
+    def refit(yy, vv):
+        return robust_eb(yy, vv, slab_scale=slab_scale)
+
+    fit = refit(y, v)
+    theta, center = fit.estimate.T, fit.mu
+    own_group = (fit.outlier_prob < 0.5).T
+    details = {"tau2": fit.tau2, "eps": fit.eps, "outlier_prob": fit.outlier_prob.T}
+    inf = None
+    if inference:
+        errs = robust_eb_errors(fit, y, v, n_boot=n_boot, rng=rng, refit=refit)
+        half, center_half = errs.halfwidths(level)
+        inf = FusedInference(
+            se=np.full(theta.shape, np.nan), lower=theta - half.T, upper=theta + half.T,
+            center_se=np.full(center.shape, np.nan), center_lower=center - center_half,
+            center_upper=center + center_half, method="eb_bootstrap", level=level, theta=theta,
+            center=center, abs_errors=errs.abs_errors.transpose(1, 2, 0),
+            center_abs_errors=errs.center_abs_errors.T, own_group=own_group,
+            own_se=errs.own_se.T, own_shift=errs.own_shift.T)
+    return SummaryFit(theta, center, own_group.all(axis=1), inf, details)
+
+
+def fit_summary_method(method: str, theta_hat: np.ndarray, covs: np.ndarray, *, tau2_method: str,
+                       slab_scale: float, inference: bool, n_boot: int, level: float,
+                       rng: np.random.Generator) -> SummaryFit:
+    """Fit one of :data:`SUMMARY_METHODS` to site estimates (K, p) with covariances (K, p, p)."""
+    v = np.diagonal(covs, axis1=1, axis2=2).T             # (p, K): one batch row per coefficient
+    y = theta_hat.T
+    K, p = theta_hat.shape
+    if method == "robust_eb":
+        return _fit_robust_eb(y, v, slab_scale=slab_scale, inference=inference, n_boot=n_boot,
+                              level=level, rng=rng)
+    if method == "blup":
+        re = random_effects(y, v, method=tau2_method)
+        theta = re.blup.T
+        inf = _wald(theta, np.sqrt(re.blup_var.T), re.mu, np.sqrt(re.mu_var), level) if inference else None
+        return SummaryFit(theta, re.mu, (re.shrinkage == 0).all(axis=0), inf, {"tau2": re.tau2})
+    center, center_cov = _gls_pool(theta_hat, covs)
+    center_se = np.sqrt(np.diag(center_cov))
+    if method == "fixed":
+        theta = np.broadcast_to(center, (K, p)).copy()
+        inf = _wald(theta, np.broadcast_to(center_se, (K, p)).copy(), center, center_se, level) \
+            if inference else None
+        return SummaryFit(theta, center, np.ones(K, bool), inf)
+    own_se = np.sqrt(v.T)
+    inf = _wald(theta_hat.copy(), own_se, center, center_se, level) if inference else None
+    return SummaryFit(theta_hat.copy(), center, np.zeros(K, bool), inf)

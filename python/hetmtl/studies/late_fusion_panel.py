@@ -1,0 +1,282 @@
+"""Summary-level panel of the late-fusion study: designs, one replication, and the tables.
+
+One replication draws every site's estimate from its sampling distribution (with five fold
+estimates per site, so that the penalized late fusion can cross-validate its penalty), fits
+every method through :class:`~hetmtl.fusion.late_fusion.LateFusion`, and records per site type
+(normal, outlying) the squared error, interval coverage and width, and for the center its error,
+coverage, width and whether it lies inside its own interval.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..fusion.late_fusion import LambdaSelectionWarning, LateFusion
+from ..fusion.summary import FoldSummary, SiteSummary
+from ..simulate.summary_level import SummaryDesign, draw_effects, draw_estimates
+
+N_FOLDS = 5
+LEVEL = 0.95
+# Method label -> LateFusion parameters.
+METHODS: dict[str, dict[str, Any]] = {
+    "own": {"method": "own"},
+    "fixed": {"method": "fixed"},
+    "blup_dl": {"method": "blup", "tau2_method": "DL"},
+    "blup_reml": {"method": "blup", "tau2_method": "REML"},
+    "fusion_cv": {"method": "fusion", "lam": "cv"},
+    "robust_eb": {"method": "robust_eb"},
+}
+COMPETITORS = ("own", "fixed", "blup_dl", "blup_reml")
+
+# The issue's panel: every design has sizes from 100 to 1000 unless said otherwise.
+PANEL: dict[str, dict[str, Any]] = {
+    "homog_K5": {"kind": "homogeneous", "n_sites": 5},
+    "homog_K8": {"kind": "homogeneous", "n_sites": 8},
+    "homog_K20": {"kind": "homogeneous", "n_sites": 20},
+    "homog_K8_equal_n": {"kind": "homogeneous", "n_sites": 8, "n_min": 400, "n_max": 400},
+    "outliers_small_K10": {"kind": "outliers", "n_sites": 10, "placement": "smallest"},
+    "outliers_large_K10": {"kind": "outliers", "n_sites": 10, "placement": "largest"},
+    "outliers_small_K20": {"kind": "outliers", "n_sites": 20, "placement": "smallest"},
+    "outliers_large_K20": {"kind": "outliers", "n_sites": 20, "placement": "largest"},
+    "normal_tau0.5_K10": {"kind": "normal", "n_sites": 10, "tau": 0.5},
+    "normal_tau1_K10": {"kind": "normal", "n_sites": 10, "tau": 1.0},
+    "normal_tau1.5_K10": {"kind": "normal", "n_sites": 10, "tau": 1.5},
+    "clusters_4se_K10": {"kind": "clusters", "n_sites": 10, "gap": 4.0},
+}
+# Designs the default was never looked at on before it was fixed (other K, tau, outlier sizes,
+# placements, shares).
+HELD_OUT: dict[str, dict[str, Any]] = {
+    "heldout_homog_K30": {"kind": "homogeneous", "n_sites": 30},
+    "heldout_normal_tau0.75_K12": {"kind": "normal", "n_sites": 12, "tau": 0.75},
+    "heldout_normal_tau2.5_K40": {"kind": "normal", "n_sites": 40, "tau": 2.5},
+    "heldout_outliers_2to4se_random_K15": {"kind": "outliers", "n_sites": 15, "shift_low": 2.0,
+                                           "shift_high": 4.0, "placement": "random"},
+    "heldout_outliers_8to10se_10pct_K30": {"kind": "outliers", "n_sites": 30, "outlier_frac": 0.1,
+                                           "shift_low": 8.0, "shift_high": 10.0},
+    "heldout_clusters_2.5se_K12": {"kind": "clusters", "n_sites": 12, "gap": 2.5},
+}
+DESIGNS = {**PANEL, **HELD_OUT}
+
+
+def site_summaries(design: SummaryDesign, folds: np.ndarray) -> list[SiteSummary]:
+    """Site summaries (per-observation variance one) from fold estimates of shape (K, n_folds)."""
+    one = np.ones((1, 1))
+    out = []
+    for k, (n, fold_theta) in enumerate(zip(design.sizes, folds)):
+        n_fold = int(round(n / folds.shape[1]))
+        fs = tuple(FoldSummary(n_fold, np.array([t]), -one, one) for t in fold_theta)
+        out.append(SiteSummary(theta=np.array([fold_theta.mean()]), J=-one, Omega=one,
+                               n=float(n_fold * folds.shape[1]), site=f"s{k}", folds=fs))
+    return out
+
+
+def _type_means(values: np.ndarray, outlier: np.ndarray, prefix: str) -> dict[str, float]:
+    return {f"{prefix}_normal": float(values[~outlier].mean()),
+            f"{prefix}_outlier": float(values[outlier].mean()) if outlier.any() else np.nan}
+
+
+def method_rows(summaries: list[SiteSummary], theta: np.ndarray, outlier: np.ndarray,
+                center_target: float, *, n_boot: int, seed: int) -> list[dict]:
+    """One row of metrics per method for one simulated data set."""
+    rows = []
+    for label, params in METHODS.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", LambdaSelectionWarning)
+            fit = LateFusion(n_boot=n_boot, random_state=seed, level=LEVEL, **params).fit(summaries)
+        s = fit.summary()
+        est = s["fused estimate"].to_numpy()
+        lo, hi = s["fused ci lower"].to_numpy(), s["fused ci upper"].to_numpy()
+        c = fit.center_summary().iloc[0]
+        row = {"method": label, **_type_means((est - theta) ** 2, outlier, "sq_err"),
+               **_type_means((lo <= theta) & (theta <= hi), outlier, "cover"),
+               **_type_means(hi - lo, outlier, "width"),
+               "center_sq_err": (c["center"] - center_target) ** 2,
+               "center_cover": (float(c["ci lower"] <= center_target <= c["ci upper"])
+                                if np.isfinite(center_target) else np.nan),
+               "center_width": c["ci upper"] - c["ci lower"],
+               "center_inside": float(c["ci lower"] <= c["center"] <= c["ci upper"]),
+               "sites_inside": float(np.all((lo <= est) & (est <= hi))),
+               "all_normal_fused": float(np.all(fit.fused_mask_[~outlier]))}
+        rows.append(row)
+    return rows
+
+
+def panel_replication(config: dict, seed: np.random.SeedSequence) -> list[dict]:
+    """Study function for :func:`hetmtl.studies.run_study` (config: ``design``, ``n_boot``)."""
+    design = SummaryDesign(**DESIGNS[config["design"]])
+    rng = np.random.default_rng(seed)
+    theta, outlier = draw_effects(design, 1, rng)
+    _, folds = draw_estimates(design, theta, rng, n_folds=N_FOLDS)
+    summaries = site_summaries(design, folds[0])
+    # The center's target: the common (or mean) effect; the clusters have none.
+    target = np.nan if design.kind == "clusters" else design.theta0
+    return method_rows(summaries, theta[0], outlier[0], target, n_boot=int(config["n_boot"]),
+                       seed=int(seed.generate_state(1)[0]))
+
+
+def _ratio(a: pd.Series, b: pd.Series) -> tuple[float, float]:
+    """Ratio of means of paired per-replication values and its delta-method Monte-Carlo SE."""
+    ma, mb = a.mean(), b.mean()
+    r = ma / mb
+    d = a.to_numpy() / ma - b.to_numpy() / mb
+    return r, r * d.std(ddof=1) / np.sqrt(len(d))
+
+
+def ratio_table(results: pd.DataFrame, method: str = "robust_eb") -> pd.DataFrame:
+    """Per design: the method's per-site MSE over the best competitor's (normal and outlying
+    sites), over its own DML (outliers) and over the better BLUP (normal sites), with MC SEs."""
+    rows = []
+    for design, g in results.groupby("design", sort=False):
+        wide = {m: gm.set_index("rep") for m, gm in g.groupby("method")}
+        row = {"design": design}
+        for kind in ("normal", "outlier"):
+            col = f"sq_err_{kind}"
+            if wide[method][col].isna().all():
+                continue
+            means = {m: wide[m][col].mean() for m in COMPETITORS}
+            best = min(means, key=means.get)
+            row[f"best_{kind}"] = best
+            row[f"ratio_best_{kind}"], row[f"ratio_best_{kind}_mcse"] = _ratio(wide[method][col],
+                                                                               wide[best][col])
+        if "ratio_best_outlier" in row:
+            row["ratio_own_outlier"], row["ratio_own_outlier_mcse"] = _ratio(
+                wide[method]["sq_err_outlier"], wide["own"]["sq_err_outlier"])
+            blup = min(("blup_dl", "blup_reml"), key=lambda m: wide[m]["sq_err_normal"].mean())
+            row["ratio_blup_normal"], row["ratio_blup_normal_mcse"] = _ratio(
+                wide[method]["sq_err_normal"], wide[blup]["sq_err_normal"])
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("design")
+
+
+def mean_table(results: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    """Monte-Carlo means and standard errors of ``metrics`` per design and method."""
+    g = results.groupby(["design", "method"], sort=False)[metrics]
+    mean, sd, n = g.mean(), g.std(ddof=1), g.count()
+    out = pd.concat({"mean": mean, "mcse": sd / np.sqrt(n)}, axis=1)
+    out.columns = [f"{m}" if s == "mean" else f"{m}_mcse" for s, m in out.columns]
+    return out
+
+
+def coverage_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Coverage and width per design and method, for normal and outlying sites and the center."""
+    metrics = ["cover_normal", "cover_outlier", "center_cover", "width_normal", "width_outlier",
+               "center_width", "center_inside", "sites_inside", "all_normal_fused"]
+    return mean_table(results, metrics)
+
+
+def mse_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Per-site MSE by site type and the center's MSE per design and method."""
+    return mean_table(results, ["sq_err_normal", "sq_err_outlier", "center_sq_err"])
+
+
+def _markdown(df: pd.DataFrame, digits: int = 3) -> str:
+    df = df.reset_index()
+    head = "| " + " | ".join(map(str, df.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in df.columns) + "|"
+
+    def fmt(x):
+        if isinstance(x, (float, np.floating)):
+            return "" if np.isnan(x) else f"{x:.{digits}g}" if abs(x) < 1e-2 else f"{x:.{digits}f}"
+        return str(x)
+
+    body = ["| " + " | ".join(fmt(x) for x in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, rule, *body])
+
+
+def _dot_figure(table: pd.DataFrame, series, xlabel: str, path, reference=None, band=None):
+    """One dot per design and series with +-2 Monte-Carlo SE bars, written to ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    y = np.arange(len(table))
+    for col, mark, label in series:
+        if col in table:
+            ax.errorbar(table[col], y, xerr=2 * table[f"{col}_mcse"], fmt=mark, label=label, ms=4)
+    for x in reference or ():
+        ax.axvline(x, color="0.5", lw=0.8, ls=":" if x != 1.0 else "-")
+    if band is not None:
+        ax.axvspan(*band, color="0.9")
+    ax.set_yticks(y, table.index, fontsize=7)
+    ax.set_xlabel(xlabel)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_panel(ratios: pd.DataFrame, coverage: pd.DataFrame, out_dir) -> list:
+    """Two small figures: MSE ratio to the best competitor, and coverage of the default."""
+    return [
+        _dot_figure(ratios, [("ratio_best_normal", "o", "normal sites"),
+                             ("ratio_best_outlier", "s", "outlying sites")],
+                    "per-site MSE of robust_eb / best of own, fixed, BLUP (+-2 MC SE)",
+                    out_dir / "mse_ratio.png", reference=(1.0, 1.05)),
+        _dot_figure(coverage.xs("robust_eb", level="method"),
+                    [("cover_normal", "o", "normal sites"), ("cover_outlier", "s", "outlying sites"),
+                     ("center_cover", "^", "center")],
+                    "coverage of robust_eb's 95% intervals (+-2 MC SE)", out_dir / "coverage.png",
+                    band=(0.93, 0.97)),
+    ]
+
+
+def write_panel_outputs(results: pd.DataFrame, out_dir) -> dict[str, pd.DataFrame]:
+    """Write ``ratios``, ``mse`` and ``coverage`` tables (CSV and markdown) and two figures."""
+    tables = {"ratios": ratio_table(results), "ratios_fusion_cv": ratio_table(results, "fusion_cv"),
+              "mse": mse_table(results), "coverage": coverage_table(results)}
+    md = []
+    for name, df in tables.items():
+        df.to_csv(out_dir / f"{name}.csv")
+        md.append(f"## {name}\n\n{_markdown(df)}\n")
+    (out_dir / "tables.md").write_text("\n".join(md))
+    plot_panel(tables["ratios"], tables["coverage"], out_dir)
+    return tables
+
+
+def batched_cell(design: SummaryDesign, n_reps: int, rng: np.random.Generator,
+                 n_boot: int = 200) -> dict[str, dict[str, np.ndarray]]:
+    """All replications of one design at once through the batched estimators (no fold
+    summaries, no penalized fusion): per method, per-replication squared errors by site type,
+    coverage of the site and center intervals and whether the center lies inside its interval.
+
+    A fast version of the panel for tests: ``own``, ``fixed``, ``blup_dl``, ``blup_reml`` with
+    their Wald intervals (metafor's for the BLUPs) and ``robust_eb`` with its bootstrap ones.
+    """
+    from ..fusion.blup import random_effects
+    from ..fusion.eb_intervals import robust_eb_errors
+    from ..fusion.robust_eb import robust_eb
+
+    theta, outlier = draw_effects(design, n_reps, rng)
+    y, _ = draw_estimates(design, theta, rng)
+    v = np.broadcast_to(1.0 / design.sizes, y.shape).copy()
+    z = 1.959963984540054
+    fits = {"own": (y, z * np.sqrt(v), None, None),
+            **{name: _re_parts(random_effects(y, v, method=m, tau2=t), z)
+               for name, m, t in (("fixed", "REML", np.zeros(n_reps)), ("blup_dl", "DL", None),
+                                  ("blup_reml", "REML", None))}}
+    eb = robust_eb(y, v)
+    half, center_half = robust_eb_errors(eb, y, v, n_boot=n_boot, rng=rng).halfwidths(LEVEL)
+    fits["robust_eb"] = (eb.estimate, half, eb.mu, center_half)
+    fe = random_effects(y, v, tau2=np.zeros(n_reps))
+    fits["own"] = (y, z * np.sqrt(v), fe.mu, z * np.sqrt(fe.mu_var))
+    out = {}
+    for name, (est, h, center, ch) in fits.items():
+        err2 = (est - theta) ** 2
+        cover = np.abs(est - theta) <= h
+        out[name] = {"sq_err_normal": np.nanmean(np.where(outlier, np.nan, err2), axis=1),
+                     "sq_err_outlier": np.where(outlier, err2, 0).sum(1) / np.maximum(outlier.sum(1), 1),
+                     "cover_normal": np.nanmean(np.where(outlier, np.nan, cover), axis=1),
+                     "center_sq_err": (center - design.theta0) ** 2,
+                     "center_cover": np.abs(center - design.theta0) <= ch,
+                     "center_inside": ch >= 0,
+                     "all_normal_fused": (np.all(eb.outlier_prob < 0.5, axis=1, where=~outlier)
+                                          if name == "robust_eb" else np.zeros(n_reps, bool))}
+    return out
+
+
+def _re_parts(fit, z: float):
+    return fit.blup, z * np.sqrt(fit.blup_var), fit.mu, z * np.sqrt(fit.mu_var)

@@ -70,6 +70,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from .._util.seeds import as_seed_sequence as _as_seed_sequence
+from .._util.seeds import child_rng as _child_rng
 from .._util.validation import as_float_array, check_choice
 
 SCENARIOS = ("S1", "S2", "S3")
@@ -193,31 +195,6 @@ def _site_nuisance(scenario: str, p: int, q: int, rng: np.random.Generator) -> _
 
 def _expit(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))  # overflow-free logistic function
-
-
-def _as_seed_sequence(random_state: Any) -> np.random.SeedSequence:
-    """Turn ``random_state`` (None, int >= 0, SeedSequence or Generator) into a SeedSequence."""
-    if random_state is None:
-        return np.random.SeedSequence()
-    if isinstance(random_state, np.random.SeedSequence):
-        return random_state
-    if isinstance(random_state, np.random.Generator):
-        # A Generator carries no reusable seed: draw fresh entropy from it (this advances it).
-        return np.random.SeedSequence(random_state.integers(0, 2**63, size=4).tolist())
-    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
-        if random_state < 0:
-            raise ValueError(f"random_state: must be a non-negative integer, got {random_state}")
-        return np.random.SeedSequence(int(random_state))
-    raise ValueError(
-        "random_state: expected None, a non-negative int, a numpy SeedSequence or Generator, "
-        f"got {type(random_state).__name__}"
-    )
-
-
-def _child_rng(root: np.random.SeedSequence, *key: int) -> np.random.Generator:
-    ss = np.random.SeedSequence(root.entropy, spawn_key=tuple(root.spawn_key) + key,
-                                pool_size=root.pool_size)
-    return np.random.default_rng(ss)
 
 
 def _unit_vector(rng: np.random.Generator, p: int) -> np.ndarray:

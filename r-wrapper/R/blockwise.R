@@ -1,7 +1,8 @@
 # Block-wise missing multi-source learning: blockwise_mtl(), block_impute() and their methods.
 
-BLOCK_IMPUTERS <- c("hbi", "mean", "iterative", "none")
-BLOCK_SHARED_HEADS <- c("paper", "code")
+# Option lists come from the Python package; "none" is R's spelling of imputer = None.
+block_imputers <- function() c(py_chr(py_builtin_module("builtins")$list(
+  reticulate::py_get_attr(py_torch_module("blockwise._data"), "IMPUTERS"))), "none")
 
 # `sources`: a named list of column-name vectors, checked against `data`.
 check_sources <- function(sources, anchor, data) {
@@ -68,7 +69,7 @@ blockwise_mtl <- function(data, y, task, sources, anchor, imputer = "hbi", hidde
         !(is.list(grid) && !is.null(names(grid)))) {
     arg_error("grid", "must be NULL, \"small\", \"paper\" or a named list of value vectors")
   }
-  imputer <- check_choice(imputer, "imputer", BLOCK_IMPUTERS)
+  imputer <- check_choice(imputer, "imputer", block_imputers())
   params <- list(
     imputer = if (imputer == "none") NULL else imputer,
     hidden = check_count(hidden, "hidden", 1L),
@@ -76,7 +77,7 @@ blockwise_mtl <- function(data, y, task, sources, anchor, imputer = "hbi", hidde
     gamma = check_number(gamma, "gamma", lower = 0),
     delta = check_number(delta, "delta", lower = 0),
     kappa = check_number(kappa, "kappa", lower = 0),
-    shared_head = check_choice(shared_head, "shared_head", BLOCK_SHARED_HEADS),
+    shared_head = check_choice(shared_head, "shared_head", py_choices("blockwise._two_pathway", "SHARED_HEADS")),
     grid = if (is.list(grid)) reticulate::r_to_py(lapply(grid, as.list)) else grid,
     batch_size = check_count(batch_size, "batch_size", 1L),
     max_epochs = check_count(max_epochs, "max_epochs", 1L),
@@ -126,7 +127,7 @@ block_impute <- function(data, task, sources, anchor, method = "hbi", newdata = 
   }
   task <- check_columns(task, data, "task", max_len = 1)
   src <- check_sources(sources, anchor, data)
-  method <- check_choice(method, "method", setdiff(BLOCK_IMPUTERS, "none"))
+  method <- check_choice(method, "method", setdiff(block_imputers(), "none"))
   seed <- check_seed(seed)
   counts <- function(x, arg) {
     if (!is.numeric(x) || length(x) == 0L || anyNA(x) || any(x < 1) || any(x != round(x))) {

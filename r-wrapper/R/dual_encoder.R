@@ -1,9 +1,5 @@
 # Dual-encoder multi-task regression: dual_encoder_mtl() and its predict() method.
 
-DUAL_PENALTIES <- c("l2", "l2sq", "ball")
-DUAL_CENTERS <- c("geomedian", "mean")
-DUAL_NEGATIVE_TRANSFER <- c("warn", "fallback", "off")
-
 # The covariate matrix (doubles) and the task labels (strings) of `data`.
 dual_inputs <- function(data, x, task) {
   labels <- task_labels(data, task)
@@ -51,13 +47,13 @@ dual_encoder_mtl <- function(data, y, task, x = NULL, latent_shared = 8, latent_
     lam_alpha = if (is.null(lam_alpha)) NULL else check_number(lam_alpha, "lam_alpha", lower = 0),
     lam_specific = check_number(lam_specific, "lam_specific", lower = 0),
     gamma = check_number(gamma, "gamma", lower = 0),
-    penalty = check_choice(penalty, "penalty", DUAL_PENALTIES),
-    center = check_choice(center, "center", DUAL_CENTERS),
+    penalty = check_choice(penalty, "penalty", py_choices("dual.alternating", "PENALTIES")),
+    center = check_choice(center, "center", py_choices("dual.alternating", "CENTERS")),
     head_ridge = check_number(head_ridge, "head_ridge", lower = 0),
     max_epochs = check_count(max_epochs, "max_epochs", 1L),
     patience = check_count(patience, "patience", 1L),
     validation_fraction = check_level(validation_fraction, "validation_fraction"),
-    negative_transfer = check_choice(negative_transfer, "negative_transfer", DUAL_NEGATIVE_TRANSFER),
+    negative_transfer = check_choice(negative_transfer, "negative_transfer", py_choices("dual.estimator", "NEGATIVE_TRANSFER")),
     random_state = check_seed(seed)
   )
   inputs <- dual_inputs(data, x, task)

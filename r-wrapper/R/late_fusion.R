@@ -16,11 +16,11 @@ late_fusion <- function(summaries, lam = NULL, weight = "precision", penalty = "
     lam <- check_number(lam, "lam", lower = 0)
   }
   if (!is.null(method)) {
-    check_choice(method, "method", c("robust_eb", "blup", "fixed", "own", "fusion"))
+    check_choice(method, "method", py_choices("late_fusion", "METHODS"))
   }
-  check_choice(weight, "weight", c("precision", "hessian"))
-  check_choice(penalty, "penalty", c("l2", "l2sq"))
-  check_choice(inference, "inference", c("bootstrap", "conditional", "none"))
+  check_choice(weight, "weight", py_choices("summary", "WEIGHTS"))
+  check_choice(penalty, "penalty", py_choices("fused", "PENALTIES"))
+  check_choice(inference, "inference", py_choices("inference", "INFERENCE"))
   n_boot <- check_count(n_boot, "n_boot", 2L)
   level <- check_level(level)
   seed <- check_seed(seed)
@@ -38,11 +38,11 @@ late_fusion <- function(summaries, lam = NULL, weight = "precision", penalty = "
     for (nm in intersect(nms, LATE_FUSION_INTEGER)) {
       extra[[nm]] <- check_count(extra[[nm]], nm, 1L)
     }
-    if (!is.null(extra$cv_rule)) check_choice(extra$cv_rule, "cv_rule", c("min", "1se"))
+    if (!is.null(extra$cv_rule)) check_choice(extra$cv_rule, "cv_rule", py_choices("late_fusion", "CV_RULES"))
     if (!is.null(extra$C)) extra$C <- check_number(extra$C, "C", lower = 0)
     if (!is.null(extra$lambda_ratio)) extra$lambda_ratio <- check_number(extra$lambda_ratio, "lambda_ratio", 0, TRUE)
     if (!is.null(extra$tol)) extra$tol <- check_number(extra$tol, "tol", 0, TRUE)
-    if (!is.null(extra$tau2_method)) check_choice(extra$tau2_method, "tau2_method", c("REML", "DL"))
+    if (!is.null(extra$tau2_method)) check_choice(extra$tau2_method, "tau2_method", py_choices("blup", "TAU2_METHODS"))
     if (!is.null(extra$slab_scale)) extra$slab_scale <- check_number(extra$slab_scale, "slab_scale", 1, TRUE)
   }
 

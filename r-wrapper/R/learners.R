@@ -8,7 +8,10 @@ py_choices <- function(module, name) {
   if (!is.null(cached)) {
     return(cached)
   }
-  values <- py_chr(reticulate::py_get_attr(py_module(module), name))
+  # Torch-based subpackages are named by their path below hetmtl ("dual.estimator"); the others
+  # live in hetmtl.fusion.
+  mod <- if (grepl("^(dual|blockwise)\\.", module)) py_torch_module(module) else py_module(module)
+  values <- py_chr(reticulate::py_get_attr(mod, name))
   .hetmtl$choices[[key]] <- values
   values
 }

@@ -20,8 +20,8 @@ nuisance_grid <- function(ranges, bandwidths, n_points = 20, kernel = "gaussian"
               " column(s)")
   }
   n_points <- check_count(n_points, "n_points", 2L)
-  kernel <- check_choice(kernel, "kernel", py_choices("grid_core", "KERNELS"))
-  fit <- check_choice(fit, "fit", py_choices("grid_core", "FITS"))
+  kernel <- check_choice(kernel, "kernel", py_choices("kernel_grid_core", "KERNELS"))
+  fit <- check_choice(fit, "fit", py_choices("kernel_grid_core", "FITS"))
   outside <- check_choice(outside, "outside", py_choices("kernel_grid", "OUTSIDE"))
   threshold <- check_number(threshold, "threshold", lower = 0)
   mod <- py_module("kernel_grid")
@@ -113,7 +113,7 @@ nuisance_fusion <- function(summaries, lam = "cv", penalty = "function", out_dir
   if (!(identical(lam, "cv") || (is.numeric(lam) && length(lam) == 1L && is.finite(lam) && lam >= 0))) {
     arg_error("lam", "must be 'cv' or a non-negative number")
   }
-  penalty <- check_choice(penalty, "penalty", py_choices("grid_core", "GRID_PENALTIES"))
+  penalty <- check_choice(penalty, "penalty", py_choices("kernel_grid_core", "GRID_PENALTIES"))
   nf_mod <- py_module("nuisance_fusion")
   fit <- py_call(nf_mod$NuisanceFusion(lam = if (is.numeric(lam)) as.double(lam) else lam,
                                        penalty = penalty)$fit(items))

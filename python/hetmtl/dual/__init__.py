@@ -10,7 +10,8 @@ Needs torch (``pip install hetmtl[torch]``).
 """
 
 from .. import nn as _nn  # noqa: F401  (first: without torch it raises the message naming the extra)
-from .baselines import HardSharingMTL, PooledMLP, SingleTaskMLP, shared_only, specific_only
+from .ablations import shared_only, specific_only
+from .baselines import HardSharingMTL, PooledMLP, SingleTaskMLP
 from .estimator import DualEncoderMTL, NegativeTransferWarning
 from .transfer import TransferredTask
 

@@ -185,23 +185,3 @@ class HardSharingMTL(_MLPBaseline):
     def _predict_std(self, X: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         h = self.module_["trunk"].forward_shared(X)
         return (h * self.module_["head"]["heads"][codes]).sum(1) + self.module_["head"]["bias"][codes]
-
-
-def shared_only(**params: Any):
-    """The dual encoder without task-specific encoders (``latent_specific=0``): task heads on a
-    shared encoding only, still fused toward their center."""
-    from .estimator import DualEncoderMTL
-
-    params.setdefault("latent_shared", 12)
-    return DualEncoderMTL(**{**params, "latent_specific": 0})
-
-
-def specific_only(**params: Any):
-    """The dual encoder without the shared encoder (``latent_shared=0``): every task learns its own
-    encoder and head, so nothing is shared (``lam_specific`` defaults to 0 here: shrinking the only
-    head toward zero would remove the model)."""
-    from .estimator import DualEncoderMTL
-
-    params.setdefault("latent_specific", 12)
-    params.setdefault("lam_specific", 0.0)
-    return DualEncoderMTL(**{**params, "latent_shared": 0})

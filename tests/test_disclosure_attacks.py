@@ -95,7 +95,7 @@ def test_attack_a_site_dml_with_folds_of_p_rows_sends_none_and_cv_says_so():
         summaries.append(s)
     # No silent lambda_max: the center is told that cross-validation had no fold summaries.
     with pytest.warns(LambdaSelectionWarning, match="fold summaries"):
-        LateFusion(inference="none").fit(summaries)
+        LateFusion(lam="cv", inference="none").fit(summaries)
 
 
 def test_a_site_policy_withholds_more_but_never_less():

@@ -97,6 +97,6 @@ def test_cross_validation_runs_on_the_folds_a_site_released():
     # Site 0 withheld its first fold: CV still runs, on the folds every site sent.
     summ[0] = SiteSummary(s.theta, s.J, s.Omega, s.n, site=s.site, folds=s.folds[1:],
                           withheld_fold_rows=(s.folds[0].n,))
-    fit = LateFusion(inference="none").fit(summ)
+    fit = LateFusion(lam="cv", inference="none").fit(summ)
     assert fit.cv_ is not None and fit.lambda_rule_.startswith("cv")
     assert fit.cv_.fold_scores.shape[0] == 4 and np.all(np.isfinite(fit.cv_.score))

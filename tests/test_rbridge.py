@@ -239,3 +239,19 @@ def test_r_dataset_and_metafor_rma():
     assert res["Q_df"] == 2 and res["tau2"] == 0.0
     assert len(res["weights"]) == 3 and abs(sum(res["weights"]) - 100) < 1e-12
     assert res["estimate"] == pytest.approx(0.1557377049180328, rel=1e-14)
+
+
+def test_starting_r_leaves_child_processes_their_own_libraries(robjects):
+    """R's library folders must not leak into LD_LIBRARY_PATH: a child Python would then load the
+    system's libpython instead of its own (seen as broken multiprocessing in worker processes)."""
+    import os
+    import subprocess
+    import sys
+
+    before = os.environ.get("LD_LIBRARY_PATH")
+    rbridge.require_r()
+    assert os.environ.get("LD_LIBRARY_PATH") == before
+    proc = subprocess.run([sys.executable, "-c", "import sys; print(sys.version)"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == sys.version

@@ -34,6 +34,7 @@ Matrices keep their values bit for bit (NaN stays NaN); see :func:`numpy_to_r_ma
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -61,6 +62,10 @@ def require_r() -> Any:
     ImportError
         If rpy2 is not installed or R cannot be started, with a message saying what to install.
     """
+    # Starting R puts R's library folders (the system's among them) in LD_LIBRARY_PATH. This
+    # process has loaded its libraries already, but a child Python started later would load the
+    # system's libpython instead of its own and fail in odd ways: keep the variable as it was.
+    library_path = os.environ.get("LD_LIBRARY_PATH")
     try:
         import rpy2.robjects as ro
     except ImportError as exc:
@@ -70,6 +75,11 @@ def require_r() -> Any:
         raise ImportError("hetmtl.rbridge: rpy2 is installed but R could not be started "
                           f"({type(exc).__name__}: {exc}); install R and make sure R_HOME points "
                           "to it") from exc
+    finally:
+        if library_path is None:
+            os.environ.pop("LD_LIBRARY_PATH", None)
+        else:
+            os.environ["LD_LIBRARY_PATH"] = library_path
     return ro
 
 

@@ -95,7 +95,8 @@ fi
 if [ "${HETMTL_DEV:-0}" = "1" ]; then
   # Editable too, in a build folder of its own (the two environments configure CMake differently).
   pip_r install -q scikit-build-core pybind11 cmeel-eigen ninja "numpy<2"
-  pip_r install -q --no-build-isolation -Ceditable.rebuild=true -Cbuild-dir=build/dev-r -e ".[data,torch]" "numpy<2"
+  pip_r install -q --no-build-isolation -Ceditable.rebuild=true -Cbuild-dir=build/dev-r "$MARCH_OPT" \
+    -e ".[data,torch]" "numpy<2"
 else
   pip_r install -q "numpy<2" "$(ls build/wheel/hetmtl-*.whl)[data,torch]"
 fi

@@ -26,17 +26,16 @@ checked against it:
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import stats
 
 from .._util.validation import as_float_array, check_choice
-from .fused import ConvergenceWarning
 from .summary import SiteSummary
+from .tau2 import pool, reml_loglik, reml_tau2, trace_P, trace_PP
 
 METHODS = ("REML", "DL")
 MODEL_NAMES = ("fixed", "random (DL)", "random (REML)")
@@ -354,15 +353,7 @@ def meta_analysis(estimates: Any, se: Any, *, level: float = 0.95, method: str =
     >>> res.summary().loc["fixed", "estimate"].round(4)
     0.1557
     """
-    y = as_float_array(estimates, "estimates")
-    s = as_float_array(se, "se")
-    if y.ndim != 1 or y.size == 0:
-        raise ValueError(f"estimates: expected a non-empty 1-D array, got shape {y.shape}")
-    if s.shape != y.shape:
-        raise ValueError(f"se: expected shape {y.shape} (one per estimate), got {s.shape}")
-    if np.any(s <= 0):
-        bad = int(np.flatnonzero(s <= 0)[0])
-        raise ValueError(f"se: standard errors must be positive, got {s[bad]!r} at position {bad}")
+    y, s = _check_effects(estimates, se)
     level = _check_level(level)
     check_choice(method, "method", METHODS)
     if isinstance(reml_tol, bool) or not (isinstance(reml_tol, (int, float)) and 0 < reml_tol < 1):
@@ -373,31 +364,18 @@ def meta_analysis(estimates: Any, se: Any, *, level: float = 0.95, method: str =
     k = y.size
     names = _check_site_names(site_names, k)
     v = s**2
-    with np.errstate(divide="ignore", over="ignore"):
-        tiny = not np.all(np.isfinite(1.0 / v)) or not np.isfinite(np.sum(1.0 / v) ** 2)
-    if tiny:
-        raise ValueError("se: standard errors are too small to be squared and inverted")
     notes: list[str] = []
 
     # Fixed effect and Cochran's Q (the weights are the inverse within-site variances).
     w = 1.0 / v
-    mu_fe, se_fe = _pool(y, w)
+    mu_fe, se_fe = pool(y, w)
     Q = max(0.0, float(np.sum(w * (y - mu_fe) ** 2)))
     df = k - 1
     if k == 1:
-        notes.append("one site: tau^2 is not identifiable; it is set to 0 and the random-effects "
-                     "estimates, Q's p-value, I^2, H^2 and the prediction intervals are NaN")
-        nan = math.nan
-        fixed = PooledEstimate("fixed", mu_fe, se_fe, 0.0, nan, nan, nan, np.array([100.0]))
-        empty = [PooledEstimate(name, nan, nan, 0.0, nan, nan, nan, np.array([nan]))
-                 for name in MODEL_NAMES[1:]]
-        return MetaAnalysis(estimates=y, se=s, site_names=names, level=level, method=method,
-                            fixed=fixed, random_dl=empty[0], random_reml=empty[1], Q=0.0, Q_df=0,
-                            Q_pvalue=nan, vt=nan, loglik_reml=nan, reml_iterations=0,
-                            reml_converged=True, notes=tuple(notes))
+        return _one_site(y, s, names, level, method, mu_fe, se_fe)
 
     Q_p = float(stats.chi2.sf(Q, df))
-    trP_fe = _trace_P(w)
+    trP_fe = trace_P(w)
     vt = df / trP_fe
     if Q > 0:
         I2_fe = max(0.0, 100.0 * (Q - df) / Q)
@@ -407,17 +385,17 @@ def meta_analysis(estimates: Any, se: Any, *, level: float = 0.95, method: str =
 
     # DerSimonian-Laird (moment estimator on the fixed-effect weights).
     tau2_dl = max(0.0, (Q - df) / trP_fe)
-    trPP_fe = _trace_PP(w)
+    trPP_fe = trace_PP(w)
     tau2_dl_se = math.sqrt((2.0 * df + 4.0 * tau2_dl * trP_fe + 2.0 * tau2_dl**2 * trPP_fe)
                            / trP_fe**2)
     random_dl = _random_model("random (DL)", y, v, tau2_dl, tau2_dl_se, vt)
 
     # REML.
-    tau2_reml, iters, converged, reml_notes = _reml_tau2(y, v, vt, float(reml_tol),
+    tau2_reml, iters, converged, reml_notes = reml_tau2(y, v, vt, float(reml_tol),
                                                          int(reml_max_iter))
     notes.extend(reml_notes)
     w_reml = 1.0 / (v + tau2_reml)
-    tau2_reml_se = math.sqrt(2.0 / _trace_PP(w_reml))
+    tau2_reml_se = math.sqrt(2.0 / trace_PP(w_reml))
     random_reml = _random_model("random (REML)", y, v, tau2_reml, tau2_reml_se, vt)
     if tau2_dl == 0.0:
         notes.append("DerSimonian-Laird: Q <= df, tau^2 truncated at 0")
@@ -425,7 +403,7 @@ def meta_analysis(estimates: Any, se: Any, *, level: float = 0.95, method: str =
         notes.append("REML: tau^2 estimate on the boundary 0")
     return MetaAnalysis(estimates=y, se=s, site_names=names, level=level, method=method,
                         fixed=fixed, random_dl=random_dl, random_reml=random_reml, Q=Q, Q_df=df,
-                        Q_pvalue=Q_p, vt=vt, loglik_reml=_reml_loglik(y, v, tau2_reml),
+                        Q_pvalue=Q_p, vt=vt, loglik_reml=reml_loglik(y, v, tau2_reml),
                         reml_iterations=iters, reml_converged=converged, notes=tuple(notes))
 
 
@@ -484,6 +462,39 @@ def meta_analysis_from_summaries(summaries: Sequence[SiteSummary] | Mapping[str,
 
 
 # --------------------------------------------------------------------------- internals
+def _check_effects(estimates: Any, se: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Site estimates and standard errors as equal-length 1-D float arrays, checked."""
+    y = as_float_array(estimates, "estimates")
+    s = as_float_array(se, "se")
+    if y.ndim != 1 or y.size == 0:
+        raise ValueError(f"estimates: expected a non-empty 1-D array, got shape {y.shape}")
+    if s.shape != y.shape:
+        raise ValueError(f"se: expected shape {y.shape} (one per estimate), got {s.shape}")
+    if np.any(s <= 0):
+        bad = int(np.flatnonzero(s <= 0)[0])
+        raise ValueError(f"se: standard errors must be positive, got {s[bad]!r} at position {bad}")
+    with np.errstate(divide="ignore", over="ignore"):
+        tiny = not np.all(np.isfinite(1.0 / s**2)) or not np.isfinite(np.sum(1.0 / s**2) ** 2)
+    if tiny:
+        raise ValueError("se: standard errors are too small to be squared and inverted")
+    return y, s
+
+
+def _one_site(y: np.ndarray, s: np.ndarray, names: list[str], level: float, method: str,
+              mu_fe: float, se_fe: float) -> MetaAnalysis:
+    """The result for a single site: the fixed effect only (see :class:`MetaAnalysis`)."""
+    note = ("one site: tau^2 is not identifiable; it is set to 0 and the random-effects "
+            "estimates, Q's p-value, I^2, H^2 and the prediction intervals are NaN")
+    nan = math.nan
+    fixed = PooledEstimate("fixed", mu_fe, se_fe, 0.0, nan, nan, nan, np.array([100.0]))
+    empty = [PooledEstimate(name, nan, nan, 0.0, nan, nan, nan, np.array([nan]))
+             for name in MODEL_NAMES[1:]]
+    return MetaAnalysis(estimates=y, se=s, site_names=names, level=level, method=method,
+                        fixed=fixed, random_dl=empty[0], random_reml=empty[1], Q=0.0, Q_df=0,
+                        Q_pvalue=nan, vt=nan, loglik_reml=nan, reml_iterations=0,
+                        reml_converged=True, notes=(note,))
+
+
 def _check_level(level: Any) -> float:
     if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)) \
             or not 0.0 < float(level) < 1.0:
@@ -510,102 +521,9 @@ def _json_float(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _pool(y: np.ndarray, w: np.ndarray) -> tuple[float, float]:
-    """Weighted mean and its standard error ``sqrt(1 / sum w)``."""
-    sw = float(w.sum())
-    return float(np.dot(w, y) / sw), math.sqrt(1.0 / sw)
-
-
-def _trace_P(w: np.ndarray) -> float:
-    """tr(P) for ``P = W - w w' / sum w``: ``sum w - sum w^2 / sum w``."""
-    sw = w.sum()
-    return float(sw - np.dot(w, w) / sw)
-
-
-def _trace_PP(w: np.ndarray) -> float:
-    """tr(P P) = sum of squared entries of the symmetric P."""
-    sw = w.sum()
-    s2 = np.dot(w, w)
-    return float(s2 - 2.0 * np.sum(w**3) / sw + s2**2 / sw**2)
-
-
 def _random_model(name: str, y: np.ndarray, v: np.ndarray, tau2: float, tau2_se: float,
                   vt: float) -> PooledEstimate:
     w = 1.0 / (v + tau2)
-    mu, se = _pool(y, w)
+    mu, se = pool(y, w)
     return PooledEstimate(name, mu, se, tau2, tau2_se, 100.0 * tau2 / (vt + tau2), tau2 / vt + 1.0,
                           100.0 * w / w.sum())
-
-
-def _reml_score(y: np.ndarray, v: np.ndarray, tau2: float) -> tuple[float, float]:
-    """Twice the REML score, ``y'PPy - tr P``, and the Fisher information factor ``tr(PP)``."""
-    w = 1.0 / (v + tau2)
-    mu = np.dot(w, y) / w.sum()
-    Py = w * (y - mu)  # P y, since P annihilates the constant
-    return float(np.dot(Py, Py) - _trace_P(w)), _trace_PP(w)
-
-
-def _reml_loglik(y: np.ndarray, v: np.ndarray, tau2: float) -> float:
-    """Restricted log-likelihood of the intercept-only model (metafor's, constant included)."""
-    k = y.size
-    w = 1.0 / (v + tau2)
-    sw = w.sum()
-    mu = np.dot(w, y) / sw
-    rss = np.dot(w, (y - mu) ** 2)
-    return float(-0.5 * (k - 1) * math.log(2.0 * math.pi) + 0.5 * math.log(k)
-                 - 0.5 * np.sum(np.log(v + tau2)) - 0.5 * math.log(sw) - 0.5 * rss)
-
-
-def _reml_tau2(y: np.ndarray, v: np.ndarray, vt: float, tol: float,
-               max_iter: int) -> tuple[float, int, bool, list[str]]:
-    """REML estimate of tau^2 >= 0 by Fisher scoring; see :func:`meta_analysis` (Notes)."""
-    notes: list[str] = []
-    tau2 = max(0.0, float(np.var(y, ddof=1) - v.mean()))  # Hedges' estimator, metafor's start
-    converged = False
-    it = 0
-    while it < max_iter:
-        it += 1
-        score, info = _reml_score(y, v, tau2)
-        step = score / info
-        if tau2 + step < 0.0:
-            if _reml_score(y, v, 0.0)[0] <= 0.0:
-                new = 0.0  # 0 is a KKT point of the constrained problem: go there directly
-            else:
-                while tau2 + step < 0.0:
-                    step /= 2.0
-                new = tau2 + step
-        else:
-            new = tau2 + step
-        change = abs(new - tau2)
-        tau2 = new
-        if change <= tol * max(tau2, vt):
-            converged = True
-            break
-    if not converged:
-        tau2, converged = _reml_bounded(y, v, vt, tol)
-        notes.append(f"REML: Fisher scoring did not converge in {max_iter} iterations; tau^2 from "
-                     "a bounded maximization of the restricted likelihood"
-                     + ("" if converged else " (which did not converge either)"))
-        if not converged:
-            warnings.warn("meta_analysis: the REML estimate of tau^2 did not converge",
-                          ConvergenceWarning, stacklevel=3)
-    if tau2 > 0.0 and _reml_loglik(y, v, 0.0) > _reml_loglik(y, v, tau2):
-        notes.append("REML: the iterations stopped at a point with lower restricted likelihood "
-                     "than tau^2 = 0; tau^2 set to 0")
-        tau2 = 0.0
-    return tau2, it, converged, notes
-
-
-def _reml_bounded(y: np.ndarray, v: np.ndarray, vt: float, tol: float) -> tuple[float, bool]:
-    """Maximize the restricted likelihood on [0, upper] (all stationary points lie inside)."""
-    k = y.size
-    spread = float(np.ptp(y))
-    # For tau^2 >= max(v) the score is negative once tau^2 > 4 k range(y)^2 / (k - 1).
-    upper = 2.0 * max(float(v.max()), 4.0 * k * spread**2 / (k - 1)) + vt
-    res = optimize.minimize_scalar(lambda t: -_reml_loglik(y, v, t), bounds=(0.0, upper),
-                                   method="bounded", options={"xatol": tol * vt, "maxiter": 500})
-    tau2 = float(res.x)
-    # Brent's bounded search never evaluates the end point itself.
-    if _reml_loglik(y, v, 0.0) >= -float(res.fun):
-        tau2 = 0.0
-    return tau2, bool(res.success)

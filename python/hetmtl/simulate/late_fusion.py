@@ -414,6 +414,76 @@ def _check_sizes(n_per_site: Any, n_sites: int) -> np.ndarray | None:
                     dtype=np.int64)
 
 
+def _check_scenario_model(scenario: Any, model: Any, p: int) -> tuple[str, str]:
+    if not isinstance(scenario, str):
+        raise ValueError(f"scenario: must be one of {SCENARIOS}, got {scenario!r}")
+    scenario = check_choice(scenario.upper(), "scenario", SCENARIOS)
+    if not isinstance(model, str):
+        raise ValueError(f"model: must be one of {MODELS}, got {model!r}")
+    model = check_choice(model.lower(), "model", MODELS)
+    if model == "irm" and p != 1:
+        raise ValueError(
+            f"p: the 'irm' model has a single binary treatment, so p must be 1, got {p}")
+    return scenario, model
+
+
+def _check_theta0(theta0: Any, p: int) -> np.ndarray:
+    if theta0 is None:
+        return np.zeros(p)
+    th0 = as_float_array(theta0, "theta0")
+    if th0.ndim == 0:
+        th0 = np.full(p, float(th0))
+    if th0.shape != (p,):
+        raise ValueError(f"theta0: expected a scalar or a vector of length p={p}, "
+                         f"got shape {th0.shape}")
+    return th0
+
+
+def _simulate_site(root: np.random.SeedSequence, k: int, size: int | None, th0: np.ndarray,
+                   eta: float, outlier: bool, scenario: str, model: str, q: int,
+                   chol: np.ndarray) -> tuple[np.ndarray, Any, np.ndarray, np.ndarray, np.ndarray]:
+    """Site k's parameter, nuisance functions and rows ``(theta_k, nuisance, X, Y, D)``, each
+    drawn from its own child stream of ``root`` so that one choice never shifts another."""
+    def rng(purpose: int) -> np.random.Generator:
+        return _child_rng(root, _SITE_KEY, k, purpose)
+
+    p = th0.size
+    theta_rng = rng(_P_THETA)
+    u = _unit_vector(theta_rng, p)
+    w = _unit_vector(theta_rng, p)  # drawn for every site so u_k never depends on outliers
+    theta = OUTLIER_NORM * w if outlier else th0 + eta * u
+    drawn_size = int(rng(_P_SIZE).integers(UNEQUAL_RANGE[0], UNEQUAL_RANGE[1] + 1))
+    n = drawn_size if size is None else size
+    nu = _site_nuisance(scenario, p, q, rng(_P_NUISANCE))
+    X = rng(_P_X).standard_normal((n, q)) @ chol.T
+    g = _eval(nu.g, X)
+    if model == "irm":
+        pi = PI_FLOOR + (1.0 - 2.0 * PI_FLOOR) * _expit(_eval(nu.m[0], X))
+        D = (rng(_P_V).random(n) < pi).astype(np.int64)[:, None]
+    else:
+        m = np.column_stack([_eval(mj, X) for mj in nu.m])
+        D = m + rng(_P_V).standard_normal((n, p))
+    Y = D @ theta + g + rng(_P_E).standard_normal(n)
+    return theta, nu, X, Y, D
+
+
+def _site_frame(site_names: Sequence[str], n_k: np.ndarray,
+                rows: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], p: int,
+                q: int) -> pd.DataFrame:
+    """One table of every site's rows: ``site``, ``y``, the treatment(s), the covariates."""
+    d_cols = ["d"] if p == 1 else [f"d{j + 1}" for j in range(p)]
+    x_cols = [f"x{j + 1}" for j in range(q)]
+    X_all = np.concatenate([r[0] for r in rows], axis=0)
+    D_all = np.concatenate([r[2] for r in rows], axis=0)
+    columns: dict[str, Any] = {"site": np.repeat(np.array(site_names, dtype=object), n_k),
+                               "y": np.concatenate([r[1] for r in rows])}
+    for j, name in enumerate(d_cols):
+        columns[name] = D_all[:, j]
+    for j, name in enumerate(x_cols):
+        columns[name] = X_all[:, j]
+    return pd.DataFrame(columns)
+
+
 def make_late_fusion_sites(
     n_sites: int = 10,
     n_per_site: int | Sequence[int] | str = 500,
@@ -476,24 +546,8 @@ def make_late_fusion_sites(
     frac = float(as_float_array(outlier_frac, "outlier_frac", ndim=0))
     if not 0.0 <= frac <= 1.0:
         raise ValueError(f"outlier_frac: must lie in [0, 1], got {frac}")
-    if not isinstance(scenario, str):
-        raise ValueError(f"scenario: must be one of {SCENARIOS}, got {scenario!r}")
-    scenario = check_choice(scenario.upper(), "scenario", SCENARIOS)
-    if not isinstance(model, str):
-        raise ValueError(f"model: must be one of {MODELS}, got {model!r}")
-    model = check_choice(model.lower(), "model", MODELS)
-    if model == "irm" and p != 1:
-        raise ValueError(
-            f"p: the 'irm' model has a single binary treatment, so p must be 1, got {p}")
-    if theta0 is None:
-        th0 = np.zeros(p)
-    else:
-        th0 = as_float_array(theta0, "theta0")
-        if th0.ndim == 0:
-            th0 = np.full(p, float(th0))
-        if th0.shape != (p,):
-            raise ValueError(f"theta0: expected a scalar or a vector of length p={p}, "
-                             f"got shape {th0.shape}")
+    scenario, model = _check_scenario_model(scenario, model, p)
+    th0 = _check_theta0(theta0, p)
     root = _as_seed_sequence(random_state)
 
     n_out = _round_half_up(frac * K)
@@ -503,49 +557,13 @@ def make_late_fusion_sites(
     chol = _x_cholesky(q)
     width = max(2, len(str(K)))
     site_names = tuple(f"site{k + 1:0{width}d}" for k in range(K))
-    theta = np.empty((K, p))
-    n_k = np.empty(K, dtype=np.int64)
-    nuisances = []
-    blocks: dict[str, list[np.ndarray]] = {"y": [], "d": [], "x": []}
-    for k in range(K):
-        def rng(purpose: int, k: int = k) -> np.random.Generator:
-            return _child_rng(root, _SITE_KEY, k, purpose)
-
-        theta_rng = rng(_P_THETA)
-        u = _unit_vector(theta_rng, p)
-        w = _unit_vector(theta_rng, p)  # drawn for every site so u_k never depends on outliers
-        theta[k] = OUTLIER_NORM * w if is_outlier[k] else th0 + eta_f * u
-        drawn_size = int(rng(_P_SIZE).integers(UNEQUAL_RANGE[0], UNEQUAL_RANGE[1] + 1))
-        n = drawn_size if sizes is None else int(sizes[k])
-        n_k[k] = n
-        nu = _site_nuisance(scenario, p, q, rng(_P_NUISANCE))
-        nuisances.append(nu)
-
-        X = rng(_P_X).standard_normal((n, q)) @ chol.T
-        g = _eval(nu.g, X)
-        if model == "irm":
-            pi = PI_FLOOR + (1.0 - 2.0 * PI_FLOOR) * _expit(_eval(nu.m[0], X))
-            D = (rng(_P_V).random(n) < pi).astype(np.int64)[:, None]
-        else:
-            m = np.column_stack([_eval(mj, X) for mj in nu.m])
-            D = m + rng(_P_V).standard_normal((n, p))
-        e = rng(_P_E).standard_normal(n)
-        Y = D @ theta[k] + g + e
-        blocks["y"].append(Y)
-        blocks["d"].append(D)
-        blocks["x"].append(X)
-
-    d_cols = ["d"] if p == 1 else [f"d{j + 1}" for j in range(p)]
-    x_cols = [f"x{j + 1}" for j in range(q)]
-    D_all = np.concatenate(blocks["d"], axis=0)
-    X_all = np.concatenate(blocks["x"], axis=0)
-    columns: dict[str, Any] = {"site": np.repeat(np.array(site_names, dtype=object), n_k),
-                               "y": np.concatenate(blocks["y"])}
-    for j, name in enumerate(d_cols):
-        columns[name] = D_all[:, j]
-    for j, name in enumerate(x_cols):
-        columns[name] = X_all[:, j]
-    data = pd.DataFrame(columns)
+    sites = [_simulate_site(root, k, None if sizes is None else int(sizes[k]),
+                            th0, eta_f, bool(is_outlier[k]), scenario, model, q, chol)
+             for k in range(K)]
+    theta = np.array([site[0] for site in sites]).reshape(K, p)
+    n_k = np.array([site[2].shape[0] for site in sites], dtype=np.int64)
+    nuisances = [site[1] for site in sites]
+    data = _site_frame(site_names, n_k, [site[2:] for site in sites], p, q)
 
     return LateFusionSites(
         data=data,

@@ -1,0 +1,106 @@
+"""Estimators of the between-site variance tau^2 of one scalar effect (used by
+:func:`hetmtl.fusion.heterogeneity.meta_analysis`; definitions as in metafor)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+from scipy import optimize
+
+from .fused import ConvergenceWarning
+
+
+def pool(y: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """Weighted mean and its standard error ``sqrt(1 / sum w)``."""
+    sw = float(w.sum())
+    return float(np.dot(w, y) / sw), math.sqrt(1.0 / sw)
+
+
+def trace_P(w: np.ndarray) -> float:
+    """tr(P) for ``P = W - w w' / sum w``: ``sum w - sum w^2 / sum w``."""
+    sw = w.sum()
+    return float(sw - np.dot(w, w) / sw)
+
+
+def trace_PP(w: np.ndarray) -> float:
+    """tr(P P) = sum of squared entries of the symmetric P."""
+    sw = w.sum()
+    s2 = np.dot(w, w)
+    return float(s2 - 2.0 * np.sum(w**3) / sw + s2**2 / sw**2)
+
+
+def reml_score(y: np.ndarray, v: np.ndarray, tau2: float) -> tuple[float, float]:
+    """Twice the REML score, ``y'PPy - tr P``, and the Fisher information factor ``tr(PP)``."""
+    w = 1.0 / (v + tau2)
+    mu = np.dot(w, y) / w.sum()
+    Py = w * (y - mu)  # P y, since P annihilates the constant
+    return float(np.dot(Py, Py) - trace_P(w)), trace_PP(w)
+
+
+def reml_loglik(y: np.ndarray, v: np.ndarray, tau2: float) -> float:
+    """Restricted log-likelihood of the intercept-only model (metafor's, constant included)."""
+    k = y.size
+    w = 1.0 / (v + tau2)
+    sw = w.sum()
+    mu = np.dot(w, y) / sw
+    rss = np.dot(w, (y - mu) ** 2)
+    return float(-0.5 * (k - 1) * math.log(2.0 * math.pi) + 0.5 * math.log(k)
+                 - 0.5 * np.sum(np.log(v + tau2)) - 0.5 * math.log(sw) - 0.5 * rss)
+
+
+def reml_tau2(y: np.ndarray, v: np.ndarray, vt: float, tol: float,
+               max_iter: int) -> tuple[float, int, bool, list[str]]:
+    """REML estimate of tau^2 >= 0 by Fisher scoring, with its iteration count, convergence flag
+    and notes; see :func:`hetmtl.fusion.heterogeneity.meta_analysis` (Notes)."""
+    notes: list[str] = []
+    tau2 = max(0.0, float(np.var(y, ddof=1) - v.mean()))  # Hedges' estimator, metafor's start
+    converged = False
+    it = 0
+    while it < max_iter:
+        it += 1
+        score, info = reml_score(y, v, tau2)
+        step = score / info
+        if tau2 + step < 0.0:
+            if reml_score(y, v, 0.0)[0] <= 0.0:
+                new = 0.0  # 0 is a KKT point of the constrained problem: go there directly
+            else:
+                while tau2 + step < 0.0:
+                    step /= 2.0
+                new = tau2 + step
+        else:
+            new = tau2 + step
+        change = abs(new - tau2)
+        tau2 = new
+        if change <= tol * max(tau2, vt):
+            converged = True
+            break
+    if not converged:
+        tau2, converged = reml_bounded(y, v, vt, tol)
+        notes.append(f"REML: Fisher scoring did not converge in {max_iter} iterations; tau^2 from "
+                     "a bounded maximization of the restricted likelihood"
+                     + ("" if converged else " (which did not converge either)"))
+        if not converged:
+            warnings.warn("meta_analysis: the REML estimate of tau^2 did not converge",
+                          ConvergenceWarning, stacklevel=3)
+    if tau2 > 0.0 and reml_loglik(y, v, 0.0) > reml_loglik(y, v, tau2):
+        notes.append("REML: the iterations stopped at a point with lower restricted likelihood "
+                     "than tau^2 = 0; tau^2 set to 0")
+        tau2 = 0.0
+    return tau2, it, converged, notes
+
+
+def reml_bounded(y: np.ndarray, v: np.ndarray, vt: float, tol: float) -> tuple[float, bool]:
+    """Maximize the restricted likelihood on [0, upper] (all stationary points lie inside)."""
+    k = y.size
+    spread = float(np.ptp(y))
+    # For tau^2 >= max(v) the score is negative once tau^2 > 4 k range(y)^2 / (k - 1).
+    upper = 2.0 * max(float(v.max()), 4.0 * k * spread**2 / (k - 1)) + vt
+    res = optimize.minimize_scalar(lambda t: -reml_loglik(y, v, t), bounds=(0.0, upper),
+                                   method="bounded", options={"xatol": tol * vt, "maxiter": 500})
+    tau2 = float(res.x)
+    # Brent's bounded search never evaluates the end point itself.
+    if reml_loglik(y, v, 0.0) >= -float(res.fun):
+        tau2 = 0.0
+    return tau2, bool(res.success)

@@ -54,7 +54,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .._util.seeds import as_seed_sequence
+from .._util.seeds import as_seed_sequence, child_seed
 from .._util.validation import check_int_at_least
 from .backends import BACKENDS as _BACKENDS
 from .backends import run_dask, run_loky
@@ -176,8 +176,7 @@ def task_seed(root: np.random.SeedSequence, config: Mapping[str, Any], rep: int,
     numpy.random.SeedSequence
     """
     words = _seed_words(config, seed_keys)
-    return np.random.SeedSequence(root.entropy, spawn_key=tuple(root.spawn_key) + words + (rep,),
-                                  pool_size=root.pool_size)
+    return child_seed(root, *words, rep)
 
 
 # --------------------------------------------------------------------------- thread caps

@@ -164,3 +164,12 @@ def test_hidden_means_the_hidden_widths_for_every_single_task_mlp():
     for model in (SingleTaskMLP(hidden=(4, 0)), SingleTaskBlockMLP(layout, hidden=(4, 0))):
         with pytest.raises(ValueError, match=r"hidden: widths must be positive ints, got \(4, 0\)"):
             model.fit(*((X, y, task) if isinstance(model, SingleTaskMLP) else (Xb, yb, tb)))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message where CUDA is absent")
+@pytest.mark.parametrize("make", [lambda: DualEncoderMTL(device="cuda", random_state=0),
+                                  lambda: SingleTaskMLP(device="cuda:0", random_state=0)])
+def test_cuda_without_cuda_is_a_clear_error(make):
+    X, y, task = dual_data()
+    with pytest.raises(ValueError, match=r"^device: 'cuda(:0)?' was asked for, but .*device='cpu'"):
+        make().fit(X, y, task)

@@ -18,9 +18,15 @@ class TorchDevice:
     @property
     def _device(self) -> torch.device:
         try:
-            return torch.device(self.device)
+            device = torch.device(self.device)
         except (RuntimeError, TypeError) as exc:
             raise ValueError(f"device: not a torch device ({exc})") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            why = ("this torch build has no CUDA support" if torch.version.cuda is None
+                   else "torch finds no CUDA device")
+            raise ValueError(f"device: {self.device!r} was asked for, but {why}; use device='cpu' "
+                             "or install a CUDA build of torch")
+        return device
 
     def _tensor(self, a: np.ndarray) -> torch.Tensor:
         """Float32 rows on the device."""

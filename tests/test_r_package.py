@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from hetmtl._util.io import read_csv_exact
 from hetmtl.fusion.late_fusion import LateFusion
 from hetmtl.fusion.site_dml import SiteDML
 from hetmtl.fusion.summary import SiteSummary
@@ -261,7 +262,7 @@ def learner_data(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
     df = pd.DataFrame({"y": y, "a": a, "x1": x1, "x2": x2}).round({"y": 6, "x1": 6, "x2": 6})
     path = tmp_path_factory.mktemp("learners") / "site.csv"
     df.to_csv(path, index=False)
-    return path, pd.read_csv(path, float_precision="round_trip")
+    return path, read_csv_exact(path)
 
 
 @pytest.fixture(scope="module")

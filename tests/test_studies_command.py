@@ -9,6 +9,7 @@ import re
 import pandas as pd
 import pytest
 
+from hetmtl._util.io import read_csv_exact
 from hetmtl.cli import main
 from hetmtl.studies import config_grid, run_study
 from hetmtl.studies.checkpoint import CheckpointFolder
@@ -34,13 +35,13 @@ def test_grid_and_configs_file_give_the_run_study_table(tmp_path, capsys):
                      "--checkpoint", str(tmp_path / "ckpt"))
     assert rc == 0, capsys.readouterr().err
     assert f"wrote 12 rows to {out}" in capsys.readouterr().out
-    pd.testing.assert_frame_equal(pd.read_csv(out, float_precision="round_trip"), expected,
+    pd.testing.assert_frame_equal(read_csv_exact(out), expected,
                                   check_exact=True)
     configs = tmp_path / "configs.json"
     configs.write_text(json.dumps(config_grid(a=[1, 2], b=["u", "v"])))
     rc, out = _study(tmp_path, "--configs", str(configs))
     assert rc == 0
-    pd.testing.assert_frame_equal(pd.read_csv(out, float_precision="round_trip"), expected,
+    pd.testing.assert_frame_equal(read_csv_exact(out), expected,
                                   check_exact=True)
 
 

@@ -19,6 +19,7 @@ from typing import Iterator
 import pandas as pd
 import pytest
 
+from hetmtl._util.io import read_csv_exact
 from hetmtl.studies import config_grid, load_checkpoint, run_study
 from test_studies_runner import (CONFIGS, N_REPS, SEED, TESTS_DIR, CountingFn, _count_calls,
                                  _first_draw)
@@ -184,7 +185,7 @@ def test_hetmtl_study_command_on_a_cluster(tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     expected = run_study(_first_draw, config_grid(a=[1, 2], b=["u", "v"]), 3, seed=5,
                          progress=False)
-    got = pd.read_csv(out, float_precision="round_trip")
+    got = read_csv_exact(out)
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
 
 

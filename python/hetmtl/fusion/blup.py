@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._util.validation import check_choice
+from .tau2 import pool_rows, reml_loglik_rows, reml_score_rows, trace_P_rows
 
 TAU2_METHODS = ("REML", "DL")
 
@@ -54,47 +55,16 @@ def as_batch(y, v, mask=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return y2, v2, m2
 
 
-def _pooled(y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    sw = w.sum(axis=1)
-    return (w * y).sum(axis=1) / sw, 1.0 / sw
-
-
-def _trace_P(w: np.ndarray) -> np.ndarray:
-    sw = w.sum(axis=1)
-    return sw - (w**2).sum(axis=1) / sw
-
-
-def _trace_PP(w: np.ndarray) -> np.ndarray:
-    sw = w.sum(axis=1)
-    s2 = (w**2).sum(axis=1)
-    return s2 - 2.0 * (w**3).sum(axis=1) / sw + s2**2 / sw**2
-
-
 def tau2_dl(y, v, mask=None) -> np.ndarray:
     """DerSimonian-Laird ``max(0, (Q - (k - 1)) / tr P)`` per row over the masked-in sites."""
     y, v, m = as_batch(y, v, mask)
     w = m / v
-    mu, _ = _pooled(y, w)
+    mu, _ = pool_rows(y, w)
     Q = (w * (y - mu[:, None]) ** 2).sum(axis=1)
     df = m.sum(axis=1) - 1.0
     with np.errstate(invalid="ignore", divide="ignore"):
-        t = (Q - df) / _trace_P(w)
+        t = (Q - df) / trace_P_rows(w)
     return np.where(df > 0, np.maximum(t, 0.0), 0.0)
-
-
-def _reml_score(y, v, m, t) -> tuple[np.ndarray, np.ndarray]:
-    w = m / (v + t[:, None])
-    mu, _ = _pooled(y, w)
-    Py = w * (y - mu[:, None])
-    return (Py**2).sum(axis=1) - _trace_P(w), _trace_PP(w)
-
-
-def _reml_loglik(y, v, m, t) -> np.ndarray:
-    """Restricted log-likelihood up to a constant that does not depend on tau^2."""
-    w = m / (v + t[:, None])
-    mu, mu_var = _pooled(y, w)
-    logdet = np.where(m, np.log(v + t[:, None]), 0.0).sum(axis=1)
-    return -0.5 * (logdet - np.log(mu_var) + (w * (y - mu[:, None]) ** 2).sum(axis=1))
 
 
 def tau2_reml(y, v, mask=None, *, tol: float = 1e-10, max_iter: int = 200) -> np.ndarray:
@@ -115,11 +85,11 @@ def tau2_reml(y, v, mask=None, *, tol: float = 1e-10, max_iter: int = 200) -> np
     vt = np.where(m, v, np.nan)
     scale = np.nanmedian(vt, axis=1)
     active = k > 1
-    score0 = _reml_score(y, v, m, np.zeros_like(t))[0]
+    score0 = reml_score_rows(y, v, m, np.zeros_like(t))[0]
     for _ in range(max_iter):
         if not active.any():
             break
-        score, info = _reml_score(y, v, m, t)
+        score, info = reml_score_rows(y, v, m, t)
         step = np.where(active, score / info, 0.0)
         new = t + step
         outside = new < 0
@@ -131,7 +101,7 @@ def tau2_reml(y, v, mask=None, *, tol: float = 1e-10, max_iter: int = 200) -> np
         done = np.abs(new - t) <= tol * np.maximum(new, scale)
         t = new
         active &= ~done
-    better_at_zero = _reml_loglik(y, v, m, np.zeros_like(t)) > _reml_loglik(y, v, m, t)
+    better_at_zero = reml_loglik_rows(y, v, m, np.zeros_like(t)) > reml_loglik_rows(y, v, m, t)
     return np.where(better_at_zero | (k <= 1), 0.0, t)
 
 
@@ -158,7 +128,7 @@ def random_effects(y, v, mask=None, method: str = "REML", tau2=None) -> RandomEf
     y, v, m = as_batch(y, v, mask)
     t = tau2_estimate(y, v, m, method) if tau2 is None else np.broadcast_to(
         np.asarray(tau2, float), y.shape[:1])
-    mu, mu_var = _pooled(y, m / (v + t[:, None]))
+    mu, mu_var = pool_rows(y, m / (v + t[:, None]))
     shrink = t[:, None] / (t[:, None] + v)
     pred = mu[:, None] + shrink * (y - mu[:, None])
     pred_var = shrink * v + (1.0 - shrink) ** 2 * mu_var[:, None]

@@ -12,42 +12,80 @@ from scipy import optimize
 from .fused import ConvergenceWarning
 
 
+# Row-wise kernels: each row of ``y``/``w``/``v`` is one meta-analysis, ``m`` marks the sites a
+# row uses (the batched fits of :mod:`hetmtl.fusion.blup` run many at once); the scalar helpers
+# below are these on a single row.
+def pool_rows(y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted mean per row and its variance ``1 / sum w``."""
+    sw = w.sum(axis=1)
+    return (w * y).sum(axis=1) / sw, 1.0 / sw
+
+
+def trace_P_rows(w: np.ndarray) -> np.ndarray:
+    """tr(P) for ``P = W - w w' / sum w``: ``sum w - sum w^2 / sum w``, per row."""
+    sw = w.sum(axis=1)
+    return sw - (w**2).sum(axis=1) / sw
+
+
+def trace_PP_rows(w: np.ndarray) -> np.ndarray:
+    """tr(P P), the sum of squared entries of the symmetric P, per row."""
+    sw = w.sum(axis=1)
+    s2 = (w**2).sum(axis=1)
+    return s2 - 2.0 * (w**3).sum(axis=1) / sw + s2**2 / sw**2
+
+
+def reml_score_rows(y: np.ndarray, v: np.ndarray, m: np.ndarray,
+                    t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Twice the REML score, ``y'PPy - tr P``, and the Fisher information factor ``tr(PP)``."""
+    w = m / (v + t[:, None])
+    mu, _ = pool_rows(y, w)
+    Py = w * (y - mu[:, None])  # P y, since P annihilates the constant
+    return (Py**2).sum(axis=1) - trace_P_rows(w), trace_PP_rows(w)
+
+
+def reml_loglik_rows(y: np.ndarray, v: np.ndarray, m: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Restricted log-likelihood up to a constant that does not depend on tau^2."""
+    w = m / (v + t[:, None])
+    mu, mu_var = pool_rows(y, w)
+    logdet = np.where(m, np.log(v + t[:, None]), 0.0).sum(axis=1)
+    return -0.5 * (logdet - np.log(mu_var) + (w * (y - mu[:, None]) ** 2).sum(axis=1))
+
+
+def _one_row(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    return tuple(np.asarray(a, dtype=float)[None, :] for a in arrays)
+
+
+def _all_sites(y: np.ndarray) -> np.ndarray:
+    return np.ones((1, y.size), dtype=bool)
+
+
 def pool(y: np.ndarray, w: np.ndarray) -> tuple[float, float]:
     """Weighted mean and its standard error ``sqrt(1 / sum w)``."""
-    sw = float(w.sum())
-    return float(np.dot(w, y) / sw), math.sqrt(1.0 / sw)
+    mu, var = pool_rows(*_one_row(y, w))
+    return float(mu[0]), math.sqrt(var[0])
 
 
 def trace_P(w: np.ndarray) -> float:
-    """tr(P) for ``P = W - w w' / sum w``: ``sum w - sum w^2 / sum w``."""
-    sw = w.sum()
-    return float(sw - np.dot(w, w) / sw)
+    """tr(P) of one meta-analysis (see :func:`trace_P_rows`)."""
+    return float(trace_P_rows(*_one_row(w))[0])
 
 
 def trace_PP(w: np.ndarray) -> float:
-    """tr(P P) = sum of squared entries of the symmetric P."""
-    sw = w.sum()
-    s2 = np.dot(w, w)
-    return float(s2 - 2.0 * np.sum(w**3) / sw + s2**2 / sw**2)
+    """tr(P P) of one meta-analysis (see :func:`trace_PP_rows`)."""
+    return float(trace_PP_rows(*_one_row(w))[0])
 
 
 def reml_score(y: np.ndarray, v: np.ndarray, tau2: float) -> tuple[float, float]:
-    """Twice the REML score, ``y'PPy - tr P``, and the Fisher information factor ``tr(PP)``."""
-    w = 1.0 / (v + tau2)
-    mu = np.dot(w, y) / w.sum()
-    Py = w * (y - mu)  # P y, since P annihilates the constant
-    return float(np.dot(Py, Py) - trace_P(w)), trace_PP(w)
+    """Twice the REML score and ``tr(PP)`` of one meta-analysis at ``tau2``."""
+    score, info = reml_score_rows(*_one_row(y, v), _all_sites(y), np.array([tau2]))
+    return float(score[0]), float(info[0])
 
 
 def reml_loglik(y: np.ndarray, v: np.ndarray, tau2: float) -> float:
     """Restricted log-likelihood of the intercept-only model (metafor's, constant included)."""
     k = y.size
-    w = 1.0 / (v + tau2)
-    sw = w.sum()
-    mu = np.dot(w, y) / sw
-    rss = np.dot(w, (y - mu) ** 2)
-    return float(-0.5 * (k - 1) * math.log(2.0 * math.pi) + 0.5 * math.log(k)
-                 - 0.5 * np.sum(np.log(v + tau2)) - 0.5 * math.log(sw) - 0.5 * rss)
+    core = reml_loglik_rows(*_one_row(y, v), _all_sites(y), np.array([tau2]))[0]
+    return float(core - 0.5 * (k - 1) * math.log(2.0 * math.pi) + 0.5 * math.log(k))
 
 
 def reml_tau2(y: np.ndarray, v: np.ndarray, vt: float, tol: float,

@@ -7,6 +7,7 @@ library's argument without parsing the message.
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
@@ -68,6 +69,14 @@ def check_positive(arr: np.ndarray, name: str, strict: bool = True) -> None:
     if np.any(bad):
         what = "positive" if strict else "non-negative"
         raise ArgumentError(name, f"all values must be {what}, got {arr[bad].ravel()[0]!r}")
+
+
+def check_fraction(value: Any, name: str) -> float:
+    """A real number strictly between 0 and 1 (booleans and strings refused)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.number)) \
+            or not 0 < value < 1:
+        raise ArgumentError(name, f"must lie in (0, 1), got {value!r}")
+    return float(value)
 
 
 def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import stats
 
+from .._util.validation import check_fraction
 from .eb_intervals import eb_halfwidths
 from .fused import PreparedProblem, solve_batch
 
@@ -74,8 +75,7 @@ class FusedInference:
 
     def at_level(self, level: float) -> "FusedInference":
         """The same inference with intervals at another confidence level."""
-        if not 0 < level < 1:
-            raise ValueError(f"level: must lie in (0, 1), got {level!r}")
+        check_fraction(level, "level")
         if self.method == "bootstrap":
             lo, hi = _basic_interval(self.theta, self.theta_draws, level)
             clo, chi = _basic_interval(self.center, self.center_draws, level)

@@ -11,7 +11,7 @@ import pandas as pd
 from scipy import stats
 from sklearn.base import BaseEstimator
 
-from .._util.validation import check_choice
+from .._util.validation import check_choice, check_fraction
 from .inference import INFERENCE, FusedInference, bootstrap_inference, conditional_inference
 from .blup import TAU2_METHODS
 from .lambda_cv import LambdaCV, cross_validate_lambda, n_common_folds
@@ -204,8 +204,7 @@ class LateFusion(BaseEstimator):
             raise ValueError(f"C: must be a finite non-negative number, got {self.C!r}")
         if int(self.n_boot) < 2:
             raise ValueError(f"n_boot: must be at least 2, got {self.n_boot!r}")
-        if not 0 < self.level < 1:
-            raise ValueError(f"level: must lie in (0, 1), got {self.level!r}")
+        check_fraction(self.level, "level")
 
     def fit(self, summaries: Sequence[SiteSummary] | Mapping[str, SiteSummary]) -> "LateFusion":
         """Fuse site summaries.

@@ -31,7 +31,7 @@ import numpy as np
 from .. import _core
 from .._core_status import check_fused
 from .._util.io import atomic_write_json, read_json
-from .._util.validation import ArgumentError, as_float_array, check_choice
+from .._util.validation import ArgumentError, as_float_array, check_choice, check_fraction
 from .kernel_grid_core import GRID_PENALTIES
 from .crossfit import single_split_labels
 from .grid_summary import GridSummary
@@ -205,8 +205,7 @@ class NuisanceFusion:
             raise ArgumentError("lam", f"expected 'cv' or a non-negative number, got {self.lam!r}")
         if int(self.n_lambda) < 2:
             raise ArgumentError("n_lambda", f"must be at least 2, got {self.n_lambda!r}")
-        if not (0 < self.lambda_ratio < 1):
-            raise ArgumentError("lambda_ratio", f"must lie in (0, 1), got {self.lambda_ratio!r}")
+        check_fraction(self.lambda_ratio, "lambda_ratio")
         summaries = list(summaries)
         if len(summaries) == 0:
             raise ArgumentError("summaries", "needs at least one site")

@@ -28,7 +28,8 @@ except ImportError as exc:  # depends on the environment; tested with torch hidd
     raise ImportError(MISSING_TORCH) from exc
 
 from .deprecation import DEPRECATED, RenamedParameters
-from .estimator import MultiTaskRegressor, check_fraction
+from .._util.validation import check_fraction
+from .estimator import MultiTaskRegressor
 from .layout import TaskLayout
 from .loop import Batching, EpochStep, FullBatchStep, MinibatchStep, TrainingRecord, epoch_batches, train_epochs
 from .mlp import ACTIVATIONS, StackedMLP, hidden_widths

@@ -13,7 +13,8 @@ from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted
 
 from .._util.tasks import as_seed_sequence
-from .._util.validation import as_float_array, check_choice, check_int_at_least, check_positive_number
+from .._util.validation import (as_float_array, check_choice, check_fraction, check_int_at_least,
+                                check_positive_number)
 from .deprecation import RenamedParameters
 from .mlp import ACTIVATIONS
 from .runtime import TorchDevice, progress, torch_threads
@@ -30,13 +31,6 @@ def frame_columns(X: Any) -> list[np.ndarray] | None:
     if not frames or not all(isinstance(f, pd.DataFrame) for f in frames):
         return None
     return [np.asarray(f.columns, dtype=object) for f in frames]
-
-
-def check_fraction(value: Any, name: str) -> float:
-    """A number strictly between 0 and 1."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not 0 < value < 1:
-        raise ValueError(f"{name}: must lie in (0, 1), got {value!r}")
-    return float(value)
 
 
 class MultiTaskRegressor(RenamedParameters, TorchDevice, RegressorMixin, BaseEstimator):

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..blockwise.layout import BlockLayout
 from .._util.tasks import as_seed_sequence
+from .._util.validation import check_fraction
 from ._random import child_rng, task_sizes
 
 __all__ = ["BLOCKWISE_SETTINGS", "BlockwiseTasks", "blockwise_setting", "make_blockwise_tasks"]
@@ -140,8 +141,7 @@ def make_blockwise_tasks(n_tasks: int = 2, n_per_task: int | Sequence[int] = 300
         raise ValueError(f"alpha: must lie in [0, 1], got {alpha!r}")
     if not (np.isfinite(noise) and noise >= 0):
         raise ValueError(f"noise: must be a finite non-negative number, got {noise!r}")
-    if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction: must lie in (0, 1), got {test_fraction!r}")
+    check_fraction(test_fraction, "test_fraction")
     sizes = task_sizes(n_per_task, T)
     layout = _block_layout(T, int(p_anchor), int(p_specific))
     p = int(p_anchor) + T * int(p_specific)

@@ -34,6 +34,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .._util.tasks import as_seed_sequence as _seed
+from .._util.validation import check_fraction
 from ._random import child_rng as _rng
 from ._random import task_sizes as _sizes
 
@@ -128,8 +129,7 @@ def make_dual_encoder_tasks(n_tasks: int = 4, n_per_task: int | Sequence[int] = 
                       ("specific", specific), ("noise", noise)):
         if not (np.isfinite(val) and val >= 0):
             raise ValueError(f"{name}: must be a finite non-negative number, got {val!r}")
-    if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction: must lie in (0, 1), got {test_fraction!r}")
+    check_fraction(test_fraction, "test_fraction")
     sizes = _sizes(n_per_task, R)
     root = _seed(random_state)
     shared = _rng(root, _SHARED)

@@ -11,6 +11,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from ..persist.mixin import Persistable
 from .layout import BlockLayout
 
 
@@ -61,7 +62,7 @@ def require_observers(layout: BlockLayout, seen: dict[str, np.ndarray]) -> None:
                          f"{[layout.observers(s) for s in absent]}); nothing to learn their imputation from")
 
 
-class BlockImputer(BaseEstimator):
+class BlockImputer(Persistable, BaseEstimator):
     """Base class: ``fit(X, task)``, ``transform(X, task)``, ``fit_transform``, ``score``.
 
     Subclasses implement ``_fit_blocks(blocks, codes)`` (training rows split into per-source

@@ -32,6 +32,7 @@ from .. import _core
 from .._core_status import check_fused
 from .._util.io import atomic_write_json, read_json
 from .._util.validation import ArgumentError, as_float_array, check_choice, check_fraction
+from ..persist.mixin import Persistable, SchemaPersistable
 from .kernel_grid_core import GRID_PENALTIES
 from .crossfit import single_split_labels
 from .grid_summary import GridSummary
@@ -111,7 +112,7 @@ def _fill_missing(values: np.ndarray, points: np.ndarray) -> np.ndarray:
     return out
 
 
-class NuisanceFusion:
+class NuisanceFusion(Persistable):
     """Fuse the sites' nuisance functions from their grid summaries.
 
     Parameters
@@ -316,7 +317,7 @@ def _heldout_loss(theta: np.ndarray, sums: list, b_eval: int, f: int) -> np.ndar
 
 
 @dataclass(frozen=True)
-class FusedNuisance:
+class FusedNuisance(SchemaPersistable):
     """A site's fused nuisance functions: values on the grid per fold, and how to predict.
 
     Attributes

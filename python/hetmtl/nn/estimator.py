@@ -15,6 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 from .._util.tasks import as_seed_sequence
 from .._util.validation import (as_float_array, check_choice, check_fraction, check_int_at_least,
                                 check_positive_number)
+from ..persist.mixin import Persistable
 from .deprecation import RenamedParameters
 from .mlp import ACTIVATIONS
 from .runtime import TorchDevice, progress, torch_threads
@@ -33,7 +34,7 @@ def frame_columns(X: Any) -> list[np.ndarray] | None:
     return [np.asarray(f.columns, dtype=object) for f in frames]
 
 
-class MultiTaskRegressor(RenamedParameters, TorchDevice, RegressorMixin, BaseEstimator):
+class MultiTaskRegressor(Persistable, RenamedParameters, TorchDevice, RegressorMixin, BaseEstimator):
     """Base class: ``fit(X, y, task)``, ``predict(X, task)``, ``score(X, y, task)``.
 
     Every subclass has the parameters ``activation``, ``lr``, ``max_epochs``, ``patience``,

@@ -21,9 +21,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .._util.display import ReportDisplay
 from .._util.io import atomic_write_json, read_json
 from .._util.validation import as_float_array
 from .crossfit import single_split_labels
+from .display import grid_summary_report
 from .disclosure import DisclosurePolicy, as_policy, check_metadata, validate_document
 from .kernel_grid import KernelGrid
 from .privacy import privatize_grid
@@ -78,8 +80,8 @@ def nuisance_targets(model: str, y, d) -> dict[str, tuple[np.ndarray, np.ndarray
     raise ValueError(f"model: must be one of ('plr', 'irm', 'cate_linear'), got {model!r}")
 
 
-@dataclass(frozen=True)
-class GridSummary:
+@dataclass(frozen=True, repr=False)
+class GridSummary(ReportDisplay):
     """A site's kernel grid moments for nuisance fusion.
 
     Build it with :meth:`compute` at the site; send it as JSON (:meth:`to_json`).
@@ -177,6 +179,9 @@ class GridSummary:
         return summary
 
     # ------------------------------------------------------------ JSON
+    def _display_report(self):
+        return grid_summary_report(self)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict following the versioned schema (``privacy`` only when set)."""
         out = {

@@ -11,7 +11,9 @@ import pandas as pd
 from scipy import stats
 from sklearn.base import BaseEstimator
 
+from .._util.display import ReportDisplay
 from .._util.validation import check_choice, check_fraction
+from .display import late_fusion_report
 from .inference import INFERENCE, FusedInference, bootstrap_inference, conditional_inference
 from .blup import TAU2_METHODS
 from .lambda_cv import LambdaCV, cross_validate_lambda, n_common_folds
@@ -45,7 +47,9 @@ def _as_summary_list(summaries) -> tuple[list[SiteSummary], list[str]]:
                              "(load files with SiteSummary.from_json)")
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
-        raise ValueError(f"summaries: site names must be unique, repeated: {dup}")
+        raise ValueError(f"summaries: site names must be unique, repeated: {dup}; name each site "
+                         "(SiteDML(site=...), SiteSummary.from_estimate(..., site=...)) or pass a "
+                         "dict {name: summary}")
     p = items[0].dim
     for name, s in zip(names, items):
         if s.dim != p:
@@ -57,7 +61,7 @@ def _as_summary_list(summaries) -> tuple[list[SiteSummary], list[str]]:
     return items, names
 
 
-class LateFusion(BaseEstimator):
+class LateFusion(ReportDisplay, BaseEstimator):
     """Fuse per-site DML summaries: similar sites borrow strength, different ones keep their own.
 
     The default, ``method="robust_eb"``, is two-group empirical Bayes
@@ -407,6 +411,9 @@ class LateFusion(BaseEstimator):
         if len(self.coef_names_) == 1:
             return df.drop(columns="coef").set_index("left out")
         return df.set_index(["left out", "coef"])
+
+    def _display_report(self):
+        return late_fusion_report(self)
 
     # ------------------------------------------------------------------ plots
     def plot_forest(self, coef: int | str = 0, ax=None, level: float | None = None):

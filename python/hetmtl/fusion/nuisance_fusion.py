@@ -30,10 +30,12 @@ import numpy as np
 
 from .. import _core
 from .._core_status import check_fused
+from .._util.display import ReportDisplay
 from .._util.io import atomic_write_json, read_json
 from .._util.validation import ArgumentError, as_float_array, check_choice, check_fraction
 from .kernel_grid_core import GRID_PENALTIES
 from .crossfit import single_split_labels
+from .display import fused_nuisance_report, nuisance_fusion_report
 from .grid_summary import GridSummary
 from .kernel_grid import KernelGrid, local_fit
 from .fused import make_options
@@ -111,7 +113,7 @@ def _fill_missing(values: np.ndarray, points: np.ndarray) -> np.ndarray:
     return out
 
 
-class NuisanceFusion:
+class NuisanceFusion(ReportDisplay):
     """Fuse the sites' nuisance functions from their grid summaries.
 
     Parameters
@@ -274,6 +276,9 @@ class NuisanceFusion:
         fraction = None if fractions is None else float(fractions[l_best])
         return H[b_best].copy(), float(np.mean(lam_used)), fraction, loss, vals, cent
 
+    def _display_report(self):
+        return nuisance_fusion_report(self)
+
     def result(self, site: str) -> "FusedNuisance":
         """What the center sends back to ``site``: its fused functions on the grid, per fold."""
         if not hasattr(self, "values_"):
@@ -315,8 +320,8 @@ def _heldout_loss(theta: np.ndarray, sums: list, b_eval: int, f: int) -> np.ndar
     return np.einsum("kg,lkg->l", S0, a * a) - 2.0 * np.einsum("kg,lkg->l", S1, a)
 
 
-@dataclass(frozen=True)
-class FusedNuisance:
+@dataclass(frozen=True, repr=False)
+class FusedNuisance(ReportDisplay):
     """A site's fused nuisance functions: values on the grid per fold, and how to predict.
 
     Attributes
@@ -364,6 +369,9 @@ class FusedNuisance:
             rows = labels == f
             out[rows] = self.grid.interpolate(vals[f], x[rows])
         return np.clip(out, 0.0, 1.0) if self.binary.get(role, False) else out
+
+    def _display_report(self):
+        return fused_nuisance_report(self)
 
     def predictions(self, X, folds: Any) -> dict[str, np.ndarray]:
         """Out-of-fold predictions of every nuisance, ready for ``SiteDML.fit(predictions=...)``."""

@@ -24,6 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .._util.display import ReportDisplay
 from .._util.io import atomic_write_json, read_json
 from .._util.validation import as_float_array, check_choice
 from .disclosure import DEFAULT_POLICY, DisclosurePolicy, check_metadata, validate_document
@@ -85,8 +86,8 @@ def _check_theta_J_Omega(theta, J, Omega, n, where: str) -> tuple[np.ndarray, np
     return th, Ja, Oa
 
 
-@dataclass(frozen=True)
-class SiteSummary:
+@dataclass(frozen=True, repr=False)
+class SiteSummary(ReportDisplay):
     """What one site sends to the center: estimate, score moments, size, fold summaries, metadata.
 
     Build one with :class:`hetmtl.fusion.SiteDML` (``.summary_``), from a published estimate with
@@ -282,6 +283,11 @@ class SiteSummary:
                    coef_names=coef_names, metadata=meta)
 
     # ---------------------------------------------------------------- JSON
+    def _display_report(self):
+        from .display import site_summary_report
+
+        return site_summary_report(self)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict following the versioned schema (``withheld_fold_rows`` only if any)."""
         out = {

@@ -12,10 +12,12 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted
 
+from .._util.display import ReportDisplay
 from .._util.tasks import as_seed_sequence
 from .._util.validation import (as_float_array, check_choice, check_fraction, check_int_at_least,
                                 check_positive_number)
 from .deprecation import RenamedParameters
+from .display import neural_report
 from .mlp import ACTIVATIONS
 from .runtime import TorchDevice, progress, torch_threads
 
@@ -33,7 +35,7 @@ def frame_columns(X: Any) -> list[np.ndarray] | None:
     return [np.asarray(f.columns, dtype=object) for f in frames]
 
 
-class MultiTaskRegressor(RenamedParameters, TorchDevice, RegressorMixin, BaseEstimator):
+class MultiTaskRegressor(ReportDisplay, RenamedParameters, TorchDevice, RegressorMixin, BaseEstimator):
     """Base class: ``fit(X, y, task)``, ``predict(X, task)``, ``score(X, y, task)``.
 
     Every subclass has the parameters ``activation``, ``lr``, ``max_epochs``, ``patience``,
@@ -107,6 +109,9 @@ class MultiTaskRegressor(RenamedParameters, TorchDevice, RegressorMixin, BaseEst
         if isinstance(pred, list):
             pred = np.concatenate(pred)
         return float(r2_score(self._response(X, y, task), pred, sample_weight=sample_weight))
+
+    def _display_report(self):
+        return neural_report(self)
 
     # ------------------------------------------------------------------ for subclasses
     def _check_params(self) -> None:

@@ -115,7 +115,7 @@ def test_grid_summary_and_nuisance_fusion_print_reports_not_arrays():
     from hetmtl.fusion import GridSummary, KernelGrid, NuisanceFusion, nuisance_targets
 
     rng = np.random.default_rng(1)
-    grid = KernelGrid.from_ranges([(-2.0, 2.0)], n_points=9)
+    grid = KernelGrid.from_ranges([(-2.0, 2.0)], n_points=9, outside="clip")
     sums = []
     for k in range(3):
         x = rng.normal(size=(120, 1))

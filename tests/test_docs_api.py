@@ -3,13 +3,12 @@
 Public means a name in a subpackage's ``__all__``. A function with parameters needs a
 ``Parameters`` section, and one that returns something (not annotated ``-> None``) a ``Returns``
 (or ``Yields``) section; a class whose constructor takes arguments needs ``Parameters`` (a
-dataclass may list its fields under ``Attributes`` instead). Warnings and exceptions need only a
+result object may list its fields under ``Attributes`` instead). Warnings and exceptions need only a
 docstring. The docs' version statement agrees with the package's.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import inspect
 import re
@@ -58,10 +57,9 @@ def problems(name: str, obj: object) -> list[str]:
     if inspect.isclass(obj):
         if issubclass(obj, (Warning, Exception)):
             return []
-        own_init = "__init__" in vars(obj) or dataclasses.is_dataclass(obj)
-        needs = own_init and _takes_arguments(obj.__init__)
-        allowed = {"Parameters"} | ({"Attributes"} if dataclasses.is_dataclass(obj) else set())
-        return [f"{name}: no Parameters section"] if needs and not sections & allowed else []
+        needs = "__init__" in vars(obj) and _takes_arguments(obj.__init__)
+        # A result object (built by the package, read by the user) may document its fields instead.
+        return [f"{name}: no Parameters section"] if needs and not sections & {"Parameters", "Attributes"} else []
     if not callable(obj):
         return []
     missing = []

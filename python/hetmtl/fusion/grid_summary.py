@@ -66,6 +66,20 @@ def nuisance_targets(model: str, y, d) -> dict[str, tuple[np.ndarray, np.ndarray
     ``"plr"`` and ``"cate_linear"``: ``ml_l`` (outcome on X) and ``ml_m`` (treatment on X; a single
     treatment column). ``"irm"``: ``ml_g0``/``ml_g1`` (outcome among controls / treated) and
     ``ml_m`` (propensity).
+
+    Parameters
+    ----------
+    model : {"plr", "irm", "cate_linear"}
+        The SiteDML model.
+    y : array_like of shape (n,)
+        Outcome.
+    d : array_like of shape (n,) or (n, 1)
+        Treatment (a single column).
+
+    Returns
+    -------
+    dict
+        Nuisance role -> (target values, boolean row subset or None for all rows).
     """
     ya = as_float_array(y, "y", ndim=1)
     da = as_float_array(d, "d")

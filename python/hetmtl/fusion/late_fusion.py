@@ -416,12 +416,16 @@ class LateFusion(ReportDisplay, BaseEstimator):
         return late_fusion_report(self)
 
     # ------------------------------------------------------------------ plots
-    def plot_forest(self, coef: int | str = 0, ax=None, level: float | None = None):
-        """Forest plot: each site's own and fused estimate with intervals, and the center."""
+    def plot_forest(self, coef: int | str = 0, ax=None, level: float | None = None,
+                    null: float | None = 0.0):
+        """Forest plot: sites' own and fused estimates, center, random-effects diamond, text columns.
+
+        See :func:`hetmtl.fusion.plots.forest_plot` for the parameters; returns the Figure.
+        """
         from .plots import forest_plot
 
         self._check_fitted()
-        return forest_plot(self, coef=coef, ax=ax, level=level)
+        return forest_plot(self, coef=coef, ax=ax, level=level, null=null)
 
     def plot_path(self, coef: int | str = 0, ax=None):
         """Fusion path: each site's fused estimate against lambda, with the chosen lambda marked."""

@@ -13,11 +13,12 @@ import numpy as np
 
 from .._util.display import format_number
 
-__all__ = ["PRINT_DPI", "forest_height", "forest_plot", "path_plot"]
+__all__ = ["FOREST_WIDTH", "PRINT_DPI", "forest_height", "forest_plot", "path_plot"]
 
 PRINT_DPI = 300
-# Where the text columns of the forest plot start, in axes widths from the plot's left edge.
-_TEXT_COLUMNS = (1.04, 1.50, 1.93)
+# Left edges of the forest plot's text columns, in points right of the plot (fixed widths, so
+# that tight_layout can make room for them whatever the figure's size).
+_TEXT_COLUMNS = (8, 112, 216)
 _SITE, _WITH_CENTER, _OWN_VALUE, _CENTER, _RANDOM = "0.35", "C0", "C3", "C0", "0.15"
 
 
@@ -37,8 +38,11 @@ def _print_figure_class():
     return PrintFigure
 
 
+FOREST_WIDTH = 8.5
+
+
 def forest_height(n_sites: int) -> float:
-    """Height in inches of a forest plot of ``n_sites`` sites (the width is 7.5 inches)."""
+    """Height in inches of a forest plot of ``n_sites`` sites (the width is :data:`FOREST_WIDTH`)."""
     return 1.5 + 0.32 * (n_sites + 3)
 
 
@@ -89,13 +93,12 @@ def _text_columns(ax, rows: list[tuple[float, tuple[str, str, str]]], header: tu
     """Right of the plot: one line per row in each column, aligned with the row's y."""
     transform = ax.get_yaxis_transform()  # x in axes units, y in data units
     top = max(y for y, _ in rows) + 0.9
-    for x, title in zip(_TEXT_COLUMNS, header):
-        ax.text(x, top, title, transform=transform, fontsize="small", fontweight="bold",
-                va="center", ha="left", clip_on=False)
-    for y, cells in rows:
-        for x, cell in zip(_TEXT_COLUMNS, cells):
-            ax.text(x, y, cell, transform=transform, fontsize="small", va="center", ha="left",
-                    clip_on=False)
+    for y, cells, weight in [(top, header, "bold")] + [(y, cells, "normal") for y, cells in rows]:
+        for offset, cell in zip(_TEXT_COLUMNS, cells):
+            if cell:
+                ax.annotate(cell, xy=(1.0, y), xycoords=transform, xytext=(offset, 0),
+                            textcoords="offset points", fontsize="small", fontweight=weight,
+                            va="center", ha="left", annotation_clip=False)
 
 
 def forest_plot(fit, coef: int | str = 0, ax=None, level: float | None = None, null: float | None = 0.0):
@@ -131,7 +134,7 @@ def forest_plot(fit, coef: int | str = 0, ax=None, level: float | None = None, n
     if len(fit.coef_names_) > 1:
         table = table.xs(fit.coef_names_[j], level="coef")
     K = len(fit.site_names_)
-    fig, ax = _new_axes(ax, 7.5, forest_height(K))
+    fig, ax = _new_axes(ax, FOREST_WIDTH, forest_height(K))
     y = np.arange(K)[::-1] + 2.0
     handles = [_errorbar(ax, table["estimate"], y + 0.15, table["ci lower"], table["ci upper"],
                          fmt="o", mfc="white", color=_SITE, label="site estimate")]

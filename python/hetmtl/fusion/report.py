@@ -17,7 +17,7 @@ import pandas as pd
 from .._util.display import format_frame
 from .._util.io import atomic_write_bytes, atomic_write_json
 from .display import late_fusion_report
-from .plots import PRINT_DPI, forest_height
+from .plots import FOREST_WIDTH, PRINT_DPI, forest_height
 
 if TYPE_CHECKING:  # pragma: no cover
     from .late_fusion import LateFusion
@@ -75,7 +75,7 @@ def _save_figure(draw, n_panels: int, height: float, path: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7.5, height * n_panels))
+    fig = Figure(figsize=(FOREST_WIDTH, height * n_panels))
     FigureCanvasAgg(fig)
     axes = fig.subplots(n_panels, 1, squeeze=False)[:, 0]
     for j, ax in enumerate(axes):

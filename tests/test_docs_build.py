@@ -33,7 +33,7 @@ def _require_mkdocs() -> None:
 def site(tmp_path_factory) -> Path:
     _require_mkdocs()
     out = tmp_path_factory.mktemp("site")
-    env = {**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", "NO_MKDOCS_2_WARNING": "1"}
     env.pop("CI", None)  # the build itself never depends on it
     res = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet",
                           "-f", str(ROOT / "mkdocs.yml"), "-d", str(out)],
@@ -52,10 +52,8 @@ def test_every_page_of_the_navigation_is_built(site):
     pages = re.findall(r":\s*([\w/.-]+)\.md\s*$", nav, flags=re.MULTILINE)
     assert len(pages) >= 15
     for page in pages:
-        target = site / (page if page != "index" else "") / "index.html"
-        if page.endswith("README"):
-            target = site / page.rsplit("/", 1)[0] / "index.html"
-        assert target.is_file(), page
+        folder = re.sub(r"(^|/)(index|README)$", "", page)  # index.md and README.md are folder pages
+        assert (site / folder / "index.html").is_file(), page
 
 
 def test_examples_ran_and_their_output_is_on_the_pages(site):
@@ -75,3 +73,17 @@ def test_api_reference_renders_numpydoc_sections(site):
         assert name in api
     assert "Parameters:" in api or "Parameters" in api
     assert "Returns" in api
+
+
+@pytest.mark.parametrize("module_name", ["fusion", "dual", "blockwise", "simulate", "studies",
+                                         "datasets"])
+def test_every_public_callable_is_in_the_api_reference(site, module_name):
+    if module_name in ("dual", "blockwise"):
+        pytest.importorskip("torch")
+    import importlib
+
+    module = importlib.import_module(f"hetmtl.{module_name}")
+    html = _page(site, f"api/{module_name}")
+    missing = [name for name in module.__all__ if callable(getattr(module, name))
+               and not re.search(rf'id="hetmtl\.{module_name}\.(\w+\.)?{name}"', html)]
+    assert not missing, f"not in the API reference of hetmtl.{module_name}: {missing}"

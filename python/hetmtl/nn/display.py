@@ -85,8 +85,11 @@ def neural_report(est: Any) -> Report:
         return Report(f"{name} (not fitted: call fit(X, y, task) first)", [settings], fitted=False)
     tasks = ", ".join(str(t) for t in est.classes_[:12]) + (", ..." if est.n_tasks_ > 12 else "")
     values: dict[str, Any] = {"tasks": f"{est.n_tasks_} ({tasks})", "features": est.n_features_in_}
-    values.update({label: _short(getattr(est, attr)) if attr == "best_params_" else getattr(est, attr)
-                   for attr, label in _RESULTS.items() if hasattr(est, attr)})
+    for attr, label in _RESULTS.items():
+        if hasattr(est, attr):
+            value = getattr(est, attr)
+            values[label] = (", ".join(f"{k}={v!r}" for k, v in value.items())
+                             if isinstance(value, dict) else value)
     sections = [Section(values=values), settings]
     table = _task_table(est)
     if table is not None:

@@ -60,12 +60,12 @@ echo "[setup] building and installing hetmtl (HETMTL_MARCH=${HETMTL_MARCH:-porta
 if [ "${HETMTL_DEV:-0}" = "1" ]; then
   pip_quiet install -q scikit-build-core pybind11 cmeel-eigen ninja
   pip_quiet install -q --no-build-isolation -Ceditable.rebuild=true -Cbuild-dir=build/dev "$MARCH_OPT" \
-    -e ".[test,data,r,torch]"
+    -e ".[test,data,r,torch,docs]"
 else
   # One wheel serves both environments (the Python one here and the R side's below).
   rm -rf build/wheel
   pip_quiet wheel -q --no-deps "$MARCH_OPT" -w build/wheel .
-  pip_quiet install -q "$(ls build/wheel/hetmtl-*.whl)[test,data,r,torch]"
+  pip_quiet install -q "$(ls build/wheel/hetmtl-*.whl)[test,data,r,torch,docs]"
 fi
 .venv/bin/python -c "import hetmtl._core, torch" || { echo "[setup] hetmtl failed to install" >&2; exit 1; }
 

@@ -72,7 +72,20 @@ def check_positive(arr: np.ndarray, name: str, strict: bool = True) -> None:
 
 
 def check_fraction(value: Any, name: str) -> float:
-    """A real number strictly between 0 and 1 (booleans and strings refused)."""
+    """A real number strictly between 0 and 1 (booleans and strings refused).
+
+    Parameters
+    ----------
+    value : object
+        The value given.
+    name : str
+        The argument's name, for the error message.
+
+    Returns
+    -------
+    float
+        ``value`` as a float.
+    """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.number)) \
             or not 0 < value < 1:
         raise ArgumentError(name, f"must lie in (0, 1), got {value!r}")

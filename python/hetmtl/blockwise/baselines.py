@@ -115,7 +115,20 @@ class SingleTaskBlockMLP(BlockRegressor):
 def htl(layout: BlockLayout, **params: Any) -> TwoPathwayMTL:
     """The two-pathway model without imputation (HTL, the paper's competitor): the shared encoder
     reads the anchor and each task encoder only its task's own sources, x_t (``imputer=None``,
-    ``task_inputs="own"``; R_imp has nothing to act on)."""
+    ``task_inputs="own"``; R_imp has nothing to act on).
+
+    Parameters
+    ----------
+    layout : BlockLayout
+        Sources and the tasks that observe them.
+    **params
+        Other parameters of :class:`TwoPathwayMTL` (a ``grid`` among them).
+
+    Returns
+    -------
+    TwoPathwayMTL
+        Not fitted.
+    """
     return TwoPathwayMTL(layout, **{**params, "imputer": None, "task_inputs": "own"})
 
 
@@ -128,15 +141,54 @@ def _without(weight: str, layout: BlockLayout, params: dict[str, Any]) -> TwoPat
 
 
 def without_orthogonality(layout: BlockLayout, **params: Any) -> TwoPathwayMTL:
-    """The two-pathway model with ``gamma = 0`` (no R_orth), also across a grid."""
+    """The two-pathway model with ``gamma = 0`` (no R_orth), also across a grid.
+
+    Parameters
+    ----------
+    layout : BlockLayout
+        Sources and the tasks that observe them.
+    **params
+        Other parameters of :class:`TwoPathwayMTL` (a ``grid`` among them).
+
+    Returns
+    -------
+    TwoPathwayMTL
+        Not fitted.
+    """
     return _without("gamma", layout, params)
 
 
 def without_imputation_penalty(layout: BlockLayout, **params: Any) -> TwoPathwayMTL:
-    """The two-pathway model with ``delta = 0`` (no R_imp), also across a grid."""
+    """The two-pathway model with ``delta = 0`` (no R_imp), also across a grid.
+
+    Parameters
+    ----------
+    layout : BlockLayout
+        Sources and the tasks that observe them.
+    **params
+        Other parameters of :class:`TwoPathwayMTL` (a ``grid`` among them).
+
+    Returns
+    -------
+    TwoPathwayMTL
+        Not fitted.
+    """
     return _without("delta", layout, params)
 
 
 def without_decorrelation(layout: BlockLayout, **params: Any) -> TwoPathwayMTL:
-    """The two-pathway model with ``kappa = 0`` (no R_dr), also across a grid."""
+    """The two-pathway model with ``kappa = 0`` (no R_dr), also across a grid.
+
+    Parameters
+    ----------
+    layout : BlockLayout
+        Sources and the tasks that observe them.
+    **params
+        Other parameters of :class:`TwoPathwayMTL` (a ``grid`` among them).
+
+    Returns
+    -------
+    TwoPathwayMTL
+        Not fitted.
+    """
     return _without("kappa", layout, params)

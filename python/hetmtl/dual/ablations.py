@@ -9,7 +9,18 @@ from .estimator import DualEncoderMTL
 
 def shared_only(**params: Any):
     """The dual encoder without task-specific encoders (``latent_specific=0``): task heads on a
-    shared encoding only, still fused toward their center."""
+    shared encoding only, still fused toward their center.
+
+    Parameters
+    ----------
+    **params
+        Other parameters of :class:`~hetmtl.dual.DualEncoderMTL`.
+
+    Returns
+    -------
+    DualEncoderMTL
+        Not fitted.
+    """
     params.setdefault("latent_shared", 12)
     return DualEncoderMTL(**{**params, "latent_specific": 0})
 
@@ -17,7 +28,18 @@ def shared_only(**params: Any):
 def specific_only(**params: Any):
     """The dual encoder without the shared encoder (``latent_shared=0``): every task learns its own
     encoder and head, so nothing is shared (``lam_specific`` defaults to 0 here: shrinking the only
-    head toward zero would remove the model)."""
+    head toward zero would remove the model).
+
+    Parameters
+    ----------
+    **params
+        Other parameters of :class:`~hetmtl.dual.DualEncoderMTL`.
+
+    Returns
+    -------
+    DualEncoderMTL
+        Not fitted.
+    """
     params.setdefault("latent_specific", 12)
     params.setdefault("lam_specific", 0.0)
     return DualEncoderMTL(**{**params, "latent_shared": 0})

@@ -143,8 +143,8 @@ class HardSharingMTL(_MLPBaseline):
     Parameters
     ----------
     latent : int
-        Width of the trunk's output (the heads' input).
-    (others as :class:`SingleTaskMLP`)
+        Width of the trunk's output (the heads' input). The other parameters are those of
+        :class:`SingleTaskMLP`.
     """
 
     def __init__(self, latent: int = 12, hidden: Sequence[int] | int = (32,), activation: str = "relu",

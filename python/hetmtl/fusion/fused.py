@@ -76,7 +76,23 @@ class FusedFit:
 
 @dataclass(frozen=True)
 class FusedPath:
-    """Solutions along a lambda grid (arrays stacked along the first axis, one row per lambda)."""
+    """Solutions along a lambda grid (arrays stacked along the first axis, one row per lambda).
+
+    Attributes
+    ----------
+    lambdas : ndarray of shape (L,)
+        The lambda grid.
+    theta : ndarray of shape (L, K, p)
+        Fused site estimates at each lambda.
+    center : ndarray of shape (L, p)
+        The center at each lambda.
+    fused : ndarray of bool, shape (L, K)
+        Sites fused with the center.
+    iterations, kkt, converged : ndarray of shape (L,)
+        Solver iterations, relative KKT residual and convergence of each solve.
+    lambda_max : float
+        Smallest lambda that fuses every site.
+    """
 
     lambdas: np.ndarray
     theta: np.ndarray

@@ -21,10 +21,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .._util.display import ReportDisplay
 from .._util.io import atomic_write_json, read_json
 from .._util.validation import as_float_array
 from ..persist.mixin import SchemaPersistable
 from .crossfit import single_split_labels
+from .display import grid_summary_report
 from .disclosure import DisclosurePolicy, as_policy, check_metadata, validate_document
 from .kernel_grid import KernelGrid
 from .privacy import privatize_grid
@@ -65,6 +67,20 @@ def nuisance_targets(model: str, y, d) -> dict[str, tuple[np.ndarray, np.ndarray
     ``"plr"`` and ``"cate_linear"``: ``ml_l`` (outcome on X) and ``ml_m`` (treatment on X; a single
     treatment column). ``"irm"``: ``ml_g0``/``ml_g1`` (outcome among controls / treated) and
     ``ml_m`` (propensity).
+
+    Parameters
+    ----------
+    model : {"plr", "irm", "cate_linear"}
+        The SiteDML model.
+    y : array_like of shape (n,)
+        Outcome.
+    d : array_like of shape (n,) or (n, 1)
+        Treatment (a single column).
+
+    Returns
+    -------
+    dict
+        Nuisance role -> (target values, boolean row subset or None for all rows).
     """
     ya = as_float_array(y, "y", ndim=1)
     da = as_float_array(d, "d")
@@ -79,8 +95,8 @@ def nuisance_targets(model: str, y, d) -> dict[str, tuple[np.ndarray, np.ndarray
     raise ValueError(f"model: must be one of ('plr', 'irm', 'cate_linear'), got {model!r}")
 
 
-@dataclass(frozen=True)
-class GridSummary(SchemaPersistable):
+@dataclass(frozen=True, repr=False)
+class GridSummary(ReportDisplay, SchemaPersistable):
     """A site's kernel grid moments for nuisance fusion.
 
     Build it with :meth:`compute` at the site; send it as JSON (:meth:`to_json`).
@@ -178,6 +194,9 @@ class GridSummary(SchemaPersistable):
         return summary
 
     # ------------------------------------------------------------ JSON
+    def _display_report(self):
+        return grid_summary_report(self)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict following the versioned schema (``privacy`` only when set)."""
         out = {

@@ -33,7 +33,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .._util.display import ReportDisplay
 from .._util.validation import as_float_array, check_choice
+from .display import meta_analysis_report
 from .summary import SiteSummary
 from .tau2 import pool, reml_loglik, reml_tau2, trace_P, trace_PP
 
@@ -106,7 +108,7 @@ class PooledEstimate:
         return self.estimate - half, self.estimate + half
 
 
-class MetaAnalysis:
+class MetaAnalysis(ReportDisplay):
     """Result of :func:`meta_analysis`: fixed- and random-effects pooling of one scalar effect.
 
     Attributes
@@ -289,11 +291,8 @@ class MetaAnalysis:
             "notes": list(self.notes),
         }
 
-    def __repr__(self) -> str:
-        r = self.random
-        return (f"MetaAnalysis(k={self.k}, fixed={self.fixed.estimate:.4g} (se {self.fixed.se:.3g}), "
-                f"random {self.method}={r.estimate:.4g} (se {r.se:.3g}), tau2={r.tau2:.4g}, "
-                f"I2={r.I2:.1f}%, Q={self.Q:.4g} on {self.Q_df} df)")
+    def _display_report(self):
+        return meta_analysis_report(self)
 
 
 # --------------------------------------------------------------------------- entry points

@@ -52,6 +52,15 @@ def silverman_bandwidth(X) -> np.ndarray:
 
     ``h_j = (4 / (d + 2))^(1 / (d + 4)) n^(-1 / (d + 4)) s_j`` with ``s_j`` the smaller of the
     standard deviation and the interquartile range / 1.349 (Silverman's robust scale).
+
+    Parameters
+    ----------
+    X : array_like of shape (n, d)
+        A site's covariates.
+
+    Returns
+    -------
+    ndarray of shape (d,)
     """
     x = as_float_array(X, "X")
     if x.ndim == 1:

@@ -11,8 +11,10 @@ import pandas as pd
 from scipy import stats
 from sklearn.base import BaseEstimator
 
+from .._util.display import ReportDisplay
 from .._util.validation import check_choice, check_fraction
 from ..persist.mixin import Persistable
+from .display import late_fusion_report
 from .inference import INFERENCE, FusedInference, bootstrap_inference, conditional_inference
 from .blup import TAU2_METHODS
 from .lambda_cv import LambdaCV, cross_validate_lambda, n_common_folds
@@ -46,7 +48,9 @@ def _as_summary_list(summaries) -> tuple[list[SiteSummary], list[str]]:
                              "(load files with SiteSummary.from_json)")
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
-        raise ValueError(f"summaries: site names must be unique, repeated: {dup}")
+        raise ValueError(f"summaries: site names must be unique, repeated: {dup}; name each site "
+                         "(SiteDML(site=...), SiteSummary.from_estimate(..., site=...)) or pass a "
+                         "dict {name: summary}")
     p = items[0].dim
     for name, s in zip(names, items):
         if s.dim != p:
@@ -58,7 +62,7 @@ def _as_summary_list(summaries) -> tuple[list[SiteSummary], list[str]]:
     return items, names
 
 
-class LateFusion(Persistable, BaseEstimator):
+class LateFusion(ReportDisplay, Persistable, BaseEstimator):
     """Fuse per-site DML summaries: similar sites borrow strength, different ones keep their own.
 
     The default, ``method="robust_eb"``, is two-group empirical Bayes
@@ -409,13 +413,20 @@ class LateFusion(Persistable, BaseEstimator):
             return df.drop(columns="coef").set_index("left out")
         return df.set_index(["left out", "coef"])
 
+    def _display_report(self):
+        return late_fusion_report(self)
+
     # ------------------------------------------------------------------ plots
-    def plot_forest(self, coef: int | str = 0, ax=None, level: float | None = None):
-        """Forest plot: each site's own and fused estimate with intervals, and the center."""
+    def plot_forest(self, coef: int | str = 0, ax=None, level: float | None = None,
+                    null: float | None = 0.0):
+        """Forest plot: sites' own and fused estimates, center, random-effects diamond, text columns.
+
+        See :func:`hetmtl.fusion.plots.forest_plot` for the parameters; returns the Figure.
+        """
         from .plots import forest_plot
 
         self._check_fitted()
-        return forest_plot(self, coef=coef, ax=ax, level=level)
+        return forest_plot(self, coef=coef, ax=ax, level=level, null=null)
 
     def plot_path(self, coef: int | str = 0, ax=None):
         """Fusion path: each site's fused estimate against lambda, with the chosen lambda marked."""

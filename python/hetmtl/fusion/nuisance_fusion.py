@@ -31,11 +31,13 @@ import numpy as np
 
 from .. import _core
 from .._core_status import check_fused
+from .._util.display import ReportDisplay
 from .._util.io import atomic_write_json, read_json
 from .._util.validation import ArgumentError, as_float_array, check_choice, check_fraction
 from ..persist.mixin import Persistable, SchemaPersistable
 from .kernel_grid_core import GRID_PENALTIES
 from .crossfit import single_split_labels
+from .display import fused_nuisance_report, nuisance_fusion_report
 from .grid_summary import GridSummary
 from .kernel_grid import KernelGrid, local_fit
 from .fused import make_options
@@ -129,7 +131,7 @@ def _fill_missing(values: np.ndarray, points: np.ndarray) -> np.ndarray:
     return out
 
 
-class NuisanceFusion(Persistable):
+class NuisanceFusion(ReportDisplay, Persistable):
     """Fuse the sites' nuisance functions from their grid summaries.
 
     Parameters
@@ -299,6 +301,9 @@ class NuisanceFusion(Persistable):
         n_released = np.stack([s.released[b_best] for s in sums]).sum(axis=1)
         return H[b_best].copy(), float(np.mean(lam_used)), fraction, loss, vals, cent, n_released
 
+    def _display_report(self):
+        return nuisance_fusion_report(self)
+
     def result(self, site: str) -> "FusedNuisance":
         """What the center sends back to ``site``: its fused functions on the grid, per fold."""
         if not hasattr(self, "values_"):
@@ -355,8 +360,8 @@ def _heldout_loss(theta: np.ndarray, sums: list, b_eval: int, f: int) -> np.ndar
     return np.einsum("kg,lkg->l", S0, a * a) - 2.0 * np.einsum("kg,lkg->l", S1, a)
 
 
-@dataclass(frozen=True)
-class FusedNuisance(SchemaPersistable):
+@dataclass(frozen=True, repr=False)
+class FusedNuisance(ReportDisplay, SchemaPersistable):
     """A site's fused nuisance functions: values on the grid per fold, and how to predict.
 
     Attributes
@@ -404,6 +409,9 @@ class FusedNuisance(SchemaPersistable):
             rows = labels == f
             out[rows] = self.grid.interpolate(vals[f], x[rows])
         return np.clip(out, 0.0, 1.0) if self.binary.get(role, False) else out
+
+    def _display_report(self):
+        return fused_nuisance_report(self)
 
     def predictions(self, X, folds: Any) -> dict[str, np.ndarray]:
         """Out-of-fold predictions of every nuisance, ready for ``SiteDML.fit(predictions=...)``."""

@@ -14,7 +14,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .._util.display import format_frame
 from .._util.io import atomic_write_bytes, atomic_write_json
+from .display import late_fusion_report
+from .plots import FOREST_WIDTH, PRINT_DPI, forest_height
 
 if TYPE_CHECKING:  # pragma: no cover
     from .late_fusion import LateFusion
@@ -22,13 +25,10 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["format_table", "fusion_report", "jsonable", "write_fusion_files"]
 
 
-def _fmt(value: float) -> str:
-    return f"{value:.4g}" if np.isfinite(value) else "nan"
-
-
 def format_table(df: pd.DataFrame) -> str:
-    """A table as text, numbers to four significant digits."""
-    return df.to_string(float_format=_fmt)
+    """A table as text, every row and column, integers whole, other numbers to four significant
+    digits."""
+    return format_frame(df)
 
 
 def fusion_report(fit: "LateFusion") -> str:
@@ -36,7 +36,8 @@ def fusion_report(fit: "LateFusion") -> str:
 
     The per-site table (own DML estimate and fused estimate with intervals), the center, and for
     every coefficient the fixed- and random-effects meta-analysis of the site estimates with
-    Cochran's Q, I^2, tau^2 and the prediction interval for a new site.
+    Cochran's Q, I^2, H^2, tau^2 and the prediction interval for a new site. ``print(fit)`` shows
+    the same text.
 
     Parameters
     ----------
@@ -47,35 +48,7 @@ def fusion_report(fit: "LateFusion") -> str:
     -------
     str
     """
-    K = len(fit.site_names_)
-    pct = f"{100 * fit.level:g}%"
-    lines = [f"Late fusion of {K} site {'summary' if K == 1 else 'summaries'}; "
-             f"coefficient(s): {', '.join(fit.coef_names_)}",
-             f"lambda = {_fmt(fit.lambda_)} ({fit.lambda_rule_}); lambda_max = "
-             f"{_fmt(fit.lambda_max_)}; {int(fit.fused_mask_.sum())} of {K} sites fused with the "
-             f"center; weight = {fit.weight!r}, penalty = {fit.penalty!r}, "
-             f"inference = {fit.inference!r}", ""]
-    lines += [f"Per-site estimates ({pct} intervals). 'estimate' is the site's own DML estimate; "
-              "'fused' marks sites",
-              "that share the center's value; 'weight %' is the site's share in the inverse-variance "
-              "pool.", format_table(fit.summary()), ""]
-    lines += [f"Center ({pct} interval):", format_table(fit.center_summary()), ""]
-    for j, coef in enumerate(fit.coef_names_):
-        if K < 2:
-            break
-        meta = fit.heterogeneity(coef=j)
-        lines += [f"Meta-analysis of the site estimates of {coef} (inverse-variance weights):",
-                  format_table(meta.summary())]
-        lo, hi = meta.prediction_interval()
-        lines.append(
-            f"Heterogeneity: Q = {_fmt(meta.Q)} on {meta.Q_df} df (p = {_fmt(meta.Q_pvalue)}); "
-            f"REML tau^2 = {_fmt(meta.random_reml.tau2)} (tau = {_fmt(meta.random_reml.tau)}), "
-            f"I^2 = {meta.random_reml.I2:.1f}%, H^2 = {_fmt(meta.random_reml.H2)}; "
-            f"DerSimonian-Laird tau^2 = {_fmt(meta.random_dl.tau2)}, I^2 = {meta.random_dl.I2:.1f}%")
-        lines.append(f"{pct} prediction interval for the effect at a new site (REML): "
-                     f"[{_fmt(lo)}, {_fmt(hi)}]")
-        lines.append("")
-    return "\n".join(lines).rstrip("\n") + "\n"
+    return late_fusion_report(fit).text()
 
 
 def jsonable(obj: Any) -> Any:
@@ -102,14 +75,14 @@ def _save_figure(draw, n_panels: int, height: float, path: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7.0, height * n_panels))
+    fig = Figure(figsize=(FOREST_WIDTH, height * n_panels))
     FigureCanvasAgg(fig)
     axes = fig.subplots(n_panels, 1, squeeze=False)[:, 0]
     for j, ax in enumerate(axes):
         draw(j, ax)
     fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=130)
+    fig.savefig(buf, format="png", dpi=PRINT_DPI)
     atomic_write_bytes(path, buf.getvalue())
 
 
@@ -138,7 +111,7 @@ def write_fusion_files(fit: "LateFusion", out_dir: str | Path) -> dict[str, Path
     p = len(fit.coef_names_)
     K = len(fit.site_names_)
     files["forest"] = out / "forest.png"
-    _save_figure(lambda j, ax: fit.plot_forest(coef=j, ax=ax), p, 1.2 + 0.38 * (K + 2),
+    _save_figure(lambda j, ax: fit.plot_forest(coef=j, ax=ax), p, forest_height(K),
                  files["forest"])
     files["path"] = out / "path.png"
     _save_figure(lambda j, ax: fit.plot_path(coef=j, ax=ax), p, 4.5, files["path"])

@@ -21,10 +21,12 @@ from sklearn.base import BaseEstimator, is_classifier, is_regressor
 from sklearn.utils.validation import check_is_fitted
 
 from .. import __version__
+from .._util.display import ReportDisplay
 from .._util.seeds import as_seed_sequence
 from .._util.validation import ArgumentError, check_choice
 from ..persist.mixin import Persistable
 from .crossfit import check_folds, crossfit_predict
+from .display import site_dml_report
 from .dml_models import MODELS, DMLModel, get_model
 from .learners import LEARNERS, role_learners
 from .scores import LinearScore, sandwich
@@ -50,7 +52,7 @@ class _Repetitions:
     predictions: list[dict[str, np.ndarray]]
 
 
-class SiteDML(Persistable, BaseEstimator):
+class SiteDML(ReportDisplay, Persistable, BaseEstimator):
     """Double machine learning on one site's rows, with a summary for late fusion.
 
     Parameters
@@ -368,6 +370,9 @@ class SiteDML(Persistable, BaseEstimator):
         table = pd.DataFrame({"coef": self.coef_, "std err": self.se_, "z": z,
                               "P>|z|": 2.0 * norm.sf(np.abs(z))}, index=self.coef_names_)
         return pd.concat([table, ci], axis=1)
+
+    def _display_report(self):
+        return site_dml_report(self)
 
 
 # ---------------------------------------------------------------------- helpers

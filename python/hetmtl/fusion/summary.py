@@ -24,6 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .._util.display import ReportDisplay
 from .._util.io import atomic_write_json, read_json
 from .._util.validation import as_float_array, check_choice
 from ..persist.mixin import SchemaPersistable
@@ -86,8 +87,8 @@ def _check_theta_J_Omega(theta, J, Omega, n, where: str) -> tuple[np.ndarray, np
     return th, Ja, Oa
 
 
-@dataclass(frozen=True)
-class SiteSummary(SchemaPersistable):
+@dataclass(frozen=True, repr=False)
+class SiteSummary(ReportDisplay, SchemaPersistable):
     """What one site sends to the center: estimate, score moments, size, fold summaries, metadata.
 
     Build one with :class:`hetmtl.fusion.SiteDML` (``.summary_``), from a published estimate with
@@ -283,6 +284,11 @@ class SiteSummary(SchemaPersistable):
                    coef_names=coef_names, metadata=meta)
 
     # ---------------------------------------------------------------- JSON
+    def _display_report(self):
+        from .display import site_summary_report
+
+        return site_summary_report(self)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict following the versioned schema (``withheld_fold_rows`` only if any)."""
         out = {

@@ -13,11 +13,13 @@ from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted
 
 from .._util.sklearn_api import PandasPredictions
+from .._util.display import ReportDisplay
 from .._util.tasks import as_seed_sequence
 from .._util.validation import (as_float_array, check_choice, check_fraction, check_int_at_least,
                                 check_positive_number)
 from ..persist.mixin import Persistable
 from .deprecation import RenamedParameters
+from .display import neural_report
 from .mlp import ACTIVATIONS
 from .runtime import TorchDevice, progress, torch_threads
 
@@ -35,8 +37,8 @@ def frame_columns(X: Any) -> list[np.ndarray] | None:
     return [np.asarray(f.columns, dtype=object) for f in frames]
 
 
-class MultiTaskRegressor(Persistable, PandasPredictions, RenamedParameters, TorchDevice, RegressorMixin,
-                         BaseEstimator):
+class MultiTaskRegressor(ReportDisplay, Persistable, PandasPredictions, RenamedParameters,
+                         TorchDevice, RegressorMixin, BaseEstimator):
     """Base class: ``fit(X, y, task)``, ``predict(X, task)``, ``score(X, y, task)``.
 
     Every subclass has the parameters ``activation``, ``lr``, ``max_epochs``, ``patience``,
@@ -132,6 +134,9 @@ class MultiTaskRegressor(Persistable, PandasPredictions, RenamedParameters, Torc
             pred = np.concatenate(pred)
         pred = np.asarray(pred)
         return float(r2_score(self._response(X, y, task), pred, sample_weight=sample_weight))
+
+    def _display_report(self):
+        return neural_report(self)
 
     # ------------------------------------------------------------------ for subclasses
     def _check_params(self) -> None:

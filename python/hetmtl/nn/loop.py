@@ -54,7 +54,17 @@ class EpochStep:
 
 @dataclass
 class TrainingRecord:
-    """What the loop saw: the stopper, and per epoch the training and validation losses."""
+    """What the loop saw: the stopper, and per epoch the training and validation losses.
+
+    Attributes
+    ----------
+    stopper : EarlyStopping
+        The early-stopping rule, with the best epoch and weights.
+    train_loss, val_loss : list
+        Per epoch losses.
+    last_epoch : int
+        Last epoch run (-1 before training).
+    """
 
     stopper: EarlyStopping
     train_loss: list = field(default_factory=list)
@@ -155,6 +165,21 @@ def epoch_batches(codes: np.ndarray, n_tasks: int, batch_size: int, rng: np.rand
     batched product with no padding. An epoch is ``ceil(n_max / batch_size)`` steps; each task walks
     through a fresh permutation of its rows, starting over when it runs out (smaller tasks are
     seen more than once per epoch).
+
+    Parameters
+    ----------
+    codes : ndarray of int, shape (N,)
+        Task code of each row.
+    n_tasks : int
+        Number of tasks.
+    batch_size : int
+        Rows of every task per step.
+    rng : numpy.random.Generator
+        Source of the permutations.
+
+    Returns
+    -------
+    ndarray of int, shape (steps, n_tasks, batch_size)
     """
     n = np.bincount(codes, minlength=n_tasks)
     steps = int(np.ceil(n.max() / batch_size))
@@ -167,7 +192,21 @@ def epoch_batches(codes: np.ndarray, n_tasks: int, batch_size: int, rng: np.rand
 
 @dataclass
 class Batching:
-    """Minibatches of :func:`epoch_batches` and the step decay of the learning rate."""
+    """Minibatches of :func:`epoch_batches` and the step decay of the learning rate.
+
+    Attributes
+    ----------
+    batch_size : int
+        Rows of every task per step.
+    lr : float
+        Initial learning rate.
+    lr_decay : float
+        Factor applied to the learning rate every ``lr_step`` epochs.
+    lr_step : int
+        Epochs between two decays.
+    rng : numpy.random.Generator
+        Source of the permutations.
+    """
 
     batch_size: int
     lr: float

@@ -18,7 +18,21 @@ _IN_PLACE = {"relu": torch.relu_, "tanh": torch.tanh_, "gelu": torch.nn.function
 def hidden_widths(hidden: int | Sequence[int], n_layers: int = 1, name: str = "hidden") -> tuple[int, ...]:
     """The hidden widths an estimator's ``hidden`` option stands for: a sequence gives one width per
     hidden layer (empty: no hidden layer), a number ``w`` gives ``n_layers`` layers of width ``w``.
-    Widths are whole numbers of at least 1 (the package's shared check: 32.0 is 32)."""
+    Widths are whole numbers of at least 1 (the package's shared check: 32.0 is 32).
+
+    Parameters
+    ----------
+    hidden : int or sequence of int
+        The estimator's option.
+    n_layers : int, default 1
+        Number of layers when ``hidden`` is a number.
+    name : str, default "hidden"
+        The option's name, for error messages.
+
+    Returns
+    -------
+    tuple of int
+    """
     try:
         widths = (hidden,) * int(n_layers) if np.ndim(hidden) == 0 else tuple(hidden)
         return tuple(check_int_at_least(w, name) for w in widths)

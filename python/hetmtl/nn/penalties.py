@@ -75,12 +75,41 @@ def orthogonality_per_task(shared: torch.Tensor, specific: torch.Tensor, mask: t
 
 def orthogonality_penalty(shared: torch.Tensor, specific: torch.Tensor, mask: torch.Tensor,
                           mode: str = "standardized") -> torch.Tensor:
-    """Sum over tasks of :func:`orthogonality_per_task` (a scalar)."""
+    """Sum over tasks of :func:`orthogonality_per_task` (a scalar).
+
+    Parameters
+    ----------
+    shared, specific : torch.Tensor
+        Shared and task-specific encodings of padded task blocks.
+    mask : torch.Tensor
+        Which slots of the blocks hold rows.
+    mode : str, default "standardized"
+        One of :data:`ORTHOGONALITY_MODES`.
+
+    Returns
+    -------
+    torch.Tensor
+        A scalar.
+    """
     return orthogonality_per_task(shared, specific, mask, mode).sum()
 
 
 def task_mse(residual: torch.Tensor, task: torch.Tensor, n_tasks: int) -> torch.Tensor:
-    """Mean squared residual per task (R,), from rows (N,) labelled ``task`` (0 for an absent task)."""
+    """Mean squared residual per task (R,), from rows (N,) labelled ``task`` (0 for an absent task).
+
+    Parameters
+    ----------
+    residual : torch.Tensor of shape (N,)
+        Residuals of the rows.
+    task : torch.Tensor of shape (N,)
+        Task code of each row.
+    n_tasks : int
+        Number of tasks R.
+
+    Returns
+    -------
+    torch.Tensor of shape (R,)
+    """
     sse = torch.zeros(n_tasks, dtype=residual.dtype, device=residual.device).index_add_(0, task, residual ** 2)
     n = torch.bincount(task, minlength=n_tasks).clamp(min=1).to(residual.dtype)
     return sse / n

@@ -38,7 +38,19 @@ class TorchDevice:
 
 
 def torch_generator(seed: np.random.SeedSequence, device: str | torch.device = "cpu") -> torch.Generator:
-    """A torch.Generator seeded from a NumPy SeedSequence (no global torch state is touched)."""
+    """A torch.Generator seeded from a NumPy SeedSequence (no global torch state is touched).
+
+    Parameters
+    ----------
+    seed : numpy.random.SeedSequence
+        The stream to seed from.
+    device : str or torch.device, default "cpu"
+        Device of the generator.
+
+    Returns
+    -------
+    torch.Generator
+    """
     gen = torch.Generator(device=device)
     gen.manual_seed(int(seed.generate_state(1, dtype=np.uint64)[0]) & 0x7FFF_FFFF_FFFF_FFFF)
     return gen
@@ -46,7 +58,17 @@ def torch_generator(seed: np.random.SeedSequence, device: str | torch.device = "
 
 @contextmanager
 def torch_threads(n_threads: int | None) -> Iterator[None]:
-    """Cap torch's intra-op threads inside the block (None: leave as is), restoring them after."""
+    """Cap torch's intra-op threads inside the block (None: leave as is), restoring them after.
+
+    Parameters
+    ----------
+    n_threads : int or None
+        Threads inside the block.
+
+    Yields
+    ------
+    None
+    """
     if n_threads is None:
         yield
         return
@@ -67,6 +89,19 @@ def adam(params: Iterable[torch.nn.Parameter], lr: float, weight_decay: float = 
 
     The fused update is the same algorithm as torch's default per-tensor loop (equal up to
     rounding); the loop costs about ten small operations per parameter tensor and step.
+
+    Parameters
+    ----------
+    params : iterable of torch.nn.Parameter
+        Parameters to optimize.
+    lr : float
+        Learning rate.
+    weight_decay : float, default 0.0
+        L2 weight decay.
+
+    Returns
+    -------
+    torch.optim.Adam
     """
     params = list(params)
     fused = all(p.device.type in _FUSED_ADAM_DEVICES and p.is_floating_point() for p in params)
@@ -74,7 +109,21 @@ def adam(params: Iterable[torch.nn.Parameter], lr: float, weight_decay: float = 
 
 
 def progress(total: int, enabled: bool, desc: str):
-    """A tqdm progress bar (or a silent stand-in with the same ``update``/``set_postfix``/``close``)."""
+    """A tqdm progress bar (or a silent stand-in with the same ``update``/``set_postfix``/``close``).
+
+    Parameters
+    ----------
+    total : int
+        Number of steps.
+    enabled : bool
+        False for the silent stand-in.
+    desc : str
+        Label of the bar.
+
+    Returns
+    -------
+    tqdm.tqdm or a stand-in with the same methods
+    """
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, disable=not enabled, leave=False)

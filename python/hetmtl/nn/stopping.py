@@ -16,7 +16,18 @@ STOP_RULES = ("each", "any")
 
 def snapshot(state: Any) -> Any:
     """A copy of ``state`` that later training does not change: tensors detached and cloned,
-    dicts and lists copied entry by entry, anything else deep-copied."""
+    dicts and lists copied entry by entry, anything else deep-copied.
+
+    Parameters
+    ----------
+    state : object
+        A state dict, tensor, list or any object.
+
+    Returns
+    -------
+    object
+        The copy.
+    """
     if isinstance(state, torch.Tensor):
         return state.detach().clone()
     if isinstance(state, Mapping):

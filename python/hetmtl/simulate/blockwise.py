@@ -200,6 +200,18 @@ def blockwise_setting(setting: str, value: Any = None) -> dict[str, Any]:
     per task-specific source and rho = 0.95, 0.9, 0.9(, 0.9). ``value`` None takes the setting's
     default. Other arguments keep the paper's defaults (two tasks, p_0 = 100, p_t = 25, n = 300,
     alpha = 0.3).
+
+    Parameters
+    ----------
+    setting : {"A", "B", "C", "D", "T3", "T4"}
+        The paper's setting.
+    value : object, optional
+        The setting's varying quantity (see above).
+
+    Returns
+    -------
+    dict
+        Keyword arguments of :func:`make_blockwise_tasks`.
     """
     if setting not in BLOCKWISE_SETTINGS:
         raise ValueError(f"setting: must be one of {tuple(BLOCKWISE_SETTINGS)}, got {setting!r}")

@@ -168,6 +168,20 @@ def make_dual_encoder_tasks(n_tasks: int = 4, n_per_task: int | Sequence[int] = 
 
 
 def per_task_rmse(y_true: np.ndarray, y_pred: np.ndarray, task: np.ndarray, n_tasks: int) -> np.ndarray:
-    """Root mean squared error per task (R,)."""
+    """Root mean squared error per task (R,).
+
+    Parameters
+    ----------
+    y_true, y_pred : ndarray of shape (N,)
+        Responses and predictions.
+    task : ndarray of int, shape (N,)
+        Task code of each row.
+    n_tasks : int
+        Number of tasks R.
+
+    Returns
+    -------
+    ndarray of shape (R,)
+    """
     n = np.bincount(task, minlength=n_tasks)
     return np.sqrt(np.bincount(task, (y_true - y_pred) ** 2, minlength=n_tasks) / np.maximum(n, 1))

@@ -127,12 +127,12 @@ blockwise_mtl.default <- function(data, y, task, sources, anchor, imputer = "hbi
     }
     params$imputer <- hbi_imputer(layout, imputer_grid, threads, seed)
   }
-  model <- py_call(with_torch_blas({
+  model <- py_call({
     est <- do.call(py_torch_module("blockwise")$TwoPathwayMTL, c(list(layout), params))
     est$fit(inputs$X, reticulate::np_array(yv, dtype = "float64"), inputs$task)
-  }))
+  })
   best <- reticulate::py_to_r(model$best_params_)
-  fitted <- py_num(py_call(with_torch_blas(model$predict(inputs$X, inputs$task))))
+  fitted <- py_num(py_call(model$predict(inputs$X, inputs$task)))
   out <- new_neural_fit(
     list(py = model, call = call, y = y, task = task, sources = src$sources, anchor = src$anchor,
          layout = layout_frame(layout), tasks = layout_frame(layout)$task, best_params = best,
@@ -174,7 +174,7 @@ predict.hetmtl_blockwise <- function(object, newdata, ...) {
   newdata <- prepare_newdata(object, newdata, unlist(object$sources), object$task)
   check_python_object(object, "predict")
   inputs <- block_inputs(newdata, object$sources, object$task)
-  py_num(py_call(with_torch_blas(object$py$predict(inputs$X, inputs$task))))
+  py_num(py_call(object$py$predict(inputs$X, inputs$task)))
 }
 
 print.hetmtl_blockwise <- function(x, ...) {
@@ -240,10 +240,8 @@ block_impute <- function(data, task, sources, anchor, method = "hbi", newdata = 
                   hbi = do.call(bw$HBIImputer, c(list(layout), hbi_args)),
                   mean = bw$MeanBlockImputer(layout),
                   iterative = bw$IterativeBlockImputer(layout, random_state = seed))
-    with_torch_blas({
-      imp$fit(inputs$X, inputs$task)
-      imp$transform(new_inputs$X, new_inputs$task)
-    })
+    imp$fit(inputs$X, inputs$task)
+    imp$transform(new_inputs$X, new_inputs$task)
   })
   filled <- py_mat(completed)
   cols <- unlist(src$sources, use.names = FALSE)

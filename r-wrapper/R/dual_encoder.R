@@ -82,10 +82,10 @@ dual_encoder_mtl.default <- function(data, y, task, x, latent_shared = 8, latent
   warn_single_task(data[[task]])
   inputs <- dual_inputs(data, x, task)
   yv <- numeric_column(data, y, "y")
-  model <- py_call(with_torch_blas({
+  model <- py_call({
     est <- do.call(py_torch_module("dual")$DualEncoderMTL, params)
     est$fit(inputs$X, reticulate::np_array(yv, dtype = "float64"), inputs$task)
-  }))
+  })
   frame <- model$task_report_$reset_index()
   cols <- c("task", "n_train", "n_val", "val_mse", "val_mse_single_task", "negative_transfer",
             "fallback", "fused", "distance_to_center", "specific_off", "orthogonality")
@@ -94,7 +94,7 @@ dual_encoder_mtl.default <- function(data, y, task, x, latent_shared = 8, latent
   report$task <- as.character(report$task)
   distances <- py_mat(model$head_distances_$to_numpy())
   dimnames(distances) <- list(report$task, report$task)
-  fitted <- py_num(py_call(with_torch_blas(model$predict(inputs$X, inputs$task))))
+  fitted <- py_num(py_call(model$predict(inputs$X, inputs$task)))
   out <- new_neural_fit(
     list(py = model, call = call, y = y, task = task, x = x, tasks = report$task,
          task_report = report, head_distances = distances,
@@ -123,7 +123,7 @@ predict.hetmtl_dual_encoder <- function(object, newdata, ...) {
   newdata <- prepare_newdata(object, newdata, object$x, object$task)
   check_python_object(object, "predict")
   inputs <- dual_inputs(newdata, object$x, object$task)
-  py_num(py_call(with_torch_blas(object$py$predict(inputs$X, inputs$task))))
+  py_num(py_call(object$py$predict(inputs$X, inputs$task)))
 }
 
 print.hetmtl_dual_encoder <- function(x, ...) {

@@ -84,9 +84,43 @@ py_torch_module <- function(name) {
   if (!hetmtl_python_available()) {
     stop(python_missing_message(), call. = FALSE)
   }
+  import_torch_with_own_blas()
   mod <- py_call(reticulate::import(paste0("hetmtl.", name), convert = FALSE))
   .hetmtl$modules[[name]] <- mod
   mod
+}
+
+# torch exports the BLAS it is linked with (sgemm_, ...) without binding its own calls to it, and
+# R has already loaded its own BLAS under the same names: inside R, torch's matrix products would
+# run on R's BLAS and differ from Python's in the last digits. Loading torch with RTLD_DEEPBIND
+# makes it resolve those names within itself first, so a seed gives the same numbers in R as in
+# Python. Only torch's import runs with the flag.
+TORCH_IMPORT <- "
+import os, sys
+if 'torch' in sys.modules:
+    _hetmtl_torch_before = True
+else:
+    _hetmtl_torch_before = False
+    _flags = sys.getdlopenflags()
+    sys.setdlopenflags(_flags | getattr(os, 'RTLD_DEEPBIND', 0))
+    try:
+        import torch
+    finally:
+        sys.setdlopenflags(_flags)
+"
+
+import_torch_with_own_blas <- function() {
+  if (isTRUE(.hetmtl$torch_imported)) {
+    return(invisible(NULL))
+  }
+  env <- py_call(reticulate::py_run_string(TORCH_IMPORT, local = TRUE, convert = FALSE))
+  .hetmtl$torch_imported <- TRUE
+  if (isTRUE(reticulate::py_to_r(reticulate::py_get_item(env, "_hetmtl_torch_before")))) {
+    warning("torch was imported into this R session before hetmtl imported it, so its matrix ",
+            "products may run on R's BLAS: results can differ from Python's in the last digits",
+            call. = FALSE)
+  }
+  invisible(NULL)
 }
 
 py_builtin_module <- function(name) {

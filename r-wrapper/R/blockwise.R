@@ -172,7 +172,7 @@ predict.hetmtl_blockwise <- function(object, newdata, ...) {
     return(stats::fitted(object))
   }
   newdata <- prepare_newdata(object, newdata, unlist(object$sources), object$task)
-  check_python_object(object, "predict")
+  object$py <- py_fit(object, "predict")
   inputs <- block_inputs(newdata, object$sources, object$task)
   py_num(py_call(object$py$predict(inputs$X, inputs$task)))
 }

@@ -22,7 +22,8 @@ dual_encoder_mtl.formula <- function(formula, data, ..., na.action = getOption("
   y <- one_column(parts$lhs, "the left-hand side", "an outcome column")
   task <- one_column(parts$right, "the part after '|'", "the task column")
   frame <- formula_frame(data, c(y, task, formula_vars(parts$left, data)), na.action)
-  x_mat <- design_matrix(dot_to_rest(parts$left, frame$data, c(y, task)), frame$data, "covariates")
+  x_mat <- design_matrix(dot_to_rest(parts$left, frame$data, c(y, task)), frame$data, "covariates",
+                         parts$env)
   if (ncol(x_mat) == 0L) {
     arg_error("formula", "no covariates before '|' (write y ~ x1 + x2 | task)")
   }
@@ -30,6 +31,7 @@ dual_encoder_mtl.formula <- function(formula, data, ..., na.action = getOption("
   fit <- dual_encoder_mtl.default(built, y = y, task = task, x = colnames(x_mat), ...)
   fit$call <- match.call()
   fit$formula <- formula
+  fit$design <- list(terms = attr(x_mat, "terms"), xlevels = attr(x_mat, "xlevels"))
   fit$na.action <- frame$na.action
   fit
 }
@@ -51,6 +53,7 @@ dual_encoder_mtl.default <- function(data, y, task, x, latent_shared = 8, latent
     kept <- apply_na_action(data, c(y, task, x), na.action)
     data <- kept$data
   }
+  x_given <- x
   expanded <- expand_factors(data, x, "x")
   data <- expanded$data
   x <- expanded$x
@@ -103,6 +106,8 @@ dual_encoder_mtl.default <- function(data, y, task, x, latent_shared = 8, latent
                              "device", "random_state")]),
     data, yv, fitted, "hetmtl_dual_encoder")
   out$seed <- params$random_state
+  out$x_given <- x_given
+  out$factor_levels <- expanded$levels
   if (!is.null(na.action)) out$na.action <- kept$na.action
   out
 }
@@ -121,7 +126,7 @@ predict.hetmtl_dual_encoder <- function(object, newdata, ...) {
     return(stats::fitted(object))
   }
   newdata <- prepare_newdata(object, newdata, object$x, object$task)
-  check_python_object(object, "predict")
+  object$py <- py_fit(object, "predict")
   inputs <- dual_inputs(newdata, object$x, object$task)
   py_num(py_call(object$py$predict(inputs$X, inputs$task)))
 }

@@ -61,17 +61,38 @@ apply_na_action <- function(data, cols, na.action) {
 }
 
 # The model matrix of one formula part, without its intercept (factors get treatment contrasts:
-# one 0/1 column per level but the first).
-design_matrix <- function(expr, data, what) {
-  tt <- stats::terms(stats::as.formula(call("~", expr)), data = data)
+# one 0/1 column per level but the first). Its terms and factor levels ride along as attributes,
+# so that new rows can be expanded the same way (new_design_matrix()).
+design_matrix <- function(expr, data, what, env = globalenv()) {
+  # The formula's own environment (not this function's, which holds the data) finds functions
+  # used in its terms.
+  tt <- stats::terms(stats::as.formula(call("~", expr), env = env), data = data)
   attr(tt, "intercept") <- 1L
-  mm <- tryCatch(stats::model.matrix(tt, data = data), error = function(e) {
-    arg_error("formula", what, ": ", conditionMessage(e))
-  })
+  mm <- tryCatch({
+    mf <- stats::model.frame(tt, data = data, na.action = stats::na.pass)
+    xlev <- stats::.getXlevels(tt, mf)
+    stats::model.matrix(tt, mf)
+  }, error = function(e) arg_error("formula", what, ": ", conditionMessage(e)))
+  strip_intercept(mm, tt, xlev)
+}
+
+# New rows expanded with the terms and factor levels (`design`, a list) of a design_matrix().
+new_design_matrix <- function(design, newdata) {
+  mm <- tryCatch({
+    mf <- stats::model.frame(design$terms, data = newdata, xlev = design$xlevels,
+                             na.action = stats::na.pass)
+    stats::model.matrix(design$terms, mf)
+  }, error = function(e) arg_error("newdata", conditionMessage(e)))
+  strip_intercept(mm, design$terms, design$xlevels)
+}
+
+strip_intercept <- function(mm, tt, xlev) {
   keep <- colnames(mm) != "(Intercept)"
   mm <- mm[, keep, drop = FALSE]
   attr(mm, "assign") <- NULL
   attr(mm, "contrasts") <- NULL
+  attr(mm, "terms") <- tt
+  attr(mm, "xlevels") <- xlev
   mm
 }
 
@@ -90,40 +111,54 @@ check_covariates <- function(x, data, taken, others) {
   x
 }
 
-# Factor, character and logical covariates become 0/1 columns (model.matrix(), treatment
-# contrasts); numeric ones are kept. Returns the data with the new columns and their names.
-expand_factors <- function(data, x, arg) {
-  is_cat <- vapply(x, function(col) is.factor(data[[col]]) || is.character(data[[col]]), logical(1))
-  if (!any(is_cat)) {
-    return(list(data = data, x = x))
+# Factor and character covariates become 0/1 columns (model.matrix(), treatment contrasts);
+# numeric ones are kept. Returns the data with the new columns, the covariate names and the
+# levels used, which `levels` gives back when new rows are expanded for prediction.
+expand_factors <- function(data, x, arg, levels = NULL) {
+  fitting <- is.null(levels)
+  if (fitting) {
+    levels <- list()
+    for (col in x) {
+      v <- data[[col]]
+      if (is.factor(v) || is.character(v)) {
+        if (anyNA(v)) {
+          arg_error(arg, "column '", col, "' has ", sum(is.na(v)), " missing value(s)")
+        }
+        levels[[col]] <- base::levels(droplevels(as.factor(v)))
+        if (length(levels[[col]]) < 2L) {
+          arg_error(arg, "column '", col, "' has a single level, so it carries no information")
+        }
+      }
+    }
+  }
+  if (length(levels) == 0L) {
+    return(list(data = data, x = x, levels = levels))
   }
   out <- character(0)
   for (col in x) {
-    v <- data[[col]]
-    if (!(is.factor(v) || is.character(v))) {
+    lev <- levels[[col]]
+    if (is.null(lev)) {
       out <- c(out, col)
       next
     }
-    if (anyNA(v)) {
-      arg_error(arg, "column '", col, "' has ", sum(is.na(v)), " missing value(s)")
+    f <- factor(as.character(data[[col]]), levels = lev)
+    unseen <- !is.na(data[[col]]) & is.na(f)
+    if (any(unseen)) {
+      arg_error(arg, "column '", col, "' has level(s) ", fmt_values(unique(data[[col]][unseen])),
+                " not seen in the fit")
     }
-    f <- droplevels(as.factor(v))
-    if (nlevels(f) < 2L) {
-      arg_error(arg, "column '", col, "' has a single level, so it carries no information")
-    }
-    mm <- stats::model.matrix(~f)[, -1L, drop = FALSE]
-    names_new <- paste0(col, levels(f)[-1L])
-    clash <- intersect(names_new, names(data))
-    if (length(clash)) {
+    names_new <- paste0(col, lev[-1L])
+    clash <- intersect(names_new, setdiff(names(data), x))
+    if (fitting && length(clash)) {
       arg_error(arg, "expanding factor '", col, "' makes column(s) ", fmt_values(clash),
                 " that data already has")
     }
     for (j in seq_along(names_new)) {
-      data[[names_new[j]]] <- unname(mm[, j])
+      data[[names_new[j]]] <- as.double(f == lev[j + 1L])
     }
     out <- c(out, names_new)
   }
-  list(data = data, x = out)
+  list(data = data, x = out, levels = levels)
 }
 
 # Arguments that no formal took: an error naming them rather than silence.

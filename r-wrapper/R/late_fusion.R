@@ -131,6 +131,7 @@ new_late_fusion <- function(fit, call, level) {
   )
   structure(list(
     py = fit,
+    serialized = py_serialize(fit),
     call = call,
     sites = sites,
     terms = terms,
@@ -213,7 +214,7 @@ print.hetmtl_late_fusion <- function(x, digits = max(3L, getOption("digits") - 3
 # Per-site table of a late fusion fit (documented in man/).
 summary.hetmtl_late_fusion <- function(object, level = NULL, ...) {
   level <- check_level(level, allow_null = TRUE)
-  check_python_object(object, "summary")
+  object$py <- py_fit(object, "summary")
   tab <- py_call(object$py$summary(level = level)$reset_index())
   term <- if (length(object$terms) == 1L) rep(object$terms, length(object$sites)) else
     as.character(py_column(tab, "coef"))
@@ -248,7 +249,7 @@ coef.hetmtl_late_fusion <- function(object, type = c("fused", "site", "center"),
 
 confint.hetmtl_late_fusion <- function(object, parm, level = NULL, ...) {
   level <- check_level(level, allow_null = TRUE)
-  check_python_object(object, "confint")
+  object$py <- py_fit(object, "confint")
   ci <- py_call(object$py$confint(level = level))
   out <- py_mat(ci$to_numpy())
   dimnames(out) <- list(fused_names(object), ci_colnames(if (is.null(level)) object$level else level))
@@ -266,7 +267,7 @@ heterogeneity.hetmtl_late_fusion <- function(fit, term = 1, level = NULL, ...) {
     arg_error("term", "give a single coefficient")
   }
   level <- check_level(level, allow_null = TRUE)
-  check_python_object(fit, "heterogeneity")
+  fit$py <- py_fit(fit, "heterogeneity")
   ma <- py_call(fit$py$heterogeneity(coef = as.integer(j - 1L), level = level))
   s <- py_call(ma$summary()$reset_index())
   h <- py_call(ma$heterogeneity_table()$reset_index())
@@ -393,7 +394,7 @@ vcov.hetmtl_late_fusion <- function(object, type = c("fused", "center", "site"),
     dimnames(out) <- list(fused_names(object), fused_names(object))
     return(out)
   }
-  check_python_object(object, "vcov")
+  object$py <- py_fit(object, "vcov")
   inf <- object$py$inference_
   draws_name <- if (type == "fused") "theta_draws" else "center_draws"
   draws <- if (reticulate::py_is_none(inf)) NULL else reticulate::py_get_attr(inf, draws_name)

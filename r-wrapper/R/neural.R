@@ -9,6 +9,7 @@ new_neural_fit <- function(fields, data, y, fitted, class) {
   fields$response <- y
   fields$task_labels <- labels
   fields$nobs <- length(y)
+  fields$serialized <- py_serialize(fields$py)
   structure(fields, class = c(class, "hetmtl_neural"))
 }
 
@@ -29,21 +30,25 @@ warn_single_task <- function(labels) {
   }
 }
 
-# New rows for predict(): a data frame holding the columns the fit needs (factor covariates of
-# the data-frame interface expanded as at the fit, formula terms rebuilt from the formula).
+# New rows for predict(): a data frame with the task and the covariate columns of the fit, the
+# covariates expanded as at the fit (formula terms and factor levels of the fit).
 prepare_newdata <- function(object, newdata, cols, task) {
   if (!is.data.frame(newdata)) {
     arg_error("newdata", "must be a data frame, got ", class(newdata)[1])
   }
-  if (!is.null(object$formula)) {
-    parts <- split_formula(object$formula, "formula", "")
-    vars <- setdiff(formula_vars(parts$left, newdata), ".")
-    missing_cols <- setdiff(c(vars, task), names(newdata))
+  if (!(task %in% names(newdata))) {
+    arg_error("newdata", "lacks column(s) ", fmt_values(task))
+  }
+  if (!is.null(object$design)) {
+    x_mat <- new_design_matrix(object$design, newdata)
+    newdata <- data.frame(newdata[task], x_mat, check.names = FALSE)
+  } else if (length(object$factor_levels)) {
+    raw <- object$x_given
+    missing_cols <- setdiff(raw, names(newdata))
     if (length(missing_cols)) {
       arg_error("newdata", "lacks column(s) ", fmt_values(missing_cols))
     }
-    x_mat <- design_matrix(dot_to_rest(parts$left, newdata, c(object$y, task)), newdata, "covariates")
-    newdata <- data.frame(newdata[task], x_mat, check.names = FALSE)
+    newdata <- expand_factors(newdata, raw, "newdata", object$factor_levels)$data
   }
   missing_cols <- setdiff(c(cols, task), names(newdata))
   if (length(missing_cols)) {

@@ -127,7 +127,7 @@ nuisance_fusion <- function(summaries, lam = "cv", penalty = "function", out_dir
                       function(r) py_num(reticulate::py_get_item(fit$bandwidth_, r)))
   lambda <- vapply(stats::setNames(roles, roles),
                    function(r) py_num(reticulate::py_get_item(fit$lam_, r)), numeric(1))
-  out <- structure(list(py = fit, sites = sites, bandwidth = bandwidth, lambda = lambda,
+  out <- structure(list(py = fit, serialized = py_serialize(fit), sites = sites, bandwidth = bandwidth, lambda = lambda,
                         penalty = penalty, splits = splits), class = "hetmtl_nuisance_fusion")
   if (!is.null(out_dir)) {
     out_dir <- check_string(out_dir, "out_dir")
@@ -157,11 +157,12 @@ fused_nuisance <- function(fit, site, path = NULL) {
   if (!(site %in% fit$sites)) {
     arg_error("site", "unknown site '", site, "'; known: ", fmt_values(fit$sites))
   }
-  py <- py_call(fit$py$result(site))
+  py <- py_call(py_fit(fit, "fused_nuisance")$result(site))
   if (!is.null(path)) {
     py_call(py$to_json(path.expand(check_string(path, "path"))))
   }
-  structure(list(py = py, site = site, split = fit$splits[[site]]), class = "hetmtl_fused_nuisance")
+  structure(list(py = py, serialized = py_serialize(py), site = site, split = fit$splits[[site]]),
+            class = "hetmtl_fused_nuisance")
 }
 
 print.hetmtl_fused_nuisance <- function(x, ...) {
@@ -201,7 +202,7 @@ fused_split_seed <- function(fused_nuisance, seed, n_folds) {
 # The Python FusedNuisance of a site_dml(fused_nuisance = ...) argument (object or file path).
 fused_nuisance_py <- function(x) {
   if (inherits(x, "hetmtl_fused_nuisance")) {
-    return(x$py)
+    return(py_fit(x, "fused_nuisance"))
   }
   if (is.character(x) && length(x) == 1L) {
     if (!file.exists(x)) {

@@ -66,7 +66,7 @@ center_at_level <- function(x, level) {
   if (isTRUE(all.equal(level, x$level))) {
     return(x$center_table)
   }
-  cs <- py_call(x$py$center_summary(level = level))
+  cs <- py_call(py_fit(x, "plot")$center_summary(level = level))
   data.frame(
     term = x$terms,
     estimate = x$center,
@@ -89,7 +89,7 @@ plot_title <- function(x) {
 # The fusion path: each site's fused estimate of one coefficient against lambda (log scale), the
 # center, and the chosen lambda where the fit used the penalized fusion.
 path_plot <- function(x, j, main = NULL, xlab = NULL, xlim = NULL, legend = TRUE, ...) {
-  check_python_object(x, "plot")
+  x$py <- py_fit(x, "plot")
   path <- x$py$path_
   lambdas <- py_num(path$lambdas)
   theta <- reticulate::py_to_r(path$theta)

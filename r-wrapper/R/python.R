@@ -252,3 +252,40 @@ r_frame <- function(frame) {
   as.data.frame(stats::setNames(lapply(cols, function(col) py_column(frame, col)), cols),
                 stringsAsFactors = FALSE, check.names = FALSE)
 }
+
+# ---------------------------------------------------------------- fits that survive saveRDS()
+
+# The Python object's bytes in the Python package's own file format (hetmtl.dumps, no pickle), as
+# base64 text that rides along in the R object; NULL where the Python package cannot save.
+py_serialize <- function(obj) {
+  pkg <- reticulate::import("hetmtl", convert = FALSE)
+  if (!reticulate::py_has_attr(pkg, "dumps")) {
+    return(NULL)
+  }
+  b64 <- py_builtin_module("base64")
+  # An object the format cannot hold (a fit with a user's own scikit-learn learner, say) stays
+  # unsaved; py_fit() then says so when it is needed.
+  tryCatch(py_chr(b64$b64encode(pkg$dumps(obj))$decode("ascii")), error = function(e) NULL)
+}
+
+# The live Python object of a fit: its reference, or, after readRDS() or in a new session (the
+# reference is then a null pointer), the object rebuilt from the bytes stored at fit time.
+py_fit <- function(x, what) {
+  py <- .subset2(x, "py")
+  if (!is.null(py) && !reticulate::py_is_null_xptr(py)) {
+    return(py)
+  }
+  stored <- .subset2(x, "serialized")
+  if (is.null(stored)) {
+    stop(what, ": the Python object of this fit is gone and the fit holds no saved copy of it ",
+         "(the Python package could not save it); fit again", call. = FALSE)
+  }
+  if (!hetmtl_python_available()) {
+    stop(python_missing_message(), call. = FALSE)
+  }
+  if (inherits(x, "hetmtl_neural")) {
+    import_torch_with_own_blas()
+  }
+  pkg <- reticulate::import("hetmtl", convert = FALSE)
+  py_call(pkg$loads(py_builtin_module("base64")$b64decode(stored)))
+}

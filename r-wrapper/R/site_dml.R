@@ -29,9 +29,9 @@ site_dml.formula <- function(formula, data, ..., na.action = getOption("na.actio
   if (length(y) != 1L || !identical(deparse1(parts$lhs), y)) {
     arg_error("formula", "the left-hand side must be one outcome column, got '", deparse1(parts$lhs), "'")
   }
-  d_mat <- design_matrix(parts$left, frame$data, "formula (treatment part)")
-  x_mat <- design_matrix(dot_to_rest(parts$right, frame$data, c(y, colnames(d_mat), cluster)),
-                         frame$data, "formula (covariate part)")
+  d_mat <- design_matrix(parts$left, frame$data, "formula (treatment part)", parts$env)
+  x_mat <- design_matrix(dot_to_rest(parts$right, frame$data, c(y, all.vars(parts$left), cluster)),
+                         frame$data, "formula (covariate part)", parts$env)
   if (ncol(x_mat) == 0L) {
     arg_error("formula", "no covariates after '|' (write y ~ d | x1 + x2)")
   }
@@ -285,6 +285,7 @@ new_site_dml <- function(fit, call, learner) {
   n_clusters <- if (is.null(n_clusters)) NA_integer_ else as.integer(n_clusters)
   structure(list(
     py = fit,
+    serialized = py_serialize(fit),
     call = call,
     model = py_chr(fit$model),
     site = py_chr(fit$site),
@@ -298,13 +299,6 @@ new_site_dml <- function(fit, call, learner) {
     n_clusters = n_clusters,
     summary = new_site_summary(fit$summary_)
   ), class = "hetmtl_site_dml")
-}
-
-check_python_object <- function(x, what) {
-  if (reticulate::py_is_null_xptr(x$py)) {
-    stop(what, ": the Python object of this fit is gone (fits do not survive saveRDS() or a ",
-         "new session; site summaries do); fit again", call. = FALSE)
-  }
 }
 
 print.hetmtl_site_dml <- function(x, digits = max(3L, getOption("digits") - 3L), ...) {
@@ -322,7 +316,7 @@ print.hetmtl_site_dml <- function(x, digits = max(3L, getOption("digits") - 3L),
 # Result table of a site DML fit (documented in man/).
 summary.hetmtl_site_dml <- function(object, level = 0.95, ...) {
   level <- check_level(level)
-  check_python_object(object, "summary")
+  object$py <- py_fit(object, "summary")
   tab <- py_call(object$py$summary(level = level))
   terms <- py_chr(tab$index$tolist())
   cols <- py_chr(tab$columns$tolist())
@@ -353,7 +347,7 @@ nobs.hetmtl_site_dml <- function(object, ...) {
 
 confint.hetmtl_site_dml <- function(object, parm, level = 0.95, ...) {
   level <- check_level(level)
-  check_python_object(object, "confint")
+  object$py <- py_fit(object, "confint")
   ci <- py_call(object$py$confint(level = level))
   terms <- names(object$coefficients)
   out <- py_mat(ci$to_numpy())

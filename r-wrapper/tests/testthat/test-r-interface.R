@@ -102,7 +102,7 @@ test_that("late fusion: method-aware print, one-site warning, vcov, nobs, predic
   v <- vcov(pen)
   expect_identical(dim(v), c(5L, 5L))
   expect_identical(rownames(v), names(coef(pen)))
-  expect_equal(sqrt(diag(v)), summary(pen)$fused_std_err, tolerance = 0.05, ignore_attr = TRUE)
+  expect_equal(sqrt(diag(v)), summary(pen)$fused_std_err, tolerance = 1e-10, ignore_attr = TRUE)
   expect_equal(unname(diag(vcov(pen, type = "site"))), rep(0.04^2, 5), tolerance = 1e-12)
   expect_error(vcov(late_fusion(sums, lam = 1, inference = "conditional")), "no joint covariance")
   p <- predict(pen, c("s5", "new"))

@@ -8,9 +8,7 @@ the tests never run an R library left behind by an older set-up.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +22,7 @@ from hetmtl.fusion.late_fusion import LateFusion
 from hetmtl.fusion.site_dml import SiteDML
 from hetmtl.fusion.summary import SiteSummary
 from r_python import r_side_python
+from r_session import install_package, run_r
 
 REPO = Path(__file__).resolve().parents[1]
 R_PACKAGE = REPO / "r-wrapper"
@@ -33,37 +32,14 @@ RTOL = 1e-10
 pytestmark = pytest.mark.r
 
 
-def _rscript() -> str:
-    """Path of Rscript; a missing R fails under CI (the set-up installs it) and skips elsewhere."""
-    path = shutil.which("Rscript")
-    if path is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("Rscript not found on PATH, but CI=true: the project's set-up installs R")
-        pytest.skip("Rscript not found on PATH (R is installed by the project's set-up)")
-    return path
-
-
 @pytest.fixture(scope="module")
 def r_env(tmp_path_factory) -> tuple[str, dict[str, str]]:
     """Rscript and an environment whose R library holds the package built from this checkout."""
-    rscript = _rscript()
-    lib = tmp_path_factory.mktemp("R-library")
-    r_bin = str(Path(rscript).with_name("R"))
-    proc = subprocess.run([r_bin, "CMD", "INSTALL", "--no-test-load", f"--library={lib}",
-                           str(R_PACKAGE)], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, f"R CMD INSTALL failed:\n{proc.stdout}\n{proc.stderr}"
-    libs = [str(lib), str(REPO / ".venv" / "R-library")]
-    if os.environ.get("R_LIBS"):
-        libs.append(os.environ["R_LIBS"])
-    env = {**os.environ, "R_LIBS": os.pathsep.join(libs), "RETICULATE_PYTHON": r_side_python(),
-           "MPLBACKEND": "Agg"}
-    return rscript, env
+    return install_package(tmp_path_factory.mktemp("R-library"))
 
 
 def _run_r(r_env, args: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
-    rscript, env = r_env
-    return subprocess.run([rscript, "--vanilla", *args], capture_output=True, text=True, env=env,
-                          cwd=REPO, timeout=timeout)
+    return run_r(r_env, args, timeout=timeout)
 
 
 # --------------------------------------------------------------------------- testthat suite
@@ -122,7 +98,7 @@ write.csv(data.frame(lambda = lf$lambda, rule = lf$lambda_rule, center = lf$cent
                      center_lower = lf$center_table$ci_lower,
                      center_upper = lf$center_table$ci_upper),
           file.path(out, "center.csv"), row.names = FALSE)
-write.csv(heterogeneity(lf), file.path(out, "heterogeneity.csv"), row.names = FALSE)
+write.csv(as.data.frame(heterogeneity(lf)), file.path(out, "heterogeneity.csv"), row.names = FALSE)
 """
 
 
@@ -228,8 +204,11 @@ def test_missing_python_package_is_a_clear_r_error(r_env, tmp_path):
     rscript, env = r_env
     code = ("library(hetmtl); stopifnot(!hetmtl_python_available()); "
             "site_summary_from_estimate(0.1, se = 0.05)")
+    # A folder named hetmtl in the working directory (R CMD check's hetmtl.Rcheck has one) is an
+    # importable namespace package: it must not pass for the Python package.
+    (tmp_path / "hetmtl").mkdir()
     proc = subprocess.run([rscript, "--vanilla", "-e", code], capture_output=True, text=True,
-                          env={**env, "RETICULATE_PYTHON": bare_python}, timeout=120)
+                          env={**env, "RETICULATE_PYTHON": bare_python}, timeout=120, cwd=tmp_path)
     assert proc.returncode != 0
     assert "the Python package 'hetmtl' cannot be imported" in proc.stderr
     assert bare_python in proc.stderr

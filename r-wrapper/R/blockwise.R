@@ -52,12 +52,40 @@ layout_frame <- function(layout) {
   out
 }
 
-# Two-pathway multi-task model for block-wise missing sources (documented in man/).
-blockwise_mtl <- function(data, y, task, sources, anchor, imputer = "hbi", hidden = 64, n_layers = 2,
-                          gamma = 0.1, delta = 0.1, kappa = 0.1, shared_head = "paper", grid = NULL,
-                          batch_size = 16, max_epochs = 1000, patience = 100, validation_fraction = 0.25,
-                          seed = NULL) {
+# Two-pathway multi-task model for block-wise missing sources (documented in man/): a generic
+# over a data frame or a formula `y ~ . | task` (the covariates are the sources' columns).
+blockwise_mtl <- function(...) {
+  UseMethod("blockwise_mtl")
+}
+
+blockwise_mtl.formula <- function(formula, data, sources, anchor, ...,
+                                  na.action = getOption("na.action")) {
+  parts <- split_formula(formula, "formula", "y ~ . | task")
+  if (!identical(parts$left, as.name("."))) {
+    arg_error("formula", "write y ~ . | task: the covariates are the columns of sources, and a ",
+              "missing block is data, not a row to drop")
+  }
+  if (!is.data.frame(data)) {
+    arg_error("data", "must be a data frame, got ", class(data)[1])
+  }
+  y <- one_column(parts$lhs, "the left-hand side", "an outcome column")
+  task <- one_column(parts$right, "the part after '|'", "the task column")
+  # na.action looks at the outcome and the task only: NA in the sources marks a missing block.
+  frame <- formula_frame(data, c(y, task), na.action)
+  fit <- blockwise_mtl.default(frame$data, y = y, task = task, sources = sources, anchor = anchor, ...)
+  fit$call <- match.call()
+  fit$na.action <- frame$na.action
+  fit
+}
+
+blockwise_mtl.default <- function(data, y, task, sources, anchor, imputer = "hbi", hidden = 64,
+                                  n_layers = 2, gamma = 0.1, delta = 0.1, kappa = 0.1,
+                                  shared_head = "paper", grid = NULL, imputer_grid = NULL,
+                                  batch_size = 16, max_epochs = 1000, patience = 100,
+                                  validation_fraction = 0.25, threads = 1, device = "cpu",
+                                  seed = NULL, ...) {
   call <- match.call()
+  check_no_dots(list(...), "blockwise_mtl")
   cols <- response_and_task(data, y, task)
   y <- cols$y
   task <- cols$task
@@ -70,6 +98,8 @@ blockwise_mtl <- function(data, y, task, sources, anchor, imputer = "hbi", hidde
     arg_error("grid", "must be NULL, \"small\", \"paper\" or a named list of value vectors")
   }
   imputer <- check_choice(imputer, "imputer", block_imputers())
+  seed <- resolve_seed(seed)
+  threads <- check_count(threads, "threads", 1L)
   params <- list(
     imputer = if (imputer == "none") NULL else imputer,
     hidden = check_count(hidden, "hidden", 1L),
@@ -78,36 +108,71 @@ blockwise_mtl <- function(data, y, task, sources, anchor, imputer = "hbi", hidde
     delta = check_number(delta, "delta", lower = 0),
     kappa = check_number(kappa, "kappa", lower = 0),
     shared_head = check_choice(shared_head, "shared_head", py_choices("blockwise._two_pathway", "SHARED_HEADS")),
-    grid = if (is.list(grid)) reticulate::r_to_py(lapply(grid, as.list)) else grid,
+    grid = if (is.list(grid)) reticulate::r_to_py(lapply(grid, function(v) lapply(v, as_python_scalar))) else grid,
     batch_size = check_count(batch_size, "batch_size", 1L),
     max_epochs = check_count(max_epochs, "max_epochs", 1L),
     patience = check_count(patience, "patience", 1L),
     validation_fraction = check_level(validation_fraction, "validation_fraction"),
-    random_state = check_seed(seed)
+    n_threads = threads,
+    device = check_string(device, "device"),
+    random_state = seed
   )
+  warn_single_task(data[[task]])
   inputs <- block_inputs(data, src$sources, task)
-  yv <- reticulate::np_array(numeric_column(data, y, "y"), dtype = "float64")
+  yv <- numeric_column(data, y, "y")
   layout <- block_layout(inputs, src$sources, src$anchor)
+  if (!is.null(imputer_grid)) {
+    if (imputer != "hbi") {
+      arg_error("imputer_grid", "applies to imputer = \"hbi\" only, not \"", imputer, "\"")
+    }
+    params$imputer <- hbi_imputer(layout, imputer_grid, threads, seed)
+  }
   model <- py_call({
     est <- do.call(py_torch_module("blockwise")$TwoPathwayMTL, c(list(layout), params))
-    est$fit(inputs$X, yv, inputs$task)
+    est$fit(inputs$X, reticulate::np_array(yv, dtype = "float64"), inputs$task)
   })
   best <- reticulate::py_to_r(model$best_params_)
-  structure(list(py = model, call = call, y = y, task = task, sources = src$sources,
-                 anchor = src$anchor, layout = layout_frame(layout), best_params = best,
-                 cv_results = r_frame(model$cv_results_)),
-            class = "hetmtl_blockwise")
+  fitted <- py_num(py_call(model$predict(inputs$X, inputs$task)))
+  out <- new_neural_fit(
+    list(py = model, call = call, y = y, task = task, sources = src$sources, anchor = src$anchor,
+         layout = layout_frame(layout), tasks = layout_frame(layout)$task, best_params = best,
+         cv_results = r_frame(model$cv_results_), imputer = imputer,
+         settings = list(n_threads = threads, device = params$device, random_state = seed)),
+    data, yv, fitted, "hetmtl_blockwise")
+  out$seed <- seed
+  out
+}
+
+# The HBI imputer with the candidate widths, depths and orthogonality weights of `grid`
+# (a named list); seeded with the model's seed.
+hbi_imputer <- function(layout, grid, threads, seed) {
+  known <- c("width", "depth", "lam_orth", "max_epochs", "patience")
+  if (!is.list(grid) || is.null(names(grid)) || any(!names(grid) %in% known)) {
+    arg_error("imputer_grid", "must be a named list with entries among ", fmt_values(known))
+  }
+  args <- list()
+  for (nm in intersect(c("width", "depth"), names(grid))) args[[nm]] <- count_tuple(grid[[nm]], paste0("imputer_grid$", nm))
+  if (!is.null(grid$lam_orth)) {
+    lo <- grid$lam_orth
+    if (!is.numeric(lo) || length(lo) == 0L || anyNA(lo) || any(!is.finite(lo)) || any(lo < 0)) {
+      arg_error("imputer_grid$lam_orth", "must be finite numbers >= 0, got ", deparse1(lo))
+    }
+    args$lam_orth <- reticulate::tuple(as.list(as.double(lo)))
+  }
+  for (nm in intersect(c("max_epochs", "patience"), names(grid))) {
+    args[[nm]] <- check_count(grid[[nm]], paste0("imputer_grid$", nm), 1L)
+  }
+  py_call(do.call(py_torch_module("blockwise")$HBIImputer,
+                  c(list(layout), args, list(n_threads = threads, random_state = seed))))
 }
 
 # Predictions for new rows of fitted tasks (documented in man/).
 predict.hetmtl_blockwise <- function(object, newdata, ...) {
-  if (!is.data.frame(newdata)) {
-    arg_error("newdata", "must be a data frame, got ", class(newdata)[1])
+  if (missing(newdata) || is.null(newdata)) {
+    return(stats::fitted(object))
   }
-  missing_cols <- setdiff(c(unlist(object$sources), object$task), names(newdata))
-  if (length(missing_cols)) {
-    arg_error("newdata", "lacks column(s) ", fmt_values(missing_cols))
-  }
+  newdata <- prepare_newdata(object, newdata, unlist(object$sources), object$task)
+  object$py <- py_fit(object, "predict")
   inputs <- block_inputs(newdata, object$sources, object$task)
   py_num(py_call(object$py$predict(inputs$X, inputs$task)))
 }
@@ -119,30 +184,49 @@ print.hetmtl_blockwise <- function(x, ...) {
   invisible(x)
 }
 
+summary.hetmtl_blockwise <- function(object, ...) {
+  tasks <- object$layout
+  tasks$train_mse <- per_task_mse(object)
+  structure(list(tasks = tasks, best_params = object$best_params, cv_results = object$cv_results,
+                 anchor = object$anchor, imputer = object$imputer, settings = object$settings,
+                 nobs = stats::nobs(object), rmse = sqrt(mean(object$residuals^2))),
+            class = "summary.hetmtl_blockwise")
+}
+
+print.summary.hetmtl_blockwise <- function(x, digits = max(3L, getOption("digits") - 3L), ...) {
+  s <- x$settings
+  cat(sprintf("Two-pathway multi-task model: %d tasks, %d rows, anchor source '%s', imputer '%s'; seed %d; %d thread(s) on %s\n",
+              nrow(x$tasks), x$nobs, x$anchor, x$imputer, s$random_state, s$n_threads, s$device))
+  cat("Selected:", paste(names(x$best_params), unlist(x$best_params), sep = " = ", collapse = ", "), "\n")
+  cat(sprintf("Root mean squared residual on the training rows: %s\n\n", format(x$rmse, digits = digits)))
+  print(format(x$tasks, digits = digits), row.names = FALSE)
+  if (nrow(x$cv_results) > 1L) {
+    cat("\nValidation over the grid:\n")
+    print(format(x$cv_results, digits = digits), row.names = FALSE)
+  }
+  invisible(x)
+}
+
 # Imputation of whole missing sources from the anchor (documented in man/).
 block_impute <- function(data, task, sources, anchor, method = "hbi", newdata = NULL, width = c(8, 16, 32),
-                         depth = c(1, 2, 3), lam_orth = c(0, 1), max_epochs = 1000, patience = 30, seed = NULL) {
+                         depth = c(1, 2, 3), lam_orth = c(0, 1), max_epochs = 1000, patience = 30, threads = 1,
+                         seed = NULL) {
   if (!is.data.frame(data)) {
     arg_error("data", "must be a data frame, got ", class(data)[1])
   }
   task <- check_columns(task, data, "task", max_len = 1)
   src <- check_sources(sources, anchor, data)
   method <- check_choice(method, "method", setdiff(block_imputers(), "none"))
-  seed <- check_seed(seed)
-  counts <- function(x, arg) {
-    if (!is.numeric(x) || length(x) == 0L || anyNA(x) || any(x < 1) || any(x != round(x))) {
-      arg_error(arg, "must be a vector of positive whole numbers, got ", deparse1(x))
-    }
-    reticulate::tuple(as.list(as.integer(x)))
-  }
+  seed <- resolve_seed(seed)
   if (!is.numeric(lam_orth) || length(lam_orth) == 0L || anyNA(lam_orth) || any(!is.finite(lam_orth)) ||
         any(lam_orth < 0)) {
     arg_error("lam_orth", "must be a vector of finite numbers >= 0, got ", deparse1(lam_orth))
   }
-  hbi_args <- list(width = counts(width, "width"), depth = counts(depth, "depth"),
+  hbi_args <- list(width = count_tuple(width, "width"), depth = count_tuple(depth, "depth"),
                    lam_orth = reticulate::tuple(as.list(as.double(lam_orth))),
                    max_epochs = check_count(max_epochs, "max_epochs", 1L),
-                   patience = check_count(patience, "patience", 1L), random_state = seed)
+                   patience = check_count(patience, "patience", 1L),
+                   n_threads = check_count(threads, "threads", 1L), random_state = seed)
   target <- if (is.null(newdata)) data else newdata
   if (!is.data.frame(target)) {
     arg_error("newdata", "must be a data frame, got ", class(target)[1])

@@ -1,4 +1,4 @@
-# Dual-encoder multi-task regression: dual_encoder_mtl() and its predict() method.
+# Dual-encoder multi-task regression: dual_encoder_mtl() and its methods.
 
 # The covariate matrix (doubles) and the task labels (strings) of `data`.
 dual_inputs <- function(data, x, task) {
@@ -8,39 +8,63 @@ dual_inputs <- function(data, x, task) {
        task = reticulate::np_array(as.character(labels)))
 }
 
-# Dual-encoder multi-task regression (documented in man/).
-dual_encoder_mtl <- function(data, y, task, x = NULL, latent_shared = 8, latent_specific = 2,
-                             hidden = 32, lam_beta = "auto", lam_beta_grid = c(0, 0.3, 1),
-                             lam_alpha = NULL, lam_specific = 1, gamma = 0.1, penalty = "l2",
-                             center = "geomedian", head_ridge = 32, max_epochs = 200, patience = 20,
-                             validation_fraction = 0.2, negative_transfer = "warn", seed = NULL) {
+# Dual-encoder multi-task regression (documented in man/): a generic over a data frame or a
+# formula `y ~ x1 + x2 | task`.
+dual_encoder_mtl <- function(...) {
+  UseMethod("dual_encoder_mtl")
+}
+
+dual_encoder_mtl.formula <- function(formula, data, ..., na.action = getOption("na.action")) {
+  parts <- split_formula(formula, "formula", "y ~ x1 + x2 | task")
+  if (!is.data.frame(data)) {
+    arg_error("data", "must be a data frame, got ", class(data)[1])
+  }
+  y <- one_column(parts$lhs, "the left-hand side", "an outcome column")
+  task <- one_column(parts$right, "the part after '|'", "the task column")
+  frame <- formula_frame(data, c(y, task, formula_vars(parts$left, data)), na.action)
+  x_mat <- design_matrix(dot_to_rest(parts$left, frame$data, c(y, task)), frame$data, "covariates",
+                         parts$env)
+  if (ncol(x_mat) == 0L) {
+    arg_error("formula", "no covariates before '|' (write y ~ x1 + x2 | task)")
+  }
+  built <- data.frame(frame$data[c(y, task)], x_mat, check.names = FALSE)
+  fit <- dual_encoder_mtl.default(built, y = y, task = task, x = colnames(x_mat), ...)
+  fit$call <- match.call()
+  fit$formula <- formula
+  fit$design <- list(terms = attr(x_mat, "terms"), xlevels = attr(x_mat, "xlevels"))
+  fit$na.action <- frame$na.action
+  fit
+}
+
+dual_encoder_mtl.default <- function(data, y, task, x, latent_shared = 8, latent_specific = 2,
+                                     hidden = 32, lam_beta = "auto", lam_beta_grid = c(0, 0.3, 1),
+                                     lam_alpha = NULL, lam_specific = 1, gamma = 0.1, penalty = "l2",
+                                     center = "geomedian", head_ridge = 32, max_epochs = 200,
+                                     patience = 20, validation_fraction = 0.2,
+                                     negative_transfer = "warn", threads = 1, device = "cpu",
+                                     seed = NULL, na.action = NULL, ...) {
   call <- match.call()
+  check_no_dots(list(...), "dual_encoder_mtl")
   cols <- response_and_task(data, y, task)
   y <- cols$y
   task <- cols$task
-  if (is.null(x)) {
-    x <- setdiff(names(data), c(y, task))
-    if (length(x) == 0L) {
-      arg_error("x", "no covariate columns left in data besides y and task")
-    }
-  } else {
-    x <- check_columns(x, data, "x")
-    if (length(intersect(x, c(y, task)))) {
-      arg_error("x", "must not contain the response or task column")
-    }
+  x <- check_covariates(x, data, c(y, task), "response or task")
+  if (!is.null(na.action)) {
+    kept <- apply_na_action(data, c(y, task, x), na.action)
+    data <- kept$data
   }
+  x_given <- x
+  expanded <- expand_factors(data, x, "x")
+  data <- expanded$data
+  x <- expanded$x
   if (!is.numeric(lam_beta_grid) || length(lam_beta_grid) == 0L || anyNA(lam_beta_grid) ||
         any(!is.finite(lam_beta_grid)) || any(lam_beta_grid < 0)) {
     arg_error("lam_beta_grid", "must be a vector of finite numbers >= 0, got ", deparse1(lam_beta_grid))
   }
-  if (!is.numeric(hidden) || length(hidden) == 0L || anyNA(hidden) || any(hidden < 1) ||
-        any(hidden != round(hidden))) {
-    arg_error("hidden", "must be a vector of positive whole numbers, got ", deparse1(hidden))
-  }
   params <- list(
     latent_shared = check_count(latent_shared, "latent_shared", 0L),
     latent_specific = check_count(latent_specific, "latent_specific", 0L),
-    hidden = reticulate::tuple(as.list(as.integer(hidden))),
+    hidden = count_tuple(hidden, "hidden"),
     lam_beta = if (is.character(lam_beta)) check_choice(lam_beta, "lam_beta", "auto") else
       check_number(lam_beta, "lam_beta", lower = 0),
     lam_beta_grid = reticulate::tuple(as.list(as.double(lam_beta_grid))),
@@ -54,13 +78,16 @@ dual_encoder_mtl <- function(data, y, task, x = NULL, latent_shared = 8, latent_
     patience = check_count(patience, "patience", 1L),
     validation_fraction = check_level(validation_fraction, "validation_fraction"),
     negative_transfer = check_choice(negative_transfer, "negative_transfer", py_choices("dual.estimator", "NEGATIVE_TRANSFER")),
-    random_state = check_seed(seed)
+    n_threads = check_count(threads, "threads", 1L),
+    device = check_string(device, "device"),
+    random_state = resolve_seed(seed)
   )
+  warn_single_task(data[[task]])
   inputs <- dual_inputs(data, x, task)
-  yv <- reticulate::np_array(numeric_column(data, y, "y"), dtype = "float64")
+  yv <- numeric_column(data, y, "y")
   model <- py_call({
     est <- do.call(py_torch_module("dual")$DualEncoderMTL, params)
-    est$fit(inputs$X, yv, inputs$task)
+    est$fit(inputs$X, reticulate::np_array(yv, dtype = "float64"), inputs$task)
   })
   frame <- model$task_report_$reset_index()
   cols <- c("task", "n_train", "n_val", "val_mse", "val_mse_single_task", "negative_transfer",
@@ -70,21 +97,36 @@ dual_encoder_mtl <- function(data, y, task, x = NULL, latent_shared = 8, latent_
   report$task <- as.character(report$task)
   distances <- py_mat(model$head_distances_$to_numpy())
   dimnames(distances) <- list(report$task, report$task)
-  structure(list(py = model, call = call, y = y, task = task, x = x,
-                 tasks = report$task, task_report = report, head_distances = distances,
-                 fused = stats::setNames(report$fused, report$task)),
-            class = "hetmtl_dual_encoder")
+  fitted <- py_num(py_call(model$predict(inputs$X, inputs$task)))
+  out <- new_neural_fit(
+    list(py = model, call = call, y = y, task = task, x = x, tasks = report$task,
+         task_report = report, head_distances = distances,
+         fused = stats::setNames(report$fused, report$task),
+         settings = params[c("latent_shared", "latent_specific", "penalty", "center", "n_threads",
+                             "device", "random_state")]),
+    data, yv, fitted, "hetmtl_dual_encoder")
+  out$seed <- params$random_state
+  out$x_given <- x_given
+  out$factor_levels <- expanded$levels
+  if (!is.null(na.action)) out$na.action <- kept$na.action
+  out
+}
+
+# Positive whole numbers as a Python tuple of ints.
+count_tuple <- function(x, arg) {
+  if (!is.numeric(x) || length(x) == 0L || anyNA(x) || any(x < 1) || any(x != round(x))) {
+    arg_error(arg, "must be a vector of positive whole numbers, got ", deparse1(x))
+  }
+  reticulate::tuple(as.list(as.integer(x)))
 }
 
 # Predictions for new rows of fitted tasks (documented in man/).
 predict.hetmtl_dual_encoder <- function(object, newdata, ...) {
-  if (!is.data.frame(newdata)) {
-    arg_error("newdata", "must be a data frame, got ", class(newdata)[1])
+  if (missing(newdata) || is.null(newdata)) {
+    return(stats::fitted(object))
   }
-  missing_cols <- setdiff(c(object$x, object$task), names(newdata))
-  if (length(missing_cols)) {
-    arg_error("newdata", "lacks column(s) ", fmt_values(missing_cols))
-  }
+  newdata <- prepare_newdata(object, newdata, object$x, object$task)
+  object$py <- py_fit(object, "predict")
   inputs <- dual_inputs(newdata, object$x, object$task)
   py_num(py_call(object$py$predict(inputs$X, inputs$task)))
 }
@@ -93,5 +135,29 @@ print.hetmtl_dual_encoder <- function(x, ...) {
   cat("Dual-encoder multi-task regression:", length(x$tasks), "tasks,", length(x$x), "covariates\n")
   cat("Tasks fused with the center:", sum(x$fused), "of", length(x$fused), "\n")
   print(x$task_report[, c("task", "n_train", "n_val", "val_mse", "fused")], row.names = FALSE)
+  invisible(x)
+}
+
+summary.hetmtl_dual_encoder <- function(object, ...) {
+  rep <- object$task_report
+  tab <- data.frame(task = rep$task, n_train = rep$n_train, n_val = rep$n_val,
+                    val_mse = rep$val_mse, val_mse_single_task = rep$val_mse_single_task,
+                    negative_transfer = rep$negative_transfer, fused = rep$fused,
+                    distance_to_center = rep$distance_to_center,
+                    train_mse = per_task_mse(object), stringsAsFactors = FALSE)
+  structure(list(tasks = tab, settings = object$settings, nobs = stats::nobs(object),
+                 n_covariates = length(object$x), rmse = sqrt(mean(object$residuals^2))),
+            class = "summary.hetmtl_dual_encoder")
+}
+
+print.summary.hetmtl_dual_encoder <- function(x, digits = max(3L, getOption("digits") - 3L), ...) {
+  s <- x$settings
+  cat(sprintf("Dual-encoder multi-task regression: %d tasks, %d rows, %d covariates\n",
+              nrow(x$tasks), x$nobs, x$n_covariates))
+  cat(sprintf("Latent sizes: %d shared, %d task-specific; head penalty '%s' towards the %s; seed %d; %d thread(s) on %s\n",
+              s$latent_shared, s$latent_specific, s$penalty, s$center, s$random_state, s$n_threads,
+              s$device))
+  cat(sprintf("Root mean squared residual on the training rows: %s\n\n", format(x$rmse, digits = digits)))
+  print(format(x$tasks, digits = digits), row.names = FALSE)
   invisible(x)
 }

@@ -23,7 +23,7 @@ choose_hetmtl_python <- function() {
 }
 
 # A virtual environment with the Python package and NumPy 1.x (documented in man/).
-install_hetmtl <- function(package = "hetmtl", envname = HETMTL_ENVNAME, torch = TRUE,
+install_hetmtl <- function(package = "hetmtl", envname = "r-hetmtl", torch = TRUE,
                            python = NULL) {
   check_string(package, "package")
   check_string(envname, "envname")

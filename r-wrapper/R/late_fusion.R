@@ -23,7 +23,7 @@ late_fusion <- function(summaries, lam = NULL, weight = "precision", penalty = "
   check_choice(inference, "inference", py_choices("inference", "INFERENCE"))
   n_boot <- check_count(n_boot, "n_boot", 2L)
   level <- check_level(level)
-  seed <- check_seed(seed)
+  seed <- resolve_seed(seed)
   extra <- list(...)
   if (length(extra)) {
     nms <- names(extra)
@@ -46,6 +46,10 @@ late_fusion <- function(summaries, lam = NULL, weight = "precision", penalty = "
     if (!is.null(extra$slab_scale)) extra$slab_scale <- check_number(extra$slab_scale, "slab_scale", 1, TRUE)
   }
 
+  if (length(items) == 1L) {
+    warning("summaries: a single site; late fusion has nothing to pool, so the fused estimate is ",
+            "the site's own", call. = FALSE)
+  }
   mod <- py_module("late_fusion")
   args <- c(list(lam = lam, weight = weight, penalty = penalty, inference = inference,
                  n_boot = n_boot, level = level, random_state = seed, method = method), extra)
@@ -56,7 +60,9 @@ late_fusion <- function(summaries, lam = NULL, weight = "precision", penalty = "
     reticulate::py_dict(names(items), py_objects, convert = FALSE)
   }
   fit <- py_call(do.call(mod$LateFusion, args)$fit(py_items))
-  new_late_fusion(fit, call, level)
+  out <- new_late_fusion(fit, call, level)
+  out$seed <- seed
+  out
 }
 
 # A list of hetmtl_site_summary objects, named when the caller named the sites.
@@ -125,6 +131,7 @@ new_late_fusion <- function(fit, call, level) {
   )
   structure(list(
     py = fit,
+    serialized = py_serialize(fit),
     call = call,
     sites = sites,
     terms = terms,
@@ -137,6 +144,13 @@ new_late_fusion <- function(fit, call, level) {
     lambda = py_num(fit$lambda_),
     lambda_max = py_num(fit$lambda_max_),
     lambda_rule = py_chr(fit$lambda_rule_),
+    method = py_chr(fit$method_),
+    site_vcov = lapply(seq_along(sites) - 1L, function(k) {
+      m <- py_mat(reticulate::py_get_item(fit$site_cov_, k))
+      dimnames(m) <- list(terms, terms)
+      m
+    }),
+    tau2 = method_tau2(fit),
     inference = py_chr(fit$inference),
     level = level
   ), class = "hetmtl_late_fusion")
@@ -150,10 +164,34 @@ fused_names <- function(object) {
   as.vector(t(outer(object$sites, object$terms, paste, sep = ":")))
 }
 
+# Per-coefficient between-site variance of the summary methods (NULL for "fusion").
+method_tau2 <- function(fit) {
+  details <- fit$method_details_
+  if (!isTRUE(reticulate::py_to_r(details$`__contains__`("tau2")))) {
+    return(NULL)
+  }
+  py_num(reticulate::py_get_item(details, "tau2"))
+}
+
+# One line saying how the sites were combined, in the terms of the method used.
+method_line <- function(x, digits) {
+  K <- length(x$sites)
+  tau <- if (is.null(x$tau2)) "" else sprintf("; tau^2 = %s", paste(format(x$tau2, digits = digits),
+                                                                   collapse = ", "))
+  switch(x$method,
+         fusion = sprintf("Late fusion of %d sites (penalized fusion): lambda = %s (%s; lambda_max = %s), %d fused with the center",
+                          K, format(x$lambda, digits = digits), x$lambda_rule,
+                          format(x$lambda_max, digits = digits), sum(x$fused)),
+         robust_eb = sprintf("Late fusion of %d sites (robust empirical Bayes): %d shrunk towards the center, %d kept on their own%s",
+                             K, sum(x$fused), K - sum(x$fused), tau),
+         blup = sprintf("Late fusion of %d sites (random-effects BLUP)%s", K, tau),
+         fixed = sprintf("Late fusion of %d sites (fixed-effect pooling: every site gets the pooled estimate)", K),
+         own = sprintf("Late fusion of %d sites (no pooling: every site keeps its own estimate)", K),
+         sprintf("Late fusion of %d sites (method '%s')", K, x$method))
+}
+
 print.hetmtl_late_fusion <- function(x, digits = max(3L, getOption("digits") - 3L), ...) {
-  cat(sprintf("Late fusion of %d sites: lambda = %s (%s; lambda_max = %s), %d fused with the center\n",
-              length(x$sites), format(x$lambda, digits = digits), x$lambda_rule,
-              format(x$lambda_max, digits = digits), sum(x$fused)))
+  cat(method_line(x, digits), "\n", sep = "")
   if (x$inference == "none") {
     cat("\nCenter (no inference):\n")
   } else {
@@ -164,15 +202,19 @@ print.hetmtl_late_fusion <- function(x, digits = max(3L, getOption("digits") - 3
   cat("\nSites:\n")
   tab <- summary(x)
   keep <- c("site", if (length(x$terms) > 1L) "term", "n", "estimate", "std_err",
-            "fused_estimate", "fused_std_err", "fused")
+            "fused_estimate", "fused_std_err", if (x$method %in% c("fusion", "robust_eb")) "fused")
   print(format(tab[, keep], digits = digits), row.names = FALSE, quote = FALSE)
+  if (x$method %in% c("fusion", "robust_eb")) {
+    cat(if (x$method == "fusion") "(fused: equal to the center)\n" else
+      "(fused: in the group shrunk towards the center, not an outlying site)\n")
+  }
   invisible(x)
 }
 
 # Per-site table of a late fusion fit (documented in man/).
 summary.hetmtl_late_fusion <- function(object, level = NULL, ...) {
   level <- check_level(level, allow_null = TRUE)
-  check_python_object(object, "summary")
+  object$py <- py_fit(object, "summary")
   tab <- py_call(object$py$summary(level = level)$reset_index())
   term <- if (length(object$terms) == 1L) rep(object$terms, length(object$sites)) else
     as.character(py_column(tab, "coef"))
@@ -207,7 +249,7 @@ coef.hetmtl_late_fusion <- function(object, type = c("fused", "site", "center"),
 
 confint.hetmtl_late_fusion <- function(object, parm, level = NULL, ...) {
   level <- check_level(level, allow_null = TRUE)
-  check_python_object(object, "confint")
+  object$py <- py_fit(object, "confint")
   ci <- py_call(object$py$confint(level = level))
   out <- py_mat(ci$to_numpy())
   dimnames(out) <- list(fused_names(object), ci_colnames(if (is.null(level)) object$level else level))
@@ -225,12 +267,12 @@ heterogeneity.hetmtl_late_fusion <- function(fit, term = 1, level = NULL, ...) {
     arg_error("term", "give a single coefficient")
   }
   level <- check_level(level, allow_null = TRUE)
-  check_python_object(fit, "heterogeneity")
+  fit$py <- py_fit(fit, "heterogeneity")
   ma <- py_call(fit$py$heterogeneity(coef = as.integer(j - 1L), level = level))
   s <- py_call(ma$summary()$reset_index())
   h <- py_call(ma$heterogeneity_table()$reset_index())
   models <- as.character(py_column(s, "model"))
-  data.frame(
+  table <- data.frame(
     model = models,
     estimate = as.numeric(py_column(s, "estimate")),
     std_err = as.numeric(py_column(s, "std err")),
@@ -250,4 +292,153 @@ heterogeneity.hetmtl_late_fusion <- function(fit, term = 1, level = NULL, ...) {
     Q_p_value = as.numeric(py_column(h, "P(Q)")),
     row.names = models, stringsAsFactors = FALSE
   )
+  se <- sqrt(vapply(seq_along(fit$sites), function(k) fit$site_vcov[[k]][j, j], numeric(1)))
+  structure(list(table = table, term = fit$terms[j], level = if (is.null(level)) fit$level else level,
+                 sites = fit$sites, estimate = unname(fit$estimate[, j]), se = se),
+            class = "hetmtl_heterogeneity")
+}
+
+print.hetmtl_heterogeneity <- function(x, digits = max(3L, getOption("digits") - 3L), ...) {
+  tab <- x$table
+  cat(sprintf("Meta-analysis of '%s' over %d sites (%g%% intervals)\n\n", x$term, length(x$sites),
+              100 * x$level))
+  est <- tab[, c("estimate", "std_err", "z", "p_value", "ci_lower", "ci_upper")]
+  names(est) <- c("Estimate", "Std. Error", "z value", "Pr(>|z|)", "CI lower", "CI upper")
+  print(format(est, digits = digits), quote = FALSE)
+  re <- tab[tab$model != tab$model[1], , drop = FALSE]
+  q <- tab[1, ]
+  cat(sprintf("\nCochran's Q = %s on %d df (p = %s)\n", format(q$Q, digits = digits), as.integer(q$Q_df),
+              format.pval(q$Q_p_value, digits = digits)))
+  for (i in seq_len(nrow(re))) {
+    cat(sprintf("%s: tau^2 = %s, I^2 = %s%%, H^2 = %s, prediction interval [%s, %s]\n", re$model[i],
+                format(re$tau2[i], digits = digits), format(re$I2[i], digits = digits),
+                format(re$H2[i], digits = digits), format(re$pi_lower[i], digits = digits),
+                format(re$pi_upper[i], digits = digits)))
+  }
+  invisible(x)
+}
+
+summary.hetmtl_heterogeneity <- function(object, ...) {
+  object$table
+}
+
+as.data.frame.hetmtl_heterogeneity <- function(x, ...) {
+  x$table
+}
+
+coef.hetmtl_heterogeneity <- function(object, ...) {
+  stats::setNames(object$table$estimate, object$table$model)
+}
+
+confint.hetmtl_heterogeneity <- function(object, parm, level = NULL, ...) {
+  if (!is.null(level) && !isTRUE(all.equal(check_level(level), object$level))) {
+    arg_error("level", "the intervals were computed at ", object$level,
+              "; call heterogeneity(fit, level = ", level, ")")
+  }
+  out <- as.matrix(object$table[, c("ci_lower", "ci_upper")])
+  dimnames(out) <- list(object$table$model, ci_colnames(object$level))
+  out[select_parm(parm, rownames(out)), , drop = FALSE]
+}
+
+# Forest plot of the site estimates with each pooled estimate and the random-effects prediction
+# interval for a new site.
+plot.hetmtl_heterogeneity <- function(x, main = NULL, xlab = NULL, xlim = NULL, ...) {
+  z <- stats::qnorm(0.5 + x$level / 2)
+  lo <- x$estimate - z * x$se
+  hi <- x$estimate + z * x$se
+  tab <- x$table
+  K <- length(x$sites)
+  M <- nrow(tab)
+  if (is.null(xlim)) {
+    xs <- c(lo, hi, tab$ci_lower, tab$ci_upper, tab$pi_lower, tab$pi_upper)
+    xlim <- range(xs[is.finite(xs)])
+  }
+  if (is.null(main)) main <- sprintf("Meta-analysis of '%s'", x$term)
+  if (is.null(xlab)) xlab <- sprintf("%s (%g%% intervals)", x$term, 100 * x$level)
+  labels <- c(x$sites, tab$model)
+  old <- graphics::par(mar = c(4.5, max(5, 0.6 * max(nchar(labels))) + 1, 3, 1))
+  on.exit(graphics::par(old), add = TRUE)
+  y_sites <- rev(seq_len(K)) + M + 0.5
+  y_models <- rev(seq_len(M))
+  graphics::plot(NA, xlim = xlim, ylim = c(0.3, K + M + 1), yaxt = "n", xlab = xlab, ylab = "",
+                 main = main, ...)
+  graphics::segments(lo, y_sites, hi, y_sites, col = "grey40")
+  graphics::points(x$estimate, y_sites, pch = 15, col = "grey30")
+  pi_ok <- is.finite(tab$pi_lower) & is.finite(tab$pi_upper)
+  graphics::segments(tab$pi_lower[pi_ok], y_models[pi_ok], tab$pi_upper[pi_ok], y_models[pi_ok],
+                     lty = 3, col = "#1f77b4")
+  graphics::segments(tab$ci_lower, y_models, tab$ci_upper, y_models, col = "#1f77b4", lwd = 2)
+  graphics::points(tab$estimate, y_models, pch = 23, bg = "#1f77b4", col = "#1f77b4", cex = 1.3)
+  graphics::axis(2, at = c(y_sites, y_models), labels = labels, las = 1, tick = FALSE)
+  invisible(x)
+}
+
+# ---------------------------------------------------------------- further S3 methods
+
+nobs.hetmtl_late_fusion <- function(object, ...) {
+  sum(object$n)
+}
+
+# Covariance of the fused estimates ("fused", in the order of coef()), of the center, or of the
+# sites' own estimates ("site": block-diagonal, sites are independent).
+vcov.hetmtl_late_fusion <- function(object, type = c("fused", "center", "site"), ...) {
+  type <- check_choice(type[1], "type", c("fused", "center", "site"))
+  K <- length(object$sites)
+  p <- length(object$terms)
+  if (type == "site") {
+    out <- matrix(0, K * p, K * p)
+    for (k in seq_len(K)) {
+      idx <- (k - 1L) * p + seq_len(p)
+      out[idx, idx] <- object$site_vcov[[k]]
+    }
+    dimnames(out) <- list(fused_names(object), fused_names(object))
+    return(out)
+  }
+  object$py <- py_fit(object, "vcov")
+  inf <- object$py$inference_
+  draws_name <- if (type == "fused") "theta_draws" else "center_draws"
+  draws <- if (reticulate::py_is_none(inf)) NULL else reticulate::py_get_attr(inf, draws_name)
+  if (is.null(draws) || reticulate::py_is_none(draws)) {
+    stop("vcov: the ", type, " estimates of this fit (method '", object$method, "', inference '",
+         object$inference, "') have standard errors but no joint covariance; use ",
+         "inference = \"bootstrap\" with method = \"fusion\", or vcov(type = \"site\")",
+         call. = FALSE)
+  }
+  arr <- reticulate::py_to_r(draws)
+  mat <- matrix(as.numeric(aperm(array(arr, dim = c(dim(arr)[1], if (type == "fused") c(K, p) else p)),
+                                 c(1, rev(seq_along(dim(arr))[-1])))), nrow = dim(arr)[1])
+  out <- stats::cov(mat)
+  nm <- if (type == "fused") fused_names(object) else object$terms
+  dimnames(out) <- list(nm, nm)
+  out
+}
+
+# Estimates for sites: the fused estimate of each named site of the fit, and the center for a site
+# the fit has not seen (what a new site similar to the others would get).
+predict.hetmtl_late_fusion <- function(object, newdata = NULL, type = c("fused", "site", "center"), ...) {
+  type <- check_choice(type[1], "type", c("fused", "site", "center"))
+  sites <- if (is.null(newdata)) object$sites else newdata
+  if (is.data.frame(sites)) {
+    if (is.null(sites$site)) arg_error("newdata", "a data frame needs a column 'site'")
+    sites <- sites$site
+  }
+  if (!is.character(sites) && !is.factor(sites)) {
+    arg_error("newdata", "must be site names (a character vector) or a data frame with a column 'site'")
+  }
+  sites <- as.character(sites)
+  m <- if (type == "site") object$estimate else object$fused_estimate
+  out <- t(vapply(sites, function(s) {
+    if (type == "center" || !(s %in% object$sites)) {
+      if (type == "site" && !(s %in% object$sites)) {
+        arg_error("newdata", "site '", s, "' is not in the fit; it has no own estimate")
+      }
+      return(unname(object$center))
+    }
+    unname(m[s, ])
+  }, numeric(length(object$terms))))
+  if (length(object$terms) == 1L) {
+    out <- t(out)
+  }
+  dimnames(out) <- list(sites, object$terms)
+  if (length(object$terms) == 1L) stats::setNames(out[, 1], sites) else out
 }

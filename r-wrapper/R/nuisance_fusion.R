@@ -69,7 +69,7 @@ grid_summary <- function(data, y, d, x, grid, model = "plr", n_folds = 5, seed =
     arg_error("x", "the grid has ", grid$dim, " dimension(s) but ", length(x), " column(s) were given")
   }
   n_folds <- check_count(n_folds, "n_folds", 2L)
-  seed <- check_seed(seed)
+  seed <- resolve_seed(seed)
   site <- check_string(site, "site")
   columns <- list()
   for (col in unique(c(y, d, x))) {
@@ -81,6 +81,8 @@ grid_summary <- function(data, y, d, x, grid, model = "plr", n_folds = 5, seed =
     bandwidths = reticulate::np_array(grid$bandwidths, dtype = "float64"),
     threshold = grid$threshold, model = model, n_folds = n_folds, random_state = seed, site = site))
   gs <- new_grid_summary(reticulate::py_get_item(out, 0L))
+  # The sample split the site's later site_dml(fused_nuisance = ...) must reuse.
+  gs$split <- list(seed = seed, n_folds = n_folds, model = model)
   if (!is.null(path)) {
     path <- check_string(path, "path")
     py_call(gs$py$to_json(path.expand(path)))
@@ -97,9 +99,11 @@ nuisance_fusion <- function(summaries, lam = "cv", penalty = "function", out_dir
     arg_error("summaries", "expected a list of grid_summary() results or JSON file paths")
   }
   mod <- py_module("grid_summary")
+  splits <- list()
   items <- lapply(seq_along(summaries), function(i) {
     s <- summaries[[i]]
     if (inherits(s, "hetmtl_grid_summary")) {
+      if (!is.null(s$split)) splits[[s$site]] <<- s$split
       return(grid_summary_py(s))
     }
     if (is.character(s) && length(s) == 1L) {
@@ -123,8 +127,8 @@ nuisance_fusion <- function(summaries, lam = "cv", penalty = "function", out_dir
                       function(r) py_num(reticulate::py_get_item(fit$bandwidth_, r)))
   lambda <- vapply(stats::setNames(roles, roles),
                    function(r) py_num(reticulate::py_get_item(fit$lam_, r)), numeric(1))
-  out <- structure(list(py = fit, sites = sites, bandwidth = bandwidth, lambda = lambda,
-                        penalty = penalty), class = "hetmtl_nuisance_fusion")
+  out <- structure(list(py = fit, serialized = py_serialize(fit), sites = sites, bandwidth = bandwidth, lambda = lambda,
+                        penalty = penalty, splits = splits), class = "hetmtl_nuisance_fusion")
   if (!is.null(out_dir)) {
     out_dir <- check_string(out_dir, "out_dir")
     dir.create(out_dir, showWarnings = FALSE, recursive = TRUE)
@@ -153,17 +157,52 @@ fused_nuisance <- function(fit, site, path = NULL) {
   if (!(site %in% fit$sites)) {
     arg_error("site", "unknown site '", site, "'; known: ", fmt_values(fit$sites))
   }
-  py <- py_call(fit$py$result(site))
+  py <- py_call(py_fit(fit, "fused_nuisance")$result(site))
   if (!is.null(path)) {
     py_call(py$to_json(path.expand(check_string(path, "path"))))
   }
-  structure(list(py = py, site = site), class = "hetmtl_fused_nuisance")
+  structure(list(py = py, serialized = py_serialize(py), site = site, split = fit$splits[[site]]),
+            class = "hetmtl_fused_nuisance")
+}
+
+print.hetmtl_fused_nuisance <- function(x, ...) {
+  cat(sprintf("Fused nuisances for site '%s'%s\n", x$site,
+              if (is.null(x$split)) "" else sprintf(" (sample split: seed %d, %d folds)",
+                                                    x$split$seed, x$split$n_folds)))
+  invisible(x)
+}
+
+# The seed of a site_dml() fit with fused nuisances: the fused functions were fitted without each
+# fold of the split the site's grid summary used, so any other split breaks cross-fitting. With
+# no seed given, that recorded seed is used; a different seed or fold count is an error.
+fused_split_seed <- function(fused_nuisance, seed, n_folds) {
+  split <- if (inherits(fused_nuisance, "hetmtl_fused_nuisance")) fused_nuisance$split else NULL
+  if (is.null(split)) {
+    if (is.null(seed)) {
+      arg_error("seed", "give the seed the site's grid_summary() used: the fused nuisances fit ",
+                "only that sample split (a file does not record it)")
+    }
+    return(check_seed(seed))
+  }
+  if (is.null(seed)) {
+    seed <- split$seed
+  }
+  seed <- check_seed(seed)
+  if (seed != split$seed) {
+    arg_error("seed", seed, " differs from the seed of the site's grid summary (", split$seed,
+              "); the fused nuisances fit only that sample split, so cross-fitting would break. ",
+              "Leave seed unset to use it")
+  }
+  if (n_folds != split$n_folds) {
+    arg_error("n_folds", n_folds, " differs from the grid summary's ", split$n_folds, " folds")
+  }
+  seed
 }
 
 # The Python FusedNuisance of a site_dml(fused_nuisance = ...) argument (object or file path).
 fused_nuisance_py <- function(x) {
   if (inherits(x, "hetmtl_fused_nuisance")) {
-    return(x$py)
+    return(py_fit(x, "fused_nuisance"))
   }
   if (is.character(x) && length(x) == 1L) {
     if (!file.exists(x)) {

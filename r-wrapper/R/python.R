@@ -13,12 +13,36 @@
   .hetmtl$choices <- list()
 }
 
-# Is the hetmtl Python package usable? (documented in man/).
+# Is the hetmtl Python package usable? (documented in man/). The real package and what it needs
+# are imported: a folder named hetmtl/ in the working directory (R CMD check's hetmtl.Rcheck/ has
+# one) is importable as an empty namespace package and must not count. A success is remembered.
+HETMTL_PYTHON_NEEDS <- c("numpy", "pandas", "scipy", "sklearn", "hetmtl._core",
+                         "hetmtl.fusion.site_dml", "hetmtl.fusion.late_fusion")
+
 hetmtl_python_available <- function() {
-  ok <- tryCatch(reticulate::py_available(initialize = TRUE) &&
-                   reticulate::py_module_available("hetmtl"),
-                 error = function(e) FALSE)
-  isTRUE(ok)
+  if (isTRUE(.hetmtl$available)) {
+    return(TRUE)
+  }
+  ok <- tryCatch({
+    reticulate::py_available(initialize = TRUE) &&
+      all(vapply(HETMTL_PYTHON_NEEDS, reticulate::py_module_available, logical(1))) && {
+        pkg <- reticulate::import("hetmtl", convert = FALSE)
+        # A namespace package has no __file__ (None); the real one has its __init__.py.
+        file <- reticulate::py_to_r(reticulate::py_get_attr(pkg, "__file__"))
+        is.character(file) && length(file) == 1L && nzchar(file)
+      }
+  }, error = function(e) FALSE)
+  .hetmtl$available <- isTRUE(ok)
+  .hetmtl$available
+}
+
+# The seed handed to Python: the one given, or one drawn from R's random number stream, so that
+# set.seed() makes a call without `seed` reproducible (as for any R function that draws).
+resolve_seed <- function(seed, arg = "seed") {
+  if (is.null(seed)) {
+    return(sample.int(.Machine$integer.max, 1L))
+  }
+  check_count(seed, arg, 0L)
 }
 
 python_missing_message <- function() {
@@ -60,22 +84,95 @@ py_torch_module <- function(name) {
   if (!hetmtl_python_available()) {
     stop(python_missing_message(), call. = FALSE)
   }
+  import_torch_with_own_blas()
   mod <- py_call(reticulate::import(paste0("hetmtl.", name), convert = FALSE))
   .hetmtl$modules[[name]] <- mod
   mod
+}
+
+# torch exports the BLAS it is linked with (sgemm_, ...) without binding its own calls to it, and
+# R has already loaded its own BLAS under the same names: inside R, torch's matrix products would
+# run on R's BLAS and differ from Python's in the last digits. Loading torch with RTLD_DEEPBIND
+# makes it resolve those names within itself first, so a seed gives the same numbers in R as in
+# Python. Only torch's import runs with the flag.
+TORCH_IMPORT <- "
+import os, sys
+if 'torch' in sys.modules:
+    _hetmtl_torch_before = True
+else:
+    _hetmtl_torch_before = False
+    _flags = sys.getdlopenflags()
+    sys.setdlopenflags(_flags | getattr(os, 'RTLD_DEEPBIND', 0))
+    try:
+        import torch
+    finally:
+        sys.setdlopenflags(_flags)
+"
+
+import_torch_with_own_blas <- function() {
+  if (isTRUE(.hetmtl$torch_imported)) {
+    return(invisible(NULL))
+  }
+  env <- py_call(reticulate::py_run_string(TORCH_IMPORT, local = TRUE, convert = FALSE))
+  .hetmtl$torch_imported <- TRUE
+  if (isTRUE(reticulate::py_to_r(reticulate::py_get_item(env, "_hetmtl_torch_before")))) {
+    warning("torch was imported into this R session before hetmtl imported it, so its matrix ",
+            "products may run on R's BLAS: results can differ from Python's in the last digits",
+            call. = FALSE)
+  }
+  invisible(NULL)
 }
 
 py_builtin_module <- function(name) {
   reticulate::import(name, convert = FALSE)
 }
 
-# Strip reticulate's decoration from a Python exception: ValueErrors (and the package's
-# ArgumentError, a ValueError) already name the argument, so the R user sees exactly the Python
-# message; other exceptions keep their class name.
+# Strip reticulate's decoration from a Python exception and say it in R's terms: ValueErrors (and
+# the package's ArgumentError) already name the argument; Python's 0-based row, fold and
+# repetition numbers become 1-based, list syntax and Python-only names become R's, and other
+# exceptions (a scikit-learn parameter error, say) lose their Python class name.
 clean_python_error <- function(e) {
   msg <- conditionMessage(e)
   msg <- sub("\n*Run `reticulate::py_last_error\\(\\)` for details\\.?\\s*$", "", msg)
-  msg <- sub("^(ValueError|([A-Za-z_][A-Za-z0-9_]*\\.)*ArgumentError): ", "", trimws(msg))
+  msg <- trimws(msg)
+  msg <- sub("^([A-Za-z_][A-Za-z0-9_]*\\.)*[A-Za-z_]*(Error|Exception|Warning): ", "", msg)
+  r_language(msg)
+}
+
+# Python spellings in a message from the Python package, rewritten for R users.
+r_language <- function(msg) {
+  msg <- one_based(msg, "(\\b(?:row|rows|fold|repetition|index|indices) )(\\d+)")
+  msg <- gsub("outside 0\\.\\.(\\d+)", "outside 1..<n>\\1", msg, perl = TRUE)
+  msg <- one_based(msg, "(outside 1\\.\\.<n>)(\\d+)")
+  msg <- gsub("outside 1\\.\\.<n>", "outside 1..", msg, fixed = FALSE)
+  msg <- gsub("\\bindices\\b", "row numbers", msg)
+  # The covariate matrix is the `x` argument (or the sources) in R; y[r] and X[r] are per-task lists.
+  msg <- gsub("(^|[ (])X(\\[[0-9]+\\])?:", "\\1x:", msg)
+  msg <- gsub("\\bof X\\b", "of x", msg)
+  msg <- gsub("\\btask_report_\\b", "the fit's task_report", msg)
+  msg <- gsub("\\b([a-z_]+)_\\b(?=[ ),.;])", "\\1", msg, perl = TRUE)
+  # Python lists of strings or numbers, and tuples of strings: ['a', 'b'] -> 'a', 'b'.
+  msg <- gsub("\\[((?:'[^']*'|-?[0-9.eE+-]+)(?:, (?:'[^']*'|-?[0-9.eE+-]+))*)\\]", "\\1", msg,
+              perl = TRUE)
+  msg <- gsub("\\(('[^']*'(?:, '[^']*')*),?\\)", "\\1", msg, perl = TRUE)
+  msg <- gsub("\\bNone\\b", "NULL", msg)
+  msg <- gsub("\\bTrue\\b", "TRUE", gsub("\\bFalse\\b", "FALSE", msg))
+  msg
+}
+
+# Add 1 to the number captured as group 2 of `pattern` (group 1 is kept as it is).
+one_based <- function(msg, pattern) {
+  m <- gregexpr(pattern, msg, perl = TRUE)[[1]]
+  if (m[1] < 0) {
+    return(msg)
+  }
+  starts <- attr(m, "capture.start")[, 2]
+  lens <- attr(m, "capture.length")[, 2]
+  for (i in rev(seq_along(starts))) {
+    num <- as.numeric(substr(msg, starts[i], starts[i] + lens[i] - 1L)) + 1
+    msg <- paste0(substr(msg, 1L, starts[i] - 1L), format(num, scientific = FALSE),
+                  substr(msg, starts[i] + lens[i], nchar(msg)))
+  }
   msg
 }
 
@@ -100,7 +197,7 @@ py_call <- function(expr) {
     }
     # A learner may warn once per fold; one R warning per distinct message is enough.
     for (m in unique(messages)) {
-      warning(m, call. = FALSE)
+      warning(r_language(m), call. = FALSE)
     }
   }
   value
@@ -154,4 +251,41 @@ r_frame <- function(frame) {
   cols <- py_chr(frame$columns$tolist())
   as.data.frame(stats::setNames(lapply(cols, function(col) py_column(frame, col)), cols),
                 stringsAsFactors = FALSE, check.names = FALSE)
+}
+
+# ---------------------------------------------------------------- fits that survive saveRDS()
+
+# The Python object's bytes in the Python package's own file format (hetmtl.dumps, no pickle), as
+# base64 text that rides along in the R object; NULL where the Python package cannot save.
+py_serialize <- function(obj) {
+  pkg <- reticulate::import("hetmtl", convert = FALSE)
+  if (!reticulate::py_has_attr(pkg, "dumps")) {
+    return(NULL)
+  }
+  b64 <- py_builtin_module("base64")
+  # An object the format cannot hold (a fit with a user's own scikit-learn learner, say) stays
+  # unsaved; py_fit() then says so when it is needed.
+  tryCatch(py_chr(b64$b64encode(pkg$dumps(obj))$decode("ascii")), error = function(e) NULL)
+}
+
+# The live Python object of a fit: its reference, or, after readRDS() or in a new session (the
+# reference is then a null pointer), the object rebuilt from the bytes stored at fit time.
+py_fit <- function(x, what) {
+  py <- .subset2(x, "py")
+  if (!is.null(py) && !reticulate::py_is_null_xptr(py)) {
+    return(py)
+  }
+  stored <- .subset2(x, "serialized")
+  if (is.null(stored)) {
+    stop(what, ": the Python object of this fit is gone and the fit holds no saved copy of it ",
+         "(the Python package could not save it); fit again", call. = FALSE)
+  }
+  if (!hetmtl_python_available()) {
+    stop(python_missing_message(), call. = FALSE)
+  }
+  if (inherits(x, "hetmtl_neural")) {
+    import_torch_with_own_blas()
+  }
+  pkg <- reticulate::import("hetmtl", convert = FALSE)
+  py_call(pkg$loads(py_builtin_module("base64")$b64decode(stored)))
 }

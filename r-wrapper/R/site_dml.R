@@ -7,11 +7,51 @@ model_roles <- function(model) {
   py_chr(py_module("dml_models")$get_model(model)$roles)
 }
 
-# Double machine learning at one site (documented in man/).
-site_dml <- function(data, y, d, x = NULL, cluster = NULL, model = "plr", learner = "rf",
-                     n_folds = 5, n_rep = 1, site = "site", seed = NULL, learner_args = list(),
-                     basis = NULL, clip = 0.01, folds = NULL, fused_nuisance = NULL) {
+# Double machine learning at one site (documented in man/). A generic over its first argument
+# (a data frame or a formula); the generic takes only `...` so that the formula method is chosen
+# also when the data frame is passed by name (site_dml(y ~ d | x, data = df)).
+site_dml <- function(...) {
+  UseMethod("site_dml")
+}
+
+site_dml.formula <- function(formula, data, ..., na.action = getOption("na.action")) {
+  parts <- split_formula(formula, "formula", "y ~ d | x1 + x2")
+  if (!is.data.frame(data)) {
+    arg_error("data", "must be a data frame, got ", class(data)[1])
+  }
+  extra <- list(...)
+  cluster <- extra$cluster
+  basis <- extra$basis
+  frame <- formula_frame(data, c(all.vars(parts$lhs), all.vars(parts$left), cluster,
+                                 if (is.character(basis)) basis,
+                                 formula_vars(parts$right, data)), na.action)
+  y <- all.vars(parts$lhs)
+  if (length(y) != 1L || !identical(deparse1(parts$lhs), y)) {
+    arg_error("formula", "the left-hand side must be one outcome column, got '", deparse1(parts$lhs), "'")
+  }
+  d_mat <- design_matrix(parts$left, frame$data, "formula (treatment part)", parts$env)
+  x_mat <- design_matrix(dot_to_rest(parts$right, frame$data, c(y, all.vars(parts$left), cluster)),
+                         frame$data, "formula (covariate part)", parts$env)
+  if (ncol(x_mat) == 0L) {
+    arg_error("formula", "no covariates after '|' (write y ~ d | x1 + x2)")
+  }
+  built <- data.frame(frame$data[y], d_mat, x_mat, check.names = FALSE)
+  for (col in c(cluster, if (is.character(basis)) basis)) {
+    built[[col]] <- frame$data[[col]]
+  }
+  fit <- site_dml.default(built, y = y, d = colnames(d_mat), x = colnames(x_mat), ...)
+  fit$call <- match.call()
+  fit$formula <- formula
+  fit$na.action <- frame$na.action
+  fit
+}
+
+site_dml.default <- function(data, y, d, x, cluster = NULL, model = "plr", learner = "rf",
+                             n_folds = 5, n_rep = 1, site = "site", seed = NULL,
+                             learner_args = list(), basis = NULL, clip = 0.01, folds = NULL,
+                             fused_nuisance = NULL, na.action = NULL, ...) {
   call <- match.call()
+  check_no_dots(list(...), "site_dml")
   if (!is.data.frame(data)) {
     arg_error("data", "must be a data frame, got ", class(data)[1])
   }
@@ -20,6 +60,9 @@ site_dml <- function(data, y, d, x = NULL, cluster = NULL, model = "plr", learne
   }
   if (anyDuplicated(names(data))) {
     arg_error("data", "has repeated column names ", fmt_values(unique(names(data)[duplicated(names(data))])))
+  }
+  if (inherits(y, "formula")) {
+    arg_error("y", "a formula goes first: site_dml(y ~ d | x1 + x2, data)")
   }
   model <- check_choice(model, "model", dml_models())
   y <- check_columns(y, data, "y", max_len = 1)
@@ -40,27 +83,29 @@ site_dml <- function(data, y, d, x = NULL, cluster = NULL, model = "plr", learne
     }
     basis <- check_columns(basis, data, "basis")
   }
-  if (is.null(x)) {
-    x <- setdiff(names(data), taken)
-    if (length(x) == 0L) {
-      arg_error("x", "no covariate columns left in data besides y, d and cluster")
-    }
-  } else {
-    x <- check_columns(x, data, "x")
-    clash <- intersect(x, taken)
-    if (length(clash)) {
-      arg_error("x", "must not contain the outcome, treatment or cluster column(s) ", fmt_values(clash))
-    }
+  x <- check_covariates(x, data, taken, "y, d and cluster")
+  if (!is.null(na.action)) {
+    kept <- apply_na_action(data, unique(c(y, d, x, basis, cluster)), na.action)
+    data <- kept$data
   }
+  expanded <- expand_factors(data, x, "x")
+  data <- expanded$data
+  x <- expanded$x
   n_folds <- check_count(n_folds, "n_folds", 2L)
   n_rep <- check_count(n_rep, "n_rep", 1L)
   site <- check_string(site, "site")
-  seed <- check_seed(seed)
+  learner_args <- check_learner_args(learner_args)
   clip <- check_number(clip, "clip", lower = 0)
-  if (!is.list(learner_args) || (length(learner_args) &&
-                                   (is.null(names(learner_args)) || any(!nzchar(names(learner_args)))))) {
-    arg_error("learner_args", "must be a named list of learner parameters")
+  fused <- NULL
+  if (!is.null(fused_nuisance)) {
+    if (!is.null(folds) || n_rep != 1L) {
+      arg_error("fused_nuisance", "uses the sample split drawn from seed and n_folds; leave folds ",
+                "unset and n_rep at 1")
+    }
+    seed <- fused_split_seed(fused_nuisance, seed, n_folds)
+    fused <- fused_nuisance_py(fused_nuisance)
   }
+  seed <- resolve_seed(seed)
 
   # Only the columns the fit uses cross to Python, each numeric one as double.
   columns <- list()
@@ -76,14 +121,6 @@ site_dml <- function(data, y, d, x = NULL, cluster = NULL, model = "plr", learne
     columns[[cluster]] <- as.character(labels)
   }
   py_folds <- convert_folds(folds, nrow(data))
-  fused <- NULL
-  if (!is.null(fused_nuisance)) {
-    if (!is.null(folds) || n_rep != 1L) {
-      arg_error("fused_nuisance", "uses the sample split drawn from seed and n_folds; leave folds ",
-                "unset and n_rep at 1")
-    }
-    fused <- fused_nuisance_py(fused_nuisance)
-  }
 
   mod <- py_module("site_dml")
   learners <- learners_by_role(learner, model)
@@ -107,7 +144,34 @@ site_dml <- function(data, y, d, x = NULL, cluster = NULL, model = "plr", learne
     est$fit(frame, y = y, d = as.list(d), x = as.list(x),
             cluster = cluster, folds = py_folds, predictions = predictions)
   })
-  new_site_dml(fit, call, if (is.null(fused)) learner_label(learner) else "fused nuisances")
+  out <- new_site_dml(fit, call, if (is.null(fused)) learner_label(learner) else "fused nuisances")
+  out$seed <- seed
+  out$x <- x
+  if (!is.null(na.action)) out$na.action <- kept$na.action
+  out
+}
+
+# Named learner parameters; whole numbers become integers (scikit-learn refuses 2.0 where it
+# wants a count, and accepts 2 wherever it wants a real number), so n_jobs = 2 works.
+check_learner_args <- function(learner_args) {
+  if (!is.list(learner_args) || (length(learner_args) &&
+                                   (is.null(names(learner_args)) || any(!nzchar(names(learner_args)))))) {
+    arg_error("learner_args", "must be a named list of learner parameters")
+  }
+  stats::setNames(lapply(names(learner_args), function(nm) as_python_scalar(learner_args[[nm]], nm)),
+                  names(learner_args))
+}
+
+# scikit-learn parameters where a float is a fraction and an integer a count: 1 stays the
+# fraction 1.0 (all), as in Python; write 1L for a count of one.
+FRACTION_OR_COUNT <- c("max_features", "max_samples", "min_samples_split", "min_samples_leaf")
+
+as_python_scalar <- function(v, name = "") {
+  if (is.double(v) && length(v) == 1L && is.finite(v) && v == round(v) &&
+        abs(v) < .Machine$integer.max && !(v == 1 && name %in% FRACTION_OR_COUNT)) {
+    return(as.integer(v))
+  }
+  v
 }
 
 # A pandas DataFrame from a named list of R vectors (doubles and character labels).
@@ -221,6 +285,7 @@ new_site_dml <- function(fit, call, learner) {
   n_clusters <- if (is.null(n_clusters)) NA_integer_ else as.integer(n_clusters)
   structure(list(
     py = fit,
+    serialized = py_serialize(fit),
     call = call,
     model = py_chr(fit$model),
     site = py_chr(fit$site),
@@ -234,13 +299,6 @@ new_site_dml <- function(fit, call, learner) {
     n_clusters = n_clusters,
     summary = new_site_summary(fit$summary_)
   ), class = "hetmtl_site_dml")
-}
-
-check_python_object <- function(x, what) {
-  if (reticulate::py_is_null_xptr(x$py)) {
-    stop(what, ": the Python object of this fit is gone (fits do not survive saveRDS() or a ",
-         "new session; site summaries do); fit again", call. = FALSE)
-  }
 }
 
 print.hetmtl_site_dml <- function(x, digits = max(3L, getOption("digits") - 3L), ...) {
@@ -258,7 +316,7 @@ print.hetmtl_site_dml <- function(x, digits = max(3L, getOption("digits") - 3L),
 # Result table of a site DML fit (documented in man/).
 summary.hetmtl_site_dml <- function(object, level = 0.95, ...) {
   level <- check_level(level)
-  check_python_object(object, "summary")
+  object$py <- py_fit(object, "summary")
   tab <- py_call(object$py$summary(level = level))
   terms <- py_chr(tab$index$tolist())
   cols <- py_chr(tab$columns$tolist())
@@ -289,7 +347,7 @@ nobs.hetmtl_site_dml <- function(object, ...) {
 
 confint.hetmtl_site_dml <- function(object, parm, level = 0.95, ...) {
   level <- check_level(level)
-  check_python_object(object, "confint")
+  object$py <- py_fit(object, "confint")
   ci <- py_call(object$py$confint(level = level))
   terms <- names(object$coefficients)
   out <- py_mat(ci$to_numpy())

@@ -51,3 +51,6 @@ linear_py_learners <- function() {
   lm <- reticulate::import("sklearn.linear_model", convert = FALSE)
   list(reg = lm$LinearRegression(), clf = lm$LogisticRegression(C = Inf, max_iter = 1000L))
 }
+
+# The simulated covariates of a data frame (x1, x2, ...): the data-frame interfaces want them named.
+covariates <- function(df) grep("^x[0-9]+$", names(df), value = TRUE)

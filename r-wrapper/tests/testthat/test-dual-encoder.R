@@ -17,7 +17,7 @@ FAST <- list(latent_shared = 3, latent_specific = 2, hidden = 8, max_epochs = 10
 test_that("dual_encoder_mtl matches the Python class for a seed", {
   skip_if_no_hetmtl()
   df <- sim_tasks()
-  fit <- do.call(dual_encoder_mtl, c(list(df, y = "y", task = "school", seed = 3), FAST))
+  fit <- do.call(dual_encoder_mtl, c(list(df, y = "y", task = "school", x = c("x1", "x2"), seed = 3), FAST))
   expect_s3_class(fit, "hetmtl_dual_encoder")
   pred <- predict(fit, df)
   expect_length(pred, nrow(df))
@@ -42,32 +42,32 @@ test_that("dual_encoder_mtl matches the Python class for a seed", {
 test_that("dual_encoder_mtl reports bad input clearly", {
   skip_if_no_hetmtl()
   df <- sim_tasks()
-  fit <- do.call(dual_encoder_mtl, c(list(df, y = "y", task = "school", seed = 1), FAST))
+  fit <- do.call(dual_encoder_mtl, c(list(df, y = "y", task = "school", x = c("x1", "x2"), seed = 1), FAST))
   new <- df[1:3, ]
   new$school[2] <- "zz"
   expect_error(predict(fit, new), "task: unknown task label")
   expect_error(predict(fit, df[, c("x1", "school")]), "newdata: lacks column")
   expect_error(dual_encoder_mtl(df, y = "y", task = "nope"), "task: column\\(s\\) 'nope' not found")
-  expect_error(dual_encoder_mtl(df, y = "y", task = "school", penalty = "l1"), "penalty: must be one of")
-  expect_error(dual_encoder_mtl(df, y = "y", task = "school", lam_beta = "cv"), "lam_beta: must be one of")
-  expect_error(dual_encoder_mtl(df, y = "y", task = "school", lam_beta = -1), "lam_beta: must be a finite")
-  expect_error(dual_encoder_mtl(df, y = "y", task = "school", lam_beta_grid = c(0, -1)),
+  expect_error(dual_encoder_mtl(df, y = "y", task = "school", x = c("x1", "x2"), penalty = "l1"), "penalty: must be one of")
+  expect_error(dual_encoder_mtl(df, y = "y", task = "school", x = c("x1", "x2"), lam_beta = "cv"), "lam_beta: must be one of")
+  expect_error(dual_encoder_mtl(df, y = "y", task = "school", x = c("x1", "x2"), lam_beta = -1), "lam_beta: must be a finite")
+  expect_error(dual_encoder_mtl(df, y = "y", task = "school", x = c("x1", "x2"), lam_beta_grid = c(0, -1)),
                "lam_beta_grid: must be a vector of finite numbers >= 0")
-  expect_error(dual_encoder_mtl(df, y = "y", task = "school", lam_beta_grid = numeric(0)),
+  expect_error(dual_encoder_mtl(df, y = "y", task = "school", x = c("x1", "x2"), lam_beta_grid = numeric(0)),
                "lam_beta_grid: must be a vector")
-  expect_error(dual_encoder_mtl(df, y = "y", task = "school", head_ridge = NA), "head_ridge: must be a finite")
+  expect_error(dual_encoder_mtl(df, y = "y", task = "school", x = c("x1", "x2"), head_ridge = NA), "head_ridge: must be a finite")
   bad <- df
   bad$x1[3] <- NA
-  expect_error(dual_encoder_mtl(bad, y = "y", task = "school"), "x: column 'x1' has 1 missing")
+  expect_error(dual_encoder_mtl(bad, y = "y", task = "school", x = c("x1", "x2")), "x: column 'x1' has 1 missing")
   small <- df[c(1:2, 41:120), ]
-  expect_error(do.call(dual_encoder_mtl, c(list(small, y = "y", task = "school"), FAST)),
+  expect_error(do.call(dual_encoder_mtl, c(list(small, y = "y", task = "school", x = c("x1", "x2")), FAST)),
                "task: task 'a' has 2 row")
 })
 
 test_that("dual_encoder_mtl passes the lam_beta grid and the head ridge to Python", {
   skip_if_no_hetmtl()
   df <- sim_tasks(2)
-  args <- c(list(df, y = "y", task = "school", seed = 4, lam_beta_grid = c(0.1, 2), head_ridge = 8),
+  args <- c(list(df, y = "y", task = "school", x = c("x1", "x2"), seed = 4, lam_beta_grid = c(0.1, 2), head_ridge = 8),
             FAST)
   fit <- do.call(dual_encoder_mtl, args)
   expect_equal(reticulate::py_to_r(fit$py$lam_beta_grid), list(0.1, 2))

@@ -42,6 +42,7 @@ test_that("lam = 'cv' uses the sites' fold summaries as the Python side does", {
   skip_if_no_hetmtl()
   fits <- lapply(1:3, function(k) {
     site_dml(sim_plr(90, theta = c(0.5, 0.55, 1.2)[k], seed = 20 + k), y = "y", d = "d",
+             x = c("x1", "x2", "x3"),
              learner = "linear", n_folds = 3, seed = k, site = paste0("site", k))
   })
   fit <- late_fusion(fits, lam = "cv", inference = "conditional", seed = 1)

@@ -26,13 +26,13 @@ test_that("site_dml with linear learners equals SiteDML to rounding", {
 test_that("the default random forest reproduces SiteDML(random_state = seed)", {
   skip_if_no_hetmtl()
   df <- sim_plr(100, seed = 5)
-  fit <- site_dml(df, y = "y", d = "d", n_folds = 2, seed = 9)
+  fit <- site_dml(df, y = "y", d = "d", x = covariates(df), n_folds = 2, seed = 9)
   ref <- py_fusion("site_dml")$SiteDML(n_folds = 2L, random_state = 9L)$fit(py_df(df), y = "y", d = "d")
   expect_equal(unname(coef(fit)), py_vec(ref$coef_), tolerance = 1e-12)
   expect_equal(unname(fit$se), py_vec(ref$se_), tolerance = 1e-12)
   expect_identical(fit$learner, "rf")
   # learner_args reach the estimators; the seeds still come from `seed`.
-  fit20 <- site_dml(df, y = "y", d = "d", n_folds = 2, seed = 9, learner_args = list(n_estimators = 20))
+  fit20 <- site_dml(df, y = "y", d = "d", x = covariates(df), n_folds = 2, seed = 9, learner_args = list(n_estimators = 20))
   learners <- fit20$py$learners_
   expect_identical(reticulate::py_to_r(reticulate::py_get_item(learners, "ml_l")$n_estimators), 20L)
   expect_identical(reticulate::py_to_r(reticulate::py_get_item(learners, "ml_m")$random_state),
@@ -46,8 +46,8 @@ test_that("integer and logical columns give the same fit as doubles", {
   df_int <- df
   df_dbl <- df
   df_dbl$x3 <- as.double(df_dbl$x3)
-  a <- site_dml(df_int, y = "y", d = "d", learner = "linear", n_folds = 3, seed = 1)
-  b <- site_dml(df_dbl, y = "y", d = "d", learner = "linear", n_folds = 3, seed = 1)
+  a <- site_dml(df_int, y = "y", d = "d", x = covariates(df), learner = "linear", n_folds = 3, seed = 1)
+  b <- site_dml(df_dbl, y = "y", d = "d", x = covariates(df), learner = "linear", n_folds = 3, seed = 1)
   expect_identical(coef(a), coef(b))
   expect_identical(a$se, b$se)
 })
@@ -56,9 +56,9 @@ test_that("explicit folds: labels and row lists agree with Python's 0-based fold
   skip_if_no_hetmtl()
   df <- sim_plr(60, seed = 3)
   labels <- rep(1:3, length.out = 60)
-  fit_lab <- site_dml(df, y = "y", d = "d", learner = "linear", folds = labels)
+  fit_lab <- site_dml(df, y = "y", d = "d", x = covariates(df), learner = "linear", folds = labels)
   rows <- split(seq_len(60), labels)
-  fit_rows <- site_dml(df, y = "y", d = "d", learner = "linear", folds = unname(rows))
+  fit_rows <- site_dml(df, y = "y", d = "d", x = covariates(df), learner = "linear", folds = unname(rows))
   expect_identical(coef(fit_lab), coef(fit_rows))
   expect_identical(fit_lab$n_folds, 3L)
   lm <- linear_py_learners()
@@ -67,10 +67,10 @@ test_that("explicit folds: labels and row lists agree with Python's 0-based fold
     py_df(df), y = "y", d = "d", folds = reticulate::r_to_py(py_rows))
   expect_equal(unname(coef(fit_lab)), py_vec(ref$coef_), tolerance = 1e-12)
   # Two repetitions as a list of lists.
-  fit_rep <- site_dml(df, y = "y", d = "d", learner = "linear",
+  fit_rep <- site_dml(df, y = "y", d = "d", x = covariates(df), learner = "linear",
                       folds = list(unname(rows), unname(split(seq_len(60), rep(1:3, each = 20)))))
   expect_identical(fit_rep$n_rep, 2L)
-  expect_error(site_dml(df, y = "y", d = "d", learner = "linear",
+  expect_error(site_dml(df, y = "y", d = "d", x = covariates(df), learner = "linear",
                         folds = list(unname(rows), unname(split(seq_len(60), rep(1:2, 30))))),
                "folds: repetition 2 has 2 folds, repetition 1 has 3")
 })
@@ -79,7 +79,7 @@ test_that("irm with a binary integer treatment matches SiteDML; a Python learner
   skip_if_no_hetmtl()
   df <- sim_irm(160, seed = 8)
   expect_type(df$d, "integer")
-  fit <- site_dml(df, y = "y", d = "d", model = "irm",
+  fit <- site_dml(df, y = "y", d = "d", x = covariates(df), model = "irm",
                   learner = list(ml_g = "linear", ml_m = "linear"), n_folds = 3, seed = 4)
   lm <- linear_py_learners()
   ref <- py_fusion("site_dml")$SiteDML(model = "irm", ml_g = lm$reg, ml_m = lm$clf, n_folds = 3L,
@@ -87,12 +87,12 @@ test_that("irm with a binary integer treatment matches SiteDML; a Python learner
   expect_equal(unname(coef(fit)), py_vec(ref$coef_), tolerance = 1e-10)
   expect_equal(unname(fit$se), py_vec(ref$se_), tolerance = 1e-10)
 
-  fit_obj <- site_dml(df, y = "y", d = "d", model = "irm",
+  fit_obj <- site_dml(df, y = "y", d = "d", x = covariates(df), model = "irm",
                       learner = list(ml_g = lm$reg, ml_m = lm$clf), n_folds = 3, seed = 4)
   expect_identical(coef(fit_obj), coef(fit))
   expect_identical(fit_obj$learner, "ml_g = LinearRegression, ml_m = LogisticRegression")
   expect_identical(fit$learner, "ml_g = linear, ml_m = linear")
-  expect_error(site_dml(df, y = "y", d = "d", model = "irm", learner = list(ml_g = lm$reg, ml_m = lm$clf),
+  expect_error(site_dml(df, y = "y", d = "d", x = covariates(df), model = "irm", learner = list(ml_g = lm$reg, ml_m = lm$clf),
                         learner_args = list(n_estimators = 5)),
                "learner_args: only used by named learners")
 })
@@ -146,17 +146,19 @@ test_that("input errors name the argument", {
   skip_if_no_hetmtl()
   df <- sim_plr(40, seed = 1)
   df$g <- factor(rep(c("a", "b"), 20))
-  expect_error(site_dml(df, y = "outcome", d = "d"), "y: column\\(s\\) 'outcome' not found in data")
+  expect_error(site_dml(df, y = "outcome", d = "d", x = covariates(df)), "y: column\\(s\\) 'outcome' not found in data")
   expect_error(site_dml(df, y = "y", d = c("d", "dd")), "d: column\\(s\\) 'dd' not found")
   expect_error(site_dml(df, y = "y", d = "d", x = "z"), "x: column\\(s\\) 'z' not found")
-  expect_error(site_dml(df, y = "y", d = "d", x = c("x1", "g")), "x: column 'g' is a factor")
+  expect_identical(site_dml(df, y = "y", d = "d", x = c("x1", "g"), learner = "linear", n_folds = 2,
+                            seed = 1)$x, c("x1", "gb"))
+  expect_error(site_dml(df, y = "y", d = "d"), "x: name the covariate columns")
   expect_error(site_dml(df, y = "y", d = "d", x = c("x1", "d")), "x: must not contain")
-  expect_error(site_dml(df, y = c("y", "d"), d = "d"), "y: must be a single column name")
+  expect_error(site_dml(df, y = c("y", "d"), d = "d", x = covariates(df)), "y: must be a single column name")
   expect_error(site_dml(df, y = "y", d = "y"), "d: must not contain the outcome")
   df_na <- df
   df_na$y[3] <- NA
   expect_error(site_dml(df_na, y = "y", d = "d", x = "x1"), "y: column 'y' has 1 missing value")
-  expect_error(site_dml(as.matrix(df[1:3]), y = "y", d = "d"), "data: must be a data frame")
+  expect_error(site_dml(as.matrix(df[1:3]), y = "y", d = "d", x = covariates(df)), "data: must be a data frame")
   expect_error(site_dml(df, y = "y", d = "d", model = "ols"), "model: must be one of 'plr', 'irm', 'cate_linear'")
   expect_error(site_dml(df, y = "y", d = "d", x = "x1", learner = "svm"), "learner: must be one of 'rf'")
   expect_error(site_dml(df, y = "y", d = "d", x = "x1", learner = list(ml_g = "rf", ml_m = "rf")),

@@ -98,7 +98,7 @@ test_that("bad summaries and paths give errors naming the argument", {
 
 test_that("site summaries survive saveRDS(); fits say clearly that they do not", {
   skip_if_no_hetmtl()
-  fit <- site_dml(sim_plr(60, seed = 7), y = "y", d = "d", learner = "linear", n_folds = 2,
+  fit <- site_dml(sim_plr(60, seed = 7), y = "y", d = "d", x = c("x1", "x2", "x3"), learner = "linear", n_folds = 2,
                   seed = 1, site = "kept")
   other <- site_summary_from_estimate(c(d = 0.9), se = 0.2, n = 100, site = "other")
   rds <- tempfile(fileext = ".rds")

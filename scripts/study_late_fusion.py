@@ -357,6 +357,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                              "and clustered sites; every method; default 400 replications)")
     parser.add_argument("--designs", nargs="+", default=None,
                         help="with --panel: the designs to run (default all, held-out included)")
+    parser.add_argument("--rows", choices=["oracle", "forest"], default=None,
+                        help="with --panel: real DML on simulated rows of each design, with oracle "
+                             "or random-forest nuisances, instead of drawn site estimates")
+    parser.add_argument("--methods", nargs="+", default=None,
+                        help="with --panel: the methods to run (default all)")
     args = parser.parse_args(argv)
     if args.reps is None:
         args.reps = 400 if args.panel else 20 if args.quick else 100
@@ -370,6 +375,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def run_panel(args: argparse.Namespace) -> int:
     """The summary-level panel (site estimates drawn from their sampling distribution)."""
     from hetmtl.studies import late_fusion_panel as panel
+    from hetmtl.studies import late_fusion_rows as rows
 
     out_dir = args.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -377,11 +383,24 @@ def run_panel(args: argparse.Namespace) -> int:
     unknown = sorted(set(names) - set(panel.DESIGNS))
     if unknown:
         raise SystemExit(f"--designs: unknown design(s) {unknown}; choose from {list(panel.DESIGNS)}")
-    configs = config_grid(design=names, n_boot=[args.n_boot])
-    print(f"summary-level panel: {len(configs)} designs x {args.reps} replications")
-    results = run_study(panel.panel_replication, configs, args.reps, seed=args.seed,
-                        n_jobs=args.n_jobs, checkpoint=out_dir / "checkpoint",
-                        progress=args.progress, scheduler_address=args.scheduler_address)
+    methods = args.methods or list(panel.METHODS)
+    unknown = sorted(set(methods) - set(panel.METHODS))
+    if unknown:
+        raise SystemExit(f"--methods: unknown method(s) {unknown}; choose from {list(panel.METHODS)}")
+    axes = {"design": names, "n_boot": [args.n_boot], "methods": [",".join(methods)]}
+    fn = panel.panel_replication
+    if args.rows:
+        axes["nuisance"] = [args.rows]
+        fn = rows.row_replication
+    configs = config_grid(**axes)
+    level = f"row-level ({args.rows} nuisances)" if args.rows else "summary-level"
+    print(f"{level} panel: {len(configs)} designs x {args.reps} replications")
+    # The data (and bootstrap seeds) depend on the design only: a run with fewer methods sees
+    # the same data sets as one with all of them.
+    results = run_study(fn, configs, args.reps, seed=args.seed, n_jobs=args.n_jobs,
+                        checkpoint=out_dir / "checkpoint", progress=args.progress,
+                        scheduler_address=args.scheduler_address,
+                        seed_keys=["design", "n_boot", *(["nuisance"] if args.rows else [])])
     results.to_csv(out_dir / "results.csv.gz", index=False)
     tables = panel.write_panel_outputs(results, out_dir)
     with pd.option_context("display.width", 200, "display.max_columns", 30):

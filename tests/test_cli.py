@@ -155,6 +155,26 @@ def test_fuse_fixed_lambda_and_conditional_inference(sites, capsys):
     assert saved["params"]["weight"] == "hessian"
 
 
+def test_fuse_default_is_robust_eb_and_old_fusion_stays_reachable(sites, capsys):
+    paths = [str(sites["json"][k]) for k in "ABC"]
+    received = [SiteSummary.from_json(p) for p in paths]
+    for argv, params in (([], {}), (["--method", "fusion"], {"method": "fusion"}),
+                         (["--method", "blup", "--tau2-method", "DL"],
+                          {"method": "blup", "tau2_method": "DL"})):
+        out_dir = sites["root"] / f"fused_{'_'.join(argv) or 'default'}"
+        rc = main(["fuse", *paths, *argv, "--n-boot", "100", "--seed", "2", "--out-dir",
+                   str(out_dir)])
+        assert rc == 0
+        saved = json.loads((out_dir / "fused.json").read_text())
+        fit = LateFusion(n_boot=100, random_state=2, **params).fit(received)
+        assert saved["params"]["method"] == params.get("method")
+        np.testing.assert_allclose(np.ravel(saved["theta"]), fit.theta_.ravel(), rtol=1e-12)
+    assert fit.method_ == "blup"
+    # lam belongs to the penalized fusion: asking for it with another method names the flag.
+    assert main(["fuse", *paths, "--method", "robust_eb", "--lam", "0.1"]) == 2
+    assert "--lam" in capsys.readouterr().err
+
+
 def test_console_script_runs_the_workflow(sites, tmp_path):
     script = Path(sys.executable).with_name("hetmtl")
     cmd = [str(script)] if script.is_file() else [sys.executable, "-m", "hetmtl.cli"]
@@ -271,6 +291,7 @@ def test_bad_summary_files(sites, tmp_path, capsys):
     (["fuse", "a.json", "--lam", "big"], "--lam"),
     (["fuse", "a.json", "--lam", "-1"], "--lam"),
     (["fuse", "a.json", "--weight", "foo"], "--weight"),
+    (["fuse", "a.json", "--method", "lasso"], "--method"),
     (["fuse", "a.json", "--n-boot", "1"], "--n-boot"),
     (["summarize", "a.csv", "--site", "A", "--y", "y", "--d", "d", "--x", "x", "-o", "o.json",
       "--n-folds", "1"], "--n-folds"),

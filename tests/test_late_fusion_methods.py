@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
 from hetmtl.fusion import LateFusion
+from hetmtl.fusion.late_fusion import LambdaSelectionWarning
 from hetmtl.fusion.summary import SiteSummary
 
 # The example: outliers at the two largest sites; the basic bootstrap interval of the
@@ -119,3 +122,44 @@ def test_robust_eb_limits():
     assert fit.mu[0] == pytest.approx(np.sum(w * y[:3]) / w.sum(), abs=1e-6)
     with pytest.raises(ValueError, match="slab_scale"):
         robust_eb(y, v, slab_scale=1.0)
+
+
+@pytest.mark.parametrize("params", [{}, {"method": "blup"}, {"method": "fixed"}, {"method": "own"},
+                                    {"method": "fusion", "lam": "cv"},
+                                    {"method": "fusion", "lam": "cv", "folds": False}])
+def test_outcomes_in_other_units_give_the_same_fit_scaled(params):
+    # DML on rows with outcomes in units 1000 times smaller: every estimate, interval and the
+    # chosen lambda's fusion pattern scale exactly (no threshold, floor or grid in fixed units),
+    # with and without fold summaries (the fallback lambda is in standard-error units too).
+    from dataclasses import replace
+
+    from sklearn.linear_model import LinearRegression
+
+    from hetmtl.fusion.site_dml import SiteDML
+    from hetmtl.studies.late_fusion_rows import simulate_site
+
+    params = dict(params)
+    keep_folds = params.pop("folds", True)
+    rng = np.random.default_rng(11)
+    effects = [0.3, 0.32, 0.28, 0.3, 0.9, 0.31]
+    rows = [simulate_site(t, n, rng) for t, n in zip(effects, [150, 200, 260, 320, 400, 500])]
+    fits = {}
+    for scale in (1.0, 1000.0):
+        sites = []
+        for k, (y, d, X) in enumerate(rows):
+            est = SiteDML("plr", ml_l=LinearRegression(), ml_m=LinearRegression(), n_folds=5,
+                          site=f"s{k}", random_state=k).fit(y=y * scale, d=d, x=X)
+            sites.append(est.summary_ if keep_folds else replace(est.summary_, folds=()))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", LambdaSelectionWarning)
+            fits[scale] = LateFusion(n_boot=200, random_state=5, **params).fit(sites)
+    a, b = fits[1.0], fits[1000.0]
+    np.testing.assert_allclose(b.theta_, 1000 * a.theta_, rtol=1e-7)
+    np.testing.assert_allclose(b.center_, 1000 * a.center_, rtol=1e-7)
+    np.testing.assert_array_equal(b.fused_mask_, a.fused_mask_)
+    sa, sb = a.summary(), b.summary()
+    for col in ("fused ci lower", "fused ci upper", "ci lower", "ci upper"):
+        np.testing.assert_allclose(sb[col], 1000 * sa[col], rtol=1e-6)
+    ca, cb = a.center_summary(), b.center_summary()
+    np.testing.assert_allclose(cb[["ci lower", "ci upper"]], 1000 * ca[["ci lower", "ci upper"]],
+                               rtol=1e-6)

@@ -3,8 +3,8 @@
 Each cell runs 400 replications at once through the batched estimators (a few seconds). What is
 asserted is what the study in docs/studies/late_fusion shows to hold; the targets it misses (MSE
 within 1.05 x fixed-effect pooling for homogeneous sites, outliers within 1.2 x their own MSE,
-coverage at most 0.97 for homogeneous sites and at least 0.93 for tau >= 1 typical SE, MSE
-within 1.05 x BLUP under gradual heterogeneity) are reported there, not asserted here.
+coverage at most 0.97 for homogeneous sites, MSE within 1.05 x BLUP at tau >= 1 typical SE) are
+reported there, not asserted here.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ def test_homogeneous_sites_pool_and_beat_blup():
     assert out["robust_eb"]["all_normal_fused"].mean() >= 0.95
     best_blup = min(mse(out, "blup_dl"), mse(out, "blup_reml"))
     assert mse(out, "robust_eb") <= 1.05 * best_blup
+    # Conservative rather than short here (0.99 in the study: the price of covering at tau > 0).
     assert out["robust_eb"]["cover_normal"].mean() >= 0.93
     assert 0.93 <= out["robust_eb"]["center_cover"].mean()
 
@@ -68,7 +69,49 @@ def test_gradual_heterogeneity_stays_close_to_blup(name):
     assert mse(out, "robust_eb") <= 1.05 * min(mse(out, "own"), mse(out, "fixed"))
 
 
-def test_coverage_with_mild_heterogeneity():
-    out = cell("normal_tau0.5_K10")
-    assert 0.93 <= out["robust_eb"]["cover_normal"].mean() <= 0.97
-    assert 0.93 <= out["robust_eb"]["center_cover"].mean()
+@pytest.mark.parametrize("name", ["normal_tau0.5_K10", "normal_tau1_K10", "normal_tau1.5_K10"])
+def test_coverage_under_gradual_heterogeneity(name):
+    # The study measures 0.93-0.97 for sites and the center here. Bounds: 0.92 below for the
+    # sites and 0.925 for the center (about 2 Monte-Carlo SEs under 0.93: the SE is about 0.005
+    # for sites, taken over replications since a replication's sites are correlated, and 0.011 for
+    # the center), 0.98 above. Intervals built at the estimated tau^2 (or at a floor) cover
+    # 0.89-0.92 at tau = 1-1.5 typical SE, BLUP's 0.84-0.91: both fail.
+    out = cell(name)["robust_eb"]
+    sites = out["cover_normal"]
+    assert sites.std(ddof=1) / np.sqrt(N_REPS) < 0.007
+    assert 0.92 <= sites.mean() <= 0.98
+    assert 0.925 <= out["center_cover"].mean() <= 0.98
+    assert out["center_inside"].all()
+
+
+def test_homogeneous_center_interval_is_not_far_above_level():
+    # With 20 identical sites the center's interval covers about as a fixed-effect one would.
+    out = cell("homog_K20")["robust_eb"]["center_cover"]
+    assert 0.93 <= out.mean() <= 0.98
+
+
+def test_default_of_late_fusion_beats_blup_and_old_fusion_with_outliers():
+    # End to end through LateFusion's default on fresh data: the default must be robust EB (a
+    # BLUP or the old cross-validated fusion as default fails, see the study: normal sites at
+    # 2.3-2.7 x resp. 1.56 x fixed-effect pooling here, robust EB at 0.75-0.87 x).
+    from hetmtl.fusion import LateFusion
+    from hetmtl.simulate.summary_level import draw_effects, draw_estimates
+    from hetmtl.studies.late_fusion_panel import site_summaries
+
+    design = SummaryDesign(**DESIGNS["outliers_small_K10"])
+    rng = np.random.default_rng(99)
+    reps = 60
+    theta, outlier = draw_effects(design, reps, rng)
+    _, folds = draw_estimates(design, theta, rng, n_folds=5)
+    err = {"default": [], "blup": [], "fusion": [], "fixed": []}
+    params = {"default": {}, "blup": {"method": "blup"}, "fusion": {"method": "fusion", "lam": "cv"},
+              "fixed": {"method": "fixed"}}
+    for r in range(reps):
+        sites = site_summaries(design, folds[r])
+        for name, p in params.items():
+            fit = LateFusion(inference="none", **p).fit(sites)
+            err[name].append(np.mean((fit.theta_[~outlier[r], 0] - theta[r, ~outlier[r]]) ** 2))
+    m = {k: float(np.mean(v)) for k, v in err.items()}
+    assert m["default"] <= 0.9 * m["blup"]
+    assert m["default"] <= 0.9 * m["fusion"]
+    assert m["default"] <= 1.05 * m["fixed"]

@@ -48,6 +48,8 @@ from .fusion.learners import LEARNERS, make_learners
 from .fusion.report import format_table, fusion_report, write_fusion_files
 from .fusion.fused import PENALTIES
 from .fusion.summary import WEIGHTS
+from .fusion.blup import TAU2_METHODS
+from .fusion.summary_methods import METHODS
 from .studies.command import add_study_parser
 
 __all__ = ["CommandError", "build_parser", "main", "make_learners"]
@@ -61,7 +63,8 @@ _SUMMARIZE_ARGS = {"y": "--y", "d": "--d", "x": "--x", "X": "--x", "cluster": "-
                    "ml_g": "--learner"}
 _FUSE_ARGS = {"summaries": "SUMMARY", "summary": "SUMMARY", "lam": "--lam", "weight": "--weight",
               "penalty": "--penalty", "inference": "--inference", "n_boot": "--n-boot",
-              "level": "--level", "random_state": "--seed"}
+              "level": "--level", "random_state": "--seed", "method": "--method",
+              "tau2_method": "--tau2-method"}
 _GRID_ARGS = {"ranges": "--range", "n_points": "--n-points", "bandwidths": "--bandwidth",
               "threshold": "--threshold", "kernel": "--kernel", "fit": "--fit", "outside": "--outside"}
 _FUSE_NUISANCE_ARGS = {"summaries": "GRID_SUMMARY", "lam": "--lam", "penalty": "--penalty"}
@@ -329,9 +332,9 @@ def _cmd_fuse(args: argparse.Namespace) -> int:
 
     summaries = _load_summaries(args.summaries)
     try:
-        fit = LateFusion(lam=args.lam, weight=args.weight, penalty=args.penalty,
+        fit = LateFusion(method=args.method, lam=args.lam, weight=args.weight, penalty=args.penalty,
                          inference=args.inference, n_boot=args.n_boot, level=args.level,
-                         random_state=args.seed)
+                         random_state=args.seed, tau2_method=args.tau2_method)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             fit.fit(summaries)
@@ -464,12 +467,21 @@ def _add_fuse(sub: Any) -> None:
                        "table, the center and the meta-analysis statistics, and write fused.csv, "
                        "fused.json, heterogeneity.json, forest.png and path.png.")
     f.add_argument("summaries", nargs="+", metavar="SUMMARY", help="site summary JSON files")
-    f.add_argument("--lam", type=_lam_arg, default="cv",
-                   help="penalty level, or 'cv' for summary-level cross-validation (default)")
+    f.add_argument("--method", default=None, choices=METHODS,
+                   help="robust_eb (the default, or fusion when --lam is given): random-effects "
+                   "shrinkage that leaves outlying sites their own estimate; blup: random-effects "
+                   "BLUP; fixed: fixed-effect pooling; own: no pooling; fusion: the penalized "
+                   "late fusion (--lam, --weight, --penalty)")
+    f.add_argument("--tau2-method", default="REML", choices=TAU2_METHODS,
+                   help="between-site variance estimator of --method blup (default REML)")
+    f.add_argument("--lam", type=_lam_arg, default=None,
+                   help="--method fusion: penalty level, or 'cv' for summary-level "
+                   "cross-validation (default)")
     f.add_argument("--weight", default="precision", choices=WEIGHTS,
-                   help="weight matrix of each site (default precision)")
+                   help="--method fusion: weight matrix of each site (default precision)")
     f.add_argument("--penalty", default="l2", choices=PENALTIES,
-                   help="l2: exact fusion, robust to outlying sites (default); l2sq: ridge-type")
+                   help="--method fusion: l2, exact fusion, robust to outlying sites (default); "
+                   "l2sq, ridge-type")
     f.add_argument("--inference", default="bootstrap", choices=INFERENCE,
                    help="intervals of the fused estimates (default bootstrap)")
     f.add_argument("--n-boot", type=_int_at_least(2), default=1000,

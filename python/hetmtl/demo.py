@@ -12,8 +12,9 @@ its own rows. Here every site
 2. writes its summary JSON (estimate, score moments, n, fold summaries; no row-level data).
 
 The center then reads the JSON files back, as it would receive them, and fuses them with
-:class:`~hetmtl.fusion.late_fusion.LateFusion`: sites whose effects agree share one common
-value, a site that differs keeps its own. The classic meta-analysis statistics (fixed and random
+:class:`~hetmtl.fusion.late_fusion.LateFusion` and its default method, robust empirical Bayes:
+each site is shrunk towards a common center as much as the between-site spread allows, and a site
+several standard errors away from the others keeps its own estimate. The classic meta-analysis statistics (fixed and random
 effects, Q, I^2, tau^2, prediction interval) are printed alongside.
 
 Run it with ``hetmtl demo`` or :func:`run_demo`.
@@ -243,13 +244,14 @@ def _fuse_at_center(paths: list[Path], quick: bool, seed: np.random.SeedSequence
     from .fusion.summary import SiteSummary
 
     received = [SiteSummary.from_json(p) for p in paths]
-    fusion = LateFusion(lam="cv", inference="bootstrap", n_boot=200 if quick else 1000,
+    fusion = LateFusion(inference="bootstrap", n_boot=200 if quick else 1000,
                         random_state=int_seeds(seed, 1)[0]).fit(received)
-    say("Step 2, at the center: late fusion of the six summaries read back from disk")
+    say("Step 2, at the center: late fusion (robust empirical Bayes) of the six summaries read "
+        "back from disk")
     say(fusion_report(fusion))
     meta = fusion.heterogeneity()
     loo = fusion.leave_one_out()
-    say("Leaving out one site at a time (same options, lambda re-chosen):")
+    say("Leaving out one site at a time (same options, refitted):")
     say(loo.to_string(float_format=lambda v: f"{v:.3g}"))
     say("")
     return fusion, meta, loo
@@ -258,8 +260,9 @@ def _fuse_at_center(paths: list[Path], quick: bool, seed: np.random.SeedSequence
 def _reading(fusion: "LateFusion", meta: "MetaAnalysis") -> list[str]:
     """The interpretation printed at the end."""
     center = fusion.center_summary().iloc[0]
-    fused_sites = [s for s, f in zip(fusion.site_names_, fusion.fused_mask_) if f]
-    own_sites = [s for s, f in zip(fusion.site_names_, fusion.fused_mask_) if not f]
+    outlying = fusion.method_details_["outlier_prob"][:, 0]
+    own_sites = [s for s, prob in zip(fusion.site_names_, outlying) if prob >= 0.5]
+    tau = math.sqrt(fusion.method_details_["tau2"][0])
     lo, hi = meta.prediction_interval()
     return [
         "Reading the results",
@@ -267,9 +270,10 @@ def _reading(fusion: "LateFusion", meta: "MetaAnalysis") -> list[str]:
         f"[{center['ci lower']:.3f}, {center['ci upper']:.3f}] (bootstrap). Free care multiplies the "
         f"geometric mean of (1 + spending) by about exp({center['center']:.2f}) = "
         f"{math.exp(center['center']):.2f}.",
-        f"- Fused with the center: {', '.join(fused_sites) or 'none'}; keeping their own estimate: "
-        f"{', '.join(own_sites) or 'none'} (lambda = {fusion.lambda_:.3g}, chosen by "
-        "summary-level cross-validation).",
+        f"- Each site's fused estimate is shrunk towards the center by the share of its variance "
+        f"that is noise (between-site sd tau = {tau:.3f}, estimated from the normal sites); "
+        f"taken for outlying and left at their own estimate: {', '.join(own_sites) or 'none'} "
+        f"(largest outlier probability {outlying.max():.2f}).",
         f"- Between-site heterogeneity: Q = {meta.Q:.2f} on {meta.Q_df} df (p = "
         f"{meta.Q_pvalue:.3g}), I^2 = {meta.I2:.0f}%, tau = {math.sqrt(meta.tau2):.3f}; an effect "
         f"at a new site would lie in [{lo:.3f}, {hi:.3f}] (95% prediction interval, REML).",

@@ -19,10 +19,16 @@ Intervals are symmetric around the estimate, so each contains its own point esti
 the outlying group is estimated from its own data, and gets its own DML interval (widened to
 contain its estimate when the small remaining shrinkage moved it).
 
-The between-site variance that generates the draws is ``max(tau^2, floor)`` with the floor
-``2 sum v_k^2 / (K sum v_k)``, of the order of tau^2's sampling error when tau^2 = 0 (the same
-truncation Armstrong et al. use): with a handful of sites, tau^2 is often estimated as 0 when it
-is not, and an interval built for tau^2 = 0 exactly would then undercover.
+The between-site variance that generates the draws is not the point estimate of tau^2: with ten
+or so sites tau^2 is poorly determined (often estimated as 0 when it is not), and an interval
+built at the estimate undercovers when it is too small. Each draw instead takes its own tau^2
+from the restricted likelihood of the normal group (sites weighted by their probability of
+belonging to it), normalized over a grid of tau with a flat prior on tau, the usual
+noninformative choice for a hierarchical scale (Gelman 2006). The intervals thus average over
+the values of tau^2 the data allow, as a hierarchical Bayes interval does, while the bootstrap of
+the whole procedure keeps the point estimate and its outlier screen in the calibration (the
+parametric-bootstrap EB intervals of Laird and Louis 1987 with the prior's uncertainty drawn
+rather than plugged in).
 """
 
 from __future__ import annotations
@@ -76,17 +82,58 @@ def eb_halfwidths(abs_errors, center_abs_errors, own_group, own_se, own_shift, l
     return half, np.quantile(center_abs_errors, level, axis=axis)
 
 
-def tau2_floor(v: np.ndarray) -> np.ndarray:
-    """``2 sum v_k^2 / (K sum v_k)`` per row: the smallest tau^2 the draws are generated with."""
-    return 2.0 * (v**2).sum(axis=1) / (v.shape[1] * v.sum(axis=1))
+TAU_GRID = 400
+# The grid of tau reaches this many largest within-site SEs beyond the estimate's tau: far into
+# the tail of the restricted likelihood whatever the number of sites.
+TAU_GRID_REACH = 8.0
+
+
+def normal_group_reml_loglik(y, v, q, tau2) -> np.ndarray:
+    """Restricted log-likelihood of the normal group at each ``tau2`` (shape (B, G)).
+
+    ``y, v, q`` have shape (B, K); ``q`` weights each site by its probability of belonging to the
+    normal group (all ones gives the usual REML likelihood of the random-effects model).
+    """
+    s = v[:, None, :] + tau2[:, :, None]
+    w = q[:, None, :] / s
+    sw = w.sum(axis=2)
+    mu = (w * y[:, None, :]).sum(axis=2) / sw
+    resid = (w * (y[:, None, :] - mu[..., None]) ** 2).sum(axis=2)
+    return -0.5 * ((q[:, None, :] * np.log(s)).sum(axis=2) + np.log(sw) + resid)
+
+
+def draw_tau2(fit: RobustEBFit, y: np.ndarray, v: np.ndarray, n_draws: int,
+              rng: np.random.Generator) -> np.ndarray:
+    """Draws ``(B, n_draws)`` of tau^2 from the normal group's restricted likelihood, flat in tau.
+
+    The likelihood is evaluated on a grid of tau from 0 past the fitted tau (see
+    :data:`TAU_GRID_REACH`); a draw picks a grid cell with probability proportional to the
+    likelihood there and a point uniformly inside it.
+    """
+    q = 1.0 - fit.outlier_prob
+    top = np.sqrt(fit.tau2) + TAU_GRID_REACH * np.sqrt(v.max(axis=1))
+    step = top / TAU_GRID
+    mids = (np.arange(TAU_GRID) + 0.5)[None, :] * step[:, None]
+    ll = normal_group_reml_loglik(y, v, q, mids**2)
+    prob = np.exp(ll - ll.max(axis=1, keepdims=True))
+    cum = np.cumsum(prob, axis=1)
+    # Inverse-CDF sampling of all rows at once: row i's CDF is shifted into [i, i + 1].
+    rows = np.arange(y.shape[0])[:, None]
+    cdf = (cum / cum[:, -1:] + rows).ravel()
+    u = rng.random((y.shape[0], n_draws)) + rows
+    cell = np.searchsorted(cdf, u.ravel()).reshape(u.shape) - rows * TAU_GRID
+    cell = np.clip(cell, 0, TAU_GRID - 1)
+    tau = (cell + rng.random(cell.shape)) * step[:, None]
+    return tau**2
 
 
 def _draw_data(fit: RobustEBFit, v: np.ndarray, n_boot: int, rng: np.random.Generator,
                tau2: np.ndarray):
+    # tau2 has shape (B, n_boot): one generating between-site variance per draw.
     """Draw groups, effects and estimates from the fitted prior: arrays of shape (B, n_boot, K)."""
     B, K = v.shape
     slab = rng.random((B, n_boot, K)) < fit.outlier_prob[:, None, :]
-    prior_var = tau2[:, None, None] + slab * fit.slab_var[:, None, :]
+    prior_var = tau2[:, :, None] + slab * fit.slab_var[:, None, :]
     theta = fit.mu[:, None, None] + np.sqrt(prior_var) * rng.standard_normal((B, n_boot, K))
     y = theta + np.sqrt(v)[:, None, :] * rng.standard_normal((B, n_boot, K))
     return slab, theta, y
@@ -110,14 +157,15 @@ def robust_eb_errors(fit: RobustEBFit, y: np.ndarray, v: np.ndarray, *, n_boot: 
     refit : callable, optional
         ``refit(y, v)`` re-runs the procedure on a batch (default :func:`robust_eb` with its
         defaults); it must be the procedure that produced ``fit``.
-    tau2_gen : ndarray of shape (B,), optional
-        Between-site variance the draws are generated with (default ``max(tau^2, floor)``, see
-        the module notes).
+    tau2_gen : ndarray of shape (B,) or (B, n_boot), optional
+        Between-site variance the draws are generated with (default: drawn by
+        :func:`draw_tau2`, see the module notes).
     """
     refit = refit or (lambda yy, vv: robust_eb(yy, vv))
     B, K = y.shape
     if tau2_gen is None:
-        tau2_gen = np.maximum(fit.tau2, tau2_floor(v))
+        tau2_gen = draw_tau2(fit, y, v, n_boot, rng)
+    tau2_gen = np.broadcast_to(np.asarray(tau2_gen, float).reshape(B, -1), (B, n_boot))
     slab, theta, y_star = _draw_data(fit, v, n_boot, rng, tau2_gen)
     v_star = np.broadcast_to(v[:, None, :], y_star.shape).reshape(B * n_boot, K)
     boot = refit(y_star.reshape(B * n_boot, K), v_star)

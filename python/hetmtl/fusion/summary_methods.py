@@ -27,6 +27,8 @@ from .inference import FusedInference
 from .robust_eb import robust_eb
 
 SUMMARY_METHODS = ("robust_eb", "blup", "fixed", "own")
+# Every method of LateFusion: the summary methods and the penalized late fusion.
+METHODS = SUMMARY_METHODS + ("fusion",)
 
 
 @dataclass(frozen=True)

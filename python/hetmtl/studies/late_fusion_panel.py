@@ -59,7 +59,20 @@ HELD_OUT: dict[str, dict[str, Any]] = {
                                            "shift_low": 8.0, "shift_high": 10.0},
     "heldout_clusters_2.5se_K12": {"kind": "clusters", "n_sites": 12, "gap": 2.5},
 }
-DESIGNS = {**PANEL, **HELD_OUT}
+# A second set, written down before the default's intervals were revised and run once at the end:
+# other numbers of sites, size ranges and outlier shares.
+HELD_OUT_2: dict[str, dict[str, Any]] = {
+    "heldout2_homog_K12_n50to5000": {"kind": "homogeneous", "n_sites": 12, "n_min": 50,
+                                     "n_max": 5000},
+    "heldout2_normal_tau1.25_K6": {"kind": "normal", "n_sites": 6, "tau": 1.25},
+    "heldout2_outliers_30pct_random_K16_n200to800": {
+        "kind": "outliers", "n_sites": 16, "outlier_frac": 0.3, "placement": "random",
+        "n_min": 200, "n_max": 800},
+    "heldout2_outliers_15pct_small_4to8se_K25_n300to3000": {
+        "kind": "outliers", "n_sites": 25, "outlier_frac": 0.15, "placement": "smallest",
+        "shift_low": 4.0, "shift_high": 8.0, "n_min": 300, "n_max": 3000},
+}
+DESIGNS = {**PANEL, **HELD_OUT, **HELD_OUT_2}
 
 
 def site_summaries(design: SummaryDesign, folds: np.ndarray) -> list[SiteSummary]:
@@ -80,10 +93,12 @@ def _type_means(values: np.ndarray, outlier: np.ndarray, prefix: str) -> dict[st
 
 
 def method_rows(summaries: list[SiteSummary], theta: np.ndarray, outlier: np.ndarray,
-                center_target: float, *, n_boot: int, seed: int) -> list[dict]:
-    """One row of metrics per method for one simulated data set."""
+                center_target: float, *, n_boot: int, seed: int,
+                methods: list[str] | None = None) -> list[dict]:
+    """One row of metrics per method (default every one of :data:`METHODS`) for one data set."""
     rows = []
-    for label, params in METHODS.items():
+    for label in methods or METHODS:
+        params = METHODS[label]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", LambdaSelectionWarning)
             fit = LateFusion(n_boot=n_boot, random_state=seed, level=LEVEL, **params).fit(summaries)
@@ -106,7 +121,8 @@ def method_rows(summaries: list[SiteSummary], theta: np.ndarray, outlier: np.nda
 
 
 def panel_replication(config: dict, seed: np.random.SeedSequence) -> list[dict]:
-    """Study function for :func:`hetmtl.studies.run_study` (config: ``design``, ``n_boot``)."""
+    """Study function for :func:`hetmtl.studies.run_study` (config: ``design``, ``n_boot``,
+    optionally ``methods``)."""
     design = SummaryDesign(**DESIGNS[config["design"]])
     rng = np.random.default_rng(seed)
     theta, outlier = draw_effects(design, 1, rng)
@@ -115,7 +131,12 @@ def panel_replication(config: dict, seed: np.random.SeedSequence) -> list[dict]:
     # The center's target: the common (or mean) effect; the clusters have none.
     target = np.nan if design.kind == "clusters" else design.theta0
     return method_rows(summaries, theta[0], outlier[0], target, n_boot=int(config["n_boot"]),
-                       seed=int(seed.generate_state(1)[0]))
+                       seed=int(seed.generate_state(1)[0]), methods=config_methods(config))
+
+
+def config_methods(config: dict) -> list[str] | None:
+    """The methods a study configuration asks for (``methods``: comma-separated; default all)."""
+    return config["methods"].split(",") if config.get("methods") else None
 
 
 def _ratio(a: pd.Series, b: pd.Series) -> tuple[float, float]:
@@ -224,16 +245,53 @@ def plot_panel(ratios: pd.DataFrame, coverage: pd.DataFrame, out_dir) -> list:
     ]
 
 
+def plot_methods(mse: pd.DataFrame, coverage: pd.DataFrame, out_dir) -> list:
+    """Every method side by side: normal sites' MSE over own DML's, and normal sites' and the
+    center's coverage, per design."""
+    import matplotlib.pyplot as plt
+
+    methods = [m for m in METHODS if m in mse.index.get_level_values("method")]
+    designs = list(dict.fromkeys(mse.index.get_level_values("design")))
+    y = np.arange(len(designs))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 0.3 * len(designs) + 1.5), sharey=True)
+    own = mse.xs("own", level="method")["sq_err_normal"].reindex(designs)
+    for i, m in enumerate(methods):
+        off = (i - len(methods) / 2) * 0.1
+        rel = mse.xs(m, level="method")["sq_err_normal"].reindex(designs) / own
+        axes[0].plot(rel, y + off, "o", ms=3, label=m)
+        cov = coverage.xs(m, level="method").reindex(designs)
+        for ax, col in ((axes[1], "cover_normal"), (axes[2], "center_cover")):
+            ax.errorbar(cov[col], y + off, xerr=2 * cov[f"{col}_mcse"], fmt="o", ms=3,
+                        elinewidth=0.6)
+    axes[0].set_xscale("log")
+    axes[0].axvline(1.0, color="0.5", lw=0.8)
+    axes[0].set_xlabel("per-site MSE / own DML's (normal sites)")
+    for ax, what in ((axes[1], "normal sites"), (axes[2], "center")):
+        ax.axvspan(0.93, 0.97, color="0.9")
+        ax.set_xlabel(f"coverage, {what} (+-2 MC SE)")
+    axes[0].set_yticks(y, designs, fontsize=7)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    path = out_dir / "methods.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return [path]
+
+
 def write_panel_outputs(results: pd.DataFrame, out_dir) -> dict[str, pd.DataFrame]:
-    """Write ``ratios``, ``mse`` and ``coverage`` tables (CSV and markdown) and two figures."""
-    tables = {"ratios": ratio_table(results), "ratios_fusion_cv": ratio_table(results, "fusion_cv"),
-              "mse": mse_table(results), "coverage": coverage_table(results)}
+    """Write ``ratios`` (and ``ratios_fusion_cv`` when the old fusion ran), ``mse`` and
+    ``coverage`` tables (CSV and markdown) and the figures."""
+    tables = {"ratios": ratio_table(results)}
+    if "fusion_cv" in set(results["method"]):
+        tables["ratios_fusion_cv"] = ratio_table(results, "fusion_cv")
+    tables.update(mse=mse_table(results), coverage=coverage_table(results))
     md = []
     for name, df in tables.items():
         df.to_csv(out_dir / f"{name}.csv")
         md.append(f"## {name}\n\n{_markdown(df)}\n")
     (out_dir / "tables.md").write_text("\n".join(md))
     plot_panel(tables["ratios"], tables["coverage"], out_dir)
+    plot_methods(tables["mse"], tables["coverage"], out_dir)
     return tables
 
 

@@ -4,7 +4,7 @@ stopping on whole rounds."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -98,6 +98,21 @@ class AltConfig:
     head_ridge: float | np.ndarray = 0.0  # per task (R,), or one value for all
     update_center: bool = True
     learn_alpha_center: bool = True
+    warmup_rounds: int = 0  # rounds without the penalty on alpha, then as many to ramp it in
+
+    def at_round(self, epoch: int) -> "AltConfig":
+        """The options of round ``epoch`` (-1: the initial head solves): the penalty on alpha is
+        off for the first ``warmup_rounds`` rounds and grows linearly to its level over as many
+        more, so that no task-specific head is zeroed before its encoder has trained."""
+        factor = 1.0 if self.warmup_rounds <= 0 else min(1.0, max(0.0, (epoch + 1 - self.warmup_rounds)
+                                                                  / self.warmup_rounds))
+        if factor == 1.0 or self.penalty_alpha == "none":
+            return self
+        if factor == 0.0:
+            return replace(self, penalty_alpha="none")
+        # a radius loosens as the others tighten
+        level = self.pen_alpha / factor if self.penalty_alpha == "ball" else self.pen_alpha * factor
+        return replace(self, pen_alpha=level)
 
 
 @dataclass
@@ -195,12 +210,12 @@ def solve_task_heads(S: np.ndarray, C: np.ndarray, y: np.ndarray, sizes: np.ndar
                  fit.fused_alpha, fit.fused_beta)
 
 
-def _column_scale(A: np.ndarray) -> np.ndarray:
+def column_scale(A: np.ndarray) -> np.ndarray:
     sd = A.std(axis=0) if A.shape[0] else np.ones(A.shape[1])
     return np.where(sd > 1e-8, sd, 1.0)
 
 
-def _rescale(heads: Heads, sa: np.ndarray, sb: np.ndarray) -> Heads:
+def rescale_heads(heads: Heads, sa: np.ndarray, sb: np.ndarray) -> Heads:
     """Heads in the coordinates of encodings divided by (sa, sb) (multiply by 1/sa, 1/sb to undo)."""
     return Heads(heads.alpha * sa, heads.beta * sb, heads.intercept, heads.alpha_center * sa,
                  heads.beta_center * sb, heads.fused_alpha, heads.fused_beta, heads.alpha_scale,
@@ -220,16 +235,16 @@ def head_step(net: DualNet, data: Data, heads: Heads, cfg: AltConfig, update_cen
     with torch.no_grad():
         S_t, C_t, _, _ = net.encode(data.X, data.layout, data.blocks)
     S, C = S_t.double().cpu().numpy(), C_t.double().cpu().numpy()
-    sa, sb = _column_scale(S), _column_scale(C)
+    sa, sb = column_scale(S), column_scale(C)
     S, C = S / sa, C / sb
-    heads = _rescale(heads, sa, sb)
+    heads = rescale_heads(heads, sa, sb)
     new = solve_task_heads(S, C, data.y_np, data.sizes, heads, cfg)
     if update_center:
         new = shift_center(S, C, data.y_np, data.sizes, new, cfg)
         new.beta_center = weighted_center(new.beta, cfg.pen_beta, cfg.center)
         if cfg.penalty_alpha != "none" and cfg.learn_alpha_center:
             new.alpha_center = weighted_center(new.alpha, cfg.pen_alpha, cfg.center)
-    out = _rescale(new, 1.0 / sa, 1.0 / sb)
+    out = rescale_heads(new, 1.0 / sa, 1.0 / sb)
     out.alpha_scale, out.beta_scale = sa, sb
     return out
 
@@ -268,7 +283,7 @@ class AlternatingStep(EpochStep):
         with self.encoders.only(group):
             for _ in range(int(cfg.encoder_steps) if self.n_groups else 0):
                 loss = self.encoders(heads_t, group)
-        self.heads = head_step(self.net, self.train, self.heads, cfg, cfg.update_center)
+        self.heads = head_step(self.net, self.train, self.heads, cfg.at_round(epoch), cfg.update_center)
         return float("nan") if loss is None else float(loss)
 
     def validation_losses(self) -> np.ndarray:
@@ -283,14 +298,19 @@ def weighted_val_loss(net: DualNet, heads: Heads, val: Data, weights: np.ndarray
     return float(weights @ _val_mse(net, heads, val, weights.size) / weights.sum())
 
 
+def settle_heads(net: DualNet, train: Data, heads: Heads, cfg: AltConfig) -> Heads:
+    """Heads and center for fixed encoders: a few head and center steps (when the center is
+    learned), then the heads for the last center."""
+    for _ in range(3 if cfg.update_center else 0):
+        heads = head_step(net, train, heads, cfg, True)
+    return head_step(net, train, heads, cfg, False)
+
+
 def fit_alternating(net: DualNet, groups: list[list[torch.nn.Parameter]], train: Data, val: Data,
                     heads: Heads, cfg: AltConfig, bar) -> AltResult:
     """Run the alternating fit; ``net`` ends at the best validation round and the returned heads
     are re-solved (to the KKT tolerance) for those encoders and centers."""
-    # Start: a few head and center steps for the initial encoders, then heads for the last center.
-    for _ in range(3 if cfg.update_center else 0):
-        heads = head_step(net, train, heads, cfg, True)
-    heads = head_step(net, train, heads, cfg, False)
+    heads = settle_heads(net, train, heads, cfg.at_round(-1))
     step = AlternatingStep(net, groups, train, val, heads, cfg)
     stopper = EarlyStopping(patience=cfg.patience)
     record = train_epochs(step, stopper, cfg.max_epochs, bar)
@@ -310,5 +330,5 @@ def make_data(X: torch.Tensor, y: torch.Tensor, codes: torch.Tensor, n_tasks: in
 
 
 __all__ = ["AltConfig", "AlternatingStep", "CENTERS", "DualNet", "Heads", "PENALTIES", "encoder_step", "fit_alternating",
-           "head_step", "make_data", "predict_rows", "solve_task_heads", "task_ridge",
-           "weighted_center"]
+           "head_step", "make_data", "predict_rows", "settle_heads", "solve_task_heads", "task_ridge",
+           "weighted_center", "weighted_val_loss"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -10,19 +11,23 @@ import pandas as pd
 import torch
 from sklearn.utils.validation import check_is_fitted
 
-from .._util.validation import check_choice
+from .._util.validation import check_choice, check_int_at_least
 from ..nn import (ORTHOGONALITY_MODES, StackedMLP, TaskLayout, hidden_widths, orthogonality_per_task, torch_generator,
                   torch_threads)
 from ._base import SEED_INIT, SEED_SINGLE, TaskRegressor
 from .._util.tasks import as_seed_sequence, child_seed, split_rows
 from ._data import Prepared, Split, Standardizer, stack_inputs
-from .alternating import CENTERS, PENALTIES, AltConfig, DualNet, Heads, fit_alternating, make_data, predict_rows
+from ._specific import SpecificEvidence, select_specific
+from .alternating import (CENTERS, PENALTIES, AltConfig, DualNet, Heads, fit_alternating, make_data, predict_rows,
+                          settle_heads, weighted_val_loss)
 from .baselines import SingleTaskMLP
 from .transfer import TransferredTask
 
 NEGATIVE_TRANSFER = ("warn", "fallback", "off")
 LAM_SCALING = ("sqrt_p_n", "none")
 ENCODER_ORDER = ("joint", "alternate")
+SPECIFIC_SELECTION = ("validation", "penalty")
+LAM_BETA_SEARCH = ("heads", "refit")
 
 
 class NegativeTransferWarning(UserWarning):
@@ -47,15 +52,20 @@ class DualEncoderMTL(TaskRegressor):
 
     * ``lam_beta="auto"``: how strongly tasks should share their heads depends on the data (no
       gain, and a loss for unrelated tasks, in the simulation with 4 tasks; a clear gain with 63
-      small schools), so the model is fitted for every value of ``lam_beta_grid`` and the one
-      with the lowest validation loss is kept (``lam_beta_``, ``lam_beta_path_``). This costs one
-      fit per grid value; pass a number to fit once.
+      small schools), so the value of ``lam_beta_grid`` with the lowest validation loss is kept
+      (``lam_beta_``, ``lam_beta_path_``). By default the encoders are trained once and only the
+      heads are re-solved per value (``lam_beta_search="heads"``), which was as accurate as a
+      whole fit per value at a third of the cost (``docs/studies/dual_encoder``).
     * ``head_ridge=32``: the heads are solved exactly for the current encodings, which lets
       encoders and heads fit the noise of small tasks within a few rounds (training loss near 0,
       early stopping at round 1-10). A ridge fixed in units of rows (its weight falls as
       1 / n_r) slows this down on small tasks and fades on large ones.
-    * ``lam_specific=1``: a stronger shrinkage (3) switched every task-specific encoder off,
-      which cost unrelated tasks about 4% of RMSE; none at all cost alike tasks about 3%.
+    * ``lam_specific=1`` with ``warmup_rounds=10`` and ``specific_selection="validation"``: the
+      group lasso on alpha_r keeps the per-task encoders from fitting noise, but solved at the
+      random initial encodings it zeroed the specific head of most tasks at once, and a zeroed
+      head sends no gradient into its encoder. So the penalty is off for the first rounds (the
+      heads are ridge fits), is ramped in over as many rounds, and at the end a task keeps its
+      specific encoder exactly when that lowers its validation loss (``task_report_``).
     * ``negative_transfer="warn"``: a per-task fallback to the single-task fit, chosen on the few
       validation rows of each task, cost accuracy when tasks are alike and was within noise when
       they are unrelated, so it is an option (``"fallback"``) rather than the default.
@@ -71,15 +81,19 @@ class DualEncoderMTL(TaskRegressor):
         radius B of the constraint ``||beta_r - beta_bar|| <= B``. ``"auto"``: chosen among
         ``lam_beta_grid`` by the validation loss.
     lam_beta_grid : sequence of float
-        Candidate values of ``lam_beta`` for ``"auto"`` (every candidate starts from the same
-        initial encoders).
+        Candidate values of ``lam_beta`` for ``"auto"``.
+    lam_beta_search : {"heads", "refit"}
+        How ``"auto"`` compares the candidates: ``"heads"`` trains the encoders once, at the first
+        value of the grid, and re-solves the heads and their center for each value on those
+        encoders (one training run); ``"refit"`` trains a whole model per value, each from the same
+        initial encoders.
     lam_alpha : float or None
         Pull of alpha_r toward a learned center, like beta_r (None: the task-specific heads are not
         centered, each encoder keeps its own coordinates).
     lam_specific : float
         Used when ``lam_alpha`` is None: group-lasso shrinkage of alpha_r toward zero, which
-        switches off the specific encoder of a task it does not help (``specific_off_``) and
-        keeps the per-task encoders from fitting noise on small tasks. 0 disables it.
+        keeps the per-task encoders from fitting noise on small tasks and may zero the specific
+        head of a task it does not help. 0 disables it.
     gamma : float
         Weight of the orthogonality penalty between shared and specific encodings.
     penalty : {"l2", "l2sq", "ball"}
@@ -117,6 +131,15 @@ class DualEncoderMTL(TaskRegressor):
         from fitting noise on small tasks and fades as n_r grows (0: none).
     head_tol : float
         KKT tolerance of the head solver.
+    warmup_rounds : int
+        Rounds at the start without the penalty on alpha (the heads are ridge fits), followed by
+        as many rounds in which it grows linearly to its level: every task-specific encoder
+        trains before the penalty may zero its head. 0: the penalty from the start.
+    specific_selection : {"validation", "penalty"}
+        Used when ``lam_alpha`` is None. ``"validation"``: after training, each task's heads are
+        solved with and without its specific encoding (the former without the penalty where the
+        penalty zeroed alpha_r) and the task keeps its specific encoder only when that lowers its
+        validation loss. ``"penalty"``: the specific encoders the group lasso left on.
     device : str
         torch device of the encoders ("cpu" by default).
     n_threads : int or None
@@ -141,7 +164,14 @@ class DualEncoderMTL(TaskRegressor):
     fused_ : ndarray of bool, shape (R,)
         Tasks whose beta equals the center exactly.
     specific_off_ : ndarray of bool, shape (R,)
-        Tasks whose alpha is exactly zero (specific encoder switched off by ``lam_specific``).
+        Tasks whose alpha is exactly zero (specific encoder switched off).
+    specific_used_ : ndarray of bool, shape (R,)
+        Tasks that use their specific encoder (``~specific_off_`` when ``lam_alpha`` is None).
+    specific_gain_ : ndarray of shape (R,)
+        What each task's specific encoder adds on its validation rows: the validation MSE of the
+        task's heads solved without it minus with it (units of y squared; > 0: it helps; for a
+        task switched off, what it would have added). NaN without specific encoders or with a
+        centered alpha.
     head_distances_ : DataFrame (R x R)
         Distances ``||beta_r - beta_s||``, in units of the standardized shared encodings (the
         coordinates the penalty acts in). ``center_distances_`` likewise to the center.
@@ -151,7 +181,7 @@ class DualEncoderMTL(TaskRegressor):
         Per-task validation MSE of this model and of the single-task fit (NaN when ``"off"``).
     negative_transfer_, fallback_ : ndarray of bool, shape (R,)
     task_report_ : DataFrame
-        The per-task diagnostics in one table.
+        The per-task diagnostics in one table (:meth:`report` prints the main columns).
     history_ : DataFrame
         Training and validation loss per round.
     """
@@ -165,7 +195,8 @@ class DualEncoderMTL(TaskRegressor):
                  weight_decay: float = 1e-3, max_epochs: int = 200, patience: int = 20,
                  validation_fraction: float = 0.2, standardize: str = "pooled",
                  negative_transfer: str = "warn", transfer_tol: float = 0.0, head_ridge: float = 32.0,
-                 head_tol: float = 1e-7,
+                 head_tol: float = 1e-7, warmup_rounds: int = 10, specific_selection: str = "validation",
+                 lam_beta_search: str = "heads",
                  device: str = "cpu", n_threads: int | None = 1, verbose: bool = False,
                  random_state: Any = None):
         self.latent_shared = latent_shared
@@ -194,6 +225,9 @@ class DualEncoderMTL(TaskRegressor):
         self.transfer_tol = transfer_tol
         self.head_ridge = head_ridge
         self.head_tol = head_tol
+        self.warmup_rounds = warmup_rounds
+        self.specific_selection = specific_selection
+        self.lam_beta_search = lam_beta_search
         self.device = device
         self.n_threads = n_threads
         self.verbose = verbose
@@ -208,6 +242,9 @@ class DualEncoderMTL(TaskRegressor):
         check_choice(self.lam_scaling, "lam_scaling", LAM_SCALING)
         check_choice(self.encoder_order, "encoder_order", ENCODER_ORDER)
         check_choice(self.negative_transfer, "negative_transfer", NEGATIVE_TRANSFER)
+        check_choice(self.specific_selection, "specific_selection", SPECIFIC_SELECTION)
+        check_choice(self.lam_beta_search, "lam_beta_search", LAM_BETA_SEARCH)
+        check_int_at_least(self.warmup_rounds, "warmup_rounds", 0)
         for name in ("latent_shared", "latent_specific"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"{name}: must be non-negative, got {getattr(self, name)!r}")
@@ -267,7 +304,7 @@ class DualEncoderMTL(TaskRegressor):
             patience=int(self.patience), head_tol=float(self.head_tol),
             head_ridge=float(self.head_ridge) * w / sizes,
             update_center=update_center,
-            learn_alpha_center=self.lam_alpha is not None)
+            learn_alpha_center=self.lam_alpha is not None, warmup_rounds=int(self.warmup_rounds))
 
     def _data(self, part: Split, n_tasks: int):
         X, y, codes, _ = self._tensors(part, n_tasks)
@@ -298,23 +335,58 @@ class DualEncoderMTL(TaskRegressor):
         # Without a shared encoder lam_beta acts on nothing: one fit.
         candidates = self._lam_beta_candidates()[:1 if p == 0 else None]
         best, path = None, []
-        for lam in candidates:  # a handful of whole fits, each from the same initial encoders
-            net, groups = self._network(R, prep.n_features, seed)
+        trained = None
+        for lam in candidates:
             cfg = self._config(prep.train.sizes, update_center=True, lam_beta=lam)
-            res = fit_alternating(net, groups, train, val, Heads.zeros(R, q, p), cfg,
-                                  self._progress(f"dual encoder (lam_beta={lam:g})"))
+            if trained is None or self.lam_beta_search == "refit":
+                # a whole fit, each from the same initial encoders
+                net, groups = self._network(R, prep.n_features, seed)
+                res = fit_alternating(net, groups, train, val, Heads.zeros(R, q, p), cfg,
+                                      self._progress(f"dual encoder (lam_beta={lam:g})"))
+                trained = (net, res.heads)
+            else:  # the encoders trained at the first value; only heads and center re-solved
+                net = trained[0]
+                heads = settle_heads(net, train, trained[1], cfg)
+                res = replace(res, heads=heads, val_loss=weighted_val_loss(net, heads, val, cfg.loss_weights))
+            evidence = self._select_specific(net, train, val, res, cfg)
             path.append({"lam_beta": lam, "val_loss": res.val_loss, "best_epoch": res.best_epoch,
-                         "n_fused": int(np.sum(res.heads.fused_beta))})
+                         "n_fused": int(np.sum(res.heads.fused_beta)),
+                         "n_specific_used": int(evidence.used.sum()) if evidence is not None else 0})
             # ties keep the earlier value; a non-finite loss loses to any finite one
             if best is None or res.val_loss < best[0] or (not np.isfinite(best[0]) and np.isfinite(res.val_loss)):
-                best = (res.val_loss, lam, net, cfg, res)
-        _, self.lam_beta_, self.net_, self.config_, res = best
+                best = (res.val_loss, lam, net, cfg, res, evidence)
+        _, self.lam_beta_, self.net_, self.config_, res, evidence = best
         self.lam_beta_path_ = pd.DataFrame(path)
         self._set_heads(res.heads, prep.classes)
+        self._set_specific(evidence, prep)
         self.best_epoch_ = res.best_epoch
         self.n_epochs_ = res.n_epochs
         self.history_ = pd.DataFrame(res.history, columns=["epoch", "train_loss", "val_loss"])
         self._diagnose(prep, seed)
+        if self.verbose:
+            print(self.report())
+
+    def _select_specific(self, net: DualNet, train, val, res, cfg: AltConfig) -> SpecificEvidence | None:
+        """Validation evidence on each task's specific encoder; with ``specific_selection=
+        "validation"`` the heads of ``res`` are replaced by the selected ones (and its validation
+        loss updated). None when there is no specific encoder or alpha is centered."""
+        if net.q == 0 or self.lam_alpha is not None:
+            return None
+        heads, evidence = select_specific(net, train, val, res.heads, cfg,
+                                          apply=self.specific_selection == "validation")
+        res.heads = heads
+        res.val_loss = weighted_val_loss(net, heads, val, cfg.loss_weights)
+        return evidence
+
+    def _set_specific(self, evidence: SpecificEvidence | None, prep: Prepared) -> None:
+        R = prep.n_tasks
+        y2 = prep.scaler.y_scale ** 2
+        if evidence is None:
+            self.specific_used_ = np.zeros(R, bool)
+            self.specific_gain_ = np.full(R, np.nan)
+            return
+        self.specific_used_ = evidence.used.copy()
+        self.specific_gain_ = evidence.gain * y2
 
     def _set_heads(self, heads: Heads, classes: np.ndarray) -> None:
         self.heads_ = heads
@@ -373,8 +445,32 @@ class DualEncoderMTL(TaskRegressor):
             "val_mse": self.validation_loss_, "val_mse_single_task": self.single_task_validation_loss_,
             "negative_transfer": self.negative_transfer_, "fallback": self.fallback_,
             "fused": self.fused_, "distance_to_center": self.center_distances_,
-            "specific_off": self.specific_off_,
+            "specific_off": self.specific_off_, "specific_used": self.specific_used_,
+            "specific_gain": self.specific_gain_,
             "orthogonality": orth}, index=pd.Index(prep.classes, name="task"))
+
+    def report(self) -> str:
+        """The per-task diagnostics as text: validation MSE, whether the task's specific encoder is
+        used and what it adds on validation rows, fusion of the shared head, negative transfer.
+
+        Returns
+        -------
+        str
+        """
+        check_is_fitted(self, "task_report_")
+        rep = self.task_report_
+        cols = {"n_train": "n_train", "val_mse": "val MSE", "specific_used": "specific used",
+                "specific_gain": "specific adds", "fused": "fused", "val_mse_single_task": "single-task val MSE",
+                "negative_transfer": "negative transfer"}
+        table = rep[list(cols)].rename(columns=cols)
+        if self.negative_transfer == "off":
+            table = table.drop(columns=["single-task val MSE", "negative transfer"])
+        lines = [f"DualEncoderMTL: {len(rep)} tasks, lam_beta = {self.lam_beta_:g}, "
+                 f"best round {self.best_epoch_} of {self.n_epochs_}",
+                 f"specific encoders used by {int(self.specific_used_.sum())} of {len(rep)} tasks "
+                 "('specific adds': validation MSE without the task's specific encoder minus with it)",
+                 table.to_string(float_format=lambda v: f"{v:.4g}")]
+        return "\n".join(lines)
 
     # ------------------------------------------------------------------ prediction
     def _predict_std(self, X: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:

@@ -115,8 +115,8 @@ class SingleTaskBlockMLP(BlockRegressor):
 def htl(layout: BlockLayout, **params: Any) -> TwoPathwayMTL:
     """The two-pathway model without imputation (HTL, the paper's competitor): the shared encoder
     reads the anchor and each task encoder only its task's own sources, x_t (``imputer=None``,
-    ``task_inputs="own"``; R_imp has nothing to act on)."""
-    return TwoPathwayMTL(layout, **{**params, "imputer": None, "task_inputs": "own"})
+    ``architecture="paper"``, ``task_inputs="own"``; R_imp has nothing to act on)."""
+    return TwoPathwayMTL(layout, **{**params, "imputer": None, "architecture": "paper", "task_inputs": "own"})
 
 
 def _without(weight: str, layout: BlockLayout, params: dict[str, Any]) -> TwoPathwayMTL:

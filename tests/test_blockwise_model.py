@@ -362,8 +362,9 @@ def test_htl_reads_only_the_tasks_own_sources(small):
     unread = _data.column_mask(small.layout, "missing")
     unread[:, _data.anchor_columns(small.layout)] = True  # x_t only: not the anchor either
     assert (w[torch.as_tensor(unread)] == 0).all() and (w[torch.as_tensor(~unread)] != 0).all(dim=-1).any()
-    # Without imputation but with task_inputs="all", the anchor is read as well.
-    m = TwoPathwayMTL(small.layout, imputer=None, hidden=6, max_epochs=5, n_threads=1, random_state=0)
+    # The paper's architecture without imputation: task_inputs="all" (its default) reads the anchor as well.
+    m = TwoPathwayMTL(small.layout, imputer=None, architecture="paper", hidden=6, max_epochs=5, n_threads=1,
+                      random_state=0)
     w = m.fit(small.X, small.y, small.task).net_.task_enc.weights[0].detach().view(small.layout.n_tasks, -1, 6)
     missing = torch.as_tensor(_data.column_mask(small.layout, "missing"))
     assert (w[missing] == 0).all() and (w[:, _data.anchor_columns(small.layout)] != 0).any()

@@ -84,7 +84,7 @@ class BlockRegressor(MultiTaskRegressor):
 
     def _fit(self, X: Any, y: Any, task: Any, seed: np.random.SeedSequence) -> None:
         data = prepare_fit(self.layout, X, y, task, self._imputer_spec(), self._option("validation_fraction"),
-                           seed, SEED_SPLIT, SEED_IMPUTER)
+                           seed, SEED_SPLIT, SEED_IMPUTER, bool(self.verbose))
         self._fit_data(data, seed)
         self.imputer_ = data.imputer
         self._set_fitted(np.asarray(self.layout.tasks, dtype=object), len(self.layout.all_columns), data.scaler)
@@ -108,7 +108,8 @@ class BlockRegressor(MultiTaskRegressor):
     def _batching(self, seed: np.random.SeedSequence) -> Batching:
         """The minibatch options, with the stream of the batches' order."""
         return Batching(batch_size=int(self.batch_size), lr=float(self.lr), lr_decay=float(self.lr_decay),
-                        lr_step=int(self.lr_step), rng=np.random.default_rng(child_seed(seed, SEED_BATCH)))
+                        lr_step=int(self.lr_step), rng=np.random.default_rng(child_seed(seed, SEED_BATCH)),
+                        weight_decay=float(getattr(self, "weight_decay", 0.0)))
 
     def _masks(self, imputed: bool, own_sources_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """(input mask, imputed-column mask), each (T, p): what each task's network reads and

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -302,12 +302,12 @@ class HBIEpochs(EpochStep):
 
 
 def train_stack(stack: HBIStack, data: StackData, *, lr: float, max_epochs: int, patience: int,
-                shrink: float = 0.5) -> TrainResult:
+                shrink: float = 0.5, bar: Any = None) -> TrainResult:
     """Full-batch Adam on the sum of the networks' objectives (each network's gradient is its own
     objective's), with early stopping per network (see :class:`HBIEpochs`); leaves every network
     at its best state."""
     stopper = EarlyStopping(stack.n_models, patience=patience)
-    record = train_epochs(HBIEpochs(stack, data, stopper, lr, shrink), stopper, max_epochs)
+    record = train_epochs(HBIEpochs(stack, data, stopper, lr, shrink), stopper, max_epochs, bar)
     epochs = np.where(stopper.active, record.last_epoch, stopper.stop_epoch)
     with torch.no_grad():
         for v, best in zip(stack.model_views(), stopper.best_state):

@@ -12,6 +12,12 @@ configuration g:
   (``"code"``), and task heads psi_p^t reading their own stream and, layer by layer, the shared
   stream; the prediction is psi_c + psi_p^t.
 
+The shared encoder reads the anchor (the paper) or, with a :class:`SharedInput`, the completed row:
+every column, the imputed entries of source s scaled by a learned gate g_s in (0, 1) (one per
+configuration and source), followed by one indicator per imputed source (1 where the task's block
+is imputed). Observed and imputed values of a source then go through the same first-layer weights,
+so the link between a source and the response is learned from every task that observes it.
+
 Configurations of one depth but different widths can share one stack: a narrower configuration sits
 in the leading block of the widest one with exact zeros elsewhere. With an activation that maps 0
 to 0 (relu, tanh, gelu), no bias and no incoming or outgoing weight of a padded unit ever gets a
@@ -31,6 +37,35 @@ from ..nn import ACTIVATIONS, StackedMLP
 
 SHARED_HEADS = ("paper", "code")
 ORTH_SCALES = ("mean", "sum")
+
+# Initial gate on imputed inputs, sigmoid(GATE_INIT) = 0.8: imputations start mostly trusted.
+GATE_INIT = math.log(4.0)
+
+
+@dataclass(frozen=True)
+class SharedInput:
+    """What a shared encoder on the completed row reads (see the module docstring).
+
+    Attributes
+    ----------
+    imputed : Tensor of shape (T, p_in)
+        1 where task t's column is imputed.
+    gate_of : LongTensor of shape (p_in,)
+        The gate of each column's source (any index for a column never imputed).
+    n_gates : int
+        Imputed sources (one gate each; 0: no gate).
+    indicators : Tensor of shape (T, n_gates)
+        1 where task t's block of that source is imputed (the extra inputs).
+    """
+
+    imputed: torch.Tensor
+    gate_of: torch.Tensor
+    n_gates: int
+    indicators: torch.Tensor
+
+    @property
+    def width(self) -> int:
+        return int(self.imputed.shape[1]) + int(self.indicators.shape[1])
 
 
 @dataclass(frozen=True)
@@ -71,12 +106,17 @@ class TwoPathwayNet(torch.nn.Module):
         1 where task t's encoder reads a column (0: its first-layer weights stay zero).
     imputed_mask : Tensor of shape (T, p_in)
         1 on the columns of blocks imputed for task t (the support of R_imp).
+    shared_input : SharedInput, optional
+        The shared encoder reads the completed row (then ``spec.p_anchor`` is its
+        ``width`` and ``anchor_cols`` is ignored); None: the anchor's columns only.
     """
 
     def __init__(self, spec: NetSpec, widths: Sequence[int], generators: Sequence[torch.Generator],
-                 anchor_cols: torch.Tensor, input_mask: torch.Tensor, imputed_mask: torch.Tensor):
+                 anchor_cols: torch.Tensor, input_mask: torch.Tensor, imputed_mask: torch.Tensor,
+                 shared_input: SharedInput | None = None):
         super().__init__()
         self.spec = spec
+        self._set_shared_input(shared_input, len(widths))
         self.widths = tuple(int(w) for w in widths)
         G, T, L, H = len(self.widths), spec.n_tasks, spec.n_layers, spec.head_layers
         D = max(self.widths)
@@ -106,6 +146,18 @@ class TwoPathwayNet(torch.nn.Module):
                 self._init_config(g, d, gen)
 
     # -- initialization ---------------------------------------------------------------------------
+
+    def _set_shared_input(self, shared: SharedInput | None, n_configs: int) -> None:
+        self.reads_row = shared is not None
+        self.n_gates = 0 if shared is None else int(shared.n_gates)
+        if shared is None:
+            return
+        self.register_buffer("imputed", shared.imputed.float())
+        self.register_buffer("gate_of", shared.gate_of.long())
+        self.register_buffer("indicators", shared.indicators.float())
+        self.register_buffer("gated_cols", torch.nonzero(shared.imputed.amax(0) > 0).flatten())
+        if self.n_gates:
+            self.gate_logit = torch.nn.Parameter(torch.full((n_configs, self.n_gates), GATE_INIT))
 
     def _init_config(self, g: int, d: int, gen: torch.Generator) -> None:
         """Draw configuration g's weights (true width d, torch.nn.Linear's bounds) into its slots."""
@@ -151,12 +203,32 @@ class TwoPathwayNet(torch.nn.Module):
         (G, D, T m) (rows task by task) and task codes in the task layout (G T, D, m)."""
         G, (T, p, m) = self.n_configs, x_t.shape
         act = ACTIVATIONS[self.spec.activation]
-        x0 = x_t.index_select(1, self.anchor_cols).transpose(0, 1).reshape(1, -1, T * m)
-        f_c = act(self.shared_enc.forward_t(x0.expand(G, -1, -1)))
+        if self.reads_row:
+            x0 = self._completed_input(x_t)
+        else:
+            x0 = x_t.index_select(1, self.anchor_cols).transpose(0, 1).reshape(1, -1, T * m).expand(G, -1, -1)
+        f_c = act(self.shared_enc.forward_t(x0))
         # Columns a task encoder does not read are zeroed in its input (their first-layer weights
         # are zero too, and stay so: their gradient vanishes).
         xx = (x_t * self.input_mask.unsqueeze(-1)).unsqueeze(0).expand(G, T, p, m).reshape(G * T, p, m)
         return f_c, act(self.task_enc.forward_t(xx))
+
+    def gates(self) -> torch.Tensor:
+        """The gates on imputed inputs, (G, n_gates)."""
+        return torch.sigmoid(self.gate_logit)
+
+    def _completed_input(self, x_t: torch.Tensor) -> torch.Tensor:
+        """The shared encoder's input (G, p_in + n_gates, T m): the completed row, imputed entries
+        scaled by their source's gate, then the indicators of imputed sources."""
+        G, (T, p, m) = self.n_configs, x_t.shape
+        x = x_t.unsqueeze(0)
+        if self.n_gates:  # scale (G, T, p): 1 on observed entries, g_s on imputed ones
+            scale = 1 - self.imputed * (1 - self.gates()[:, self.gate_of].unsqueeze(1))
+            x = x * scale.unsqueeze(-1)
+        else:
+            x = x.expand(G, -1, -1, -1)
+        ind = self.indicators.view(1, T, -1, 1).expand(G, -1, -1, m)
+        return torch.cat([x, ind], dim=2).transpose(1, 2).reshape(G, -1, T * m)
 
     def _per_task(self, s: torch.Tensor) -> torch.Tensor:
         """Shared layout (G, k, T m) to task layout (G T, k, m) (a copy of activations only)."""
@@ -222,7 +294,17 @@ class TwoPathwayNet(torch.nn.Module):
         return total / (f_p.shape[-1] * d) ** 2
 
     def imputation_penalty(self) -> torch.Tensor:
-        """R_imp = sum_t ||first-layer weights of E_p^t on the columns imputed for t||_F^2."""
+        """R_imp = sum_t ||first-layer weights of E_p^t on the columns imputed for t||_F^2; with a
+        shared encoder on the completed row, also sum_s g_s^2 ||its first-layer weights on source
+        s||_F^2, the weight it puts on imputed values of s."""
+        total = self._task_imputation_penalty()
+        if self.n_gates:  # squared first-layer weights of the gated columns, summed per source
+            per_col = self.shared_enc.weights[0].index_select(1, self.gated_cols).square().sum(-1)
+            per_gate = per_col.new_zeros(self.n_configs, self.n_gates).index_add_(1, self.gate_of[self.gated_cols], per_col)
+            total = total + (self.gates().square() * per_gate).sum(1)
+        return total
+
+    def _task_imputation_penalty(self) -> torch.Tensor:
         G, T = self.n_configs, self.spec.n_tasks
         w = self.task_enc.weights[0]
         if self.imputed_rows.numel() == 0:
@@ -248,8 +330,11 @@ class TwoPathwayNet(torch.nn.Module):
         out = TwoPathwayNet.__new__(TwoPathwayNet)
         torch.nn.Module.__init__(out)
         out.spec, out.widths = self.spec, (self.widths[g],)
+        out.reads_row, out.n_gates = self.reads_row, self.n_gates
         for name, buf in self.named_buffers(recurse=False):
             out.register_buffer(name, buf.clone())
+        if self.n_gates:
+            out.gate_logit = torch.nn.Parameter(self.gate_logit.detach()[g:g + 1].clone())
         out.shared_enc = self.shared_enc.select([g])
         out.task_enc = self.task_enc.select(list(range(g * T, (g + 1) * T)))
         for name in ("A", "a", "W", "B", "c"):

@@ -115,7 +115,7 @@ class SingleTaskBlockMLP(BlockRegressor):
 def htl(layout: BlockLayout, **params: Any) -> TwoPathwayMTL:
     """The two-pathway model without imputation (HTL, the paper's competitor): the shared encoder
     reads the anchor and each task encoder only its task's own sources, x_t (``imputer=None``,
-    ``task_inputs="own"``; R_imp has nothing to act on).
+    ``architecture="paper"``, ``task_inputs="own"``; R_imp has nothing to act on).
 
     Parameters
     ----------
@@ -129,7 +129,7 @@ def htl(layout: BlockLayout, **params: Any) -> TwoPathwayMTL:
     TwoPathwayMTL
         Not fitted.
     """
-    return TwoPathwayMTL(layout, **{**params, "imputer": None, "task_inputs": "own"})
+    return TwoPathwayMTL(layout, **{**params, "imputer": None, "architecture": "paper", "task_inputs": "own"})
 
 
 def _without(weight: str, layout: BlockLayout, params: dict[str, Any]) -> TwoPathwayMTL:

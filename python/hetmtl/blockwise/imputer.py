@@ -16,7 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._util.tasks import as_seed_sequence, child_seed, random_first_per_task
 from .._util.validation import check_choice, check_int_at_least, check_positive_number
-from ..nn import DEPRECATED, RenamedParameters, check_fraction, torch_generator, torch_threads
+from ..nn import DEPRECATED, RenamedParameters, check_fraction, progress, torch_generator, torch_threads
 from ._hbi_net import HBIStack, StackData, train_stack
 from ._imputer_base import BlockImputer, BlockScaler, observer_rows, require_observers
 from .layout import BlockLayout
@@ -82,6 +82,8 @@ class HBIImputer(RenamedParameters, BlockImputer):
         (narrower ones padded), or none.
     n_threads : int or None
         torch threads during fit/transform (None leaves torch's setting).
+    verbose : bool
+        Show a progress bar per stack of networks (epochs; a stack ends when its last network stops).
     random_state : None, int or SeedSequence
     val_fraction : float
         Deprecated spelling of ``validation_fraction`` (removed in the next release).
@@ -108,7 +110,7 @@ class HBIImputer(RenamedParameters, BlockImputer):
                  depth: int | Sequence[int] = (1, 2, 3), lam_orth: float | Sequence[float] = (0.0, 1.0),
                  lr: float = 1e-3, max_epochs: int = 1000, patience: int = 30, validation_fraction: float = 0.2,
                  standardize: bool = True, stacking: str = "shape", n_threads: int | None = 1,
-                 random_state: Any = None, val_fraction: Any = DEPRECATED):
+                 verbose: bool = False, random_state: Any = None, val_fraction: Any = DEPRECATED):
         self.layout = layout
         self.width = width
         self.depth = depth
@@ -120,6 +122,7 @@ class HBIImputer(RenamedParameters, BlockImputer):
         self.standardize = standardize
         self.stacking = stacking
         self.n_threads = n_threads
+        self.verbose = verbose
         self.random_state = random_state
         self.val_fraction = val_fraction
 
@@ -173,7 +176,8 @@ class HBIImputer(RenamedParameters, BlockImputer):
                              torch_generator(child_seed(root, _SEED_INIT, i, c)))
                     for i, c in models]
             trained, results = train_networks(nets, data, stacking=self.stacking, lr=float(self.lr),
-                                              max_epochs=int(self.max_epochs), patience=int(self.patience))
+                                              max_epochs=int(self.max_epochs), patience=int(self.patience),
+                                              verbose=bool(self.verbose))
         self.grid_ = pd.DataFrame([
             {"source": sources[i], "width": grid[c][0], "depth": grid[c][1], "lam_orth": grid[c][2],
              "val_mse": results[m][0], "best_epoch": results[m][1], "epochs": results[m][2]}
@@ -233,7 +237,7 @@ STACKING = ("shape", "depth", "none")
 
 
 def train_networks(nets: Sequence[HBIStack], data: StackData, *, stacking: str, lr: float, max_epochs: int,
-                   patience: int) -> tuple[list[HBIStack], list[tuple[float, int, int]]]:
+                   patience: int, verbose: bool = False) -> tuple[list[HBIStack], list[tuple[float, int, int]]]:
     """Train single networks (``data`` row m belongs to ``nets[m]``), stacked as ``stacking`` says
     (see :class:`HBIImputer`).
 
@@ -249,7 +253,9 @@ def train_networks(nets: Sequence[HBIStack], data: StackData, *, stacking: str, 
     results: list[tuple[float, int, int] | None] = [None] * len(nets)
     for group in groups:  # one group per shape (or depth) of the grid: a handful
         stack = HBIStack.pack([nets[m] for m in group])
-        res = train_stack(stack, data.select(group, stack.p_out), lr=lr, max_epochs=max_epochs, patience=patience)
+        bar = progress(max_epochs, verbose, f"HBI, depth {stack.depth}, {len(group)} networks")
+        res = train_stack(stack, data.select(group, stack.p_out), lr=lr, max_epochs=max_epochs, patience=patience,
+                          bar=bar)
         for j, m in enumerate(group):
             trained[m] = stack.unpack(j)
             results[m] = (float(res.val_loss[j]), int(res.best_epoch[j]), int(res.epochs[j]))

@@ -7,18 +7,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.utils.validation import check_is_fitted
 
 from .._util.validation import check_choice
 from ..nn import DEPRECATED, EarlyStopping, MinibatchStep, train_epochs
 from ._base import BlockRegressor, TrainRows, init_generator, parameter_state, restore
-from ._data import BlockData, anchor_columns
+from ._data import BlockData, anchor_columns, column_mask
 from ._grid import GRID_KEYS, PAPER_GRID, SMALL_GRID, check_positive_int, expand_grid, stack_groups
-from ._two_pathway import ORTH_SCALES, SHARED_HEADS, NetSpec, TwoPathwayNet
+from ._two_pathway import ORTH_SCALES, SHARED_HEADS, NetSpec, SharedInput, TwoPathwayNet
 from .layout import BlockLayout
 
-__all__ = ["PAPER_GRID", "SMALL_GRID", "TASK_INPUTS", "TwoPathwayMTL"]
+__all__ = ["ARCHITECTURES", "PAPER_GRID", "SMALL_GRID", "TASK_INPUTS", "TwoPathwayMTL"]
 
 TASK_INPUTS = ("all", "own")
+#: What the shared encoder reads: the completed row (default) or the anchor only (the paper).
+ARCHITECTURES = ("shared", "paper")
 
 
 class TwoPathwayMTL(BlockRegressor):
@@ -27,8 +30,16 @@ class TwoPathwayMTL(BlockRegressor):
     Each task's missing sources are first completed by an imputer (fitted on the rows given to
     ``fit``; it never sees y). For task t the model is ``y = psi_c + psi_p^t`` with
 
-    * a shared encoder ``f_c = E_c(x_0)`` on the anchoring source (one for all tasks);
-    * a task encoder ``f_p^t = E_p^t(x)`` on the completed vector (one per task);
+    * a shared encoder ``f_c`` (one for all tasks). By default (``architecture="shared"``) it reads
+      the completed row: the anchor, the observed sources and the imputed ones, the imputed values
+      of source s scaled by a gate g_s in (0, 1) learned with the weights, and one indicator input
+      per source that says whether the task's block is imputed. A source's observed and imputed
+      values meet the same weights, so the link from a source to the response is learned from all
+      the tasks that observe it and carried to those that do not, and how far imputations are
+      trusted is learned per source. With ``architecture="paper"`` it reads the anchor only,
+      ``f_c = E_c(x_0)``, as in the paper;
+    * a task encoder ``f_p^t = E_p^t(x)`` (one per task), on the task's own observed sources
+      (default of the shared architecture) or on the completed vector (the paper's);
     * a shared head ``psi_c`` on the shared stream and a task head ``psi_p^t`` that reads its own
       stream and, layer by layer, the shared head's stream.
 
@@ -39,7 +50,9 @@ class TwoPathwayMTL(BlockRegressor):
       (``orth_scale="mean"``, the default; ``"sum"`` gives the paper's
       ``sum_t ||F_c^t' F_p^t||_F^2``);
     * ``R_imp = sum_t sum_{s missing for t} ||W_1^t[s]||_F^2``, the first-layer weights of task t's
-      encoder on the columns of its imputed blocks (down-weights imputed inputs);
+      encoder on the columns of its imputed blocks (down-weights imputed inputs); with the shared
+      architecture also ``sum_s g_s^2 ||W_c[s]||_F^2``, the weights the shared encoder puts on
+      imputed values of s;
     * ``R_dr = sum_l ||(sum_t B_l^t) A_l'||_F^2``, where B_l^t are task head t's weights on the
       shared stream and A_l the shared head's weights of layer l (the output layer gives
       ``((sum_t b^t)' a)^2``): task heads read directions of the shared stream the shared head
@@ -58,7 +71,11 @@ class TwoPathwayMTL(BlockRegressor):
     imputer : {"hbi", "mean", "iterative"}, imputer object or None
         What completes the missing blocks: any object with ``fit(X, task)`` and ``transform(X,
         task)`` returning every column of the layout (copied before fitting). None: no imputation
-        (HTL): each task encoder reads only the sources its task observes, and R_imp vanishes.
+        (HTL): each encoder reads only the sources its task observes (a missing block is zero, its
+        indicator one), and R_imp vanishes.
+    architecture : {"shared", "paper"}
+        What the shared encoder reads: the completed row with gated imputed inputs and indicators
+        (``"shared"``) or the anchor only (``"paper"``).
     hidden : int
         Width d of the encodings and of every hidden layer.
     n_layers : int
@@ -73,10 +90,12 @@ class TwoPathwayMTL(BlockRegressor):
     shared_head : {"paper", "code"}
         The shared head reads f_c only (the paper), or [f_p^t, f_c] in its first layer (the
         authors' code; the shared head's output then depends on the task).
-    task_inputs : {"all", "own"}
+    task_inputs : {"all", "own"} or None
         What each task encoder reads: the completed vector (``"all"``; with ``imputer=None``, the
         sources its task observes), or only its task's observed sources other than the anchor
-        (``"own"``; with ``imputer=None`` this is the paper's HTL competitor, see :func:`htl`).
+        (``"own"``; with ``imputer=None`` and ``architecture="paper"`` this is the paper's HTL
+        competitor, see :func:`htl`). None: ``"own"`` with the shared architecture (imputed
+        inputs reach the model through the shared encoder only), ``"all"`` with the paper's.
     head_layers : int
         Linear layers of each head (1: linear heads).
     activation : {"relu", "tanh", "gelu"}
@@ -141,16 +160,18 @@ class TwoPathwayMTL(BlockRegressor):
     task's missing block is predictable from the anchor through rows that task does not have.
     """
 
-    def __init__(self, layout: BlockLayout, imputer: Any = "hbi", hidden: int = 64, n_layers: int = 2,
-                 gamma: float = 0.1, delta: float = 0.1, kappa: float = 0.1, orth_scale: str = "mean",
-                 shared_head: str = "paper", task_inputs: str = "all",
+    def __init__(self, layout: BlockLayout, imputer: Any = "hbi", architecture: str = "shared", hidden: int = 64,
+                 n_layers: int = 2, gamma: float = 0.1, delta: float = 0.1, kappa: float = 0.1, orth_scale: str = "mean",
+                 shared_head: str = "paper", task_inputs: str | None = None,
                  head_layers: int = 2, activation: str = "relu", batch_size: int = 16, lr: float = 1e-3,
+                 weight_decay: float = 0.0,
                  lr_decay: float = 0.5, lr_step: int = 100, max_epochs: int = 1000, patience: int = 100,
                  validation_fraction: float = 0.25, grid: Any = None, device: str = "cpu",
                  n_threads: int | None = 1, verbose: bool = False, random_state: Any = None,
                  val_fraction: Any = DEPRECATED):
         self.layout = layout
         self.imputer = imputer
+        self.architecture = architecture
         self.hidden = hidden
         self.n_layers = n_layers
         self.gamma = gamma
@@ -163,6 +184,7 @@ class TwoPathwayMTL(BlockRegressor):
         self.activation = activation
         self.batch_size = batch_size
         self.lr = lr
+        self.weight_decay = weight_decay
         self.lr_decay = lr_decay
         self.lr_step = lr_step
         self.max_epochs = max_epochs
@@ -185,7 +207,9 @@ class TwoPathwayMTL(BlockRegressor):
         super()._check_params()
         check_choice(self.shared_head, "shared_head", SHARED_HEADS)
         check_choice(self.orth_scale, "orth_scale", ORTH_SCALES)
-        check_choice(self.task_inputs, "task_inputs", TASK_INPUTS)
+        check_choice(self.architecture, "architecture", ARCHITECTURES)
+        if self.task_inputs is not None:
+            check_choice(self.task_inputs, "task_inputs", TASK_INPUTS)
         check_positive_int(self.head_layers, "head_layers")
         self._configs()
 
@@ -225,13 +249,15 @@ class TwoPathwayMTL(BlockRegressor):
         layout = self.layout
         widths = [c["hidden"] for c in configs]
         anchor_cols = torch.as_tensor(anchor_columns(layout))
-        input_mask, imputed_mask = self._masks(imputed=data.imputer is not None,
-                                               own_sources_only=self.task_inputs == "own")
-        spec = NetSpec(n_tasks=data.n_tasks, p_anchor=anchor_cols.numel(), p_in=len(layout.all_columns),
+        imputed = data.imputer is not None
+        input_mask, imputed_mask = self._masks(imputed=imputed, own_sources_only=self._task_inputs() == "own")
+        shared = self._shared_input(imputed) if self.architecture == "shared" else None
+        p_shared = anchor_cols.numel() if shared is None else shared.width
+        spec = NetSpec(n_tasks=data.n_tasks, p_anchor=p_shared, p_in=len(layout.all_columns),
                        n_layers=configs[0]["n_layers"], head_layers=int(self.head_layers),
                        shared_head=self.shared_head, activation=self.activation)
         gens = [init_generator(seed, c["hidden"], c["n_layers"]) for c in configs]
-        net = TwoPathwayNet(spec, widths, gens, anchor_cols, input_mask, imputed_mask).to(self._device)
+        net = TwoPathwayNet(spec, widths, gens, anchor_cols, input_mask, imputed_mask, shared).to(self._device)
         weights = {k: torch.tensor([c[k] for c in configs], dtype=torch.float32, device=self._device)
                    for k in ("gamma", "delta", "kappa")}
         use = {k: bool((v > 0).any()) for k, v in weights.items()}
@@ -262,4 +288,35 @@ class TwoPathwayMTL(BlockRegressor):
 
     def _predict_blocks(self, x_t: torch.Tensor) -> torch.Tensor:
         return self.net_(x_t)[0]
+
+    def _task_inputs(self) -> str:
+        if self.task_inputs is not None:
+            return self.task_inputs
+        return "own" if self.architecture == "shared" else "all"
+
+    def _shared_input(self, imputed: bool) -> SharedInput:
+        """The completed-row input of the shared encoder: which entries are imputed, the gate of
+        each column's source and the indicators of the sources missing for each task."""
+        layout = self.layout
+        missing = ~layout.observed_matrix()  # (T, sources)
+        sometimes = np.flatnonzero(missing.any(0))
+        widths = [layout.width(s) for s in layout.sources]
+        gate_of = np.repeat(np.searchsorted(sometimes, np.arange(len(widths))).clip(max=max(len(sometimes) - 1, 0)),
+                            widths)
+        imputed_cols = column_mask(layout, "missing") if imputed else np.zeros((layout.n_tasks, sum(widths)), bool)
+        return SharedInput(imputed=torch.as_tensor(imputed_cols, dtype=torch.float32),
+                           gate_of=torch.as_tensor(gate_of), n_gates=len(sometimes) if imputed else 0,
+                           indicators=torch.as_tensor(missing[:, sometimes], dtype=torch.float32))
+
+    def imputation_gates(self) -> pd.Series:
+        """The learned gate of each imputed source (how much of its imputed values the shared
+        encoder reads, 1 = as if observed); empty without imputation or with the paper's
+        architecture."""
+        check_is_fitted(self, "net_")
+        layout = self.layout
+        names = [s for s, m in zip(layout.sources, (~layout.observed_matrix()).any(0)) if m]
+        if not self.net_.n_gates:
+            return pd.Series([], dtype=float, name="gate", index=pd.Index([], name="source"))
+        g = self.net_.gates().detach().cpu().double().numpy()[0]
+        return pd.Series(g, index=pd.Index(names, name="source"), name="gate")
 

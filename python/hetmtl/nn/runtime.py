@@ -3,8 +3,10 @@ caps, the optimizer and a progress bar."""
 
 from __future__ import annotations
 
+import sys
+import time
 from contextlib import contextmanager
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, TextIO
 
 import numpy as np
 import torch
@@ -108,22 +110,71 @@ def adam(params: Iterable[torch.nn.Parameter], lr: float, weight_decay: float = 
     return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused or None)
 
 
+class _SilentBar:
+    """The progress bar's interface, doing nothing (progress off)."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix(self, refresh: bool = True, **values: object) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class PlainBar(_SilentBar):
+    """A text progress bar on stderr, redrawn at most every ``interval`` seconds (where tqdm is
+    not installed)."""
+
+    def __init__(self, total: int, desc: str, stream: TextIO | None = None, interval: float = 0.5):
+        self.total, self.desc, self.n, self.postfix = int(total), desc, 0, ""
+        self.stream = sys.stderr if stream is None else stream
+        self.interval, self._last = float(interval), -float("inf")
+
+    def update(self, n: int = 1) -> None:
+        self.n += int(n)
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._last = now
+            self._draw()
+
+    def set_postfix(self, refresh: bool = True, **values: object) -> None:
+        self.postfix = ", ".join(f"{k}={v}" for k, v in values.items())
+
+    def _draw(self, end: str = "") -> None:
+        done = min(self.n, self.total)
+        filled = int(20 * done / max(self.total, 1))
+        text = f"\r{self.desc}: [{'#' * filled}{'.' * (20 - filled)}] {done}/{self.total}"
+        self.stream.write(text + (f" {self.postfix}" if self.postfix else "") + end)
+        self.stream.flush()
+
+    def close(self) -> None:
+        self._draw(end="\n")
+
+
 def progress(total: int, enabled: bool, desc: str):
-    """A tqdm progress bar (or a silent stand-in with the same ``update``/``set_postfix``/``close``).
+    """A progress bar with ``update``/``set_postfix``/``close``.
 
     Parameters
     ----------
     total : int
-        Number of steps.
+        Number of steps, an upper bound (an epoch budget): a run that stops early ends the bar
+        short of it.
     enabled : bool
-        False for the silent stand-in.
+        False for a silent stand-in.
     desc : str
         Label of the bar.
 
     Returns
     -------
-    tqdm.tqdm or a stand-in with the same methods
+    tqdm.tqdm or PlainBar or a silent stand-in
+        tqdm's bar when enabled and installed, else a plain bar on stderr.
     """
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, disable=not enabled, leave=False)
+    if not enabled:
+        return _SilentBar()
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return PlainBar(total, desc)
+    return tqdm(total=total, desc=desc, leave=False)

@@ -1,0 +1,82 @@
+"""Benchmark of a README-sized block-wise fit: the current defaults against the previous ones.
+
+Run from the repository root::
+
+    python benchmarks/bench_blockwise_default.py            # 3 data sets, best of 2 each
+    python benchmarks/bench_blockwise_default.py --quick    # 1 data set, one timing
+
+Data: ``make_shared_mapping_tasks`` with 125 rows per task, of which 20% are test rows: three
+tasks and 300 rows to fit, as in the README's example (an anchor of 10 columns, two sources of
+20). The call timed is the README's, ``TwoPathwayMTL(layout, imputer="hbi", grid="small")``, and
+the same with no grid, on one torch thread. Its peer, in the same run on the same data, is the
+previous default: the paper's architecture (shared encoder on the anchor, task encoders on the
+completed row), HBI's previous training options (Adam step 1e-3, patience 30, 20% of the
+observers validating) and the two-pathway model's previous ones (batches of 16 rows per task,
+patience 100, step decay every 100 epochs). Both are scored by mean task test RMSE, so that a
+speed-up that costs accuracy shows. Goal: under 10 s per fit, at no loss of accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+
+import numpy as np
+import torch
+
+from _timing import format_seconds, format_table, measure
+
+from hetmtl.blockwise import HBIImputer, TwoPathwayMTL
+from hetmtl.simulate import make_shared_mapping_tasks
+
+#: The options of HBI and of the two-pathway model before this version.
+OLD_HBI = dict(lr=1e-3, max_epochs=1000, patience=30, validation_fraction=0.2)
+OLD_MODEL = dict(architecture="paper", task_inputs="all", hidden=64, batch_size=16, lr=1e-3, lr_decay=0.5,
+                 lr_step=100, max_epochs=1000, patience=100, validation_fraction=0.25)
+
+
+def fitters(layout, grid):
+    def new():
+        return TwoPathwayMTL(layout, imputer="hbi", grid=grid, n_threads=1, random_state=0)
+
+    def old():
+        hbi = HBIImputer(layout, **OLD_HBI, n_threads=1, random_state=0)
+        return TwoPathwayMTL(layout, imputer=hbi, grid=grid, **OLD_MODEL, n_threads=1, random_state=0)
+
+    return new, old
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="one data set, one timing, the README grid only")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    seeds = (0,) if args.quick else (0, 1, 2)
+    grids = ("small",) if args.quick else ("small", None)
+    repeat = 1 if args.quick else 2
+    print("Block-wise default fit benchmark (README size: 3 tasks, 300 rows)")
+    print(f"python {sys.version.split()[0]}, torch {torch.__version__}, {platform.machine()}, torch threads 1")
+    print()
+    for grid in grids:
+        rows, ratios = [], []
+        for seed in seeds:
+            d = make_shared_mapping_tasks(125, test_fraction=0.2, random_state=seed)
+            new, old = fitters(d.layout, grid)
+            fit = lambda make: make().fit(d.X, d.y, d.task)  # noqa: E731
+            t_new = measure(lambda: fit(new), repeat=repeat, warmup=0)
+            t_old = measure(lambda: fit(old), repeat=repeat, warmup=0)
+            r_new, r_old = (float(t.result.per_task_rmse(d.X_test, d.y_test, d.task_test).mean())
+                            for t in (t_new, t_old))
+            ratios.append(t_old.best / t_new.best)
+            rows.append([f"data set {seed}", format_seconds(t_new.best), format_seconds(t_old.best),
+                         f"{ratios[-1]:.1f}x", f"{r_new:.3f}", f"{r_old:.3f}"])
+        print(format_table(["", "default", "previous default", "previous / default", "RMSE default",
+                            "RMSE previous"], rows, title=f"grid={grid!r}"))
+        print(f"   geometric mean ratio previous / default = {float(np.exp(np.mean(np.log(ratios)))):.1f}x")
+        print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -249,3 +249,70 @@ def test_saving_replaces_the_file_atomically(summaries, tmp_path):
     hetmtl.save(summaries[1], path)
     assert hetmtl.load(path).site == summaries[1].site
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fit.hetmtl"]
+
+
+def test_statistical_fits_load_without_torch_and_networks_name_the_extra(summaries, tmp_path):
+    import subprocess
+    import sys
+
+    from test_torch_optional import HIDE_TORCH
+
+    hetmtl.save(LateFusion(method="blup").fit(summaries), tmp_path / "fit.hetmtl")
+    expected = LateFusion(method="blup").fit(summaries).summary().to_json()
+    (tmp_path / "expected.json").write_text(expected)
+    code = HIDE_TORCH + f"""
+import pathlib, hetmtl
+fit = hetmtl.load({str(tmp_path / "fit.hetmtl")!r})
+assert fit.summary().to_json() == pathlib.Path({str(tmp_path / "expected.json")!r}).read_text()
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr
+    # A file with networks needs torch, and says so.
+    pytest.importorskip("torch")
+    from hetmtl.dual import PooledMLP
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 2)), rng.normal(size=40)
+    PooledMLP(hidden=(3,), max_epochs=2, random_state=0).fit(X, y, np.repeat(["a", "b"], 20)).save(
+        tmp_path / "net.hetmtl")
+    code = HIDE_TORCH + f"""
+import hetmtl
+try:
+    hetmtl.load({str(tmp_path / "net.hetmtl")!r})
+except ImportError as exc:
+    print(exc)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "hetmtl[torch]" in out.stdout, out.stderr
+
+
+def test_values_of_every_kind_survive_the_json_state():
+    from hetmtl.persist import _tables  # noqa: F401  (registers the pandas handlers)
+    from hetmtl.persist._codec import Decoder, Encoder
+
+    frame = pd.DataFrame({"site": pd.Series(["a", "b", None], dtype="str"), "n": [1, 2, 3],
+                          "est": [0.1, np.nan, -np.inf]},
+                         index=pd.MultiIndex.from_tuples([("x", 1), ("x", 2), ("y", 1)], names=["g", "k"]))
+    shared = np.arange(3.0)
+    value = {
+        "frame": frame, "series": frame["est"], "index": pd.Index(["u", "v"], name="w"),
+        "arrays": [np.array([[1.5, np.nan]], dtype=np.float32), np.array([True, False]),
+                   np.array(["p", "q"]), np.array([1, "a", None], dtype=object)],
+        "scalars": (np.int64(3), np.float64(np.inf), float("nan"), 2**70),
+        "keys": {1: "one", (2, 3): "pair"}, "set": {3, 1}, "seed": np.random.SeedSequence(7, spawn_key=(2,)),
+        "rng": np.random.default_rng(5), "dtype": np.dtype("float32"), "same": [shared, shared],
+    }
+    back = Decoder(lambda name: {}).decode(json.loads(json.dumps(Encoder().encode(value), allow_nan=False)))
+    pd.testing.assert_frame_equal(back["frame"], frame)
+    pd.testing.assert_series_equal(back["series"], frame["est"])
+    pd.testing.assert_index_equal(back["index"], value["index"])
+    for a, b in zip(back["arrays"], value["arrays"]):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_array_equal(a, b)
+    assert type(back["scalars"][0]) is np.int64 and back["scalars"][1] == np.inf
+    assert np.isnan(back["scalars"][2]) and back["scalars"][3] == 2**70
+    assert back["keys"] == value["keys"] and back["set"] == {1, 3}
+    assert back["seed"].generate_state(2).tolist() == value["seed"].generate_state(2).tolist()
+    assert back["rng"].random() == np.random.default_rng(5).random()
+    assert back["dtype"] == np.float32

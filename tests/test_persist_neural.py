@@ -47,6 +47,8 @@ def test_dual_encoder_family_predicts_the_same_after_loading(make, tmp_path):
         assert back.score(df, y, task) == model.score(df, y, task)
         assert back.get_params() == model.get_params()
         np.testing.assert_array_equal(back.feature_names_in_, model.feature_names_in_)
+        if hasattr(model, "lam_beta_path_"):
+            pd.testing.assert_frame_equal(back.lam_beta_path_, model.lam_beta_path_)
         with pytest.raises(ValueError, match="another order than at fit"):
             back.predict(df[["dose", "age", "bmi"]], task)
 

@@ -41,7 +41,7 @@ class BlockRegressor(MultiTaskRegressor):
 
     # -- public API -----------------------------------------------------------------------------
 
-    def fit(self, X: Any, y: Any, task: Any) -> "BlockRegressor":
+    def fit(self, X: Any, y: Any = None, task: Any = None) -> "BlockRegressor":
         """Fit on rows ``X`` (NaN or anything in each task's missing blocks), responses ``y`` and a
         task label per row.
 
@@ -59,7 +59,7 @@ class BlockRegressor(MultiTaskRegressor):
         """
         return super().fit(X, y, task)
 
-    def predict(self, X: Any, task: Any) -> np.ndarray:
+    def predict(self, X: Any, task: Any = None) -> np.ndarray:
         """Predicted responses (N,) of rows ``X`` of tasks ``task``, in the units of ``y``."""
         return super().predict(X, task)
 

@@ -74,7 +74,7 @@ class BlockImputer(Persistable, TaskTransformer, BaseEstimator):
     ``layout.all_columns``.
     """
 
-    def fit(self, X: Any, task: Any) -> "BlockImputer":
+    def fit(self, X: Any, task: Any = None) -> "BlockImputer":
         """Learn the imputation of every source some task misses, from the training rows.
 
         Parameters
@@ -119,7 +119,7 @@ class BlockImputer(Persistable, TaskTransformer, BaseEstimator):
         self.n_features_out_ = len(layout.all_columns)
         return self
 
-    def transform(self, X: Any, task: Any) -> np.ndarray:
+    def transform(self, X: Any, task: Any = None) -> np.ndarray:
         """The completed rows: observed blocks as given, missing blocks imputed.
 
         Parameters
@@ -162,7 +162,7 @@ class BlockImputer(Persistable, TaskTransformer, BaseEstimator):
             parts.append(block)
         return np.hstack(parts)
 
-    def fit_transform(self, X: Any, task: Any) -> np.ndarray:
+    def fit_transform(self, X: Any, task: Any = None) -> np.ndarray:
         """:meth:`fit` then :meth:`transform` on the same rows."""
         return self.fit(X, task).transform(X, task)
 

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted
@@ -15,8 +16,8 @@ from sklearn.utils.validation import check_is_fitted
 from .._util.sklearn_api import PandasPredictions
 from .._util.display import ReportDisplay
 from .._util.tasks import as_seed_sequence
-from .._util.validation import (as_float_array, check_choice, check_fraction, check_int_at_least,
-                                check_positive_number)
+from .._util.validation import (ArgumentError, as_float_array, check_choice, check_fraction,
+                                check_int_at_least, check_positive_number)
 from ..persist.mixin import Persistable
 from .deprecation import RenamedParameters
 from .display import neural_report
@@ -35,6 +36,15 @@ def frame_columns(X: Any) -> list[np.ndarray] | None:
     if not frames or not all(isinstance(f, pd.DataFrame) for f in frames):
         return None
     return [np.asarray(f.columns, dtype=object) for f in frames]
+
+
+def _check_rows(X: Any, task: Any) -> None:
+    """Refuse what no multi-task regressor reads: sparse matrices, and rows without task labels."""
+    if issparse(X):
+        raise ArgumentError("X", "sparse input is not supported; pass a dense array (X.toarray())")
+    if task is None and not isinstance(X, (list, tuple)):
+        raise ArgumentError("task", "a task label per row of X is required (or, where the estimator "
+                                    "takes them, lists of per-task arrays)")
 
 
 class MultiTaskRegressor(ReportDisplay, Persistable, PandasPredictions, RenamedParameters,
@@ -95,6 +105,9 @@ class MultiTaskRegressor(ReportDisplay, Persistable, PandasPredictions, RenamedP
         """
         self._check_common()
         self._check_params()
+        if y is None and not issparse(X):
+            raise ArgumentError("y", "requires y to be passed, but the target y is None")
+        _check_rows(X, task)
         seed = as_seed_sequence(self.random_state)
         with torch_threads(self.n_threads):
             self._fit(X, y, task, seed)
@@ -120,6 +133,7 @@ class MultiTaskRegressor(ReportDisplay, Persistable, PandasPredictions, RenamedP
         ndarray of shape (N,), or a pandas Series after ``set_output(transform="pandas")``
         """
         check_is_fitted(self, "scaler_")
+        _check_rows(X, task)
         self._check_feature_names(X)
         Z, codes = self._standardized_rows(X, task)
         with torch_threads(self.n_threads), torch.no_grad():

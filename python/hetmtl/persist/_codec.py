@@ -104,6 +104,9 @@ class Encoder:
         self.tensors: dict[str, dict[str, Any]] = {}
         self._ids: dict[int, int] = {}
         self._keep: list[Any] = []    # the encoded objects stay alive, so that no id is reused
+        # (tensor file, key prefix) of the network being encoded; None outside networks (the torch
+        # handlers set it).
+        self.network: tuple[str, str | None] | None = None
 
     def encode(self, value: Any, where: str = "state") -> Any:
         """JSON form of ``value``; ``where`` names it in errors (``state.summaries_[2]``)."""
@@ -161,7 +164,7 @@ class Encoder:
         if isinstance(value, np.random.RandomState):
             return {TAG: "random_state", "state": self.encode(value.get_state(), where)}
         if isinstance(value, np.dtype):
-            return {TAG: "dtype", "value": self.encode(value.str if value.kind != "O" else "object", where)}
+            return {TAG: "dtype", "value": value.str}
         if isinstance(value, np.random.Generator):
             return {TAG: "generator", "bit_generator": type(value.bit_generator).__name__,
                     "state": self.encode(value.bit_generator.state, where)}
@@ -303,7 +306,7 @@ _BUILTIN: dict[str, Decode] = {
     "enum": _decode_enum,
     "namedtuple": _decode_namedtuple,
     "random_state": _decode_random_state,
-    "dtype": lambda dec, node: np.dtype(dec.decode(node["value"])),
+    "dtype": lambda dec, node: np.dtype(node["value"]),
     "object": Decoder._object,
     "ref": Decoder._ref,
 }

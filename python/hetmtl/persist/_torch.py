@@ -37,7 +37,7 @@ def read_tensor_file(data: bytes) -> dict[str, torch.Tensor]:
 
 def _store(enc: Encoder, tensor: torch.Tensor, name: str | None = None) -> dict:
     """Put ``tensor`` in the current network's file (or the loose one) and return its reference."""
-    file, prefix = getattr(enc, "_network", (LOOSE_TENSORS, None))
+    file, prefix = enc.network or (LOOSE_TENSORS, None)
     bucket = enc.tensors.setdefault(file, {})
     key = f"{prefix}{name}" if prefix is not None and name is not None else str(len(bucket))
     bucket[key] = tensor.detach().cpu().clone()
@@ -50,26 +50,26 @@ def _encode_module(enc: Encoder, module: torch.nn.Module) -> dict:
     if seen is not None:
         return {TAG: "ref", "id": seen}
     node_id = enc.remember(module)
-    outer = getattr(enc, "_network", None)
+    outer = enc.network
     if outer is None or outer[1] is None:      # a network of its own: a new state dict file
-        enc._network = (f"networks/{sum(f.startswith('networks/') for f in enc.tensors)}.pt", "")
-        enc.tensors.setdefault(enc._network[0], {})
-    file, prefix = enc._network
+        enc.network = (f"networks/{sum(f.startswith('networks/') for f in enc.tensors)}.pt", "")
+        enc.tensors.setdefault(enc.network[0], {})
+    file, prefix = enc.network
     try:
         params = {k: None if p is None else _store(enc, p, k) for k, p in module._parameters.items()}
         buffers = {k: None if b is None else _store(enc, b, k) for k, b in module._buffers.items()}
         children = {}
         for k, child in module._modules.items():
-            enc._network = (file, f"{prefix}{k}.")
+            enc.network = (file, f"{prefix}{k}.")
             children[k] = None if child is None else _encode_module(enc, child)
-        enc._network = (file, prefix)
+        enc.network = (file, prefix)
         attributes = {k: v for k, v in vars(module).items()
                       if k not in _MODULE_INTERNALS and k not in ("_parameters", "_buffers", "_modules")}
         # Tensors held as plain attributes go to the loose file, as any tensor outside a network.
-        enc._network = (LOOSE_TENSORS, None)
+        enc.network = (LOOSE_TENSORS, None)
         state = enc.encode_attributes(attributes, type(module).__name__)
     finally:
-        enc._network = outer
+        enc.network = outer
     return {TAG: "module", "class": class_name(type(module)), "id": node_id, "parameters": params,
             "buffers": buffers, "modules": children, "attributes": state}
 
@@ -119,12 +119,12 @@ def _encode_other(enc: Encoder, value: Any) -> dict:
     if isinstance(value, torch.nn.Module):
         return _encode_module(enc, value)
     if isinstance(value, torch.Tensor):
-        outer = getattr(enc, "_network", None)
-        enc._network = (LOOSE_TENSORS, None)
+        outer = enc.network
+        enc.network = (LOOSE_TENSORS, None)
         try:
             return _store(enc, value)
         finally:
-            enc._network = outer
+            enc.network = outer
     if isinstance(value, torch.dtype):
         return {TAG: "torch_dtype", "value": str(value)}
     if isinstance(value, torch.device):

@@ -76,9 +76,9 @@ def test_api_reference_renders_numpydoc_sections(site):
 
 
 @pytest.mark.parametrize("module_name", ["fusion", "dual", "blockwise", "simulate", "studies",
-                                         "datasets"])
+                                         "datasets", "nn", "prox"])
 def test_every_public_callable_is_in_the_api_reference(site, module_name):
-    if module_name in ("dual", "blockwise"):
+    if module_name in ("dual", "blockwise", "nn"):
         pytest.importorskip("torch")
     import importlib
 

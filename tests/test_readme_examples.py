@@ -45,3 +45,15 @@ def test_readme_example_runs(heading, code, tmp_path, monkeypatch):
         exec(compile(code, f"README.md ({heading})", "exec"), {"__name__": "__readme__"})
     finally:
         plt.close("all")
+
+
+def test_repeated_site_names_are_refused_with_a_way_out():
+    """SiteDML's default site name is "site": two sites left unnamed get a message that says how
+    to name them, rather than a bare refusal."""
+    from hetmtl.fusion import LateFusion, SiteSummary
+
+    unnamed = [SiteSummary.from_estimate(0.2, 0.05, n=400), SiteSummary.from_estimate(0.3, 0.05, n=300)]
+    with pytest.raises(ValueError, match=r"repeated: \['site'\]; name each site \(SiteDML\(site=\.\.\.\)"):
+        LateFusion().fit(unnamed)
+    named = LateFusion(method="fixed").fit({"A": unnamed[0], "B": unnamed[1]})
+    assert named.site_names_ == ["A", "B"]

@@ -122,12 +122,12 @@ def htl(layout: BlockLayout, **params: Any) -> TwoPathwayMTL:
     layout : BlockLayout
         Sources and the tasks that observe them.
     **params
-        Other parameters of :class:`TwoPathwayMTL` (a ``grid`` among them).
+        Any other parameter of :class:`TwoPathwayMTL`; ``imputer`` and ``task_inputs`` are set.
 
     Returns
     -------
     TwoPathwayMTL
-        Not fitted.
+        The model, not fitted.
     """
     return TwoPathwayMTL(layout, **{**params, "imputer": None, "architecture": "paper", "task_inputs": "own"})
 
@@ -146,14 +146,13 @@ def without_orthogonality(layout: BlockLayout, **params: Any) -> TwoPathwayMTL:
     Parameters
     ----------
     layout : BlockLayout
-        Sources and the tasks that observe them.
+        As for :class:`TwoPathwayMTL`.
     **params
-        Other parameters of :class:`TwoPathwayMTL` (a ``grid`` among them).
+        Its other parameters; ``gamma`` is 0 in every grid configuration.
 
     Returns
     -------
     TwoPathwayMTL
-        Not fitted.
     """
     return _without("gamma", layout, params)
 
@@ -164,14 +163,14 @@ def without_imputation_penalty(layout: BlockLayout, **params: Any) -> TwoPathway
     Parameters
     ----------
     layout : BlockLayout
-        Sources and the tasks that observe them.
+        Which sources each task observes.
     **params
-        Other parameters of :class:`TwoPathwayMTL` (a ``grid`` among them).
+        Passed on, except ``delta``, which is 0 (in a grid too).
 
     Returns
     -------
     TwoPathwayMTL
-        Not fitted.
+        Unfitted.
     """
     return _without("delta", layout, params)
 
@@ -182,13 +181,13 @@ def without_decorrelation(layout: BlockLayout, **params: Any) -> TwoPathwayMTL:
     Parameters
     ----------
     layout : BlockLayout
-        Sources and the tasks that observe them.
+        The block layout of the data.
     **params
-        Other parameters of :class:`TwoPathwayMTL` (a ``grid`` among them).
+        Other options of the two-pathway model; ``kappa`` is forced to 0, grid included.
 
     Returns
     -------
     TwoPathwayMTL
-        Not fitted.
+        A model to fit.
     """
     return _without("kappa", layout, params)

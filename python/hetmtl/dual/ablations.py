@@ -14,12 +14,12 @@ def shared_only(**params: Any):
     Parameters
     ----------
     **params
-        Other parameters of :class:`~hetmtl.dual.DualEncoderMTL`.
+        Any other parameter of :class:`~hetmtl.dual.DualEncoderMTL` (``latent_specific`` is 0).
 
     Returns
     -------
     DualEncoderMTL
-        Not fitted.
+        The estimator, not fitted.
     """
     params.setdefault("latent_shared", 12)
     return DualEncoderMTL(**{**params, "latent_specific": 0})
@@ -33,12 +33,11 @@ def specific_only(**params: Any):
     Parameters
     ----------
     **params
-        Other parameters of :class:`~hetmtl.dual.DualEncoderMTL`.
+        Passed to :class:`~hetmtl.dual.DualEncoderMTL`, whose ``latent_shared`` is 0 here.
 
     Returns
     -------
     DualEncoderMTL
-        Not fitted.
     """
     params.setdefault("latent_specific", 12)
     params.setdefault("lam_specific", 0.0)

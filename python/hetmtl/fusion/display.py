@@ -27,6 +27,16 @@ __all__ = ["grid_summary_report", "late_fusion_report", "meta_analysis_report",
            "site_summary_report"]
 
 
+# What "fused" in the per-site table means for each method.
+_FUSED_MEANING = {
+    "robust_eb": "in the normal group (outlier probability below 1/2), shrunk toward the center",
+    "blup": "shrunk all the way to the center (tau^2 = 0)",
+    "fixed": "that share the center's value (all, when pooling)",
+    "own": "that share the center's value (none: each keeps its own estimate)",
+    "fusion": "that share the center's value exactly",
+}
+
+
 def _plural(count: int, word: str, plural: str | None = None) -> str:
     return f"{count} {word if count == 1 else (plural or word + 's')}"
 
@@ -120,8 +130,8 @@ def late_fusion_report(fit: "LateFusion") -> Report:
     sections = [
         Section("Settings", values=settings),
         Section(f"Per-site estimates ({pct} intervals). 'estimate' is the site's own DML estimate; "
-                "'fused' marks sites that share the center's value;\n'weight %' is the site's "
-                "share in the inverse-variance pool.", table=fit.summary()),
+                f"'fused' marks sites {_FUSED_MEANING.get(fit.method_, 'pooled with the center')};"
+                "\n'weight %' is the site's share in the inverse-variance pool.", table=fit.summary()),
         Section(f"Center ({pct} interval):", table=fit.center_summary()),
     ]
     if K >= 2:

@@ -192,11 +192,11 @@ def path_plot(fit, coef: int | str = 0, ax=None):
     Parameters
     ----------
     fit : LateFusion
-        A fitted late fusion.
+        The fit whose lambda path (``path_``) is drawn.
     coef : int or str, default 0
-        Coefficient to draw (index or name).
+        Which coefficient: its position or its name.
     ax : matplotlib Axes, optional
-        Where to draw; by default a new figure (saved at :data:`PRINT_DPI`).
+        Axes to draw into; None makes a figure of its own, saved at :data:`PRINT_DPI`.
 
     Returns
     -------

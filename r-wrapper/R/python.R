@@ -205,6 +205,11 @@ py_call <- function(expr) {
 
 # ---------------------------------------------------------------- conversions Python -> R
 
+is_py_none <- function(x) {
+  reticulate::py_to_r(reticulate::import_builtins(convert = FALSE)$isinstance(
+    x, reticulate::import_builtins(convert = FALSE)$type(reticulate::py_none())))
+}
+
 py_num <- function(x) {
   v <- reticulate::py_to_r(x)
   if (is.list(v)) {

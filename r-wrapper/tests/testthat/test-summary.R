@@ -91,7 +91,7 @@ test_that("bad summaries and paths give errors naming the argument", {
   txt <- readLines(path, warn = FALSE)
   txt <- sub("\\{", "{\"rows\": [[1, 2, 3]], ", paste(txt, collapse = "\n"))
   writeLines(txt, path)
-  expect_error(read_site_summary(path), "summary: unknown field\\(s\\) \\['rows'\\]")
+  expect_error(read_site_summary(path), "summary: unknown field\\(s\\) 'rows';")
   writeLines("not json", path)
   expect_error(read_site_summary(path), "is not valid JSON")
 })

@@ -12,7 +12,7 @@ from scipy.interpolate import RegularGridInterpolator
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from hetmtl.fusion import (FusedNuisance, GridSummary, KernelGrid, NuisanceFusion, SiteDML,
-                           nuisance_targets, site_quantiles)
+                           WithheldGridWarning, nuisance_targets, site_quantiles)
 from hetmtl.fusion.crossfit import labels_from_tests, make_folds
 from hetmtl.fusion.disclosure import SIMULATION_POLICY
 
@@ -171,9 +171,10 @@ def test_disclosure_threshold_withholds_sparse_grid_points(tmp_path):
     np.testing.assert_array_equal(back.nuisances["ml_l"].released, s.nuisances["ml_l"].released)
     np.testing.assert_allclose(back.nuisances["ml_l"].M, s.nuisances["ml_l"].M)
     # The center treats withheld points as missing: the site still gets finite predictions there.
-    nf = NuisanceFusion(lam=0.0).fit([s, GridSummary.compute(grid, x[:-3], {"ml_l": (y[:-3], None)},
-                                                             [f[f < n - 3] for f in folds], 0.3,
-                                                             site="other")])
+    other = GridSummary.compute(grid, x[:-3], {"ml_l": (y[:-3], None)}, [f[f < n - 3] for f in folds],
+                                0.3, site="other")
+    with pytest.warns(WithheldGridWarning, match="site 'site' 5 of 13, site 'other' 5 of 13 released"):
+        nf = NuisanceFusion(lam=0.0).fit([s, other])
     fused = nf.result("site")
     assert np.all(np.isfinite(fused.predict("ml_l", x, folds)))
     fused.to_json(tmp_path / "fused.json")

@@ -35,6 +35,12 @@ Block-wise missing sources::
                                    anchor="clinical")
     TwoPathwayMTL(layout, random_state=0).fit(X, y, task).predict(X_new, task_new)
 
+Saving fits
+-----------
+``hetmtl.save(fit, "fit.hetmtl")`` and ``hetmtl.load("fit.hetmtl")`` (or ``fit.save(path)`` and
+``Class.load(path)``) keep fits in one versioned file without pickle; ``hetmtl.dumps`` and
+``hetmtl.loads`` do the same with bytes (see :mod:`hetmtl.persist`).
+
 Building blocks
 ---------------
 nn
@@ -48,6 +54,8 @@ studies
     Running simulation studies in parallel, reproducibly.
 datasets
     Loaders for real multi-site data shipped in registry packages.
+persist
+    The file format of saved fits.
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -57,4 +65,6 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0.0.0"
 
-__all__ = ["__version__"]
+from .persist import dumps, load, loads, save  # noqa: E402  (after __version__, which they record)
+
+__all__ = ["__version__", "dumps", "load", "loads", "save"]

@@ -11,6 +11,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from .._util.sklearn_api import TaskTransformer
+from ..persist.mixin import Persistable
 from .layout import BlockLayout
 
 
@@ -61,7 +63,7 @@ def require_observers(layout: BlockLayout, seen: dict[str, np.ndarray]) -> None:
                          f"{[layout.observers(s) for s in absent]}); nothing to learn their imputation from")
 
 
-class BlockImputer(BaseEstimator):
+class BlockImputer(Persistable, TaskTransformer, BaseEstimator):
     """Base class: ``fit(X, task)``, ``transform(X, task)``, ``fit_transform``, ``score``.
 
     Subclasses implement ``_fit_blocks(blocks, codes)`` (training rows split into per-source
@@ -200,6 +202,9 @@ class BlockImputer(BaseEstimator):
                 out[s] = {"rmse": float(np.sqrt(np.mean(err ** 2))), "n_rows": int(missing.sum())}
             start += width
         return pd.DataFrame.from_dict(out, orient="index", columns=["rmse", "n_rows"]).rename_axis("source")
+
+    def _output_columns(self) -> list:
+        return list(self.layout_.all_columns)
 
     # -- for subclasses ------------------------------------------------------------------------------
 

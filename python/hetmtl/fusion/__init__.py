@@ -31,7 +31,7 @@ __all__ = [
 # Nuisance fusion on a shared kernel grid.
 from .grid_summary import GridSummary, NuisanceSums, common_bandwidths, nuisance_targets  # noqa: E402
 from .kernel_grid import KernelGrid, silverman_bandwidth, site_quantiles  # noqa: E402
-from .nuisance_fusion import FusedNuisance, NuisanceFusion  # noqa: E402
+from .nuisance_fusion import FusedNuisance, NuisanceFusion, WithheldGridWarning  # noqa: E402
 from .site_dml import SiteDML  # noqa: E402
 
 __all__ += [
@@ -41,6 +41,7 @@ __all__ += [
     "NuisanceFusion",
     "NuisanceSums",
     "SiteDML",
+    "WithheldGridWarning",
     "common_bandwidths",
     "nuisance_targets",
     "silverman_bandwidth",

@@ -23,6 +23,7 @@ import numpy as np
 
 from .._util.io import atomic_write_json, read_json
 from .._util.validation import as_float_array
+from ..persist.mixin import SchemaPersistable
 from .crossfit import single_split_labels
 from .disclosure import DisclosurePolicy, as_policy, check_metadata, validate_document
 from .kernel_grid import KernelGrid
@@ -79,7 +80,7 @@ def nuisance_targets(model: str, y, d) -> dict[str, tuple[np.ndarray, np.ndarray
 
 
 @dataclass(frozen=True)
-class GridSummary:
+class GridSummary(SchemaPersistable):
     """A site's kernel grid moments for nuisance fusion.
 
     Build it with :meth:`compute` at the site; send it as JSON (:meth:`to_json`).

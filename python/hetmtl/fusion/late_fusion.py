@@ -12,6 +12,7 @@ from scipy import stats
 from sklearn.base import BaseEstimator
 
 from .._util.validation import check_choice, check_fraction
+from ..persist.mixin import Persistable
 from .inference import INFERENCE, FusedInference, bootstrap_inference, conditional_inference
 from .blup import TAU2_METHODS
 from .lambda_cv import LambdaCV, cross_validate_lambda, n_common_folds
@@ -57,7 +58,7 @@ def _as_summary_list(summaries) -> tuple[list[SiteSummary], list[str]]:
     return items, names
 
 
-class LateFusion(BaseEstimator):
+class LateFusion(Persistable, BaseEstimator):
     """Fuse per-site DML summaries: similar sites borrow strength, different ones keep their own.
 
     The default, ``method="robust_eb"``, is two-group empirical Bayes

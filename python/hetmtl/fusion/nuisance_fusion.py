@@ -22,6 +22,7 @@ Workflow (no row-level data leaves a site):
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from numbers import Real
 from typing import Any, Sequence
@@ -32,6 +33,7 @@ from .. import _core
 from .._core_status import check_fused
 from .._util.io import atomic_write_json, read_json
 from .._util.validation import ArgumentError, as_float_array, check_choice, check_fraction
+from ..persist.mixin import Persistable, SchemaPersistable
 from .kernel_grid_core import GRID_PENALTIES
 from .crossfit import single_split_labels
 from .grid_summary import GridSummary
@@ -40,6 +42,22 @@ from .fused import make_options
 
 FUSED_SCHEMA = "hetmtl.fused_nuisance"
 FUSED_SCHEMA_VERSION = 1
+#: A site that releases less than this share of the grid points at the chosen bandwidth is
+#: named in a :class:`WithheldGridWarning`.
+MIN_RELEASED_SHARE = 0.5
+
+
+class WithheldGridWarning(UserWarning):
+    """At the chosen bandwidth, a site released fewer than half of the grid points.
+
+    The disclosure rule withholds a grid point where a fold has too few rows near it. Where a
+    site withheld a point, its fused function takes the center's value there (or the nearest
+    released point's), not its own kernel fit, however different the site is: with most points
+    withheld, the site's fused nuisance says little about its own data. The warning names each
+    such site with its count of released points; :attr:`NuisanceFusion.n_released_` holds the
+    counts of every site. Remedies: larger candidate bandwidths, fewer folds, or a coarser grid
+    over the region where the site has rows.
+    """
 
 
 @dataclass(frozen=True)
@@ -111,7 +129,7 @@ def _fill_missing(values: np.ndarray, points: np.ndarray) -> np.ndarray:
     return out
 
 
-class NuisanceFusion:
+class NuisanceFusion(Persistable):
     """Fuse the sites' nuisance functions from their grid summaries.
 
     Parameters
@@ -147,6 +165,9 @@ class NuisanceFusion:
         Fused grid values per site and fold (fold f's never saw any site's fold f).
     center_ : dict of str to ndarray of shape (F, G)
         The center function per fold.
+    n_released_ : dict of str to ndarray of int of shape (K,)
+        Grid points each site released at the chosen bandwidth; a site below half of the grid
+        is named in a :class:`WithheldGridWarning`.
 
     Notes
     -----
@@ -187,14 +208,16 @@ class NuisanceFusion:
         self.sites_, self.grid_, self.n_folds_ = [s.site for s in summaries], first.grid, first.n_folds
         self.binary_ = {}
         self.bandwidth_, self.lam_, self.cv_loss_, self.values_, self.center_ = {}, {}, {}, {}, {}
-        self.lambda_fraction_ = {}
+        self.lambda_fraction_, self.n_released_ = {}, {}
         for role in roles:
             sums = [s.nuisances[role] for s in summaries]
             self.binary_[role] = all(s.binary for s in sums)
             fit = self._fuse_role(sums, role, first.bandwidths, first.n_folds, first.grid.points,
                                   weights, options)
             self.bandwidth_[role], self.lam_[role], self.lambda_fraction_[role] = fit[:3]
-            self.cv_loss_[role], self.values_[role], self.center_[role] = fit[3:]
+            self.cv_loss_[role], self.values_[role], self.center_[role], self.n_released_[role] = fit[3:]
+            _warn_withheld(role, self.sites_, self.n_released_[role], first.grid.n_points,
+                           self.bandwidth_[role])
         return self
 
     def _check_inputs(self, summaries: Sequence[GridSummary]) -> tuple[list, list[str], Any]:
@@ -239,7 +262,8 @@ class NuisanceFusion:
                    weights: Any, options: Any) -> tuple:
         """One nuisance: the cross-validated bandwidth and lambda, then the fused functions of
         every fold (fitted without that fold). Returns bandwidth, lambda, lambda fraction, the
-        loss table, the site values (K, F, G) and the center (F, G)."""
+        loss table, the site values (K, F, G), the center (F, G) and the grid points each site
+        released at the chosen bandwidth (K,)."""
         b_eval = _scoring_bandwidth(sums, H, role)
         fractions = (np.append(np.geomspace(1.0, self.lambda_ratio, int(self.n_lambda)), 0.0)
                      if self.lam == "cv" else None)
@@ -272,7 +296,8 @@ class NuisanceFusion:
         if all(s.binary for s in sums):
             vals, cent = np.clip(vals, 0.0, 1.0), np.clip(cent, 0.0, 1.0)
         fraction = None if fractions is None else float(fractions[l_best])
-        return H[b_best].copy(), float(np.mean(lam_used)), fraction, loss, vals, cent
+        n_released = np.stack([s.released[b_best] for s in sums]).sum(axis=1)
+        return H[b_best].copy(), float(np.mean(lam_used)), fraction, loss, vals, cent, n_released
 
     def result(self, site: str) -> "FusedNuisance":
         """What the center sends back to ``site``: its fused functions on the grid, per fold."""
@@ -288,6 +313,21 @@ class NuisanceFusion:
                                        "lam": dict(self.lam_),
                                        "bandwidth": {r: h.tolist() for r, h in self.bandwidth_.items()},
                                        "n_sites": len(self.sites_)})
+
+
+def _warn_withheld(role: str, sites: list[str], n_released: np.ndarray, n_points: int,
+                   bandwidth: np.ndarray) -> None:
+    """One :class:`WithheldGridWarning` naming every site that released few grid points."""
+    few = np.flatnonzero(n_released < MIN_RELEASED_SHARE * n_points)
+    if few.size == 0:
+        return
+    counts = ", ".join(f"site {sites[k]!r} {n_released[k]} of {n_points}" for k in few)
+    warnings.warn(f"nuisance {role!r}, chosen bandwidth {np.round(bandwidth, 4).tolist()}: most grid "
+                  f"points withheld by the disclosure rule ({counts} released); at a withheld point "
+                  "the site's fused function is the center's (or the nearest released point's), "
+                  "not its own kernel fit. Larger bandwidths, fewer folds or a grid over the "
+                  "sites' data release more points",
+                  WithheldGridWarning, stacklevel=3)
 
 
 def _scoring_bandwidth(sums: list, H: np.ndarray, role: str) -> int:
@@ -316,7 +356,7 @@ def _heldout_loss(theta: np.ndarray, sums: list, b_eval: int, f: int) -> np.ndar
 
 
 @dataclass(frozen=True)
-class FusedNuisance:
+class FusedNuisance(SchemaPersistable):
     """A site's fused nuisance functions: values on the grid per fold, and how to predict.
 
     Attributes

@@ -23,6 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 from .. import __version__
 from .._util.seeds import as_seed_sequence
 from .._util.validation import ArgumentError, check_choice
+from ..persist.mixin import Persistable
 from .crossfit import check_folds, crossfit_predict
 from .dml_models import MODELS, DMLModel, get_model
 from .learners import LEARNERS, role_learners
@@ -49,7 +50,7 @@ class _Repetitions:
     predictions: list[dict[str, np.ndarray]]
 
 
-class SiteDML(BaseEstimator):
+class SiteDML(Persistable, BaseEstimator):
     """Double machine learning on one site's rows, with a summary for late fusion.
 
     Parameters
@@ -149,6 +150,9 @@ class SiteDML(BaseEstimator):
     (DoubleML fits one treatment at a time with the others among the covariates); with clusters
     the standard errors are the one-way cluster-robust sandwich above.
     """
+
+    # Row-level results stay at the site: a saved fit keeps its summary, estimates and tables.
+    _persist_exclude = ("predictions_", "folds_")
 
     def __init__(self, model: str = "plr", ml_l: Any = None, ml_m: Any = None, ml_g: Any = None,
                  n_folds: int = 5, n_rep: int = 1, basis: Sequence[str] | Callable | None = None,

@@ -26,6 +26,7 @@ import numpy as np
 
 from .._util.io import atomic_write_json, read_json
 from .._util.validation import as_float_array, check_choice
+from ..persist.mixin import SchemaPersistable
 from .disclosure import DEFAULT_POLICY, DisclosurePolicy, check_metadata, validate_document
 
 SCHEMA_NAME = "hetmtl.site_summary"
@@ -86,7 +87,7 @@ def _check_theta_J_Omega(theta, J, Omega, n, where: str) -> tuple[np.ndarray, np
 
 
 @dataclass(frozen=True)
-class SiteSummary:
+class SiteSummary(SchemaPersistable):
     """What one site sends to the center: estimate, score moments, size, fold summaries, metadata.
 
     Build one with :class:`hetmtl.fusion.SiteDML` (``.summary_``), from a published estimate with

@@ -12,9 +12,11 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.metrics import r2_score
 from sklearn.utils.validation import check_is_fitted
 
+from .._util.sklearn_api import PandasPredictions
 from .._util.tasks import as_seed_sequence
 from .._util.validation import (as_float_array, check_choice, check_fraction, check_int_at_least,
                                 check_positive_number)
+from ..persist.mixin import Persistable
 from .deprecation import RenamedParameters
 from .mlp import ACTIVATIONS
 from .runtime import TorchDevice, progress, torch_threads
@@ -33,7 +35,8 @@ def frame_columns(X: Any) -> list[np.ndarray] | None:
     return [np.asarray(f.columns, dtype=object) for f in frames]
 
 
-class MultiTaskRegressor(RenamedParameters, TorchDevice, RegressorMixin, BaseEstimator):
+class MultiTaskRegressor(Persistable, PandasPredictions, RenamedParameters, TorchDevice, RegressorMixin,
+                         BaseEstimator):
     """Base class: ``fit(X, y, task)``, ``predict(X, task)``, ``score(X, y, task)``.
 
     Every subclass has the parameters ``activation``, ``lr``, ``max_epochs``, ``patience``,
@@ -50,6 +53,27 @@ class MultiTaskRegressor(RenamedParameters, TorchDevice, RegressorMixin, BaseEst
     is a DataFrame (and refuses reordered or renamed columns at prediction), raises scikit-learn's
     ``NotFittedError`` before fitting, and maps the response back to its units. Parameters renamed
     in a release are listed in ``_renamed`` (see :class:`~hetmtl.nn.deprecation.RenamedParameters`).
+
+    Notes
+    -----
+    **Output.** ``predict`` returns a NumPy array, as scikit-learn's regressors do (a list of
+    per-task arrays for a list of per-task inputs). After ``set_output(transform="pandas")`` (or
+    with scikit-learn's global ``transform_output="pandas"``) it returns a pandas Series named
+    ``"prediction"`` with the index of ``X`` when ``X`` is a DataFrame.
+
+    **Task labels in scikit-learn's tools.** ``task`` is metadata in scikit-learn's sense. With
+    ``sklearn.set_config(enable_metadata_routing=True)``, request it where it is needed::
+
+        est = DualEncoderMTL().set_fit_request(task=True).set_score_request(task=True)
+        cross_val_score(est, X, y, params={"task": task}, cv=5)
+        GridSearchCV(est, {"gamma": [0.01, 0.1]}).fit(X, y, task=task)
+
+    and ``set_predict_request(task=True)`` where a tool passes metadata to ``predict`` (a
+    ``Pipeline``: ``pipe.predict(X, task=task)``). The labels are split with the rows of every
+    fold.
+
+    **Saving.** ``save(path)`` and ``load(path)`` keep a fitted estimator (parameters, fitted
+    attributes and the networks' state dicts) in a hetmtl file (see :mod:`hetmtl.persist`).
     """
 
     # ------------------------------------------------------------------ public API
@@ -91,7 +115,7 @@ class MultiTaskRegressor(RenamedParameters, TorchDevice, RegressorMixin, BaseEst
 
         Returns
         -------
-        ndarray of shape (N,)
+        ndarray of shape (N,), or a pandas Series after ``set_output(transform="pandas")``
         """
         check_is_fitted(self, "scaler_")
         self._check_feature_names(X)
@@ -99,13 +123,14 @@ class MultiTaskRegressor(RenamedParameters, TorchDevice, RegressorMixin, BaseEst
         with torch_threads(self.n_threads), torch.no_grad():
             out = self._predict_standardized(Z, codes)
         pred = self.scaler_.y_inverse(out.detach().cpu().double().numpy(), codes)
-        return self._format_prediction(pred, X)
+        return self._as_output(self._format_prediction(pred, X), X)
 
     def score(self, X: Any, y: Any = None, task: Any = None, sample_weight: Any = None) -> float:
         """Coefficient of determination R^2 of the predictions over all rows."""
         pred = self.predict(X, task)
         if isinstance(pred, list):
             pred = np.concatenate(pred)
+        pred = np.asarray(pred)
         return float(r2_score(self._response(X, y, task), pred, sample_weight=sample_weight))
 
     # ------------------------------------------------------------------ for subclasses

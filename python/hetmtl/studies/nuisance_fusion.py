@@ -17,6 +17,7 @@ treatment nuisance (propensity for IRM) over the site's rows (``err_m``).
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,7 @@ from ..fusion.disclosure import SIMULATION_POLICY
 from ..fusion.grid_summary import GridSummary, common_bandwidths, nuisance_targets
 from ..fusion.kernel_grid import KernelGrid, silverman_bandwidth, site_quantiles
 from ..fusion.late_fusion import LateFusion
-from ..fusion.nuisance_fusion import NuisanceFusion
+from ..fusion.nuisance_fusion import NuisanceFusion, WithheldGridWarning
 from ..fusion.site_dml import SiteDML
 from ..simulate import make_late_fusion_sites
 
@@ -100,7 +101,9 @@ def nuisance_fusion_replication(*, scenario: str = "S1", n_sites: int = 10,
     rows = []
     for method in METHODS:
         lam = 0.0 if method == "per-site" else "cv"
-        nf = NuisanceFusion(lam=lam, penalty=penalty).fit(summaries)
+        with warnings.catch_warnings():  # small sites withhold most grid points by design here
+            warnings.simplefilter("ignore", WithheldGridWarning)
+            nf = NuisanceFusion(lam=lam, penalty=penalty).fit(summaries)
         site_summaries, estimates, err_m = [], [], []
         for k, (name, x, y, d, folds) in enumerate(sites):
             preds = nf.result(name).predictions(x, folds)

@@ -9,10 +9,11 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-# knitr, rmarkdown and pandoc build the vignettes; generics lets the tidy/glance/augment methods be
-# registered without depending on broom (which the tests use when present).
+# knitr, rmarkdown and pandoc build the vignettes, and R CMD check compacts PDFs with qpdf;
+# generics lets the tidy/glance/augment methods be registered without depending on broom
+# (which the tests use when present).
 R_PKGS="r-base-core r-cran-reticulate r-cran-testthat r-cran-callr r-cran-metafor r-cran-jsonlite r-bioc-multiassayexperiment
-  r-cran-knitr r-cran-rmarkdown pandoc r-cran-generics r-cran-broom"
+  r-cran-knitr r-cran-rmarkdown pandoc r-cran-generics r-cran-broom qpdf"
 missing=""
 for pkg in $R_PKGS; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"

@@ -51,9 +51,9 @@ res$het_tidy <- tidy(het)$estimate
 res$het_glance_q <- glance(het)$statistic
 
 # A learner by name.
-res$learner_repr <- reticulate::py_str(reticulate::import_builtins()$repr(
-  reticulate::import_builtins()$sorted(
-    dml_learner("gbm", "classifier", seed = 3, n_estimators = 20)$get_params(deep = FALSE)$items())))
+py_builtins <- reticulate::import_builtins(convert = FALSE)
+res$learner_repr <- reticulate::py_to_r(py_builtins$repr(py_builtins$sorted(
+  dml_learner("gbm", "classifier", seed = 3, n_estimators = 20)$get_params(deep = FALSE)$items())))
 
 # Nuisance fusion.
 nf <- read.csv(file.path(inp, "nf.csv"))
@@ -184,7 +184,8 @@ def test_summaries_and_site_dml(r_json, inputs):
     _close(r_json["tidy_site"], fit.confint(level=0.95).iloc[:, 1])
     assert r_json["glance_nobs"] == 150
     lf = LateFusion(n_boot=40, random_state=2).fit(
-        {"A": fit.summary_, "pub": SiteSummary.from_estimate(np.array([0.9]), se=np.array([0.1]), n=300)})
+        {"A": fit.summary_, "pub": SiteSummary.from_estimate(np.array([0.9]), se=np.array([0.1]), n=300,
+                                                             coef_names=["d"])})
     tab = lf.summary()
     _close(r_json["tidy_fused"], tab["fused estimate"])
     _close(r_json["augment_resid"], tab["estimate"] - tab["fused estimate"])

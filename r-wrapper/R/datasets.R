@@ -9,6 +9,6 @@ hetmtl_data <- function(name) {
     stop(python_missing_message(), call. = FALSE)
   }
   datasets <- reticulate::import("hetmtl.datasets", convert = FALSE)
-  frame <- py_call(reticulate::py_get_attr(datasets, paste0("load_", name))())
+  frame <- py_call(switch(name, rand_hie = datasets$load_rand_hie(), exam = datasets$load_exam()))
   r_frame(frame)
 }

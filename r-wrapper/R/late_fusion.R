@@ -397,8 +397,8 @@ vcov.hetmtl_late_fusion <- function(object, type = c("fused", "center", "site"),
   object$py <- py_fit(object, "vcov")
   inf <- object$py$inference_
   draws_name <- if (type == "fused") "theta_draws" else "center_draws"
-  draws <- if (reticulate::py_is_none(inf)) NULL else reticulate::py_get_attr(inf, draws_name)
-  if (is.null(draws) || reticulate::py_is_none(draws)) {
+  draws <- if (is_py_none(inf)) NULL else reticulate::py_get_attr(inf, draws_name)
+  if (is.null(draws) || is_py_none(draws)) {
     stop("vcov: the ", type, " estimates of this fit (method '", object$method, "', inference '",
          object$inference, "') have standard errors but no joint covariance; use ",
          "inference = \"bootstrap\" with method = \"fusion\", or vcov(type = \"site\")",

@@ -113,7 +113,12 @@ import_torch_with_own_blas <- function() {
   if (isTRUE(.hetmtl$torch_imported)) {
     return(invisible(NULL))
   }
-  env <- py_call(reticulate::py_run_string(TORCH_IMPORT, local = TRUE, convert = FALSE))
+  # torch's compiler caches go to R's session folder (removed when R ends), not to the shared
+  # temporary folder.
+  cache <- gsub("\\\\", "/", file.path(tempdir(), "torchinductor"))
+  code <- paste0("import os\nos.environ.setdefault('TORCHINDUCTOR_CACHE_DIR', r'", cache, "')\n",
+                 TORCH_IMPORT)
+  env <- py_call(reticulate::py_run_string(code, local = TRUE, convert = FALSE))
   .hetmtl$torch_imported <- TRUE
   if (isTRUE(reticulate::py_to_r(reticulate::py_get_item(env, "_hetmtl_torch_before")))) {
     warning("torch was imported into this R session before hetmtl imported it, so its matrix ",
@@ -204,6 +209,11 @@ py_call <- function(expr) {
 }
 
 # ---------------------------------------------------------------- conversions Python -> R
+
+is_py_none <- function(x) {
+  reticulate::py_to_r(reticulate::import_builtins(convert = FALSE)$isinstance(
+    x, reticulate::import_builtins(convert = FALSE)$type(reticulate::py_none())))
+}
 
 py_num <- function(x) {
   v <- reticulate::py_to_r(x)

@@ -102,8 +102,8 @@ site_dml.default <- function(data, y, d, x, cluster = NULL, model = "plr", learn
       arg_error("fused_nuisance", "uses the sample split drawn from seed and n_folds; leave folds ",
                 "unset and n_rep at 1")
     }
-    seed <- fused_split_seed(fused_nuisance, seed, n_folds)
     fused <- fused_nuisance_py(fused_nuisance)
+    seed <- fused_split_seed(fused_nuisance, seed, n_folds)
   }
   seed <- resolve_seed(seed)
 

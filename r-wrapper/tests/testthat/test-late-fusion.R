@@ -102,8 +102,8 @@ test_that("S3 methods return the documented shapes, also with two coefficients",
   expect_identical(dim(ci), c(2L, 2L))
   expect_identical(colnames(ci), c("10 %", "90 %"))
   expect_error(confint(fit, "zz"), "parm: unknown name\\(s\\) 'zz'")
-  expect_output(print(fit), "Late fusion of 3 sites: lambda = 0.05 \\(given")
-  het <- heterogeneity(fit, term = "b2")
+  expect_output(print(fit), "Late fusion of 3 sites \\(penalized fusion\\): lambda = 0.05 \\(given")
+  het <- summary(heterogeneity(fit, term = "b2"))
   expect_identical(dim(het), c(3L, 17L))
   expect_identical(het$model, c("fixed", "random (DL)", "random (REML)"))
   # Fixed-effect pooling of b2 by hand.
@@ -128,7 +128,7 @@ test_that("heterogeneity matches metafor's rma() (DL and REML)", {
   skip_if_not_installed("metafor")
   sums <- lf_sites()
   fit <- late_fusion(sums, lam = 0.02, inference = "none")
-  het <- heterogeneity(fit)
+  het <- as.data.frame(heterogeneity(fit))
   yi <- c(0.10, 0.12, 0.08, 0.11, 0.60)
   vi <- c(0.030, 0.040, 0.035, 0.030, 0.050)^2
   for (m in c("FE", "DL", "REML")) {

@@ -49,7 +49,7 @@ test_that("the formula interface equals the data-frame interface, with factors a
   fit_na <- site_dml(y ~ d | x1 + x2, data = na, learner = "linear", n_folds = 3, seed = 5,
                      na.action = na.omit)
   expect_identical(nobs(fit_na), 118L)
-  expect_equal(unname(fit_na$na.action), c(3L, 8L))
+  expect_identical(as.integer(fit_na$na.action), c(3L, 8L))
   expect_error(site_dml(y ~ d | x1 + x2, data = na, learner = "linear", na.action = na.fail), "missing")
   expect_identical(nobs(site_dml(na, y = "y", d = "d", x = c("x1", "x2"), learner = "linear",
                                  n_folds = 3, seed = 5, na.action = "na.omit")), 118L)

@@ -11,7 +11,7 @@ import pandas as pd
 from scipy import stats
 from sklearn.base import BaseEstimator
 
-from .._util.validation import check_choice, check_fraction
+from .._util.validation import ArgumentError, check_choice, check_fraction
 from .inference import INFERENCE, FusedInference, bootstrap_inference, conditional_inference
 from .blup import TAU2_METHODS
 from .lambda_cv import LambdaCV, cross_validate_lambda, n_common_folds
@@ -192,7 +192,7 @@ class LateFusion(BaseEstimator):
             check_choice(self.method, "method", METHODS)
         self.method_ = self.method or ("robust_eb" if self.lam is None else "fusion")
         if self.lam is not None and self.method_ != "fusion":
-            raise ValueError(f"lam: applies to method='fusion' only, not method={self.method_!r}")
+            raise ArgumentError("lam", f"applies to method='fusion' only, not method={self.method_!r}")
         check_choice(self.tau2_method, "tau2_method", TAU2_METHODS)
         if not (isinstance(self.slab_scale, numbers.Real) and np.isfinite(self.slab_scale)
                 and self.slab_scale > 1):

@@ -50,11 +50,18 @@ def fusion_report(fit: "LateFusion") -> str:
     K = len(fit.site_names_)
     pct = f"{100 * fit.level:g}%"
     lines = [f"Late fusion of {K} site {'summary' if K == 1 else 'summaries'}; "
-             f"coefficient(s): {', '.join(fit.coef_names_)}",
-             f"lambda = {_fmt(fit.lambda_)} ({fit.lambda_rule_}); lambda_max = "
-             f"{_fmt(fit.lambda_max_)}; {int(fit.fused_mask_.sum())} of {K} sites fused with the "
-             f"center; weight = {fit.weight!r}, penalty = {fit.penalty!r}, "
-             f"inference = {fit.inference!r}", ""]
+             f"coefficient(s): {', '.join(fit.coef_names_)}"]
+    if fit.method_ == "fusion":
+        lines.append(f"lambda = {_fmt(fit.lambda_)} ({fit.lambda_rule_}); lambda_max = "
+                     f"{_fmt(fit.lambda_max_)}; {int(fit.fused_mask_.sum())} of {K} sites fused "
+                     f"with the center; weight = {fit.weight!r}, penalty = {fit.penalty!r}, "
+                     f"inference = {fit.inference!r}")
+    else:
+        tau2 = fit.method_details_.get("tau2")
+        lines.append(f"method = {fit.method_!r}; {int(fit.fused_mask_.sum())} of {K} sites pooled "
+                     "with the others" + ("" if tau2 is None else "; tau^2 = " + ", ".join(
+                         _fmt(t) for t in np.atleast_1d(tau2))) + f"; inference = {fit.inference!r}")
+    lines.append("")
     lines += [f"Per-site estimates ({pct} intervals). 'estimate' is the site's own DML estimate; "
               "'fused' marks sites",
               "that share the center's value; 'weight %' is the site's share in the inverse-variance "

@@ -360,6 +360,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rows", choices=["oracle", "forest"], default=None,
                         help="with --panel: real DML on simulated rows of each design, with oracle "
                              "or random-forest nuisances, instead of drawn site estimates")
+    parser.add_argument("--tradeoffs", action="store_true",
+                        help="with --panel: only the two trade-off tables (a homogeneity pretest "
+                             "before robust EB, and other outlier scales), tradeoffs_*.csv")
     parser.add_argument("--chunk", type=int, default=50,
                         help="with --panel: replications per task, evaluated batched (default 50; "
                              "--reps is rounded up to a multiple)")
@@ -376,6 +379,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def run_tradeoffs(out_dir: Path) -> int:
+    """The trade-off tables of :mod:`hetmtl.studies.late_fusion_tradeoffs` (1000 replications)."""
+    from hetmtl.studies import late_fusion_tradeoffs as tradeoffs
+
+    for name, table in (("pretest", tradeoffs.pretest_table()), ("slab", tradeoffs.slab_table())):
+        table.round(3).to_csv(out_dir / f"tradeoffs_{name}.csv")
+        with pd.option_context("display.width", 200, "display.max_columns", 30):
+            print(table.round(2).to_string())
+    return 0
+
+
 def run_panel(args: argparse.Namespace) -> int:
     """The summary-level panel (site estimates drawn from their sampling distribution)."""
     from hetmtl.studies import late_fusion_panel as panel
@@ -383,6 +397,8 @@ def run_panel(args: argparse.Namespace) -> int:
 
     out_dir = args.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
+    if args.tradeoffs:
+        return run_tradeoffs(out_dir)
     names = args.designs or list(panel.DESIGNS)
     unknown = sorted(set(names) - set(panel.DESIGNS))
     if unknown:

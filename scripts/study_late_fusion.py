@@ -360,8 +360,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rows", choices=["oracle", "forest"], default=None,
                         help="with --panel: real DML on simulated rows of each design, with oracle "
                              "or random-forest nuisances, instead of drawn site estimates")
-    parser.add_argument("--methods", nargs="+", default=None,
-                        help="with --panel: the methods to run (default all)")
+    parser.add_argument("--tradeoffs", action="store_true",
+                        help="with --panel: only the two trade-off tables (a homogeneity pretest "
+                             "before robust EB, and other outlier scales), tradeoffs_*.csv")
+    parser.add_argument("--chunk", type=int, default=50,
+                        help="with --panel: replications per task, evaluated batched (default 50; "
+                             "--reps is rounded up to a multiple)")
+    parser.add_argument("--no-fusion-cv", dest="fusion_cv", action="store_false",
+                        help="with --rows: leave out the penalized fusion with cross-validated "
+                             "lambda (one fit per replication, the slowest method)")
     args = parser.parse_args(argv)
     if args.reps is None:
         args.reps = 400 if args.panel else 20 if args.quick else 100
@@ -372,6 +379,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def run_tradeoffs(out_dir: Path) -> int:
+    """The trade-off tables of :mod:`hetmtl.studies.late_fusion_tradeoffs` (1000 replications)."""
+    from hetmtl.studies import late_fusion_tradeoffs as tradeoffs
+
+    for name, table in (("pretest", tradeoffs.pretest_table()), ("slab", tradeoffs.slab_table())):
+        table.round(3).to_csv(out_dir / f"tradeoffs_{name}.csv")
+        with pd.option_context("display.width", 200, "display.max_columns", 30):
+            print(table.round(2).to_string())
+    return 0
+
+
 def run_panel(args: argparse.Namespace) -> int:
     """The summary-level panel (site estimates drawn from their sampling distribution)."""
     from hetmtl.studies import late_fusion_panel as panel
@@ -379,28 +397,28 @@ def run_panel(args: argparse.Namespace) -> int:
 
     out_dir = args.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
+    if args.tradeoffs:
+        return run_tradeoffs(out_dir)
     names = args.designs or list(panel.DESIGNS)
     unknown = sorted(set(names) - set(panel.DESIGNS))
     if unknown:
         raise SystemExit(f"--designs: unknown design(s) {unknown}; choose from {list(panel.DESIGNS)}")
-    methods = args.methods or list(panel.METHODS)
-    unknown = sorted(set(methods) - set(panel.METHODS))
-    if unknown:
-        raise SystemExit(f"--methods: unknown method(s) {unknown}; choose from {list(panel.METHODS)}")
-    axes = {"design": names, "n_boot": [args.n_boot], "methods": [",".join(methods)]}
-    fn = panel.panel_replication
+    if args.chunk < 1:
+        raise SystemExit("--chunk: must be at least 1")
+    axes = {"design": names, "n_boot": [args.n_boot], "chunk": [args.chunk]}
+    fn = panel.panel_chunk
     if args.rows:
-        axes["nuisance"] = [args.rows]
-        fn = rows.row_replication
+        axes.update(nuisance=[args.rows], fusion_cv=[bool(args.fusion_cv)])
+        fn = rows.row_chunk
     configs = config_grid(**axes)
+    n_tasks = -(-args.reps // args.chunk)
     level = f"row-level ({args.rows} nuisances)" if args.rows else "summary-level"
-    print(f"{level} panel: {len(configs)} designs x {args.reps} replications")
-    # The data (and bootstrap seeds) depend on the design only: a run with fewer methods sees
-    # the same data sets as one with all of them.
-    results = run_study(fn, configs, args.reps, seed=args.seed, n_jobs=args.n_jobs,
+    print(f"{level} panel: {len(configs)} designs x {n_tasks * args.chunk} replications")
+    results = run_study(fn, configs, n_tasks, seed=args.seed, n_jobs=args.n_jobs,
                         checkpoint=out_dir / "checkpoint", progress=args.progress,
-                        scheduler_address=args.scheduler_address,
-                        seed_keys=["design", "n_boot", *(["nuisance"] if args.rows else [])])
+                        scheduler_address=args.scheduler_address)
+    # One replication = one (task, position in the task's batch).
+    results["rep"] = results["rep"] * args.chunk + results["sub"]
     results.to_csv(out_dir / "results.csv.gz", index=False)
     tables = panel.write_panel_outputs(results, out_dir)
     with pd.option_context("display.width", 200, "display.max_columns", 30):

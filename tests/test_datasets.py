@@ -92,6 +92,7 @@ def test_demo_writes_its_files(demo):
 
 def test_demo_center_uses_only_the_written_summaries(demo):
     out, result = demo
+    assert result.fusion.method_ == "robust_eb"
     summaries = [SiteSummary.from_json(out / "summaries" / f"{s}.json") for s in SITES]
     params = {**result.fusion.get_params(), "inference": "none"}
     refit = LateFusion(**params).fit(summaries)

@@ -163,3 +163,29 @@ def test_outcomes_in_other_units_give_the_same_fit_scaled(params):
     ca, cb = a.center_summary(), b.center_summary()
     np.testing.assert_allclose(cb[["ci lower", "ci upper"]], 1000 * ca[["ci lower", "ci upper"]],
                                rtol=1e-6)
+
+
+def test_tau2_draws_follow_the_restricted_likelihood():
+    # The generating tau^2 of the interval bootstrap is drawn from the normal group's restricted
+    # likelihood (flat prior on tau): with five sites 10 SEs apart it is wide, and draws far
+    # above the estimate must occur (a grid ending a few SEs past the estimate would cut them).
+    from hetmtl.fusion.eb_intervals import draw_tau2, normal_group_reml_loglik
+    from hetmtl.fusion.robust_eb import robust_eb
+
+    y = np.array([[-1.2, -0.4, 0.1, 0.6, 1.3]])
+    v = np.full((1, 5), 0.01)
+    fit = robust_eb(y, v)
+    draws = draw_tau2(fit, y, v, 20000, np.random.default_rng(0))[0]
+    tau_hat = np.sqrt(fit.tau2[0])
+    assert np.mean(np.sqrt(draws) > tau_hat + 8 * 0.1) > 0.05
+    # The draws' distribution matches the likelihood computed directly on a fine grid.
+    grid = np.linspace(1e-4, 8 * tau_hat, 4000)
+    ll = normal_group_reml_loglik(y, v, 1 - fit.outlier_prob, grid[None, :] ** 2)[0]
+    dens = np.exp(ll - ll.max())
+    cdf = np.cumsum(dens) / dens.sum()
+    median_direct = grid[np.searchsorted(cdf, 0.5)]
+    assert np.median(np.sqrt(draws)) == pytest.approx(median_direct, rel=0.03)
+    # Identical sites: tau^2 is estimated as 0 but its draws are not all 0.
+    same = np.full((1, 5), 0.3)
+    d0 = draw_tau2(robust_eb(same, v), same, v, 2000, np.random.default_rng(1))[0]
+    assert np.all(d0 >= 0) and np.median(d0) > 0

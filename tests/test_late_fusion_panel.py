@@ -71,17 +71,23 @@ def test_gradual_heterogeneity_stays_close_to_blup(name):
 
 @pytest.mark.parametrize("name", ["normal_tau0.5_K10", "normal_tau1_K10", "normal_tau1.5_K10"])
 def test_coverage_under_gradual_heterogeneity(name):
-    # The study measures 0.93-0.97 for sites and the center here. Bounds: 0.92 below for the
-    # sites and 0.925 for the center (about 2 Monte-Carlo SEs under 0.93: the SE is about 0.005
-    # for sites, taken over replications since a replication's sites are correlated, and 0.011 for
-    # the center), 0.98 above. Intervals built at the estimated tau^2 (or at a floor) cover
-    # 0.89-0.92 at tau = 1-1.5 typical SE, BLUP's 0.84-0.91: both fail.
+    # The study measures 0.92-0.96 for the sites and 0.94-0.98 for the center here, with
+    # Monte-Carlo SEs of about 0.006 (sites; taken over replications, since a replication's sites
+    # are correlated) and 0.011 (center). Bounds about 2-3 SEs below: 0.90 for the sites, 0.925
+    # for the center. BLUP's metafor intervals (sites 0.82-0.90) fail the first; intervals built
+    # at a floored tau^2 estimate (center 0.91 at tau = 1-1.5) the second.
     out = cell(name)["robust_eb"]
     sites = out["cover_normal"]
-    assert sites.std(ddof=1) / np.sqrt(N_REPS) < 0.007
-    assert 0.92 <= sites.mean() <= 0.98
-    assert 0.925 <= out["center_cover"].mean() <= 0.98
+    assert sites.std(ddof=1) / np.sqrt(N_REPS) < 0.008
+    assert 0.90 <= sites.mean() <= 0.98
+    assert 0.925 <= out["center_cover"].mean() <= 0.99
     assert out["center_inside"].all()
+
+
+def test_blup_intervals_undercover_where_robust_eb_holds():
+    # The comparison the bounds above rest on, in the same cells.
+    out = cell("normal_tau0.5_K10")
+    assert out["blup_reml"]["cover_normal"].mean() < 0.88 <= out["robust_eb"]["cover_normal"].mean()
 
 
 def test_homogeneous_center_interval_is_not_far_above_level():

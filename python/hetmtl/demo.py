@@ -14,8 +14,8 @@ its own rows. Here every site
 The center then reads the JSON files back, as it would receive them, and fuses them with
 :class:`~hetmtl.fusion.late_fusion.LateFusion` and its default method, robust empirical Bayes:
 each site is shrunk towards a common center as much as the between-site spread allows, and a site
-several standard errors away from the others keeps its own estimate. The classic meta-analysis statistics (fixed and random
-effects, Q, I^2, tau^2, prediction interval) are printed alongside.
+several standard errors away from the others keeps its own estimate. The classic meta-analysis
+statistics (fixed and random effects, Q, I^2, tau^2, prediction interval) are printed alongside.
 
 Run it with ``hetmtl demo`` or :func:`run_demo`.
 """

@@ -122,6 +122,9 @@ def late_fusion_report(fit: "LateFusion") -> Report:
                          "penalty": fit.penalty})
     elif fit.method_ == "blup":
         settings["tau2 method"] = fit.tau2_method
+    tau2 = fit.method_details_.get("tau2") if fit.method_details_ else None
+    if tau2 is not None and fit.method_ != "fusion":
+        settings["tau^2"] = ", ".join(format_number(t) for t in np.atleast_1d(tau2))
     eps = fit.method_details_.get("eps") if fit.method_details_ else None
     if eps is not None:
         settings["outlier share"] = ", ".join(format_number(e) for e in np.atleast_1d(eps))

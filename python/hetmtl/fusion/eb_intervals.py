@@ -83,9 +83,11 @@ def eb_halfwidths(abs_errors, center_abs_errors, own_group, own_se, own_shift, l
 
 
 TAU_GRID = 400
-# The grid of tau reaches this many largest within-site SEs beyond the estimate's tau: far into
-# the tail of the restricted likelihood whatever the number of sites.
+# The grid of tau reaches this many largest within-site SEs beyond the estimate's tau, and at
+# least TAU_GRID_SPAN times the estimate: far into the tail of the restricted likelihood, also
+# with few sites and a tau of many SEs (where the likelihood of tau is wide).
 TAU_GRID_REACH = 8.0
+TAU_GRID_SPAN = 5.0
 
 
 def normal_group_reml_loglik(y, v, q, tau2) -> np.ndarray:
@@ -107,11 +109,12 @@ def draw_tau2(fit: RobustEBFit, y: np.ndarray, v: np.ndarray, n_draws: int,
     """Draws ``(B, n_draws)`` of tau^2 from the normal group's restricted likelihood, flat in tau.
 
     The likelihood is evaluated on a grid of tau from 0 past the fitted tau (see
-    :data:`TAU_GRID_REACH`); a draw picks a grid cell with probability proportional to the
-    likelihood there and a point uniformly inside it.
+    :data:`TAU_GRID_REACH` and :data:`TAU_GRID_SPAN`); a draw picks a grid cell with probability
+    proportional to the likelihood there and a point uniformly inside it.
     """
     q = 1.0 - fit.outlier_prob
-    top = np.sqrt(fit.tau2) + TAU_GRID_REACH * np.sqrt(v.max(axis=1))
+    tau = np.sqrt(fit.tau2)
+    top = np.maximum(tau + TAU_GRID_REACH * np.sqrt(v.max(axis=1)), TAU_GRID_SPAN * tau)
     step = top / TAU_GRID
     mids = (np.arange(TAU_GRID) + 0.5)[None, :] * step[:, None]
     ll = normal_group_reml_loglik(y, v, q, mids**2)

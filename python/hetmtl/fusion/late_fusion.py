@@ -12,7 +12,7 @@ from scipy import stats
 from sklearn.base import BaseEstimator
 
 from .._util.display import ReportDisplay
-from .._util.validation import check_choice, check_fraction
+from .._util.validation import ArgumentError, check_choice, check_fraction
 from ..persist.mixin import Persistable
 from .display import late_fusion_report
 from .inference import INFERENCE, FusedInference, bootstrap_inference, conditional_inference
@@ -197,7 +197,7 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
             check_choice(self.method, "method", METHODS)
         self.method_ = self.method or ("robust_eb" if self.lam is None else "fusion")
         if self.lam is not None and self.method_ != "fusion":
-            raise ValueError(f"lam: applies to method='fusion' only, not method={self.method_!r}")
+            raise ArgumentError("lam", f"applies to method='fusion' only, not method={self.method_!r}")
         check_choice(self.tau2_method, "tau2_method", TAU2_METHODS)
         if not (isinstance(self.slab_scale, numbers.Real) and np.isfinite(self.slab_scale)
                 and self.slab_scale > 1):

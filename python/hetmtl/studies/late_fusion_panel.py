@@ -120,25 +120,6 @@ def method_rows(summaries: list[SiteSummary], theta: np.ndarray, outlier: np.nda
     return rows
 
 
-def panel_replication(config: dict, seed: np.random.SeedSequence) -> list[dict]:
-    """Study function for :func:`hetmtl.studies.run_study` (config: ``design``, ``n_boot``,
-    optionally ``methods``)."""
-    design = SummaryDesign(**DESIGNS[config["design"]])
-    rng = np.random.default_rng(seed)
-    theta, outlier = draw_effects(design, 1, rng)
-    _, folds = draw_estimates(design, theta, rng, n_folds=N_FOLDS)
-    summaries = site_summaries(design, folds[0])
-    # The center's target: the common (or mean) effect; the clusters have none.
-    target = np.nan if design.kind == "clusters" else design.theta0
-    return method_rows(summaries, theta[0], outlier[0], target, n_boot=int(config["n_boot"]),
-                       seed=int(seed.generate_state(1)[0]), methods=config_methods(config))
-
-
-def config_methods(config: dict) -> list[str] | None:
-    """The methods a study configuration asks for (``methods``: comma-separated; default all)."""
-    return config["methods"].split(",") if config.get("methods") else None
-
-
 def _ratio(a: pd.Series, b: pd.Series) -> tuple[float, float]:
     """Ratio of means of paired per-replication values and its delta-method Monte-Carlo SE."""
     ma, mb = a.mean(), b.mean()
@@ -152,7 +133,7 @@ def ratio_table(results: pd.DataFrame, method: str = "robust_eb") -> pd.DataFram
     sites), over its own DML (outliers) and over the better BLUP (normal sites), with MC SEs."""
     rows = []
     for design, g in results.groupby("design", sort=False):
-        wide = {m: gm.set_index("rep") for m, gm in g.groupby("method")}
+        wide = {m: gm.set_index("rep").sort_index() for m, gm in g.groupby("method")}
         row = {"design": design}
         for kind in ("normal", "outlier"):
             col = f"sq_err_{kind}"
@@ -295,45 +276,92 @@ def write_panel_outputs(results: pd.DataFrame, out_dir) -> dict[str, pd.DataFram
     return tables
 
 
-def batched_cell(design: SummaryDesign, n_reps: int, rng: np.random.Generator,
-                 n_boot: int = 200) -> dict[str, dict[str, np.ndarray]]:
-    """All replications of one design at once through the batched estimators (no fold
-    summaries, no penalized fusion): per method, per-replication squared errors by site type,
-    coverage of the site and center intervals and whether the center lies inside its interval.
+BATCHED_METHODS = ("own", "fixed", "blup_dl", "blup_reml", "robust_eb")
 
-    A fast version of the panel for tests: ``own``, ``fixed``, ``blup_dl``, ``blup_reml`` with
-    their Wald intervals (metafor's for the BLUPs) and ``robust_eb`` with its bootstrap ones.
+
+def batched_metrics(y: np.ndarray, v: np.ndarray, theta: np.ndarray, outlier: np.ndarray,
+                    center_target: float, rng: np.random.Generator, n_boot: int = 200
+                    ) -> dict[str, dict[str, np.ndarray]]:
+    """Every method of :data:`BATCHED_METHODS` on many data sets at once (rows of ``y``, ``v``):
+    per method, per-replication metrics as in :func:`method_rows`.
+
+    The estimators are those ``LateFusion`` calls (``own``, ``fixed``, ``blup_dl``,
+    ``blup_reml`` with their Wald and metafor intervals, ``robust_eb`` with its bootstrap ones),
+    run batched over the replications instead of one fit at a time.
     """
     from ..fusion.blup import random_effects
     from ..fusion.eb_intervals import robust_eb_errors
     from ..fusion.robust_eb import robust_eb
 
+    n_reps = y.shape[0]
+    z = 1.959963984540054
+    fe = random_effects(y, v, tau2=np.zeros(n_reps))
+    fits = {"own": (y, z * np.sqrt(v), fe.mu, z * np.sqrt(fe.mu_var), np.zeros(y.shape, bool))}
+    for name, m, t in (("fixed", "REML", np.zeros(n_reps)), ("blup_dl", "DL", None),
+                       ("blup_reml", "REML", None)):
+        re = random_effects(y, v, method=m, tau2=t)
+        fits[name] = (*_re_parts(re, z), np.broadcast_to((re.tau2 == 0)[:, None], y.shape))
+    eb = robust_eb(y, v)
+    half, center_half = robust_eb_errors(eb, y, v, n_boot=n_boot, rng=rng).halfwidths(LEVEL)
+    fits["robust_eb"] = (eb.estimate, half, eb.mu, center_half, eb.outlier_prob < 0.5)
+    has_outlier = outlier.any(axis=1)
+
+    def by_type(values):
+        normal = np.nanmean(np.where(outlier, np.nan, values), axis=1)
+        out = np.where(outlier, values, 0).sum(1) / np.maximum(outlier.sum(1), 1)
+        return normal, np.where(has_outlier, out, np.nan)
+
+    out = {}
+    for name, (est, h, center, ch, pooled) in fits.items():
+        err2 = (est - theta) ** 2
+        cover = (np.abs(est - theta) <= h).astype(float)
+        metrics = {}
+        for label, values in (("sq_err", err2), ("cover", cover), ("width", 2 * h)):
+            metrics[f"{label}_normal"], metrics[f"{label}_outlier"] = by_type(values)
+        metrics.update(
+            center_sq_err=(center - center_target) ** 2 if np.isfinite(center_target)
+            else np.full(n_reps, np.nan),
+            center_cover=(np.abs(center - center_target) <= ch).astype(float)
+            if np.isfinite(center_target) else np.full(n_reps, np.nan),
+            center_width=2 * ch, center_inside=(ch >= 0).astype(float),
+            sites_inside=np.all(h >= 0, axis=1).astype(float),
+            all_normal_fused=np.all(pooled | outlier, axis=1).astype(float))
+        out[name] = metrics
+    return out
+
+
+def metric_rows(metrics: dict[str, dict[str, np.ndarray]]) -> list[dict]:
+    """Rows of :func:`method_rows`'s form from :func:`batched_metrics`, with ``sub``, the
+    replication's index inside its batch."""
+    rows = []
+    for name, m in metrics.items():
+        n = len(next(iter(m.values())))
+        rows += [{"method": name, "sub": i, **{k: float(val[i]) for k, val in m.items()}}
+                 for i in range(n)]
+    return rows
+
+
+def panel_chunk(config: dict, seed: np.random.SeedSequence) -> list[dict]:
+    """Study function: ``config["chunk"]`` replications of a design, batched (config:
+    ``design``, ``n_boot``, ``chunk``); the batched methods only (no penalized fusion)."""
+    design = SummaryDesign(**DESIGNS[config["design"]])
+    rng = np.random.default_rng(seed)
+    theta, outlier = draw_effects(design, int(config["chunk"]), rng)
+    y, _ = draw_estimates(design, theta, rng)
+    v = np.broadcast_to(1.0 / design.sizes, y.shape).copy()
+    target = np.nan if design.kind == "clusters" else design.theta0
+    return metric_rows(batched_metrics(y, v, theta, outlier, target, rng,
+                                       n_boot=int(config["n_boot"])))
+
+
+def batched_cell(design: SummaryDesign, n_reps: int, rng: np.random.Generator,
+                 n_boot: int = 200) -> dict[str, dict[str, np.ndarray]]:
+    """All replications of one design at once through :func:`batched_metrics` (a fast version of
+    the panel for tests)."""
     theta, outlier = draw_effects(design, n_reps, rng)
     y, _ = draw_estimates(design, theta, rng)
     v = np.broadcast_to(1.0 / design.sizes, y.shape).copy()
-    z = 1.959963984540054
-    fits = {"own": (y, z * np.sqrt(v), None, None),
-            **{name: _re_parts(random_effects(y, v, method=m, tau2=t), z)
-               for name, m, t in (("fixed", "REML", np.zeros(n_reps)), ("blup_dl", "DL", None),
-                                  ("blup_reml", "REML", None))}}
-    eb = robust_eb(y, v)
-    half, center_half = robust_eb_errors(eb, y, v, n_boot=n_boot, rng=rng).halfwidths(LEVEL)
-    fits["robust_eb"] = (eb.estimate, half, eb.mu, center_half)
-    fe = random_effects(y, v, tau2=np.zeros(n_reps))
-    fits["own"] = (y, z * np.sqrt(v), fe.mu, z * np.sqrt(fe.mu_var))
-    out = {}
-    for name, (est, h, center, ch) in fits.items():
-        err2 = (est - theta) ** 2
-        cover = np.abs(est - theta) <= h
-        out[name] = {"sq_err_normal": np.nanmean(np.where(outlier, np.nan, err2), axis=1),
-                     "sq_err_outlier": np.where(outlier, err2, 0).sum(1) / np.maximum(outlier.sum(1), 1),
-                     "cover_normal": np.nanmean(np.where(outlier, np.nan, cover), axis=1),
-                     "center_sq_err": (center - design.theta0) ** 2,
-                     "center_cover": np.abs(center - design.theta0) <= ch,
-                     "center_inside": ch >= 0,
-                     "all_normal_fused": (np.all(eb.outlier_prob < 0.5, axis=1, where=~outlier)
-                                          if name == "robust_eb" else np.zeros(n_reps, bool))}
-    return out
+    return batched_metrics(y, v, theta, outlier, design.theta0, rng, n_boot=n_boot)
 
 
 def _re_parts(fit, z: float):

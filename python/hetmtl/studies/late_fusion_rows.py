@@ -27,7 +27,7 @@ import numpy as np
 from ..fusion.site_dml import SiteDML
 from ..fusion.summary import FoldSummary, SiteSummary
 from ..simulate.summary_level import SummaryDesign, draw_effects
-from .late_fusion_panel import DESIGNS, N_FOLDS, config_methods, method_rows
+from .late_fusion_panel import DESIGNS, N_FOLDS, batched_metrics, method_rows, metric_rows
 
 NUISANCES = ("oracle", "forest")
 N_COVARIATES = 5
@@ -86,25 +86,34 @@ def forest_summary(y: np.ndarray, d: np.ndarray, X: np.ndarray, rng: np.random.G
     return est.fit(y=y, d=d, x=X).summary_
 
 
-def row_replication(config: dict[str, Any], seed: np.random.SeedSequence) -> list[dict]:
-    """Study function for :func:`hetmtl.studies.run_study`.
+def row_chunk(config: dict[str, Any], seed: np.random.SeedSequence) -> list[dict]:
+    """Study function for :func:`hetmtl.studies.run_study`: ``chunk`` replications of a design.
 
     Config keys: ``design`` (a name of :data:`~hetmtl.studies.late_fusion_panel.DESIGNS`),
-    ``nuisance`` (one of :data:`NUISANCES`), ``n_boot`` and optionally ``methods``.
+    ``nuisance`` (one of :data:`NUISANCES`), ``n_boot``, ``chunk`` and ``fusion_cv`` (whether
+    to run the penalized fusion with cross-validated lambda too, one fit per replication). The
+    other methods run batched over the chunk (:func:`~hetmtl.studies.late_fusion_panel.
+    batched_metrics`); a row's ``sub`` is its replication inside the chunk.
     """
     if config["nuisance"] not in NUISANCES:
         raise ValueError(f"nuisance: expected one of {NUISANCES}, got {config['nuisance']!r}")
     design = SummaryDesign(**DESIGNS[config["design"]])
     rng = np.random.default_rng(seed)
-    theta, outlier = draw_effects(design, 1, rng)
-    theta, outlier = theta[0], outlier[0]
-    summaries = []
-    for k, (th, n) in enumerate(zip(theta, design.sizes.astype(int))):
-        y, d, X = simulate_site(th, n, rng)
-        if config["nuisance"] == "oracle":
-            summaries.append(oracle_summary(th, y, d, X, rng, f"s{k}"))
-        else:
-            summaries.append(forest_summary(y, d, X, rng, f"s{k}"))
+    theta, outlier = draw_effects(design, int(config["chunk"]), rng)
     target = np.nan if design.kind == "clusters" else design.theta0
-    return method_rows(summaries, theta, outlier, target, n_boot=int(config["n_boot"]),
-                       seed=int(seed.generate_state(1)[0]), methods=config_methods(config))
+    y, v, rows = np.empty(theta.shape), np.empty(theta.shape), []
+    for r, th_r in enumerate(theta):
+        summaries = []
+        for k, (th, n) in enumerate(zip(th_r, design.sizes.astype(int))):
+            yk, dk, Xk = simulate_site(th, n, rng)
+            summaries.append(oracle_summary(th, yk, dk, Xk, rng, f"s{k}")
+                             if config["nuisance"] == "oracle" else forest_summary(yk, dk, Xk, rng,
+                                                                                   f"s{k}"))
+        y[r] = [s.theta[0] for s in summaries]
+        v[r] = [s.cov[0, 0] for s in summaries]
+        if config.get("fusion_cv"):
+            rows += [{**row, "sub": r} for row in method_rows(
+                summaries, th_r, outlier[r], target, n_boot=int(config["n_boot"]),
+                seed=int(rng.integers(2**31)), methods=["fusion_cv"])]
+    return rows + metric_rows(batched_metrics(y, v, theta, outlier, target, rng,
+                                              n_boot=int(config["n_boot"])))

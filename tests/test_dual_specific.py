@@ -158,3 +158,15 @@ def test_lam_beta_search_heads_reuses_one_training_run():
         DualEncoderMTL(warmup_rounds=-1).fit(ds.X, ds.y, ds.task)
     with pytest.raises(ValueError, match="specific_selection"):
         DualEncoderMTL(specific_selection="always").fit(ds.X, ds.y, ds.task)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_fit_matches_cpu_up_to_rounding():
+    ds = specific_design(5)
+    opts = {**REDUCED, "max_epochs": 5, "lam_beta": "auto"}
+    cpu = DualEncoderMTL(random_state=0, **opts).fit(ds.X, ds.y, ds.task)
+    gpu = DualEncoderMTL(random_state=0, device="cuda", **opts).fit(ds.X, ds.y, ds.task)
+    assert next(gpu.net_.parameters()).device.type == "cuda"
+    np.testing.assert_allclose(gpu.predict(ds.X_test, ds.task_test), cpu.predict(ds.X_test, ds.task_test),
+                               rtol=1e-3, atol=1e-3)
+    np.testing.assert_array_equal(gpu.specific_used_, cpu.specific_used_)

@@ -14,7 +14,7 @@ Designs (``hetmtl.simulate.make_dual_encoder_tasks``; every task gets ``n_r`` ro
 
 Methods (package defaults, the same seed): ``dual`` (:class:`~hetmtl.dual.DualEncoderMTL`),
 ``dual_previous`` (the previous defaults: the group lasso on the specific heads from the first
-head solve, three whole fits for ``lam_beta``, rounds of five encoder steps), ``shared_only``,
+head solve, a whole fit for each of the three values of ``lam_beta``), ``shared_only``,
 ``specific_only``, ``single`` (one MLP per task) and ``pooled`` (one MLP for all rows).
 
 Metrics per method and replication: mean per-task test RMSE; for the dual encoders the share of
@@ -53,8 +53,7 @@ CONFIGS = [{"design": "specific", "n_r": 50}, {"design": "specific", "n_r": 200}
 QUICK_CONFIGS = [{"design": "specific", "n_r": 50}]
 
 #: The defaults before task-specific encoders got a warm-up and a validation check.
-PREVIOUS_DEFAULTS = dict(warmup_rounds=0, specific_selection="penalty", lam_beta_search="refit",
-                         encoder_steps=5, max_epochs=200, patience=20)
+PREVIOUS_DEFAULTS = dict(warmup_rounds=0, specific_selection="penalty", lam_beta_search="refit")
 
 
 def make_method(name: str, seed: int) -> Any:
@@ -130,18 +129,20 @@ def plot(summary: pd.DataFrame, out_dir: Path) -> None:
         ax.set_title(f"{design}, n_r = {n_r}", fontsize=9)
     axes[0, 0].set_ylabel("mean per-task test RMSE (+- 2 SE)")
     fig.tight_layout()
-    fig.savefig(out_dir / "specific_encoders.png", dpi=120)
-    plt.close(fig)
+    try:
+        fig.savefig(out_dir / "specific_encoders.png", dpi=120)
+    finally:
+        plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--reps", type=int, default=20, help="replications per configuration (default 20)")
-    ap.add_argument("--quick", action="store_true", help="one small cell, for a check of the script")
-    ap.add_argument("--designs", nargs="*", default=None, help="only these designs (default: all)")
-    ap.add_argument("--n-jobs", type=int, default=1, help="parallel workers")
-    ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--out-dir", type=Path, default=Path("out/study_dual_specific"))
+    ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--designs", nargs="*", default=None, help="only these designs (default: all)")
+    ap.add_argument("--reps", type=int, default=10, help="replications per configuration (default 10)")
+    ap.add_argument("--n-jobs", type=int, default=1, help="parallel workers")
+    ap.add_argument("--quick", action="store_true", help="one small cell, for a check of the script")
     add_cluster_arguments(ap)
     args = ap.parse_args(argv)
     configs = QUICK_CONFIGS if args.quick else CONFIGS

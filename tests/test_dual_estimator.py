@@ -64,9 +64,11 @@ def test_lists_of_task_arrays_equal_table(fitted):
 
 def test_row_order_and_labels_do_not_matter(fitted):
     model, (X, y, task) = fitted
-    # predicting a shuffled subset gives the same values row by row
+    # predicting a shuffled subset gives the same values row by row (up to float32 rounding, which
+    # depends on how the rows are grouped: an absolute margin for predictions near 0)
     idx = np.random.default_rng(0).permutation(len(y))[:40]
-    np.testing.assert_allclose(model.predict(X[idx], task[idx]), model.predict(X, task)[idx], rtol=1e-6)
+    np.testing.assert_allclose(model.predict(X[idx], task[idx]), model.predict(X, task)[idx], rtol=1e-6,
+                               atol=1e-6)
 
 
 def test_diagnostics_consistent(fitted):
@@ -116,7 +118,9 @@ def test_head_ridge_is_fixed_in_rows_per_task(fitted):
 
 def test_large_penalty_fuses_all_and_zero_penalty_fuses_none():
     X, y, task = small_tasks(1)
-    big = DualEncoderMTL(lam_beta=100.0, lam_specific=100.0, random_state=0, **FAST).fit(X, y, task)
+    # (with specific_selection="validation" the validation rows, not the penalty, decide switch-off)
+    big = DualEncoderMTL(lam_beta=100.0, lam_specific=100.0, specific_selection="penalty", random_state=0,
+                         **FAST).fit(X, y, task)
     assert big.fused_.all() and np.all(big.head_distances_.to_numpy() == 0)
     assert big.specific_off_.all() and np.all(big.alpha_ == 0)
     none = DualEncoderMTL(lam_beta=0.0, lam_specific=0.0, random_state=0, **FAST).fit(X, y, task)

@@ -93,7 +93,8 @@ class DualEncoderMTL(TaskRegressor):
     lam_specific : float
         Used when ``lam_alpha`` is None: group-lasso shrinkage of alpha_r toward zero, which
         keeps the per-task encoders from fitting noise on small tasks and may zero the specific
-        head of a task it does not help. 0 disables it.
+        head of a task it does not help (with ``specific_selection="validation"`` the validation
+        rows have the last word). 0 disables it.
     gamma : float
         Weight of the orthogonality penalty between shared and specific encodings.
     penalty : {"l2", "l2sq", "ball"}

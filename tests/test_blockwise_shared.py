@@ -114,13 +114,14 @@ def test_gate_penalty_matches_its_definition():
     net = TwoPathwayNet(spec, (3, 2), gens, torch.arange(1), torch.ones(T, p), torch.zeros(T, p), shared)
     g = net.gates().detach()
     w = net.shared_enc.weights[0].detach()
-    want = [g[k, 0] ** 2 * w[k, 1:3].square().sum() + g[k, 1] ** 2 * w[k, 3:5].square().sum() for k in range(2)]
+    want = [float(g[k, 0] ** 2 * w[k, 1:3].square().sum() + g[k, 1] ** 2 * w[k, 3:5].square().sum()) for k in range(2)]
     np.testing.assert_allclose(net.imputation_penalty().detach(), want, rtol=1e-6)
     # the input: observed entries as they are, imputed ones times their gate, then the indicators
     x = torch.randn(T, p, 4)
-    inp = net._completed_input(x).view(2, p + 2, T, 4)
-    np.testing.assert_allclose(inp[1, :, 0, :p + 0][:p], x[0] * torch.tensor([1, 1, 1, g[1, 1], g[1, 1]])[:, None],
-                               rtol=1e-6)
+    with torch.no_grad():
+        inp = net._completed_input(x).view(2, p + 2, T, 4)
+    np.testing.assert_allclose(inp[1, :p, 0], x[0] * torch.tensor([1, 1, 1, g[1, 1], g[1, 1]])[:, None], rtol=1e-6)
+    np.testing.assert_allclose(inp[0, :p, 1], x[1] * torch.tensor([1, g[0, 0], g[0, 0], 1, 1])[:, None], rtol=1e-6)
     assert (inp[:, p:, 1] == torch.tensor([1.0, 0.0])[:, None]).all()
 
 
@@ -142,7 +143,7 @@ def test_default_beats_the_paper_architecture_and_htl_where_a_shared_mapping_tra
 
 
 def test_verbose_fit_shows_progress(small, capfd):
-    quick(small.layout, imputer=HBIImputer(small.layout, width=4, depth=1, lam_orth=0.0, max_epochs=5),
+    quick(small.layout, imputer=HBIImputer(small.layout, width=4, depth=1, lam_orth=0.0, max_epochs=5, verbose=True),
           verbose=True).fit(small.X, small.y, small.task)
     err = capfd.readouterr().err
     assert "two-pathway" in err and "HBI" in err

@@ -6,7 +6,8 @@ which source, which sources each task observes) and checks data against it. Impu
 missing blocks from the anchor: :class:`HBIImputer` (heterogeneous block-wise imputation, neural)
 and the references :class:`MeanBlockImputer` and :class:`IterativeBlockImputer`; all return the
 completed rows in the order of ``layout.all_columns``. :class:`TwoPathwayMTL` is the multi-task
-model on the completed rows (a shared encoder of the anchor, one encoder per task, shared and task
+model on the completed rows (by default a shared encoder of the completed row with gated imputed
+inputs, or the paper's shared encoder of the anchor; one encoder per task, shared and task
 heads), with its competitors :class:`SingleTaskBlockMLP`, :func:`htl` and the ablations. The layout
 and the reference imputers need only NumPy, pandas and scikit-learn; the neural estimators are
 loaded on first use and need torch (``pip install hetmtl[torch]``).
@@ -22,6 +23,7 @@ from .layout import BlockLayout
 # Public name -> submodule; imported on first access so that the layout works without torch.
 _LAZY: dict[str, str] = {
     "TwoPathwayMTL": "model",
+    "AUTO_GRID": "_grid",
     "PAPER_GRID": "_grid",
     "SMALL_GRID": "_grid",
     "SingleTaskBlockMLP": "baselines",

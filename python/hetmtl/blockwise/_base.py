@@ -108,15 +108,14 @@ class BlockRegressor(MultiTaskRegressor):
     def _batching(self, seed: np.random.SeedSequence) -> Batching:
         """The minibatch options, with the stream of the batches' order."""
         return Batching(batch_size=int(self.batch_size), lr=float(self.lr), lr_decay=float(self.lr_decay),
-                        lr_step=int(self.lr_step), rng=np.random.default_rng(child_seed(seed, SEED_BATCH)),
-                        weight_decay=float(getattr(self, "weight_decay", 0.0)))
+                        lr_step=int(self.lr_step), rng=np.random.default_rng(child_seed(seed, SEED_BATCH)))
 
     def _masks(self, imputed: bool, own_sources_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """(input mask, imputed-column mask), each (T, p): what each task's network reads and
-        which of those columns are imputed. ``own_sources_only``: the anchor's columns are left out
-        (a task encoder of the task's other observed sources only)."""
+        which of those columns are imputed. ``own_sources_only``: the task's observed sources other
+        than the anchor, never an imputed block."""
         seen = column_mask(self.layout, "observed")
-        read = np.ones(seen.shape, dtype=bool) if imputed else seen.copy()
+        read = np.ones(seen.shape, dtype=bool) if imputed and not own_sources_only else seen.copy()
         if own_sources_only:
             read[:, anchor_columns(self.layout)] = False
         imputed_cols = read & ~seen

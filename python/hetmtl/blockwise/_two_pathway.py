@@ -312,6 +312,16 @@ class TwoPathwayNet(torch.nn.Module):
         rows = w.view(G, T * self.spec.p_in, -1).index_select(1, self.imputed_rows)
         return rows.square().sum(dim=(1, 2))
 
+    def squared_norm(self) -> torch.Tensor:
+        """Sum of squared weights and biases of each configuration, (G,) (the gates left out): the
+        L2 penalty of a per-configuration weight decay (its gradient is zero on padded units,
+        which therefore stay zero)."""
+        G, total = self.n_configs, 0
+        for name, p in self.named_parameters():
+            if name != "gate_logit":
+                total = total + p.view(G, -1).square().sum(1)
+        return total
+
     def decorrelation(self) -> torch.Tensor:
         """R_dr = sum_l ||(sum_t B_l^t) A_l'||_F^2 (the output layer gives ((sum_t b^t)' a)^2), with
         A_l restricted to the columns that read the shared stream (the f_c half of the code

@@ -42,7 +42,7 @@ def _default_observes(n_sources: int) -> tuple[tuple[int, ...], ...]:
 def make_shared_mapping_tasks(n_per_task: int | Sequence[int] = 200, *, p_anchor: int = 10,
                               p_source: int = 20, n_sources: int = 2, predictable: float = 0.5,
                               observes: Sequence[Sequence[int]] | None = None, link_noise: float = 0.3,
-                              shift: float = 0.3, signal: float = 1.0, noise: float = 0.5,
+                              shift: float = 0.3, signal: float = 2.0, noise: float = 0.5,
                               test_fraction: float = 0.3, random_state: Any = None) -> BlockwiseTasks:
     """Simulate tasks that share one response mapping over block-wise missing sources.
 
@@ -60,7 +60,7 @@ def make_shared_mapping_tasks(n_per_task: int | Sequence[int] = 200, *, p_anchor
         The sources (1-based) each task observes besides the anchor; default: task s observes
         source s, and one more task observes every source (three tasks with two sources).
     link_noise : float
-        Noise SD of the predictable columns given the anchor (their variance is 1).
+        Noise SD of the predictable columns given the anchor, in [0, 1) (their variance is 1).
     shift : float
         SD of each task's mean shift of the anchor (distribution heterogeneity).
     signal : float
@@ -83,9 +83,11 @@ def make_shared_mapping_tasks(n_per_task: int | Sequence[int] = 200, *, p_anchor
             raise ValueError(f"{name}: must be a positive int, got {val!r}")
     check_fraction(predictable, "predictable")
     check_fraction(test_fraction, "test_fraction")
-    for name, val in (("link_noise", link_noise), ("shift", shift), ("signal", signal), ("noise", noise)):
+    for name, val in (("shift", shift), ("signal", signal), ("noise", noise)):
         if not (np.isfinite(val) and val >= 0):
             raise ValueError(f"{name}: must be a finite non-negative number, got {val!r}")
+    if not (np.isfinite(link_noise) and 0 <= link_noise < 1):
+        raise ValueError(f"link_noise: must lie in [0, 1), got {link_noise!r}")
     obs = _default_observes(int(n_sources)) if observes is None else tuple(tuple(int(s) for s in o) for o in observes)
     if not obs or any(not all(1 <= s <= n_sources for s in o) for o in obs):
         raise ValueError(f"observes: each task lists sources among 1..{n_sources}, got {observes!r}")
@@ -95,7 +97,7 @@ def make_shared_mapping_tasks(n_per_task: int | Sequence[int] = 200, *, p_anchor
     p = p0 + S * ps
     root = as_seed_sequence(random_state)
     links = child_rng(root, _LINK).normal(size=(S, p0, k))
-    links *= np.sqrt(1 - link_noise**2 if link_noise < 1 else 0.0) / np.sqrt(p0)
+    links *= np.sqrt(1 - link_noise**2) / np.linalg.norm(links, axis=1, keepdims=True)  # unit variance
     coef = child_rng(root, _COEF)
     b = coef.normal(size=p) * signal / np.sqrt(p)
     c = coef.normal(size=p) * signal / np.sqrt(p)

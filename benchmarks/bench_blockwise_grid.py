@@ -3,8 +3,8 @@ same configurations trained one at a time.
 
 Run from the repository root::
 
-    python benchmarks/bench_blockwise_model.py            # the paper's grid (72 configurations)
-    python benchmarks/bench_blockwise_model.py --quick    # 8 configurations, a rough check
+    python benchmarks/bench_blockwise_grid.py            # the paper's grid (72 configurations)
+    python benchmarks/bench_blockwise_grid.py --quick    # 8 configurations, a rough check
 
 The data follow the paper's default design (two tasks, a 100-column anchor, 25 columns per
 task-specific source, 300 rows per task of which 20% are set aside as test rows, then 25% of the
@@ -92,11 +92,11 @@ def main(argv: list[str] | None = None) -> int:
             model_module.stack_groups = original
 
     def one_by_one():
-        return [TwoPathwayMTL(data.layout, **cfg, **base).fit(data.X, data.y, data.task).cv_results_
+        return [TwoPathwayMTL(data.layout, **cfg, **base, grid=None).fit(data.X, data.y, data.task).cv_results_
                 for cfg in configs(grid)]
 
     # Untimed warm-up: the first fit pays for lazy imports (the learning-rate scheduler's, ...).
-    TwoPathwayMTL(data.layout, **{**base, "max_epochs": 1}).fit(data.X, data.y, data.task)
+    TwoPathwayMTL(data.layout, **{**base, "max_epochs": 1}, grid=None).fit(data.X, data.y, data.task)
     t_stack = measure(stacked, repeat=repeat, warmup=0)
     t_depth = measure(per_depth, repeat=repeat, warmup=0)
     t_loop = measure(one_by_one, repeat=repeat, warmup=0)

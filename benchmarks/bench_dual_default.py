@@ -33,7 +33,8 @@ from hetmtl.dual import DualEncoderMTL
 from hetmtl.simulate import make_dual_encoder_tasks, per_task_rmse
 
 PREVIOUS = dict(warmup_rounds=0, specific_selection="penalty", lam_beta_search="refit")
-CONFIGS = {"current defaults": {}, "previous defaults": PREVIOUS, "current, refit per lam_beta": {"lam_beta_search": "refit"}}
+CONFIGS = {"current defaults": {}, "previous defaults": PREVIOUS,
+           "current, refit per lam_beta": {"lam_beta_search": "refit"}}
 GOAL_SECONDS = 3.0
 
 

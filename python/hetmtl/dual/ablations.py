@@ -28,7 +28,8 @@ def shared_only(**params: Any):
 def specific_only(**params: Any):
     """The dual encoder without the shared encoder (``latent_shared=0``): every task learns its own
     encoder and head, so nothing is shared (``lam_specific`` defaults to 0 here: shrinking the only
-    head toward zero would remove the model).
+    head toward zero would remove the model; a task whose encoder does not beat its mean on its
+    validation rows is still switched off, unless ``specific_selection="penalty"``).
 
     Parameters
     ----------

@@ -329,6 +329,6 @@ def make_data(X: torch.Tensor, y: torch.Tensor, codes: torch.Tensor, n_tasks: in
                 np.ascontiguousarray(y_np, dtype=np.float64), layout.gather(X))
 
 
-__all__ = ["AltConfig", "AlternatingStep", "CENTERS", "DualNet", "Heads", "PENALTIES", "encoder_step", "fit_alternating",
-           "head_step", "make_data", "predict_rows", "settle_heads", "solve_task_heads", "task_ridge",
-           "weighted_center", "weighted_val_loss"]
+__all__ = ["AltConfig", "AlternatingStep", "CENTERS", "DualNet", "Heads", "PENALTIES", "column_scale", "encoder_step",
+           "fit_alternating", "head_step", "make_data", "predict_rows", "rescale_heads", "settle_heads",
+           "solve_task_heads", "task_ridge", "weighted_center", "weighted_val_loss"]

@@ -31,7 +31,7 @@ CHECK_ENV = {
 
 def _notes(log: str) -> list[str]:
     """The first line of every NOTE of a check log."""
-    return re.findall(r"^\* (checking [^\n]*?) \.\.\. NOTE$", log, flags=re.M)
+    return re.findall(r"^\* (checking [^\n]*?) \.\.\.(?: \[[^\]\n]*\])? NOTE$", log, flags=re.M)
 
 
 @pytest.fixture(scope="module")

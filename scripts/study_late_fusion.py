@@ -18,12 +18,14 @@ averaged and maximized over all sites and over the non-outlying sites, interval 
 width, and for late fusion the coverage on sites left unfused, the number of fused sites and the
 chosen lambda.
 
-With ``--panel`` it runs instead the summary-level panel of
-:mod:`hetmtl.studies.late_fusion_panel` (site estimates drawn from their sampling distribution;
-own DML, fixed-effect pooling, BLUP with DL and REML tau^2, the penalized late fusion with
-cross-validated lambda and the default robust empirical Bayes side by side); the published
-results in ``docs/studies/late_fusion`` come from
-``python scripts/study_late_fusion.py --panel --out-dir docs/studies/late_fusion``.
+With ``--panel`` it runs instead the panel of :mod:`hetmtl.studies.late_fusion_panel`: site
+estimates drawn from their sampling distribution (own DML, fixed-effect pooling, BLUP with DL and
+REML tau^2 and the default robust empirical Bayes side by side, batched over ``--chunk``
+replications per task); with ``--rows oracle`` or ``--rows forest`` real DML on simulated rows of
+the same designs (:mod:`hetmtl.studies.late_fusion_rows`, the penalized late fusion with
+cross-validated lambda included); with ``--tradeoffs`` the two trade-off tables of
+:mod:`hetmtl.studies.late_fusion_tradeoffs`. The commands behind the published results are in
+``docs/studies/late_fusion/README.md``.
 
 Run ``python scripts/study_late_fusion.py --help``. The study goes through
 :func:`hetmtl.studies.run_study`: replications run in parallel, results are checkpointed in

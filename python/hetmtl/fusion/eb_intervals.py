@@ -126,8 +126,8 @@ def draw_tau2(fit: RobustEBFit, y: np.ndarray, v: np.ndarray, n_draws: int,
     u = rng.random((y.shape[0], n_draws)) + rows
     cell = np.searchsorted(cdf, u.ravel()).reshape(u.shape) - rows * TAU_GRID
     cell = np.clip(cell, 0, TAU_GRID - 1)
-    tau = (cell + rng.random(cell.shape)) * step[:, None]
-    return tau**2
+    drawn = (cell + rng.random(cell.shape)) * step[:, None]
+    return drawn**2
 
 
 def _draw_data(fit: RobustEBFit, v: np.ndarray, n_boot: int, rng: np.random.Generator,

@@ -134,7 +134,7 @@ UNIT_BOUND_FALLBACK = pytest.mark.xfail(strict=True, reason="fallback lambda C*s
                                     pytest.param({"method": "fusion", "lam": "cv", "folds": False},
                                                  marks=UNIT_BOUND_FALLBACK)])
 def test_outcomes_in_other_units_give_the_same_fit_scaled(params):
-    # DML on rows with outcomes in units 1000 times smaller: every estimate, interval and the
+    # DML on rows with outcomes multiplied by 1000: every estimate, interval and the
     # chosen lambda's fusion pattern scale exactly (no threshold, floor or grid in fixed units),
     # with fold summaries (cross-validated lambda).
     from dataclasses import replace

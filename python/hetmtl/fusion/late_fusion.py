@@ -86,7 +86,7 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
     ----------
     lam : float, {"cv"} or None, default=None
         Penalty level of ``method="fusion"``, or ``"cv"`` for summary-level cross-validation over
-        a lambda path (needs fold summaries from every site; otherwise ``C * sqrt(p) / sigma`` is used
+        a lambda path (needs fold summaries from every site; otherwise ``C * sqrt(p)`` is used
         with a :class:`LambdaSelectionWarning`). Giving ``lam`` asks for the penalized fusion:
         with ``method=None`` it selects ``"fusion"``; other methods refuse it.
     weight : {"precision", "hessian"}, default="precision"
@@ -98,10 +98,9 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
     cv_rule : {"min", "1se"}, default="min"
         Pick the CV minimizer, or the largest lambda within one standard error of it.
     C : float, default=0.1
-        Constant of the fallback ``lam = C * sqrt(p) / sigma`` when cross-validation is
-        impossible, ``sigma`` the typical per-observation standard deviation (the root mean
-        diagonal of the ``W_k^-1``; one for :meth:`SiteSummary.from_estimate` without ``n``), so
-        that the fallback does not depend on the units of the estimate.
+        Constant of the fallback ``lam = C * sqrt(p)`` when cross-validation is impossible. It is
+        in the units of the estimate unless the summaries have unit per-observation variance (as
+        :meth:`SiteSummary.from_estimate` without ``n`` makes them).
     n_lambda : int, default=50
         Size of the lambda path (log grid from ``lambda_max`` down).
     lambda_ratio : float, default=1e-4
@@ -272,11 +271,11 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
             self.lambda_rule_ = "single site (no fusion possible)"
             return 0.0
         if n_common_folds(items) < 2:
-            fallback = self._fallback_lambda()
+            fallback = float(self.C * np.sqrt(items[0].dim))
             missing = [name for name, s in zip(self.site_names_, items) if len(s.folds) < 2]
             warnings.warn(
                 f"lam='cv' needs fold summaries from every site; {len(missing)} site(s) have none "
-                f"(e.g. {missing[0]!r}); using lam = C * sqrt(p) / sigma = {fallback:.4g}",
+                f"(e.g. {missing[0]!r}); using lam = C * sqrt(p) = {fallback:.4g}",
                 LambdaSelectionWarning, stacklevel=3)
             self.lambda_rule_ = "default C*sqrt(p)"
             return fallback
@@ -284,13 +283,6 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
                                          options=options)
         self.lambda_rule_ = f"cv ({self.cv_rule})"
         return self.cv_.best_min if self.cv_rule == "min" else self.cv_.best_1se
-
-    def _fallback_lambda(self) -> float:
-        """``C sqrt(p) / sigma``, with ``sigma`` the typical per-observation standard deviation
-        (root mean diagonal of the ``W_k^-1``): a site then moves by about ``C sqrt(p)`` of its
-        standard errors before it fuses, in any units of the estimate."""
-        per_obs_var = np.diagonal(np.linalg.inv(self.weight_matrices_), axis1=1, axis2=2)
-        return float(self.C * np.sqrt(self.theta_hat_.shape[1]) / np.sqrt(per_obs_var.mean()))
 
     def _infer(self, problem, options) -> FusedInference | None:
         if self.inference == "none":

@@ -103,7 +103,9 @@ def _slab_prob(y, v, mu, tau2, eps, scale) -> np.ndarray:
 
 def _em_step(y, v, mu, tau2, eps, scale):
     p = _slab_prob(y, v, mu, tau2, eps, scale)
-    q = 1.0 - p
+    # The floor keeps the center defined when every site looks outlying (a bootstrap draw with
+    # a tiny tau^2): the normal group's weights then fall back to the precisions.
+    q = np.maximum(1.0 - p, 1e-12)
     eps = np.clip(p.mean(axis=1), *EPS_BOUNDS)
     s0 = v + tau2[:, None]
     # Center and tau^2 from the normal group only (weights 1 - p): an outlier carries no

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .._util.io import atomic_write_json, read_json
-from .._util.validation import as_float_array
+from .._util.validation import as_float_array, check_array
 from .crossfit import single_split_labels
 from .disclosure import DisclosurePolicy, as_policy, check_metadata, validate_document
 from .kernel_grid import KernelGrid
@@ -295,7 +295,7 @@ def _check_consistent(role: str, s: NuisanceSums, threshold: float, fit: str) ->
 
 
 def _check_bandwidths(bandwidths, d: int) -> np.ndarray:
-    H = as_float_array(bandwidths, "bandwidths")
+    H = check_array(bandwidths, "bandwidths")
     if H.ndim == 0:
         H = np.full((1, d), float(H))
     elif H.ndim == 1:

@@ -171,8 +171,12 @@ _NEURAL_PARAMS = ["lr", "max_epochs", "patience", "validation_fraction", "weight
                   "latent_shared", "latent_specific", "gamma", "encoder_steps", "head_tol"]
 
 
+# Sizes stay below what allocates gigabytes: a width of a million is a valid, if huge, request.
+neural_scalars = odd_scalars.filter(lambda v: not isinstance(v, int) or v <= 5000)
+
+
 @settings(max_examples=50, deadline=None, derandomize=True)
-@given(name=st.sampled_from(_NEURAL_PARAMS), value=odd_scalars)
+@given(name=st.sampled_from(_NEURAL_PARAMS), value=neural_scalars)
 def test_dual_encoder_parameters(name, value):
     dual = pytest.importorskip("hetmtl.dual")
     rng = np.random.default_rng(0)

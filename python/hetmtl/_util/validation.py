@@ -144,9 +144,25 @@ def check_int(value: Any, name: str, *, minimum: int | None = None, maximum: int
     return number
 
 
-def check_int_at_least(value: Any, name: str, minimum: int = 1, *, integer_type: bool = False) -> int:
-    """A whole number no smaller than ``minimum`` (see :func:`check_int`)."""
-    return check_int(value, name, minimum=minimum, integer_type=integer_type)
+# Counts handed to the compiled core are C ints.
+INT_MAX = 2**31 - 1
+
+
+def check_int_at_least(value: Any, name: str, minimum: int = 1, *, integer_type: bool = False,
+                       maximum: int = INT_MAX) -> int:
+    """A whole number from ``minimum`` to ``maximum`` (see :func:`check_int`); the default ceiling
+    is the largest C int, what an iteration cap or thread count may be in the compiled core."""
+    return check_int(value, name, minimum=minimum, maximum=maximum, integer_type=integer_type)
+
+
+# Most threads one call may ask for: more is a mistake, and OpenMP aborts the process when it
+# cannot allocate them.
+MAX_THREADS = 1024
+
+
+def check_threads(value: Any, name: str = "n_threads") -> int:
+    """A thread count from 1 to :data:`MAX_THREADS`."""
+    return check_int(value, name, minimum=1, maximum=MAX_THREADS)
 
 
 def check_array(value: Any, name: str, *, shape: tuple[int | None, ...] | None = None,

@@ -21,7 +21,7 @@ import numpy as np
 from .. import _core
 from .._core_status import ConvergenceWarning, check_fused, status_names
 from .._util.validation import (ArgumentError, as_float_array, check_array, check_choice, check_fraction,
-                                check_int, check_int_at_least, check_number, check_positive,
+                                check_int, check_int_at_least, check_number, check_positive, check_threads,
                                 check_positive_number, not_pd_message)
 
 PENALTIES = ("l2", "l2sq")
@@ -159,7 +159,7 @@ def make_options(penalty: str = "l2", tol: float = 1e-10, max_iter: int = 20000,
     opt.penalty = getattr(_core.Penalty, penalty)
     opt.tol = check_positive_number(tol, "tol")
     opt.max_iter = check_int_at_least(max_iter, "max_iter")
-    opt.n_threads = check_int_at_least(n_threads, "n_threads")
+    opt.n_threads = check_threads(n_threads, "n_threads")
     return opt
 
 

@@ -138,6 +138,11 @@ class SiteSummary:
         object.__setattr__(self, "theta", th)
         object.__setattr__(self, "J", Ja)
         object.__setattr__(self, "Omega", Oa)
+        with np.errstate(over="ignore", invalid="ignore"):
+            finite = bool(np.all(np.isfinite(self.cov)))
+        if not finite:
+            raise ArgumentError("J", "the covariance J^-1 Omega J^-T / n overflows (J too small next to "
+                                     "Omega); rescale theta")
         if not isinstance(self.site, str) or not self.site:
             raise ArgumentError("site", f"must be a non-empty string, got {self.site!r}")
         given = check_names(list(self.coef_names), "coef_names", allow_empty=True) \

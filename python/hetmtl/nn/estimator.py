@@ -14,7 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._util.tasks import as_seed_sequence
 from .._util.validation import (as_float_array, check_choice, check_fraction, check_int_at_least,
-                                check_positive_number)
+                                check_positive_number, check_threads)
 from .deprecation import RenamedParameters
 from .mlp import ACTIVATIONS
 from .runtime import TorchDevice, progress, torch_threads
@@ -142,7 +142,7 @@ class MultiTaskRegressor(RenamedParameters, TorchDevice, RegressorMixin, BaseEst
         """Options every neural multi-task regressor has."""
         if self.n_threads is not None:
             try:
-                check_int_at_least(self.n_threads, "n_threads")
+                check_threads(self.n_threads, "n_threads")
             except ValueError:
                 raise ValueError(f"n_threads: must be at least 1 or None, got {self.n_threads!r}") from None
         check_int_at_least(self.max_epochs, "max_epochs")

@@ -8,7 +8,8 @@ The center fuses each set of summaries (robust empirical Bayes, intervals from 2
 bootstrap draws). Reported per site size and
 epsilon: the mean squared error and the coverage of the nominal 95% interval of the released site
 estimates (the released covariance includes the noise), and the same for the late-fusion
-estimates.
+estimates; "released" is the share of sites whose private release was not refused (a site whose
+design the noise would swamp sends nothing, and the center fuses the others).
 
     python docs/studies/disclosure/dp_summaries.py --n-rep 12 --sizes 500 2000 --out docs/studies/disclosure
 """
@@ -23,6 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from hetmtl._util.validation import ArgumentError
 from hetmtl.fusion import LateFusion, SiteDML, SummaryPrivacy
 from hetmtl.simulate import make_late_fusion_sites
 
@@ -32,39 +34,48 @@ OUTCOME_BOUND = 6.0                  # C_y: the outcome residual has sd about 1.
 Z = norm.ppf(0.975)
 
 
+def site_fits(seed: int, n_per_site: int, n_sites: int, n_folds: int):
+    """The simulated design and each site's DML fit (random forests of 50 trees)."""
+    sim = make_late_fusion_sites(n_sites=n_sites, n_per_site=n_per_site, p=1, q=2, eta=0.3, scenario="S1",
+                                 model="plr", random_state=np.random.SeedSequence(seed).spawn(1)[0])
+    by_site = dict(tuple(sim.data.groupby("site")))
+    return sim, [SiteDML("plr", ml_l="rf", ml_m="rf", n_folds=n_folds, site=name,
+                         learner_args={"n_estimators": 50},
+                         random_state=np.random.SeedSequence([seed, k])).fit(
+                             by_site[name], y="y", d="d", x=list(sim.x_cols))
+                 for k, name in enumerate(sim.site_names)]
+
+
 def replication(seed: int, n_per_site: int, n_sites: int = 10, n_folds: int = 5) -> list[dict]:
-    root = np.random.SeedSequence(seed)
-    sim = make_late_fusion_sites(n_sites=n_sites, n_per_site=n_per_site, p=1, q=2, eta=0.3,
-                                 scenario="S1", model="plr", random_state=root.spawn(1)[0])
-    fits = []
-    for k, name in enumerate(sim.site_names):
-        sub = sim.data.loc[sim.data["site"] == name]
-        fits.append(SiteDML("plr", ml_l="rf", ml_m="rf", n_folds=n_folds, site=name,
-                            learner_args={"n_estimators": 50},
-                            random_state=np.random.SeedSequence([seed, k])).fit(
-            sub, y="y", d="d", x=list(sim.x_cols)))
+    sim, fits = site_fits(seed, n_per_site, n_sites, n_folds)
     rows = []
     for eps in EPSILONS:
-        if eps is None:
-            released = [f.summary_ for f in fits]
-        else:
-            released = [f.private_summary(SummaryPrivacy(eps, REGRESSOR_BOUND, OUTCOME_BOUND,
-                                                         random_state=[seed, k, int(eps * 10)]))
-                        for k, f in enumerate(fits)]
+        released = {}
+        for k, f in enumerate(fits):
+            if eps is None:
+                released[k] = f.summary_
+                continue
+            try:
+                released[k] = f.private_summary(SummaryPrivacy(
+                    eps, REGRESSOR_BOUND, OUTCOME_BOUND,
+                    random_state=np.random.SeedSequence([seed, k, int(eps * 10)])))
+            except ArgumentError:   # the noise would swamp this site's design: it sends nothing
+                rows.append({"n": n_per_site, "epsilon": eps, "released": False})
+        if len(released) < 2:
+            continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")   # no fold summaries under privacy: no CV warning noise
-            late = LateFusion(n_boot=200, random_state=seed).fit(released)
+            late = LateFusion(n_boot=200, random_state=seed).fit(list(released.values()))
         table = late.summary()
-        for k, s in enumerate(released):
+        for i, (k, s) in enumerate(released.items()):
             truth = float(sim.theta[k, 0])
             err = float(s.theta[0]) - truth
-            site_row = table.iloc[k]
-            lo, hi = site_row["fused ci lower"], site_row["fused ci upper"]
-            rows.append({"n": n_per_site, "epsilon": "exact" if eps is None else eps,
+            lo, hi = table.iloc[i]["fused ci lower"], table.iloc[i]["fused ci upper"]
+            rows.append({"n": n_per_site, "epsilon": "exact" if eps is None else eps, "released": True,
                          "err_site": err**2, "cover_site": abs(err) <= Z * s.se[0],
                          "se_site": float(s.se[0]),
-                         "err_late": (float(late.theta_[k, 0]) - truth) ** 2,
-                         "cover_late": bool(lo <= truth <= hi) if np.isfinite(lo) else np.nan})
+                         "err_late": (float(late.theta_[i, 0]) - truth) ** 2,
+                         "cover_late": bool(lo <= truth <= hi)})
     return rows
 
 
@@ -82,7 +93,7 @@ def main() -> None:
         return v.std(ddof=1) / np.sqrt(len(v))
 
     table = df.groupby(["n", "epsilon"], sort=False).agg(
-        mse_site=("err_site", "mean"), mse_site_se=("err_site", mc_se),
+        released=("released", "mean"), mse_site=("err_site", "mean"), mse_site_se=("err_site", mc_se),
         coverage_site=("cover_site", "mean"), mean_se_site=("se_site", "mean"),
         mse_late=("err_late", "mean"), mse_late_se=("err_late", mc_se),
         coverage_late=("cover_late", "mean")).reset_index()

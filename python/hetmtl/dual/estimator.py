@@ -203,9 +203,9 @@ class DualEncoderMTL(TaskRegressor):
     def _check_params(self) -> None:
         super()._check_params()
         for name in ("latent_shared", "latent_specific", "encoder_steps"):
-            check_int(getattr(self, name), name, minimum=0)
+            check_int(getattr(self, name), name)
         for name in ("lam_specific", "gamma", "transfer_tol", "head_ridge", "head_tol"):
-            check_number(getattr(self, name), name, low=0)
+            check_number(getattr(self, name), name)
         check_choice(self.penalty, "penalty", PENALTIES)
         check_choice(self.center, "center", CENTERS)
         check_choice(self.orthogonality, "orthogonality", ORTHOGONALITY_MODES)

@@ -245,3 +245,17 @@ def test_kernel_grid_and_nuisance_fusion_parameters():
         NuisanceFusion(lam=True).fit([])
     with pytest.raises(ArgumentError, match="n_lambda: must be a whole number"):
         NuisanceFusion(n_lambda=2.5).fit([])
+
+
+def test_block_layout_keeps_true_apart_from_one():
+    from hetmtl.blockwise import BlockLayout
+
+    layout = BlockLayout(sources={"a": ["x1"], "b": ["x2"]}, anchor="a", observed={1: ["b"], 2: []})
+    np.testing.assert_array_equal(layout.task_codes([2, 1, 1]), [1, 0, 0])
+    with pytest.raises(ArgumentError, match="^task: mixes booleans with numbers"):
+        layout.task_codes([1, True, 2])
+    with pytest.raises(ValueError, match="task: label True .* is not one of the layout's tasks"):
+        layout.task_codes(np.array([True, True]))
+    flags = BlockLayout(sources={"a": ["x1"], "b": ["x2"]}, anchor="a", observed={True: ["b"], False: []})
+    with pytest.raises(ValueError, match="task: label 1 .* is not one of the layout's tasks"):
+        flags.task_codes([1, 1])

@@ -172,8 +172,8 @@ class BlockLayout:
 
         # One look-up per distinct label, not per row; missing labels (None, NaN) factorize to -1
         # and are looked up one by one.
-        if np.asarray(task).dtype == object:  # factorizing would merge True with 1
-            check_no_bool_mix(labels, "task")
+        if not (isinstance(task, np.ndarray) and task.dtype != object):
+            check_no_bool_mix(labels, "task")  # factorizing (or NumPy) would merge True with 1
         inverse, uniques = pd.factorize(labels)
         codes = np.array([code(u) for u in uniques] + [-1], dtype=np.int64)[inverse]
         na = np.flatnonzero(inverse < 0)

@@ -167,7 +167,7 @@ def test_site_summary_constructor(kwargs, message):
 @pytest.mark.parametrize("kwargs, message", [
     ({"n": True}, "n: must be a finite number"),
     ({"se": "0.1"}, "se: expected an array of numbers"),
-    ({"se": None, "cov": [[1.0, 2.0], [2.0, 1.0]], "estimate": [0.0, 1.0]}, "cov: not positive definite"),
+    ({"se": None, "cov": [[1.0, 2.0], [2.0, 1.0]], "estimate": [0.0, 1.0]}, r"cov: singular or not a covariance \(not positive definite"),
     ({"estimate": []}, "estimate: needs at least 1 value"),
 ])
 def test_site_summary_from_estimate(kwargs, message):

@@ -557,13 +557,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except _INPUT_ERRORS as exc:
         # A problem with what the command was given that no command translated: still one line.
-        # Anything else (TypeError, KeyError, ...) is a bug and keeps its traceback.
+        # Anything else (TypeError, KeyError, ...) is a bug and keeps its traceback, as does every
+        # error of `study`, which runs the user's own study function.
+        if args.command in _USER_CODE_COMMANDS:
+            raise
         print(f"{_PROG} {args.command}: error: {_input_error_text(exc)}", file=sys.stderr)
         return 2
 
 
 # Errors that mean bad input (arguments, files, their contents), never a bug of the package.
 _INPUT_ERRORS = (ValueError, OSError, FloatingPointError)
+_USER_CODE_COMMANDS = ("study",)
 
 
 def _input_error_text(exc: BaseException) -> str:

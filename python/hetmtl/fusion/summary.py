@@ -145,8 +145,12 @@ class SiteSummary:
                                      "Omega); rescale theta")
         if not isinstance(self.site, str) or not self.site:
             raise ArgumentError("site", f"must be a non-empty string, got {self.site!r}")
-        given = check_names(list(self.coef_names), "coef_names", allow_empty=True) \
-            if isinstance(self.coef_names, (list, tuple)) else check_names(self.coef_names, "coef_names")
+        try:
+            raw = [self.coef_names] if isinstance(self.coef_names, str) else [str(c) if isinstance(c, str)
+                                                                            else c for c in self.coef_names]
+        except TypeError:
+            raise ArgumentError("coef_names", f"expected a list of names, got {self.coef_names!r}") from None
+        given = check_names(raw, "coef_names", allow_empty=True)
         names = given or ([f"theta{j}" for j in range(th.size)] if th.size > 1 else ["theta"])
         if len(names) != th.size:
             raise ValueError(f"coef_names: expected {th.size} names, got {len(names)}")
@@ -282,7 +286,10 @@ class SiteSummary:
             V = check_array(cov, "cov")
             if V.size != p * p:
                 raise ArgumentError("cov", f"expected shape ({p}, {p}), got {V.shape}")
-            V = check_positive_definite(V.reshape(p, p), "cov")
+            try:
+                V = check_positive_definite(V.reshape(p, p), "cov")
+            except ArgumentError as exc:
+                raise ArgumentError("cov", f"singular or not a covariance ({exc.problem})") from None
         if n is not None:
             n_eff = check_number(n, "n", low=0, low_open=True)
         else:

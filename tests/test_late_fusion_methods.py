@@ -65,7 +65,7 @@ def test_from_estimate_with_standard_errors_above_one():
     a = LateFusion(inference="none").fit(sites)
     b = LateFusion(inference="none").fit(small)
     np.testing.assert_allclose(b.theta_ * 1000, a.theta_, rtol=1e-6)
-    with pytest.raises(ValueError, match="n: must be a positive number"):
+    with pytest.raises(ValueError, match=r"n: must lie in \(0, inf\)"):
         SiteSummary(theta=[1.0], J=[[-1.0]], Omega=[[1.0]], n=0.0)
 
 

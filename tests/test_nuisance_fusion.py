@@ -191,7 +191,7 @@ def test_bad_input():
     with pytest.raises(ValueError, match="different grid"):
         NuisanceFusion().fit([summ[0], GridSummary.compute(other, x, nuisance_targets("plr", y, dd),
                                                            folds, 0.6, site="z")])
-    with pytest.raises(ValueError, match="lam: expected 'cv' or a non-negative number"):
+    with pytest.raises(ValueError, match=r"lam: must lie in \[0, inf\)"):
         NuisanceFusion(lam=-1.0).fit(summ)
     with pytest.raises(ValueError, match="site names must be unique"):
         NuisanceFusion().fit([summ[0], summ[0]])

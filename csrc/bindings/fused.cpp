@@ -62,7 +62,9 @@ void register_fused(py::module_& m) {
         .value("max_iterations", hetmtl::SolveStatus::MaxIterations)
         .value("not_positive_definite", hetmtl::SolveStatus::NotPositiveDefinite)
         .value("numerical_failure", hetmtl::SolveStatus::NumericalFailure)
-        .value("invalid_input", hetmtl::SolveStatus::InvalidInput);
+        .value("invalid_input", hetmtl::SolveStatus::InvalidInput)
+        .value("stagnated", hetmtl::SolveStatus::Stagnated)
+        .value("interrupted", hetmtl::SolveStatus::Interrupted);
 
     py::class_<FusedFits>(m, "FusedFits", "Fits stacked along a first axis (one per lambda or draw).")
         .def_readonly("theta", &FusedFits::theta)
@@ -97,10 +99,9 @@ void register_fused(py::module_& m) {
             [](const hetmtl::FusedProblem& pb, const RowRef& theta_hat, double lam,
                const hetmtl::FusedOptions& opt) {
                 std::vector<hetmtl::FusedResult> fits(1);
-                {
-                    py::gil_scoped_release release;
-                    fits[0] = pb.solve(theta_hat, lam, opt);
-                }
+                fits[0] = solve_interruptibly(opt, [&](const hetmtl::FusedOptions& o) {
+                    return pb.solve(theta_hat, lam, o);
+                });
                 return stack_fits(fits, pb.n_sites(), pb.dim());
             },
             py::arg("theta_hat").noconvert(), py::arg("lam"), py::arg("options"))
@@ -108,11 +109,9 @@ void register_fused(py::module_& m) {
             "path",
             [](const hetmtl::FusedProblem& pb, const RowRef& theta_hat, const std::vector<double>& lams,
                const hetmtl::FusedOptions& opt) {
-                hetmtl::FusedPathResult path;
-                {
-                    py::gil_scoped_release release;
-                    path = hetmtl::fused_path(pb, theta_hat, lams, opt);
-                }
+                const auto path = solve_interruptibly(opt, [&](const hetmtl::FusedOptions& o) {
+                    return hetmtl::fused_path(pb, theta_hat, lams, o);
+                });
                 return stack_fits(path.fits, pb.n_sites(), pb.dim());
             },
             py::arg("theta_hat").noconvert(), py::arg("lambdas"), py::arg("options"))
@@ -120,11 +119,9 @@ void register_fused(py::module_& m) {
             "solve_batch",
             [](const hetmtl::FusedProblem& pb, const RowRef& theta_hats, double lam,
                const hetmtl::FusedOptions& opt) {
-                std::vector<hetmtl::FusedResult> fits;
-                {
-                    py::gil_scoped_release release;
-                    fits = hetmtl::fused_solve_batch(pb, theta_hats, lam, opt);
-                }
+                const auto fits = solve_interruptibly(opt, [&](const hetmtl::FusedOptions& o) {
+                    return hetmtl::fused_solve_batch(pb, theta_hats, lam, o);
+                });
                 return stack_fits(fits, pb.n_sites(), pb.dim());
             },
             py::arg("theta_hats").noconvert(), py::arg("lam"), py::arg("options"));

@@ -95,12 +95,9 @@ void register_kernel_grid(py::module_& m) {
         "fused_pointwise",
         [](const RowRef& D, const RowRef& theta_hat, const VecRef& n, const VecRef& weights, double lam,
            const hetmtl::FusedOptions& opt) {
-            hetmtl::PointwiseFusedResult r;
-            {
-                py::gil_scoped_release release;
-                r = hetmtl::fused_pointwise(D, theta_hat, n, weights, lam, opt);
-            }
-            return r;
+            return solve_interruptibly(opt, [&](const hetmtl::FusedOptions& o) {
+                return hetmtl::fused_pointwise(D, theta_hat, n, weights, lam, o);
+            });
         },
         py::arg("D").noconvert(), py::arg("theta_hat").noconvert(), py::arg("n").noconvert(),
         py::arg("weights").noconvert(), py::arg("lam"), py::arg("options"));

@@ -13,6 +13,17 @@ namespace hetmtl {
 namespace {
 
 constexpr int kChordMinDim = 8;  // from this dimension on, Newton steps may reuse a curvature
+// Newton steps in a row that neither move the center beyond rounding of the sites' spread nor
+// halve the best gradient so far: the arithmetic cannot take the residual any lower.
+constexpr int kNewtonStagnation = 5;
+// Proximal-gradient steps in a row without a decrease of the objective beyond its rounding.
+constexpr int kFistaStagnation = 50;
+constexpr double kRoundoff = 1e-13;  // relative size of a change lost in rounding (with margin)
+
+// The status of a solve that ended short of the tolerance, given why its iterations stopped.
+SolveStatus short_of_tol(SolveStatus why) {
+    return why == SolveStatus::Converged ? SolveStatus::MaxIterations : why;
+}
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 }  // namespace
@@ -277,8 +288,13 @@ FusedPathResult FusedProblem::Impl::path(const Eigen::Ref<const RowMatrix>& thet
     const RowMatrix c = centered(theta_hat, shift);
     const double scale = residual_scale(c);
     WarmStart warm;
+    bool stopped = false;
     for (int idx : order) {
         FusedResult& res = out.fits[idx];
+        if (stopped || (stopped = stop_requested(opt))) {
+            res.status = SolveStatus::Interrupted;
+            continue;
+        }
         res = solve_centered(c, scale, lambdas[idx], opt, &warm);
         if (res.theta.rows() == K_) {
             res.theta.rowwise() += shift.transpose();
@@ -301,7 +317,7 @@ FusedResult FusedProblem::Impl::single_site(const Eigen::Ref<const RowMatrix>& c
 
 bool FusedProblem::Impl::newton_center(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, double scale,
                                  const FusedOptions& opt, Vector& u, int& iterations, Eigen::MatrixXd& H,
-                                 CenterEval& e, bool have_hint) const {
+                                 CenterEval& e, bool have_hint, SolveStatus& why) const {
     double radius = 0.0;
     for (int k = 0; k < K_; ++k) radius = std::max(radius, (theta_hat.row(k).transpose() - u).norm());
     radius = 2.0 * radius + kFusedTiny;
@@ -315,8 +331,22 @@ bool FusedProblem::Impl::newton_center(const Eigen::Ref<const RowMatrix>& theta_
     // The first step may use a neighbouring lambda's curvature (a path's warm start).
     bool reuse = H.rows() == p_ && H.cols() == p_;
     center_objective(theta_hat, lambda, u, e, have_hint ? &e.v : nullptr, opt.n_threads);
+    double best_grad = e.grad.norm();
+    int stagnant = 0;
     while (iterations < opt.max_iter) {
-        if (e.grad.norm() <= opt.tol * scale) return true;
+        const double grad_norm = e.grad.norm();
+        if (grad_norm <= opt.tol * scale) return true;
+        if (grad_norm < 0.5 * best_grad) {
+            best_grad = grad_norm;
+            stagnant = 0;
+        } else if (stagnant >= kNewtonStagnation) {
+            why = SolveStatus::Stagnated;
+            return true;
+        }
+        if (stop_requested(opt)) {
+            why = SolveStatus::Interrupted;
+            return true;
+        }
         ++iterations;
         // The offsets at the accepted point give the curvature without another pass of proxes.
         const bool stale = reuse;  // a curvature from an earlier point or lambda
@@ -353,6 +383,7 @@ bool FusedProblem::Impl::newton_center(const Eigen::Ref<const RowMatrix>& theta_
                 // proxes (p^2 a site), keep it while a step still shrinks the gradient tenfold (a
                 // chord method): along a lambda path it is rebuilt only once it has gone stale.
                 reuse = p_ >= kChordMinDim && alpha == 1.0 && trial.grad.norm() <= 0.1 * gnorm;
+                if ((alpha * d).norm() <= kRoundoff * radius) ++stagnant;
                 u = u_try;
                 e.swap(trial);
                 accepted = true;
@@ -360,14 +391,17 @@ bool FusedProblem::Impl::newton_center(const Eigen::Ref<const RowMatrix>& theta_
             }
             alpha *= 0.5;
         }
-        if (!accepted && !stale) return false;
+        if (!accepted) {
+            if (!stale) return false;
+            ++stagnant;
+        }
     }
     return e.grad.norm() <= opt.tol * scale;
 }
 
 FusedResult FusedProblem::Impl::finish_l2(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, double scale,
                                     const Vector& u, const CenterEval& e, int iterations,
-                                    const FusedOptions& opt) const {
+                                    const FusedOptions& opt, SolveStatus why) const {
     FusedResult res;
     res.theta = e.v.rowwise() + u.transpose();
     res.center = u;
@@ -410,7 +444,7 @@ FusedResult FusedProblem::Impl::finish_l2(const Eigen::Ref<const RowMatrix>& the
     if (!res.theta.allFinite()) {
         res.status = SolveStatus::NumericalFailure;
     } else {
-        res.status = res.kkt <= opt.tol ? SolveStatus::Converged : SolveStatus::MaxIterations;
+        res.status = res.kkt <= opt.tol ? SolveStatus::Converged : short_of_tol(why);
     }
     return res;
 }
@@ -439,17 +473,20 @@ FusedResult FusedProblem::Impl::solve_l2(const Eigen::Ref<const RowMatrix>& thet
     }
     int iterations = 0;
     FusedResult res;
+    // Without a penalty every site keeps its estimate, and the direct answer is as exact as the
+    // arithmetic allows: short of tol only because tol is below rounding.
+    SolveStatus why = lambda <= 0.0 ? SolveStatus::Stagnated : SolveStatus::Converged;
     if (lambda <= 0.0) {
-        // No penalty: every site keeps its estimate; the center is taken at the pooled estimate.
+        // The center is taken at the pooled estimate.
         u.setZero();
         center_objective(theta_hat, lambda, u, e, nullptr, opt.n_threads);
-        res = finish_l2(theta_hat, lambda, scale, u, e, iterations, opt);
-    } else if (newton_center(theta_hat, lambda, scale, opt, u, iterations, H, e, have_hint)) {
-        res = finish_l2(theta_hat, lambda, scale, u, e, iterations, opt);
+        res = finish_l2(theta_hat, lambda, scale, u, e, iterations, opt, why);
+    } else if (newton_center(theta_hat, lambda, scale, opt, u, iterations, H, e, have_hint, why)) {
+        res = finish_l2(theta_hat, lambda, scale, u, e, iterations, opt, why);
     } else {
-        u = fista_center(theta_hat, lambda, opt, e.v, iterations);
+        u = fista_center(theta_hat, lambda, opt, e.v, iterations, why);
         center_objective(theta_hat, lambda, u, e, nullptr, opt.n_threads);
-        res = finish_l2(theta_hat, lambda, scale, u, e, iterations, opt);
+        res = finish_l2(theta_hat, lambda, scale, u, e, iterations, opt, why);
         H.resize(0, 0);
     }
     if (warm && res.status == SolveStatus::Converged) {
@@ -464,7 +501,8 @@ FusedResult FusedProblem::Impl::solve_l2(const Eigen::Ref<const RowMatrix>& thet
 }
 
 Vector FusedProblem::Impl::fista_center(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda,
-                                  const FusedOptions& opt, RowMatrix v, int& iterations) const {
+                                  const FusedOptions& opt, RowMatrix v, int& iterations,
+                                  SolveStatus& why) const {
     // Accelerated proximal gradient on the offsets with u = u(v) in closed form. The metric is
     // blockdiag(A_k), which majorizes the reduced Hessian (A_k minus a rank-p term), so a unit step
     // is safe and each block's proximal map is an exact single-site problem.
@@ -481,8 +519,14 @@ Vector FusedProblem::Impl::fista_center(const Eigen::Ref<const RowMatrix>& theta
     };
     Vector u = center_for(theta_hat, v);
     double f_old = objective(v, u);
+    double f_best = f_old;
+    int stagnant = 0;
     const double scale = residual_scale(theta_hat);
     while (iterations < opt.max_iter) {
+        if (stop_requested(opt)) {
+            why = SolveStatus::Interrupted;
+            break;
+        }
         ++iterations;
         const Vector uy = center_for(theta_hat, y);
 #pragma omp parallel num_threads(opt.n_threads) if (opt.n_threads > 1 && K_ >= 64)
@@ -501,6 +545,14 @@ Vector FusedProblem::Impl::fista_center(const Eigen::Ref<const RowMatrix>& theta
         RowMatrix theta = v_new.rowwise() + u.transpose();
         if (centered_kkt(theta_hat, theta, u, lambda, Penalty::L2, scale) <= opt.tol) {
             v = v_new;
+            break;
+        }
+        if (f_new < f_best - kRoundoff * std::abs(f_best)) {
+            f_best = f_new;
+            stagnant = 0;
+        } else if (++stagnant >= kFistaStagnation) {
+            if (f_new <= f_old) v = v_new;
+            why = SolveStatus::Stagnated;
             break;
         }
         if (f_new > f_old) {
@@ -550,7 +602,8 @@ FusedResult FusedProblem::Impl::solve_l2sq(const Eigen::Ref<const RowMatrix>& th
     if (!(res.theta.allFinite() && u.allFinite())) {
         res.status = SolveStatus::NumericalFailure;
     } else {
-        res.status = res.kkt <= opt.tol ? SolveStatus::Converged : SolveStatus::MaxIterations;
+        // A direct solve with refinement: short of tol only where tol is below rounding.
+        res.status = res.kkt <= opt.tol ? SolveStatus::Converged : SolveStatus::Stagnated;
     }
     return res;
 }

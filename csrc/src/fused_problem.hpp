@@ -17,6 +17,9 @@ namespace hetmtl {
 // Floor for divisors and scales of the solver (shared by its translation units).
 inline constexpr double kFusedTiny = 1e-300;
 
+// Whether the caller asked the solve to stop (its callback is polled once an iteration).
+inline bool stop_requested(const FusedOptions& opt) { return opt.interrupted && opt.interrupted(); }
+
 // What one solve hands the next along a lambda path (all in the path's centered coordinates):
 // the site offsets v_k = theta_k - u, the last curvature of the center problem (reused for the
 // first Newton step at the next lambda) and the last two (lambda, center) pairs, from which the
@@ -81,13 +84,15 @@ private:
     FusedResult solve_l2(const Eigen::Ref<const RowMatrix>& theta_hat, double scale, double lambda,
                          const FusedOptions& opt, WarmStart* warm) const;
     // Damped Newton on the center: F(u) = sum_k min_v site loss is smooth and convex in u.
-    // Returns false (leaving `u` at its best point) when the line search stalls. `H` holds the
+    // Returns false (leaving `u` at its best point) when the line search stalls. `why` is set to
+    // Stagnated when the iterates stop moving at rounding level before the tolerance, or to
+    // Interrupted when the caller asked to stop (both return true: the point is kept). `H` holds the
     // curvature for the first step when it has the right size (else it is computed) and the last
     // curvature computed on return. `e` holds F at `u` on return; on entry, `e.v` may hold offsets
     // near the solution (`have_hint`) that start each site's one-dimensional root search.
     bool newton_center(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, double scale,
                        const FusedOptions& opt, Vector& u, int& iterations, Eigen::MatrixXd& H,
-                       CenterEval& e, bool have_hint) const;
+                       CenterEval& e, bool have_hint, SolveStatus& why) const;
     // Scratch vectors of one thread, so the per-site loops allocate nothing.
     struct Workspace {
         explicit Workspace(int p);
@@ -131,11 +136,13 @@ private:
     void center_hessian(double lambda, const RowMatrix& v, Eigen::MatrixXd& H, int n_threads) const;
     // Add site k's curvature of F at an unfused offset v (||v|| > 0) to the lower triangle of H.
     void add_site_hessian(int k, const Vector& v, double tau, Workspace& ws, Eigen::Map<Eigen::MatrixXd>& H) const;
+    // `why` as in newton_center (the objective no longer falls beyond its rounding: Stagnated).
     Vector fista_center(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, const FusedOptions& opt,
-                        RowMatrix v, int& iterations) const;
+                        RowMatrix v, int& iterations, SolveStatus& why) const;
     // The result at center u from F's evaluation there (no further pass over the sites).
     FusedResult finish_l2(const Eigen::Ref<const RowMatrix>& theta_hat, double lambda, double scale,
-                          const Vector& u, const CenterEval& e, int iterations, const FusedOptions& opt) const;
+                          const Vector& u, const CenterEval& e, int iterations, const FusedOptions& opt,
+                          SolveStatus why) const;
     FusedResult solve_l2sq(const Eigen::Ref<const RowMatrix>& theta_hat, double scale, double lambda,
                            const FusedOptions& opt) const;
     FusedResult single_site(const Eigen::Ref<const RowMatrix>& centered, const FusedOptions& opt) const;

@@ -27,6 +27,8 @@ class SolveStatus(_Enum):
     not_positive_definite: ClassVar[SolveStatus]  # 2
     numerical_failure: ClassVar[SolveStatus]  # 3
     invalid_input: ClassVar[SolveStatus]  # 4
+    stagnated: ClassVar[SolveStatus]  # 5
+    interrupted: ClassVar[SolveStatus]  # 6
 
 class GridKernel(_Enum):
     gaussian: ClassVar[GridKernel]  # 0

@@ -14,8 +14,8 @@ import numpy as np
 
 from . import _core
 
-__all__ = ["ConvergenceWarning", "ProxConvergenceWarning", "check_fused", "check_grid",
-           "check_heads", "check_prox"]
+__all__ = ["SOLVE_STATUS_NAMES", "ConvergenceWarning", "ProxConvergenceWarning", "check_fused",
+           "check_grid", "check_heads", "check_prox", "status_names"]
 
 
 class ConvergenceWarning(UserWarning):
@@ -35,7 +35,14 @@ _SOLVE_TEXT = {
     _Solve.not_positive_definite: "a weight matrix is not positive definite",
     _Solve.numerical_failure: "non-finite values appeared during the iterations",
     _Solve.invalid_input: "received arrays whose shapes do not describe one problem",
+    _Solve.stagnated: "stagnated: the iterates stopped changing at the arithmetic's precision before "
+                      "reaching the KKT tolerance (tol is below what double precision can reach; "
+                      "the returned point is as accurate as it can be)",
+    _Solve.interrupted: "was interrupted",
 }
+
+# Status names of fused fits, by code (FusedFit.status, FusedPath.status).
+SOLVE_STATUS_NAMES = {int(v): name for name, v in _Solve.__members__.items()}
 
 _GRID_TEXT = {
     _Grid.bad_dimension: "{what}: dimensions do not match (d must be 1 to 3 and equal the number of axes)",
@@ -64,7 +71,8 @@ def check_fused(status, kkt, lambdas, *, stacklevel: int = 3) -> np.ndarray:
     """Decode the statuses of fused fits (one per lambda or draw) and return the converged flags.
 
     A weight matrix that is not positive definite (or arrays that do not fit together) raises a
-    ValueError; fits that stopped short of the tolerance or failed numerically give one
+    ValueError and non-finite iterates a FloatingPointError; fits that stopped short of the
+    tolerance (the iteration cap, or stagnation at the arithmetic's precision) give one
     :class:`ConvergenceWarning` with the first such fit's lambda and residual and their count.
     """
     codes = _codes(status)
@@ -73,6 +81,12 @@ def check_fused(status, kkt, lambdas, *, stacklevel: int = 3) -> np.ndarray:
     for fatal, name in ((_Solve.not_positive_definite, "W"), (_Solve.invalid_input, "theta_hat")):
         if np.any(codes == int(fatal)):
             raise ValueError(f"{name}: {_SOLVE_TEXT[fatal]}")
+    failed = np.flatnonzero(codes == int(_Solve.numerical_failure))
+    if failed.size:
+        # Overflow in the inputs' scale: NaN or inf must not reach a result with only a warning.
+        raise FloatingPointError(f"fused solver: {_SOLVE_TEXT[_Solve.numerical_failure]} at "
+                                 f"lambda={lambdas[int(failed[0])]:.6g} (overflow in the inputs' "
+                                 "scale; rescale theta_hat or W)")
     bad = np.flatnonzero(codes != int(_Solve.converged))
     i = int(bad[0])
     text = _SOLVE_TEXT.get(_Solve(int(codes[i])), "failed")
@@ -83,6 +97,11 @@ def check_fused(status, kkt, lambdas, *, stacklevel: int = 3) -> np.ndarray:
         stacklevel=stacklevel,
     )
     return codes == int(_Solve.converged)
+
+
+def status_names(status) -> np.ndarray:
+    """The names of fused fits' status codes (``"converged"``, ``"stagnated"``, ...)."""
+    return np.array([SOLVE_STATUS_NAMES.get(int(c), "unknown") for c in np.ravel(status)], dtype=object)
 
 
 def check_grid(result, what: str) -> None:

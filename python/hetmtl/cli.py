@@ -68,6 +68,7 @@ _FUSE_ARGS = {"summaries": "SUMMARY", "summary": "SUMMARY", "lam": "--lam", "wei
 _GRID_ARGS = {"ranges": "--range", "n_points": "--n-points", "bandwidths": "--bandwidth",
               "threshold": "--threshold", "kernel": "--kernel", "fit": "--fit", "outside": "--outside"}
 _FUSE_NUISANCE_ARGS = {"summaries": "GRID_SUMMARY", "lam": "--lam", "penalty": "--penalty"}
+_ALL_ARGS = {**_SUMMARIZE_ARGS, **_GRID_ARGS, **_FUSE_NUISANCE_ARGS, **_FUSE_ARGS}
 
 
 class CommandError(Exception):
@@ -566,6 +567,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as exc:
         print(f"{_PROG} {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except _INPUT_ERRORS as exc:
+        # A problem with what the command was given that no command translated: still one line.
+        # Anything else (TypeError, KeyError, ...) is a bug and keeps its traceback, as does every
+        # error of `study`, which runs the user's own study function.
+        if args.command in _USER_CODE_COMMANDS:
+            raise
+        print(f"{_PROG} {args.command}: error: {_input_error_text(exc)}", file=sys.stderr)
+        return 2
+
+
+# Errors that mean bad input (arguments, files, their contents), never a bug of the package.
+_INPUT_ERRORS = (ValueError, OSError, FloatingPointError)
+_USER_CODE_COMMANDS = ("study",)
+
+
+def _input_error_text(exc: BaseException) -> str:
+    """One line for an input error: the flag for an argument the library names, the file name and
+    the reason for a file that cannot be read."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename!s}: {exc.strerror or exc}"
+    text = str(_flagged(exc, _ALL_ARGS) if isinstance(exc, ArgumentError) else exc)
+    return " ".join(text.split()) or type(exc).__name__
 
 
 if __name__ == "__main__":

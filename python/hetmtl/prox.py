@@ -23,7 +23,8 @@ import numpy as np
 
 from . import _core
 from ._core_status import ProxConvergenceWarning, check_heads, check_prox
-from ._util.validation import as_float_array, check_choice, check_int_at_least, check_positive_number
+from ._util.validation import (as_float_array, check_choice, check_int_at_least, check_positive_number,
+                               check_threads)
 
 HEAD_PENALTIES = ("none", "l2", "l2sq", "ball")
 
@@ -197,7 +198,7 @@ def head_options(penalty_beta: str = "l2", penalty_alpha: str = "none", tol: flo
     opt.penalty_alpha = getattr(_core.HeadPenalty, penalty_alpha)
     opt.tol = check_positive_number(tol, "tol")
     opt.max_iter = check_int_at_least(max_iter, "max_iter")
-    opt.n_threads = check_int_at_least(n_threads, "n_threads")
+    opt.n_threads = check_threads(n_threads, "n_threads")
     return opt
 
 

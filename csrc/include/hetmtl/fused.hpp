@@ -9,6 +9,7 @@
 
 #include <Eigen/Core>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -24,6 +25,9 @@ enum class SolveStatus : int {
     NotPositiveDefinite = 2,  // some W_k has a non-positive eigenvalue
     NumericalFailure = 3,     // non-finite values appeared during the iterations
     InvalidInput = 4,         // arrays whose shapes do not describe one problem
+    Stagnated = 5,            // the iterates stopped changing at the arithmetic's precision
+                              // before the residual reached tol (tol below what doubles can reach)
+    Interrupted = 6,          // the caller's `interrupted` callback asked the solve to stop
 };
 
 struct FusedOptions {
@@ -31,6 +35,9 @@ struct FusedOptions {
     double tol = 1e-10;   // relative KKT tolerance
     int max_iter = 20000;
     int n_threads = 1;
+    // Polled by the solving threads between iterations (may be empty): returning true stops
+    // every solve of the call with status Interrupted. It must be cheap and thread-safe.
+    std::function<bool()> interrupted;
 };
 
 struct FusedResult {

@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 from .._util.tasks import child_seed
-from .._util.validation import as_float_array
+from .._util.validation import as_float_array, check_number
 from ..nn import Batching, MultiTaskRegressor, TaskLayout, torch_generator
 from ..nn.estimator import FIRST_METHOD_SEED, SEED_INIT, SEED_SPLIT
 from ._data import BlockData, anchor_columns, column_mask, prepare_fit, prepare_predict
@@ -79,6 +79,7 @@ class BlockRegressor(MultiTaskRegressor):
             raise ValueError(f"layout: expected a BlockLayout, got {type(self.layout).__name__}")
         for name in ("batch_size", "lr_step"):
             check_positive_int(getattr(self, name), name)
+        check_number(self.lr_decay, "lr_decay", low=0, high=1, low_open=True)
         if not (isinstance(self.lr_decay, (int, float)) and 0 < self.lr_decay <= 1):
             raise ValueError(f"lr_decay: must lie in (0, 1], got {self.lr_decay!r}")
 

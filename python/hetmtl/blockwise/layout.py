@@ -8,6 +8,8 @@ from typing import Any, Hashable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .._util.validation import check_labels, check_no_bool_mix
+
 
 class BlockLayout:
     """The block structure of multi-source data in which whole sources are missing per task.
@@ -61,6 +63,7 @@ class BlockLayout:
             raise ValueError(f"anchor: {anchor!r} is not one of the sources {tuple(columns)}")
         if not isinstance(observed, Mapping) or len(observed) == 0:
             raise ValueError("observed: expected a non-empty mapping of task to the sources it observes")
+        check_labels(list(observed), "observed")
         obs: dict[Hashable, tuple[str, ...]] = {}
         for task, names in observed.items():
             if isinstance(names, str) or not isinstance(names, Sequence):
@@ -160,13 +163,17 @@ class BlockLayout:
     def task_codes(self, task: Any) -> np.ndarray:
         """Task labels of rows as integer codes ``0..T-1`` in the layout's task order."""
         labels = np.asarray(task, dtype=object).ravel()
-        lookup = {t: i for i, t in enumerate(self._observed)}
+        # Keys that keep True apart from 1 (equal in Python, so a plain dict would merge them).
+        lookup = {(isinstance(t, bool), t): i for i, t in enumerate(self._observed)}
 
         def code(lab: Any) -> int:
-            return lookup.get(lab.item() if isinstance(lab, np.generic) else lab, -1)
+            lab = lab.item() if isinstance(lab, np.generic) else lab
+            return lookup.get((isinstance(lab, bool), lab), -1)
 
         # One look-up per distinct label, not per row; missing labels (None, NaN) factorize to -1
         # and are looked up one by one.
+        if not (isinstance(task, np.ndarray) and task.dtype != object):
+            check_no_bool_mix(labels, "task")  # factorizing (or NumPy) would merge True with 1
         inverse, uniques = pd.factorize(labels)
         codes = np.array([code(u) for u in uniques] + [-1], dtype=np.int64)[inverse]
         na = np.flatnonzero(inverse < 0)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from .._util.tasks import child_seed
-from .._util.validation import check_choice
+from .._util.validation import check_choice, check_number
 from ..nn import MultiTaskRegressor, TaskLayout, torch_threads
 from ..nn.estimator import FIRST_METHOD_SEED, SEED_INIT, SEED_SPLIT
 from ._data import Prepared, Split, encode_tasks, prepare, stack_inputs
@@ -90,6 +90,7 @@ class TaskRegressor(MultiTaskRegressor):
         self._set_fitted(prep.classes, prep.n_features, prep.scaler)
 
     def _check_params(self) -> None:
+        check_number(self.weight_decay, "weight_decay", low=0)
         if not (np.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise ValueError(f"weight_decay: must be non-negative, got {self.weight_decay!r}")
         check_choice(self.task_weights, "task_weights", TASK_WEIGHTS)

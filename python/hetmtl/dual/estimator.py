@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 from sklearn.utils.validation import check_is_fitted
 
-from .._util.validation import check_choice, check_int_at_least
+from .._util.validation import check_choice, check_int, check_int_at_least, check_number
 from ..nn import (ORTHOGONALITY_MODES, StackedMLP, TaskLayout, hidden_widths, orthogonality_per_task, torch_generator,
                   torch_threads)
 from ._base import SEED_INIT, SEED_SINGLE, TaskRegressor
@@ -237,6 +237,10 @@ class DualEncoderMTL(TaskRegressor):
     # ------------------------------------------------------------------ validation
     def _check_params(self) -> None:
         super()._check_params()
+        for name in ("latent_shared", "latent_specific", "encoder_steps"):
+            check_int(getattr(self, name), name)
+        for name in ("lam_specific", "gamma", "transfer_tol", "head_ridge", "head_tol"):
+            check_number(getattr(self, name), name)
         check_choice(self.penalty, "penalty", PENALTIES)
         check_choice(self.center, "center", CENTERS)
         check_choice(self.orthogonality, "orthogonality", ORTHOGONALITY_MODES)

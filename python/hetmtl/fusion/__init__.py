@@ -51,5 +51,6 @@ __all__ += [
 # Site-side disclosure control and differential privacy of released sums.
 from .disclosure import DisclosurePolicy, DisclosureWarning  # noqa: E402
 from .privacy import PrivacyBudget  # noqa: E402
+from .summary_privacy import SummaryPrivacy  # noqa: E402
 
-__all__ += ["DisclosurePolicy", "DisclosureWarning", "PrivacyBudget"]
+__all__ += ["DisclosurePolicy", "DisclosureWarning", "PrivacyBudget", "SummaryPrivacy"]

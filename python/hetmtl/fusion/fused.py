@@ -19,8 +19,9 @@ from typing import Sequence
 import numpy as np
 
 from .. import _core
-from .._core_status import ConvergenceWarning, check_fused
-from .._util.validation import (as_float_array, check_choice, check_int_at_least, check_positive,
+from .._core_status import ConvergenceWarning, check_fused, status_names
+from .._util.validation import (ArgumentError, as_float_array, check_array, check_choice, check_fraction,
+                                check_int, check_int_at_least, check_number, check_positive, check_threads,
                                 check_positive_number, not_pd_message)
 
 PENALTIES = ("l2", "l2sq")
@@ -63,6 +64,10 @@ class FusedFit:
         Relative KKT residual at the returned point.
     converged : bool
         Whether the residual reached the tolerance.
+    status : str
+        How the solve ended: ``"converged"``; ``"stagnated"`` when the iterates stopped changing
+        at double precision before reaching ``tol`` (a tolerance below what the arithmetic can
+        reach; the point is as accurate as it gets); ``"max_iterations"``; ``"numerical_failure"``.
     """
 
     theta: np.ndarray
@@ -72,6 +77,7 @@ class FusedFit:
     iterations: int
     kkt: float
     converged: bool
+    status: str = "converged"
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,7 @@ class FusedPath:
     kkt: np.ndarray
     converged: np.ndarray
     lambda_max: float
+    status: np.ndarray | None = None  # status names, one per lambda (see FusedFit.status)
 
     def fit(self, index: int) -> FusedFit:
         """Return the solution at position ``index`` of the grid as a :class:`FusedFit`."""
@@ -113,6 +120,7 @@ class FusedPath:
             iterations=int(self.iterations[index]),
             kkt=float(self.kkt[index]),
             converged=bool(self.converged[index]),
+            status="converged" if self.status is None else str(self.status[index]),
         )
 
 
@@ -148,7 +156,7 @@ class PreparedProblem:
         if th.ndim == 1 and self.dim == 1:
             th = th[:, None]
         if th.shape != self.theta_hat.shape:
-            raise ValueError(f"{name}: expected shape {self.theta_hat.shape}, got {th.shape}")
+            raise ArgumentError(name, f"expected shape {self.theta_hat.shape}, got {th.shape}")
         return np.ascontiguousarray(th)
 
     def lambda_max(self, theta_hat: np.ndarray | None = None) -> float:
@@ -167,7 +175,7 @@ def make_options(penalty: str = "l2", tol: float = 1e-10, max_iter: int = 20000,
     opt.penalty = getattr(_core.Penalty, penalty)
     opt.tol = check_positive_number(tol, "tol")
     opt.max_iter = check_int_at_least(max_iter, "max_iter")
-    opt.n_threads = check_int_at_least(n_threads, "n_threads")
+    opt.n_threads = check_threads(n_threads, "n_threads")
     return opt
 
 
@@ -185,38 +193,38 @@ def prepare_problem(theta_hat, W, n, weights=None) -> PreparedProblem:
     weights : array_like of shape (K,), optional
         Positive penalty weights ``w_k``; default ``sqrt(n_k)``.
     """
-    th = as_float_array(theta_hat, "theta_hat")
+    th = check_array(theta_hat, "theta_hat")
     if th.ndim == 1:
         th = th[:, None]
     if th.ndim != 2:
-        raise ValueError(f"theta_hat: expected shape (K, p), got {th.shape}")
+        raise ArgumentError("theta_hat", f"expected shape (K, p), got {th.shape}")
     K, p = th.shape
     if K == 0:
-        raise ValueError("theta_hat: needs at least one site (K = 0)")
+        raise ArgumentError("theta_hat", "needs at least one site (K = 0)")
     if p == 0:
-        raise ValueError("theta_hat: needs at least one coordinate (p = 0)")
-    Wa = as_float_array(W, "W")
+        raise ArgumentError("theta_hat", "needs at least one coordinate (p = 0)")
+    Wa = check_array(W, "W")
     if Wa.ndim == 1 and p == 1:
         Wa = Wa[:, None, None]
     if Wa.shape != (K, p, p):
-        raise ValueError(f"W: expected shape ({K}, {p}, {p}) to match theta_hat, got {Wa.shape}")
-    na = as_float_array(n, "n", ndim=1)
+        raise ArgumentError("W", f"expected shape ({K}, {p}, {p}) to match theta_hat, got {Wa.shape}")
+    na = check_array(n, "n", ndim=1)
     if na.shape != (K,):
-        raise ValueError(f"n: expected shape ({K},), got {na.shape}")
+        raise ArgumentError("n", f"expected shape ({K},), got {na.shape}")
     check_positive(na, "n")
     if weights is None:
         wa = np.sqrt(na)
     else:
-        wa = as_float_array(weights, "weights", ndim=1)
+        wa = check_array(weights, "weights", ndim=1)
         if wa.shape != (K,):
-            raise ValueError(f"weights: expected shape ({K},), got {wa.shape}")
+            raise ArgumentError("weights", f"expected shape ({K},), got {wa.shape}")
         check_positive(wa, "weights")
     th = np.ascontiguousarray(th)
     W_flat = np.ascontiguousarray(Wa).reshape(K, p * p)
     core = _core.FusedProblem(W_flat, np.ascontiguousarray(na), np.ascontiguousarray(wa))
     # The core checks symmetry and definiteness in its own pass over the matrices.
     if core.asymmetric_site >= 0:
-        raise ValueError(f"W: matrix {core.asymmetric_site} is not symmetric")
+        raise ArgumentError("W", f"matrix {core.asymmetric_site} is not symmetric")
     if not core.positive_definite:
         largest = float(np.abs(Wa[core.bad_site]).max()) if core.bad_site >= 0 else None
         raise ValueError(not_pd_message("W", core.bad_site, core.bad_eigenvalue, largest))
@@ -224,14 +232,9 @@ def prepare_problem(theta_hat, W, n, weights=None) -> PreparedProblem:
 
 
 def check_lambda(lam: float, name: str = "lam") -> float:
-    """``lam`` as a float, or a ValueError naming ``name`` unless it is finite and non-negative."""
-    try:
-        lam = float(lam)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: must be a finite non-negative number, got {lam!r}") from None
-    if not np.isfinite(lam) or lam < 0:
-        raise ValueError(f"{name}: must be a finite non-negative number, got {lam!r}")
-    return lam
+    """``lam`` as a float, or an ArgumentError naming ``name`` unless it is a finite non-negative
+    number (booleans and strings are refused, not converted)."""
+    return check_number(lam, name, low=0)
 
 
 def solve_prepared(problem: PreparedProblem, lam: float, options, theta_hat=None) -> FusedFit:
@@ -248,6 +251,7 @@ def solve_prepared(problem: PreparedProblem, lam: float, options, theta_hat=None
         iterations=int(out.iterations[0]),
         kkt=float(out.kkt[0]),
         converged=bool(converged[0]),
+        status=str(status_names(out.status)[0]),
     )
 
 
@@ -264,6 +268,7 @@ def path_prepared(problem: PreparedProblem, lambdas: np.ndarray, options) -> Fus
         kkt=out.kkt,
         converged=converged,
         lambda_max=problem.lambda_max(),
+        status=status_names(out.status),
     )
 
 
@@ -276,7 +281,7 @@ def solve_batch(problem: PreparedProblem, theta_hats: np.ndarray, lam: float, op
     draws = as_float_array(theta_hats, "theta_hats")
     K, p = problem.n_sites, problem.dim
     if draws.ndim != 3 or draws.shape[1:] != (K, p):
-        raise ValueError(f"theta_hats: expected shape (B, {K}, {p}), got {draws.shape}")
+        raise ArgumentError("theta_hats", f"expected shape (B, {K}, {p}), got {draws.shape}")
     B = draws.shape[0]
     lam = check_lambda(lam)
     flat = np.ascontiguousarray(draws).reshape(B * K, p)
@@ -292,10 +297,8 @@ def lambda_grid(
 
     ``ratio_name`` is the caller's name for ``ratio`` in error messages.
     """
-    if n_lambda < 2:
-        raise ValueError(f"n_lambda: must be at least 2, got {n_lambda!r}")
-    if not (0 < ratio < 1):
-        raise ValueError(f"{ratio_name}: must lie in (0, 1), got {ratio!r}")
+    n_lambda = check_int(n_lambda, "n_lambda", minimum=2)
+    ratio = check_fraction(ratio, ratio_name)
     top = lambda_max if lambda_max > 0 else 1.0
     return np.geomspace(top, top * ratio, n_lambda)
 
@@ -381,9 +384,9 @@ def fused_path(
     if lambdas is None:
         grid = lambda_grid(problem.lambda_max(), n_lambda, lambda_ratio, ratio_name="lambda_ratio")
     else:
-        grid = as_float_array(lambdas, "lambdas", ndim=1)
+        grid = check_array(lambdas, "lambdas", ndim=1)
         if grid.size == 0:
-            raise ValueError("lambdas: needs at least one value")
+            raise ArgumentError("lambdas", "needs at least one value")
         if np.any(grid < 0):
-            raise ValueError("lambdas: all values must be non-negative")
+            raise ArgumentError("lambdas", "all values must be non-negative")
     return path_prepared(problem, grid, options)

@@ -23,7 +23,7 @@ import numpy as np
 
 from .._util.display import ReportDisplay
 from .._util.io import atomic_write_json, read_json
-from .._util.validation import as_float_array
+from .._util.validation import as_float_array, check_array
 from ..persist.mixin import SchemaPersistable
 from .crossfit import single_split_labels
 from .display import grid_summary_report
@@ -315,7 +315,7 @@ def _check_consistent(role: str, s: NuisanceSums, threshold: float, fit: str) ->
 
 
 def _check_bandwidths(bandwidths, d: int) -> np.ndarray:
-    H = as_float_array(bandwidths, "bandwidths")
+    H = check_array(bandwidths, "bandwidths")
     if H.ndim == 0:
         H = np.full((1, d), float(H))
     elif H.ndim == 1:

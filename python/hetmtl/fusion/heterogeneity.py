@@ -34,7 +34,7 @@ import pandas as pd
 from scipy import stats
 
 from .._util.display import ReportDisplay
-from .._util.validation import as_float_array, check_choice
+from .._util.validation import as_float_array, check_choice, check_item
 from .display import meta_analysis_report
 from .summary import SiteSummary
 from .tau2 import pool, reml_loglik, reml_tau2, trace_P, trace_PP
@@ -445,16 +445,7 @@ def meta_analysis_from_summaries(summaries: Sequence[SiteSummary] | Mapping[str,
         if list(s.coef_names) != coef_names:
             raise ValueError(f"summaries: site {name!r} has coefficients {list(s.coef_names)}, "
                              f"site {names[0]!r} has {coef_names}")
-    if isinstance(coef, str):
-        if coef not in coef_names:
-            raise ValueError(f"coef: unknown coefficient {coef!r}; the summaries have {coef_names}")
-        j = coef_names.index(coef)
-    elif isinstance(coef, (int, np.integer)) and not isinstance(coef, bool):
-        if not -len(coef_names) <= coef < len(coef_names):
-            raise ValueError(f"coef: index {coef} out of range for {len(coef_names)} coefficient(s)")
-        j = int(coef) % len(coef_names)
-    else:
-        raise ValueError(f"coef: expected an int or a coefficient name, got {coef!r}")
+    j = check_item(coef, "coef", coef_names)
     est = np.array([s.theta[j] for s in items])
     se = np.array([s.se[j] for s in items])
     return meta_analysis(est, se, site_names=names, **kwargs)

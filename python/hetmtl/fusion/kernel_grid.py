@@ -17,7 +17,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from .._util.io import atomic_write_json, read_json
-from .._util.validation import ArgumentError, as_float_array, check_choice, check_positive
+from .._util.validation import (ArgumentError, as_float_array, check_choice, check_positive,
+                                check_positive_number)
 from .kernel_grid_core import FITS, KERNELS, GridSumsResult, check_axes, grid_interpolate, grid_sums
 
 OUTSIDE = ("error", "clip")
@@ -105,12 +106,12 @@ class KernelGrid:
     outside: str = "error"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "axes", tuple(check_axes(list(self.axes))))
+        axes = list(self.axes) if isinstance(self.axes, tuple) else self.axes
+        object.__setattr__(self, "axes", tuple(check_axes(axes)))
         check_choice(self.kernel, "kernel", KERNELS)
         check_choice(self.fit, "fit", FITS)
         check_choice(self.outside, "outside", OUTSIDE)
-        if not (np.isfinite(self.support) and self.support > 0):
-            raise ArgumentError("support", f"must be a positive number, got {self.support!r}")
+        object.__setattr__(self, "support", check_positive_number(self.support, "support"))
 
     # ------------------------------------------------------------ construction
     @classmethod

@@ -22,8 +22,8 @@ import numpy as np
 
 from .. import _core
 from .._core_status import check_fused, check_grid
-from .._util.validation import (as_float_array, check_choice, check_int_at_least, check_positive,
-                                check_positive_number)
+from .._util.validation import (as_float_array, check_choice, check_positive,
+                                check_positive_number, check_threads)
 from .fused import FusedFit, check_lambda, make_options
 
 KERNELS = ("gaussian", "epanechnikov")
@@ -88,7 +88,7 @@ def grid_options(kernel: str = "gaussian", fit: str = "constant", support: float
     opt.kernel = getattr(_core.GridKernel, kernel)
     opt.fit = getattr(_core.GridFit, fit)
     opt.support = check_positive_number(support, "support")
-    opt.n_threads = check_int_at_least(n_threads, "n_threads")
+    opt.n_threads = check_threads(n_threads, "n_threads")
     return opt
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 import warnings
 from typing import Mapping, Sequence
 
@@ -12,7 +11,8 @@ from scipy import stats
 from sklearn.base import BaseEstimator
 
 from .._util.display import ReportDisplay
-from .._util.validation import ArgumentError, check_choice, check_fraction
+from .._util.validation import (ArgumentError, check_choice, check_fraction, check_int, check_item,
+                                check_number)
 from ..persist.mixin import Persistable
 from .display import late_fusion_report
 from .inference import INFERENCE, FusedInference, bootstrap_inference, conditional_inference
@@ -198,18 +198,16 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
         if self.lam is not None and self.method_ != "fusion":
             raise ArgumentError("lam", f"applies to method='fusion' only, not method={self.method_!r}")
         check_choice(self.tau2_method, "tau2_method", TAU2_METHODS)
-        if not (isinstance(self.slab_scale, numbers.Real) and np.isfinite(self.slab_scale)
-                and self.slab_scale > 1):
-            raise ValueError(f"slab_scale: must be a number above 1, got {self.slab_scale!r}")
+        check_number(self.slab_scale, "slab_scale", low=1, low_open=True)
         if isinstance(self.lam, str):
             check_choice(self.lam, "lam", ("cv",))
-        elif self.lam is not None and not (isinstance(self.lam, numbers.Real)
-                                           and np.isfinite(self.lam) and self.lam >= 0):
-            raise ValueError(f"lam: must be 'cv' or a finite non-negative number, got {self.lam!r}")
-        if not (np.isfinite(self.C) and self.C >= 0):
-            raise ValueError(f"C: must be a finite non-negative number, got {self.C!r}")
-        if int(self.n_boot) < 2:
-            raise ValueError(f"n_boot: must be at least 2, got {self.n_boot!r}")
+        elif self.lam is not None:
+            check_number(self.lam, "lam", low=0)
+        check_number(self.C, "C", low=0)
+        check_int(self.n_boot, "n_boot", minimum=2)
+        check_int(self.n_lambda, "n_lambda", minimum=2)
+        check_fraction(self.lambda_ratio, "lambda_ratio")
+        make_options(self.penalty, self.tol, self.max_iter, self.n_threads)
         check_fraction(self.level, "level")
 
     def fit(self, summaries: Sequence[SiteSummary] | Mapping[str, SiteSummary]) -> "LateFusion":
@@ -384,7 +382,7 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
         from .heterogeneity import meta_analysis
 
         self._check_fitted()
-        j = self.coef_names_.index(coef) if isinstance(coef, str) else int(coef)
+        j = check_item(coef, "coef", self.coef_names_)
         se = np.sqrt(self.site_cov_[:, j, j])
         return meta_analysis(self.theta_hat_[:, j], se, level=self.level if level is None else level,
                              site_names=self.site_names_)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass, field
-from numbers import Real
 from typing import Any, Sequence
 
 import numpy as np
@@ -33,7 +32,8 @@ from .. import _core
 from .._core_status import check_fused
 from .._util.display import ReportDisplay
 from .._util.io import atomic_write_json, read_json
-from .._util.validation import ArgumentError, as_float_array, check_choice, check_fraction
+from .._util.validation import (ArgumentError, as_float_array, check_choice, check_fraction,
+                                check_int, check_number)
 from ..persist.mixin import Persistable, SchemaPersistable
 from .kernel_grid_core import GRID_PENALTIES
 from .crossfit import single_split_labels
@@ -226,10 +226,11 @@ class NuisanceFusion(ReportDisplay, Persistable):
         """The options, the summaries (one grid, bandwidths and folds), the common nuisances and
         the site weights."""
         check_choice(self.penalty, "penalty", GRID_PENALTIES)
-        if not (self.lam == "cv" or (isinstance(self.lam, Real) and np.isfinite(self.lam) and self.lam >= 0)):
-            raise ArgumentError("lam", f"expected 'cv' or a non-negative number, got {self.lam!r}")
-        if int(self.n_lambda) < 2:
-            raise ArgumentError("n_lambda", f"must be at least 2, got {self.n_lambda!r}")
+        if isinstance(self.lam, str):
+            check_choice(self.lam, "lam", ("cv",))
+        else:
+            check_number(self.lam, "lam", low=0)
+        check_int(self.n_lambda, "n_lambda", minimum=2)
         check_fraction(self.lambda_ratio, "lambda_ratio")
         summaries = list(summaries)
         if len(summaries) == 0:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from numbers import Integral, Real
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -23,7 +22,7 @@ from sklearn.utils.validation import check_is_fitted
 from .. import __version__
 from .._util.display import ReportDisplay
 from .._util.seeds import as_seed_sequence
-from .._util.validation import ArgumentError, check_choice
+from .._util.validation import ArgumentError, check_choice, check_fraction, check_int, check_number
 from ..persist.mixin import Persistable
 from .crossfit import check_folds, crossfit_predict
 from .display import site_dml_report
@@ -32,6 +31,7 @@ from .learners import LEARNERS, role_learners
 from .scores import LinearScore, sandwich
 from .site_inputs import SiteInputs, collect_inputs, draw_folds, is_binary01, make_basis
 from .summary import FoldSummary, SiteSummary
+from .summary_privacy import private_summary
 
 __all__ = ["MODELS", "SiteDML"]
 
@@ -132,6 +132,9 @@ class SiteDML(ReportDisplay, Persistable, BaseEstimator):
         Cross-fitted nuisance predictions by role, each of shape (n_rep, n) (``"ml_m"`` of
         ``"plr"``: (n_rep, n, k) for k treatment columns). Propensities are stored as the learner
         predicted them, before clipping.
+    linear_score_ : LinearScore
+        The score of the first repetition on all rows (the site's own; never sent), from which
+        :meth:`private_summary` releases a differentially private summary.
     summary_ : SiteSummary
         What the site sends to the center: ``theta = coef_``, ``J``, ``Omega``, ``n``, fold
         summaries of the first repetition, metadata. ``summary_.cov`` equals ``cov_``.
@@ -270,14 +273,12 @@ class SiteDML(ReportDisplay, Persistable, BaseEstimator):
         self.folds_ = all_tests
         self.learners_ = learners
         self.predictions_ = spec.stack_predictions(reps.predictions)
+        self.linear_score_ = reps.first_score
 
     def _check_params(self) -> tuple[int, int, float, str]:
-        if not isinstance(self.n_folds, Integral) or isinstance(self.n_folds, bool) or self.n_folds < 2:
-            raise ArgumentError("n_folds", f"must be an integer >= 2, got {self.n_folds!r}")
-        if not isinstance(self.n_rep, Integral) or isinstance(self.n_rep, bool) or self.n_rep < 1:
-            raise ArgumentError("n_rep", f"must be an integer >= 1, got {self.n_rep!r}")
-        if not isinstance(self.clip, Real) or not (0.0 <= float(self.clip) < 0.5):
-            raise ArgumentError("clip", f"must be a number in [0, 0.5), got {self.clip!r}")
+        check_int(self.n_folds, "n_folds", minimum=2, integer_type=True)
+        check_int(self.n_rep, "n_rep", minimum=1, integer_type=True)
+        check_number(self.clip, "clip", low=0.0, high=0.5, high_open=True)
         if not isinstance(self.site, str) or not self.site:
             raise ArgumentError("site", f"must be a non-empty string, got {self.site!r}")
         if self.learner_args is not None and not isinstance(self.learner_args, dict):
@@ -320,6 +321,31 @@ class SiteDML(ReportDisplay, Persistable, BaseEstimator):
             return ()
         return tuple(out)
 
+    def private_summary(self, privacy: Any, policy: Any = None) -> SiteSummary:
+        """The site summary released under differential privacy (instead of ``summary_``).
+
+        Parameters
+        ----------
+        privacy : SummaryPrivacy
+            The site's (epsilon, delta) and clipping bounds; see
+            :mod:`hetmtl.fusion.summary_privacy` for the mechanism and what it covers.
+        policy : DisclosurePolicy, optional
+            The site's policy; with a ledger the release counts against its budget.
+
+        Returns
+        -------
+        SiteSummary
+            Noisy estimate and moments, with the noise's variance in the released covariance
+            and no fold summaries.
+        """
+        check_is_fitted(self, "coef_")
+        if self.n_rep_ != 1:
+            raise ArgumentError("n_rep", "a private summary is released from one sample split; fit "
+                                         f"with n_rep=1 (got {self.n_rep_})")
+        return private_summary(self.linear_score_, privacy, site=self.summary_.site,
+                               model=self.summary_.model, coef_names=self.coef_names_,
+                               metadata=dict(self.summary_.metadata), policy=policy)
+
     def split(self, data: pd.DataFrame | None = None, *, y: Any, d: Any, x: Any = None,
               cluster: Any = None) -> list[list[np.ndarray]]:
         """The sample splits :meth:`fit` would draw for these inputs, without fitting anything.
@@ -354,9 +380,7 @@ class SiteDML(ReportDisplay, Persistable, BaseEstimator):
             One row per coefficient, columns ``"{alpha/2} %"`` and ``"{1 - alpha/2} %"``.
         """
         check_is_fitted(self, "coef_")
-        if not isinstance(level, Real) or not (0.0 < float(level) < 1.0):
-            raise ArgumentError("level", f"must be a number in (0, 1), got {level!r}")
-        alpha = 1.0 - float(level)
+        alpha = 1.0 - check_fraction(level, "level")
         z = norm.ppf(1.0 - alpha / 2.0)
         lower = np.median(self.all_coef_ - z * self.all_se_, axis=0)
         upper = np.median(self.all_coef_ + z * self.all_se_, axis=0)

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from .._util.seeds import child_seed
-from .._util.validation import ArgumentError, as_float_array
+from .._util.validation import (ArgumentError, as_float_array, check_columns_exist, check_disjoint,
+                                check_names)
 from .crossfit import make_folds
 
 # Child stream of a fit's random_state that draws its folds (stream 1 seeds the learners).
@@ -41,18 +42,14 @@ def is_binary01(v: np.ndarray) -> bool:
 
 
 def _check_columns(data: pd.DataFrame, cols: Sequence[str], arg: str) -> None:
-    missing = [c for c in cols if c not in data.columns]
-    if missing:
-        raise ArgumentError(arg, f"column(s) {missing} not found in data")
+    check_columns_exist(data.columns, cols, arg)
 
 
 def _names(value: Any, arg: str, allow_list: bool) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if allow_list and isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
-        return list(value)
-    what = "a column name or a list of column names" if allow_list else "a column name"
-    raise ArgumentError(arg, f"with data given, expected {what}, got {type(value).__name__}")
+    if not isinstance(value, (str, list, tuple)):
+        what = "a column name or a list of column names" if allow_list else "a column name"
+        raise ArgumentError(arg, f"with data given, expected {what}, got {type(value).__name__}")
+    return check_names(value, arg, allow_list=allow_list)
 
 
 class _LazyFrame:
@@ -97,6 +94,7 @@ def collect_inputs(data: Any, y: Any, d: Any, x: Any, cluster: Any) -> SiteInput
     for arg, arr in (("d", d_arr), ("x", x_arr)):
         if arr.shape[0] != n:
             raise ArgumentError(arg, f"has {arr.shape[0]} rows but y has {n}")
+    _check_not_copied(y_arr, d_arr, x_arr)
     groups, n_groups = None, 0
     if c_arr is not None:
         if c_arr.ndim != 1 or c_arr.shape[0] != n:
@@ -110,6 +108,18 @@ def collect_inputs(data: Any, y: Any, d: Any, x: Any, cluster: Any) -> SiteInput
                       n_groups=n_groups, y_name=y_name, d_names=d_names)
 
 
+def _check_not_copied(y: np.ndarray, d: np.ndarray, x: np.ndarray) -> None:
+    """A covariate column equal to the outcome or to a treatment makes the fit silently wrong
+    (the outcome among the covariates gives a zero effect with a vanishing standard error)."""
+    if y.size == 0 or np.ptp(y) == 0:
+        return
+    for what, target in [("the outcome y", y)] + [(f"treatment column {j}", d[:, j]) for j in range(d.shape[1])]:
+        same = np.flatnonzero(np.all(x == target[:, None], axis=0))
+        if same.size:
+            raise ArgumentError("x", f"covariate column {int(same[0])} is identical to {what}; "
+                                     "covariates must not contain the outcome or the treatment")
+
+
 def _from_frame(data: Any, y: Any, d: Any, x: Any, cluster: Any) -> tuple:
     """The inputs named as columns of ``data``."""
     if not isinstance(data, pd.DataFrame):
@@ -120,6 +130,7 @@ def _from_frame(data: Any, y: Any, d: Any, x: Any, cluster: Any) -> tuple:
     _check_columns(data, y_cols, "y")
     _check_columns(data, d_cols, "d")
     _check_columns(data, c_cols, "cluster")
+    check_disjoint({"y": y_cols, "d": d_cols, "cluster": c_cols})
     if x is None:
         taken = set(y_cols) | set(d_cols) | set(c_cols)
         x_cols = [c for c in data.columns if c not in taken]
@@ -128,6 +139,7 @@ def _from_frame(data: Any, y: Any, d: Any, x: Any, cluster: Any) -> tuple:
     else:
         x_cols = _names(x, "x", allow_list=True)
         _check_columns(data, x_cols, "x")
+        check_disjoint({"y": y_cols, "d": d_cols, "cluster": c_cols, "x": x_cols})
     y_arr, d_arr, x_arr = _frame_arrays(data, [y_cols, d_cols, x_cols], ["y", "d", "x"])
     c_arr = data[c_cols[0]].to_numpy() if c_cols else None
     return y_arr[:, 0], d_arr, x_arr, _LazyFrame(data, x_cols), c_arr, y_cols[0], d_cols

@@ -26,7 +26,9 @@ import numpy as np
 
 from .._util.display import ReportDisplay
 from .._util.io import atomic_write_json, read_json
-from .._util.validation import as_float_array, check_choice
+from .._util.validation import (ArgumentError, as_float_array, check_array, check_choice,
+                                check_names, check_nonsingular, check_number,
+                                check_positive_definite)
 from ..persist.mixin import SchemaPersistable
 from .disclosure import DEFAULT_POLICY, DisclosurePolicy, check_metadata, validate_document
 
@@ -59,31 +61,34 @@ class FoldSummary:
 
 
 def _check_theta_J_Omega(theta, J, Omega, n, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    th = as_float_array(theta, f"{where}theta")
+    th = check_array(theta, f"{where}theta")
     if th.ndim == 0:
         th = th.reshape(1)
     if th.ndim != 1 or th.size == 0:
-        raise ValueError(f"{where}theta: expected a non-empty vector, got shape {th.shape}")
+        raise ArgumentError(f"{where}theta", f"expected a non-empty vector, got shape {th.shape}")
     p = th.size
-    Ja = as_float_array(J, f"{where}J").reshape(p, p) if np.size(J) == p * p else None
-    if Ja is None:
-        raise ValueError(f"{where}J: expected shape ({p}, {p}), got {np.shape(J)}")
-    Oa = as_float_array(Omega, f"{where}Omega").reshape(p, p) if np.size(Omega) == p * p else None
-    if Oa is None:
-        raise ValueError(f"{where}Omega: expected shape ({p}, {p}), got {np.shape(Omega)}")
-    if abs(np.linalg.det(Ja)) <= 1e-14 * max(np.abs(Ja).max(), 1e-300) ** p:
-        raise ValueError(f"{where}J: the score Jacobian is singular (the site's design does not "
-                         "identify theta)")
-    if not np.allclose(Oa, Oa.T, rtol=1e-8, atol=1e-12 * np.abs(Oa).max()):
-        raise ValueError(f"{where}Omega: not symmetric")
-    if np.linalg.eigvalsh(0.5 * (Oa + Oa.T))[0] <= 0:
-        raise ValueError(f"{where}Omega: not positive definite")
+    Ja = check_array(J, f"{where}J")
+    if Ja.size != p * p:
+        raise ArgumentError(f"{where}J", f"expected shape ({p}, {p}), got {Ja.shape}")
+    Oa = check_array(Omega, f"{where}Omega")
+    if Oa.size != p * p:
+        raise ArgumentError(f"{where}Omega", f"expected shape ({p}, {p}), got {Oa.shape}")
+    Ja, Oa = Ja.reshape(p, p), Oa.reshape(p, p)
+    # Conditioning relative to the matrix's own scale: a determinant underflows for a perfectly
+    # conditioned J at large p (det(-0.01 I) at p = 200 is 1e-400) and overflows for uncentered
+    # covariates, neither of which says anything about identification.
+    try:
+        check_nonsingular(Ja, f"{where}J")
+    except ArgumentError as exc:
+        raise ArgumentError(exc.argument, f"the score Jacobian is singular (the site's design does not "
+                                          f"identify theta; {exc.problem})") from None
+    check_positive_definite(Oa, f"{where}Omega", rcond=0.0)
     # A fold's n counts rows; a site's n may be an effective size below 1 (a published estimate
     # with a standard error above 1 in its own units), so it only has to be positive.
-    n_ok = isinstance(n, (int, np.integer, float)) and np.isfinite(n) and (n >= 1 if where else n > 0)
-    if not n_ok:
-        raise ValueError(f"{where}n: must be a {'number >= 1' if where else 'positive number'}, "
-                         f"got {n!r}")
+    if where:
+        check_number(n, f"{where}n", low=1)
+    else:
+        check_number(n, f"{where}n", low=0, low_open=True)
     return th, Ja, Oa
 
 
@@ -136,8 +141,20 @@ class SiteSummary(ReportDisplay, SchemaPersistable):
         object.__setattr__(self, "theta", th)
         object.__setattr__(self, "J", Ja)
         object.__setattr__(self, "Omega", Oa)
-        names = list(self.coef_names) or ([f"theta{j}" for j in range(th.size)] if th.size > 1
-                                          else ["theta"])
+        with np.errstate(over="ignore", invalid="ignore"):
+            finite = bool(np.all(np.isfinite(self.cov)))
+        if not finite:
+            raise ArgumentError("J", "the covariance J^-1 Omega J^-T / n overflows (J too small next to "
+                                     "Omega); rescale theta")
+        if not isinstance(self.site, str) or not self.site:
+            raise ArgumentError("site", f"must be a non-empty string, got {self.site!r}")
+        try:
+            raw = [self.coef_names] if isinstance(self.coef_names, str) else [str(c) if isinstance(c, str)
+                                                                            else c for c in self.coef_names]
+        except TypeError:
+            raise ArgumentError("coef_names", f"expected a list of names, got {self.coef_names!r}") from None
+        given = check_names(raw, "coef_names", allow_empty=True)
+        names = given or ([f"theta{j}" for j in range(th.size)] if th.size > 1 else ["theta"])
         if len(names) != th.size:
             raise ValueError(f"coef_names: expected {th.size} names, got {len(names)}")
         object.__setattr__(self, "coef_names", names)
@@ -257,28 +274,36 @@ class SiteSummary(ReportDisplay, SchemaPersistable):
         The moments are set so that both weights equal the precision: ``J = -Omega = -(n V)^-1``.
         There are no fold summaries, so lambda is then chosen without cross-validation.
         """
-        est = as_float_array(estimate, "estimate").reshape(-1)
+        est = check_array(estimate, "estimate", min_size=1).reshape(-1)
         p = est.size
         if (se is None) == (cov is None):
             raise ValueError("se/cov: give exactly one of se or cov")
         if se is not None:
-            se_a = as_float_array(se, "se").reshape(-1)
+            se_a = check_array(se, "se").reshape(-1)
             if se_a.size != p:
                 raise ValueError(f"se: expected {p} value(s), got {se_a.size}")
             if np.any(se_a <= 0):
                 raise ValueError("se: standard errors must be positive")
             V = np.diag(se_a**2)
         else:
-            V = as_float_array(cov, "cov").reshape(p, p) if np.size(cov) == p * p else None
-            if V is None:
-                raise ValueError(f"cov: expected shape ({p}, {p}), got {np.shape(cov)}")
-        n_eff = float(n) if n is not None else 1.0 / float(np.mean(np.diag(V)))
-        if not (np.isfinite(n_eff) and n_eff > 0):
-            raise ValueError(f"n: must be positive, got {n!r}")
-        try:
-            P = np.linalg.inv(n_eff * V)
-        except np.linalg.LinAlgError:
-            raise ValueError("cov: singular covariance") from None
+            V = check_array(cov, "cov")
+            if V.size != p * p:
+                raise ArgumentError("cov", f"expected shape ({p}, {p}), got {V.shape}")
+            try:
+                V = check_positive_definite(V.reshape(p, p), "cov")
+            except ArgumentError as exc:
+                raise ArgumentError("cov", f"singular or not a covariance ({exc.problem})") from None
+        if n is not None:
+            n_eff = check_number(n, "n", low=0, low_open=True)
+        else:
+            n_eff = 1.0 / float(np.mean(np.diag(V)))
+            if not (np.isfinite(n_eff) and n_eff > 0):
+                raise ArgumentError("se", "standard errors too small or too large to form an "
+                                          "effective sample size; pass n")
+        P = np.linalg.inv(n_eff * V)
+        if not np.all(np.isfinite(P)):
+            raise ArgumentError("se" if se is not None else "cov", "the precision n V^-1 overflows; "
+                                "rescale the estimate")
         meta = {"source": "published estimate", **(metadata or {})}
         return cls(theta=est, J=-P, Omega=P, n=n_eff, site=site, model="estimate",
                    coef_names=coef_names, metadata=meta)

@@ -17,7 +17,7 @@ from .._util.sklearn_api import PandasPredictions
 from .._util.display import ReportDisplay
 from .._util.tasks import as_seed_sequence
 from .._util.validation import (ArgumentError, as_float_array, check_choice, check_fraction,
-                                check_int_at_least, check_positive_number)
+                                check_int_at_least, check_positive_number, check_threads)
 from ..persist.mixin import Persistable
 from .deprecation import RenamedParameters
 from .display import neural_report
@@ -186,7 +186,7 @@ class MultiTaskRegressor(ReportDisplay, Persistable, PandasPredictions, RenamedP
         """Options every neural multi-task regressor has."""
         if self.n_threads is not None:
             try:
-                check_int_at_least(self.n_threads, "n_threads")
+                check_threads(self.n_threads, "n_threads")
             except ValueError:
                 raise ValueError(f"n_threads: must be at least 1 or None, got {self.n_threads!r}") from None
         check_int_at_least(self.max_epochs, "max_epochs")

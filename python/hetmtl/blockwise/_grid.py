@@ -22,12 +22,11 @@ PAPER_GRID: dict[str, list] = {
     "kappa": [0.01, 0.1],
 }
 
-#: A smaller grid (16 configurations, one depth, trained as one stack), with and without L2.
+#: A smaller grid (8 configurations, one depth, trained as one stack), with and without L2.
 SMALL_GRID: dict[str, list] = {
     "hidden": [32, 64],
     "n_layers": [2],
     "gamma": [0.01, 0.1],
-    "delta": [0.01, 0.1],
     "weight_decay": [0.0, 0.1],
 }
 

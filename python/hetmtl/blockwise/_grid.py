@@ -10,6 +10,8 @@ import numpy as np
 from .._util.validation import check_int_at_least
 
 GRID_KEYS = ("hidden", "n_layers", "gamma", "delta", "kappa", "weight_decay")
+# Keys a caller's defaults may leave out (added after the others).
+KEY_DEFAULTS = {"weight_decay": 0.0}
 
 #: The grid of the paper: width, depth and each regularizer weight (72 configurations).
 PAPER_GRID: dict[str, list] = {
@@ -20,12 +22,11 @@ PAPER_GRID: dict[str, list] = {
     "kappa": [0.01, 0.1],
 }
 
-#: A smaller grid (16 configurations, one depth, trained as one stack), with and without L2.
+#: A smaller grid (8 configurations, one depth, trained as one stack), with and without L2.
 SMALL_GRID: dict[str, list] = {
     "hidden": [32, 64],
     "n_layers": [2],
     "gamma": [0.01, 0.1],
-    "delta": [0.01, 0.1],
     "weight_decay": [0.0, 0.1],
 }
 
@@ -80,6 +81,7 @@ def resolve_grid(grid: Any) -> dict[str, list] | None:
 def expand_grid(grid: Any, defaults: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Every configuration of ``grid`` (keys it lacks take ``defaults``), validated, in grid order."""
     g = resolve_grid(grid) or {}
+    defaults = {**KEY_DEFAULTS, **defaults}
     axes = [g.get(k, [defaults[k]]) for k in GRID_KEYS]
     return [check_config(dict(zip(GRID_KEYS, combo))) for combo in itertools.product(*axes)]
 

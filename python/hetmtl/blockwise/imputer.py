@@ -63,7 +63,9 @@ class HBIImputer(RenamedParameters, BlockImputer):
         Sources, anchor and the sources each task observes.
     width, depth : int or sequence of int
         Grid of code widths w (also the hidden width) and of layers per encoder, decoder and
-        predictor (ReLU between layers, none after the last: codes and outputs are linear).
+        predictor (ReLU between layers, none after the last: codes and outputs are linear). The
+        paper's grid is widths (8, 16, 32) and depths (1, 2, 3); the default drops the narrowest
+        width and the deepest networks (the slowest; rarely chosen in the package's studies).
     lam_orth : float or sequence of float
         Grid of weights of the orthogonality penalty.
     lr : float
@@ -107,8 +109,8 @@ class HBIImputer(RenamedParameters, BlockImputer):
 
     _renamed = {"val_fraction": "validation_fraction"}
 
-    def __init__(self, layout: BlockLayout, width: int | Sequence[int] = (8, 16, 32),
-                 depth: int | Sequence[int] = (1, 2, 3), lam_orth: float | Sequence[float] = (0.0, 1.0),
+    def __init__(self, layout: BlockLayout, width: int | Sequence[int] = (16, 32),
+                 depth: int | Sequence[int] = (1, 2), lam_orth: float | Sequence[float] = (0.0, 1.0),
                  lr: float = 1e-2, max_epochs: int = 1000, patience: int = 30, validation_fraction: float = 0.2,
                  standardize: bool = True, stacking: str = "shape", n_threads: int | None = 1,
                  verbose: bool = False, random_state: Any = None, val_fraction: Any = DEPRECATED):

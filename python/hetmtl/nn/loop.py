@@ -192,8 +192,7 @@ def epoch_batches(codes: np.ndarray, n_tasks: int, batch_size: int, rng: np.rand
 
 @dataclass
 class Batching:
-    """Minibatches of :func:`epoch_batches`, the step decay of the learning rate and Adam's L2
-    weight decay.
+    """Minibatches of :func:`epoch_batches` and the step decay of the learning rate.
 
     Attributes
     ----------
@@ -207,8 +206,6 @@ class Batching:
         Epochs between two decays.
     rng : numpy.random.Generator
         Source of the permutations.
-    weight_decay : float
-        Adam's L2 weight decay.
     """
 
     batch_size: int
@@ -216,7 +213,6 @@ class Batching:
     lr_decay: float = 1.0
     lr_step: int = 1
     rng: np.random.Generator = field(default_factory=np.random.default_rng)
-    weight_decay: float = 0.0
 
 
 class MinibatchStep(EpochStep):
@@ -245,7 +241,7 @@ class MinibatchStep(EpochStep):
     def __init__(self, params: Iterable[torch.nn.Parameter], batch_loss: Callable, val_losses: Callable[[], torch.Tensor],
                  state: Callable[[], Any], n_models: int, Z: torch.Tensor, y: torch.Tensor, codes: np.ndarray,
                  n_tasks: int, batching: Batching):
-        self.opt = adam(list(params), batching.lr, batching.weight_decay)
+        self.opt = adam(list(params), batching.lr)
         self.sched = torch.optim.lr_scheduler.StepLR(self.opt, step_size=int(batching.lr_step),
                                                      gamma=float(batching.lr_decay))
         self._batch_loss, self._val_losses, self._state = batch_loss, val_losses, state

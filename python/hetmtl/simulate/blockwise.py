@@ -151,7 +151,7 @@ def make_blockwise_tasks(n_tasks: int = 2, n_per_task: int | Sequence[int] = 300
     observed = layout.observed_matrix()
     cols = [np.asarray(layout.columns(s)) for s in layout.sources]
 
-    parts: dict[str, list] = {k: [] for k in ("X", "Xf", "y", "t", "Xt", "Xtf", "yt", "tt", "ft")}
+    parts: dict[str, list] = {}
     for t in range(T):  # data generation only (not an estimator's hot path)
         v_task[t] = child_rng(root, _TASK, t, _T_COEF).normal(-10.0, 10.0, size=p)
         n = int(sizes[t])
@@ -160,24 +160,32 @@ def make_blockwise_tasks(n_tasks: int = 2, n_per_task: int | Sequence[int] = 300
             x = x + 0.3 * np.sin(x)
         f = alpha * (x**2 @ v_shared) / p + (1 - alpha) * (x @ v_task[t]) / p
         y = f + noise * child_rng(root, _TASK, t, _T_E).normal(size=n)
-        masked = x.copy()
-        for j, c in enumerate(cols):
-            if not observed[t, j]:
-                masked[:, c] = np.nan
-        n_test = min(n - 1, max(1, int(round(test_fraction * n))))  # both parts keep a row
-        test = np.zeros(n, bool)
-        test[child_rng(root, _TASK, t, _T_SPLIT).permutation(n)[:n_test]] = True
-        for key, val in (("X", masked[~test]), ("Xf", x[~test]), ("y", y[~test]), ("t", np.full((~test).sum(), t)),
-                         ("Xt", masked[test]), ("Xtf", x[test]), ("yt", y[test]), ("tt", np.full(test.sum(), t)),
-                         ("ft", f[test])):
-            parts[key].append(val)
-    cat = np.concatenate
-    return BlockwiseTasks(
-        X=cat(parts["X"]), X_full=cat(parts["Xf"]), y=cat(parts["y"]), task=cat(parts["t"]),
-        X_test=cat(parts["Xt"]), X_test_full=cat(parts["Xtf"]), y_test=cat(parts["yt"]), task_test=cat(parts["tt"]),
-        f_test=cat(parts["ft"]), layout=layout, v_shared=v_shared, v_task=v_task, rho=rhos.copy(),
-        alpha=float(alpha), noise=float(noise),
-    )
+        add_task_rows(parts, t, x, f, y, observed[t], cols, child_rng(root, _TASK, t, _T_SPLIT), test_fraction)
+    return BlockwiseTasks(**stacked_rows(parts), layout=layout, v_shared=v_shared, v_task=v_task, rho=rhos.copy(),
+                          alpha=float(alpha), noise=float(noise))
+
+
+def add_task_rows(parts: dict[str, list], t: int, x: np.ndarray, f: np.ndarray, y: np.ndarray, observed: np.ndarray,
+                  cols: list[np.ndarray], split_rng: np.random.Generator, test_fraction: float) -> None:
+    """Append task t's rows to ``parts``: its missing sources set to NaN, split into fitting and
+    test rows (``split_rng`` draws the test rows)."""
+    n = x.shape[0]
+    masked = x.copy()
+    for j, c in enumerate(cols):
+        if not observed[j]:
+            masked[:, c] = np.nan
+    n_test = min(n - 1, max(1, int(round(test_fraction * n))))  # both parts keep a row
+    test = np.zeros(n, bool)
+    test[split_rng.permutation(n)[:n_test]] = True
+    for key, val in (("X", masked[~test]), ("X_full", x[~test]), ("y", y[~test]), ("task", np.full((~test).sum(), t)),
+                     ("X_test", masked[test]), ("X_test_full", x[test]), ("y_test", y[test]),
+                     ("task_test", np.full(test.sum(), t)), ("f_test", f[test])):
+        parts.setdefault(key, []).append(val)
+
+
+def stacked_rows(parts: dict[str, list]) -> dict[str, np.ndarray]:
+    """The row fields of :class:`BlockwiseTasks`, every task's rows stacked."""
+    return {key: np.concatenate(val) for key, val in parts.items()}
 
 
 # The paper's simulation settings: each maps its varied value to make_blockwise_tasks's arguments.

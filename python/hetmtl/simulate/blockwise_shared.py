@@ -26,7 +26,7 @@ from .._util.seeds import as_seed_sequence
 from .._util.validation import check_fraction
 from ..blockwise.layout import BlockLayout
 from ._random import child_rng, task_sizes
-from .blockwise import BlockwiseTasks
+from .blockwise import BlockwiseTasks, add_task_rows, stacked_rows
 
 __all__ = ["make_shared_mapping_tasks"]
 
@@ -108,7 +108,7 @@ def make_shared_mapping_tasks(n_per_task: int | Sequence[int] = 200, *, p_anchor
     layout = BlockLayout(sources, "x0", {t: [f"x{s}" for s in o] for t, o in enumerate(obs)})
     observed = layout.observed_matrix()
     cols = [np.asarray(layout.columns(s)) for s in layout.sources]
-    parts: dict[str, list] = {key: [] for key in ("X", "Xf", "y", "t", "Xt", "Xtf", "yt", "tt", "ft")}
+    parts: dict[str, list] = {}
     means = np.empty((T, p0))
     for t in range(T):  # data generation only
         n = int(sizes[t])
@@ -122,21 +122,6 @@ def make_shared_mapping_tasks(n_per_task: int | Sequence[int] = 200, *, p_anchor
         x = np.hstack(blocks)
         f = x @ b + np.tanh(x) @ c
         y = f + noise * child_rng(root, _TASK, t, _T_E).normal(size=n)
-        masked = x.copy()
-        for j, cj in enumerate(cols):
-            if not observed[t, j]:
-                masked[:, cj] = np.nan
-        n_test = min(n - 1, max(1, int(round(test_fraction * n))))
-        test = np.zeros(n, bool)
-        test[child_rng(root, _TASK, t, _T_SPLIT).permutation(n)[:n_test]] = True
-        for key, val in (("X", masked[~test]), ("Xf", x[~test]), ("y", y[~test]), ("t", np.full((~test).sum(), t)),
-                         ("Xt", masked[test]), ("Xtf", x[test]), ("yt", y[test]), ("tt", np.full(test.sum(), t)),
-                         ("ft", f[test])):
-            parts[key].append(val)
-    cat = np.concatenate
-    return BlockwiseTasks(
-        X=cat(parts["X"]), X_full=cat(parts["Xf"]), y=cat(parts["y"]), task=cat(parts["t"]),
-        X_test=cat(parts["Xt"]), X_test_full=cat(parts["Xtf"]), y_test=cat(parts["yt"]),
-        task_test=cat(parts["tt"]), f_test=cat(parts["ft"]), layout=layout, v_shared=b, v_task=means,
-        rho=np.zeros(T), alpha=float(predictable), noise=float(noise),
-    )
+        add_task_rows(parts, t, x, f, y, observed[t], cols, child_rng(root, _TASK, t, _T_SPLIT), test_fraction)
+    return BlockwiseTasks(**stacked_rows(parts), layout=layout, v_shared=b, v_task=means, rho=np.zeros(T),
+                          alpha=float(predictable), noise=float(noise))

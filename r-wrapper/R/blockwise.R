@@ -80,8 +80,8 @@ blockwise_mtl.formula <- function(formula, data, sources, anchor, ...,
 
 blockwise_mtl.default <- function(data, y, task, sources, anchor, imputer = "hbi", hidden = 64,
                                   n_layers = 2, gamma = 0.1, delta = 0.1, kappa = 0.1,
-                                  shared_head = "paper", grid = NULL, imputer_grid = NULL,
-                                  batch_size = 16, max_epochs = 1000, patience = 100,
+                                  shared_head = "paper", architecture = "shared", grid = "auto",
+                                  imputer_grid = NULL, batch_size = 32, max_epochs = 500, patience = 50,
                                   validation_fraction = 0.25, threads = 1, device = "cpu",
                                   seed = NULL, ...) {
   call <- match.call()
@@ -93,9 +93,9 @@ blockwise_mtl.default <- function(data, y, task, sources, anchor, imputer = "hbi
   if (length(intersect(unlist(src$sources), c(y, task)))) {
     arg_error("sources", "must not contain the response or task column")
   }
-  if (!is.null(grid) && !(is.character(grid) && length(grid) == 1L && grid %in% c("small", "paper")) &&
+  if (!is.null(grid) && !(is.character(grid) && length(grid) == 1L && grid %in% c("auto", "small", "paper")) &&
         !(is.list(grid) && !is.null(names(grid)))) {
-    arg_error("grid", "must be NULL, \"small\", \"paper\" or a named list of value vectors")
+    arg_error("grid", "must be NULL, \"auto\", \"small\", \"paper\" or a named list of value vectors")
   }
   imputer <- check_choice(imputer, "imputer", block_imputers())
   seed <- resolve_seed(seed)
@@ -108,6 +108,7 @@ blockwise_mtl.default <- function(data, y, task, sources, anchor, imputer = "hbi
     delta = check_number(delta, "delta", lower = 0),
     kappa = check_number(kappa, "kappa", lower = 0),
     shared_head = check_choice(shared_head, "shared_head", py_choices("blockwise._two_pathway", "SHARED_HEADS")),
+    architecture = check_choice(architecture, "architecture", c("shared", "paper")),
     grid = if (is.list(grid)) reticulate::r_to_py(lapply(grid, function(v) lapply(v, as_python_scalar))) else grid,
     batch_size = check_count(batch_size, "batch_size", 1L),
     max_epochs = check_count(max_epochs, "max_epochs", 1L),
@@ -208,8 +209,8 @@ print.summary.hetmtl_blockwise <- function(x, digits = max(3L, getOption("digits
 }
 
 # Imputation of whole missing sources from the anchor (documented in man/).
-block_impute <- function(data, task, sources, anchor, method = "hbi", newdata = NULL, width = c(8, 16, 32),
-                         depth = c(1, 2, 3), lam_orth = c(0, 1), max_epochs = 1000, patience = 30, threads = 1,
+block_impute <- function(data, task, sources, anchor, method = "hbi", newdata = NULL, width = c(16, 32),
+                         depth = c(1, 2), lam_orth = c(0, 1), max_epochs = 1000, patience = 30, threads = 1,
                          seed = NULL) {
   if (!is.data.frame(data)) {
     arg_error("data", "must be a data frame, got ", class(data)[1])

@@ -427,7 +427,7 @@ def test_stack_groups_pad_narrow_widths_only_where_cheap():
     from hetmtl.blockwise import PAPER_GRID
     from hetmtl.blockwise._grid import expand_grid, stack_groups
 
-    defaults = dict(hidden=64, n_layers=2, gamma=0.1, delta=0.1, kappa=0.1)
+    defaults = dict(hidden=64, n_layers=2, gamma=0.1, delta=0.1, kappa=0.1, weight_decay=0.0)
     paper = expand_grid(PAPER_GRID, defaults)
     groups = stack_groups(paper)
     assert len(paper) == 72 and sorted(i for g in groups for i in g) == list(range(72))

@@ -440,7 +440,7 @@ class DualEncoderMTL(TaskRegressor):
                 self.fallback_ = self.negative_transfer_.copy()
                 self.single_task_model_ = single
             elif self.negative_transfer_.any():
-                bad = list(prep.classes[self.negative_transfer_])
+                bad = prep.classes[self.negative_transfer_].tolist()   # plain labels in the message
                 warnings.warn(
                     f"negative transfer: task(s) {bad} have a higher validation loss than a single-task "
                     "fit (see task_report_; negative_transfer='fallback' predicts them single-task)",

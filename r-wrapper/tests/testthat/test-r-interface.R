@@ -133,7 +133,8 @@ test_that("neural fits: formula, fitted, residuals, summary, coef error, task wa
   b <- do.call(dual_encoder_mtl, c(list(df, y = "y", task = "task", x = c("x1", "g"), threads = 2), args))
   expect_equal(fitted(a), fitted(b), tolerance = 1e-10)
   expect_equal(fitted(a) + residuals(a), df$y, tolerance = 1e-12)
-  expect_equal(predict(a, df[c(3, 50), ]), fitted(a)[c(3, 50)], tolerance = 1e-6)
+  # float32 networks: a batch of 2 rows and one of 80 round differently; compare absolutely
+  expect_lt(max(abs(predict(a, df[c(3, 50), ]) - fitted(a)[c(3, 50)])), 1e-5)
   expect_identical(nobs(a), 80L)
   expect_error(coef(a), "coef: a dual-encoder fit is a neural network")
   s <- summary(a)

@@ -284,7 +284,11 @@ class SiteSummary(ReportDisplay, SchemaPersistable):
                 raise ValueError(f"se: expected {p} value(s), got {se_a.size}")
             if np.any(se_a <= 0):
                 raise ValueError("se: standard errors must be positive")
-            V = np.diag(se_a**2)
+            with np.errstate(over="ignore", under="ignore"):
+                V = np.diag(se_a**2)
+            if not np.all((np.diag(V) > 0) & np.isfinite(np.diag(V))):
+                raise ArgumentError("se", "standard errors whose squares underflow to 0 or overflow; "
+                                          "rescale the estimate")
         else:
             V = check_array(cov, "cov")
             if V.size != p * p:
@@ -300,7 +304,11 @@ class SiteSummary(ReportDisplay, SchemaPersistable):
             if not (np.isfinite(n_eff) and n_eff > 0):
                 raise ArgumentError("se", "standard errors too small or too large to form an "
                                           "effective sample size; pass n")
-        P = np.linalg.inv(n_eff * V)
+        try:
+            P = np.linalg.inv(n_eff * V)
+        except np.linalg.LinAlgError:
+            raise ArgumentError("se" if se is not None else "cov", "n V is singular in floating point; "
+                                "rescale the estimate") from None
         if not np.all(np.isfinite(P)):
             raise ArgumentError("se" if se is not None else "cov", "the precision n V^-1 overflows; "
                                 "rescale the estimate")

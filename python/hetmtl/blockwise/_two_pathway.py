@@ -220,7 +220,7 @@ class TwoPathwayNet(torch.nn.Module):
     def _completed_input(self, x_t: torch.Tensor) -> torch.Tensor:
         """The shared encoder's input (G, p_in + n_gates, T m): the completed row, imputed entries
         scaled by their source's gate, then the indicators of imputed sources."""
-        G, (T, p, m) = self.n_configs, x_t.shape
+        G, (T, _, m) = self.n_configs, x_t.shape
         x = x_t.unsqueeze(0)
         if self.n_gates:  # scale (G, T, p): 1 on observed entries, g_s on imputed ones
             scale = 1 - self.imputed * (1 - self.gates()[:, self.gate_of].unsqueeze(1))

@@ -32,7 +32,6 @@ __all__ = [
 from .grid_summary import GridSummary, NuisanceSums, common_bandwidths, nuisance_targets  # noqa: E402
 from .kernel_grid import KernelGrid, silverman_bandwidth, site_quantiles  # noqa: E402
 from .nuisance_fusion import FusedNuisance, NuisanceFusion, WithheldGridWarning  # noqa: E402
-from .site_dml import SiteDML  # noqa: E402
 
 __all__ += [
     "FusedNuisance",

@@ -26,9 +26,8 @@ import numpy as np
 
 from .._util.display import ReportDisplay
 from .._util.io import atomic_write_json, read_json
-from .._util.validation import (ArgumentError, as_float_array, check_array, check_choice,
-                                check_names, check_nonsingular, check_number,
-                                check_positive_definite)
+from .._util.validation import (ArgumentError, check_array, check_choice, check_names,
+                                check_nonsingular, check_number, check_positive_definite)
 from ..persist.mixin import SchemaPersistable
 from .disclosure import DEFAULT_POLICY, DisclosurePolicy, check_metadata, validate_document
 

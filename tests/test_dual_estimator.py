@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 from sklearn.base import clone  # noqa: E402
 
 from dual_helpers import FAST, small_tasks  # noqa: E402
-from hetmtl.dual import DualEncoderMTL, NegativeTransferWarning, TransferredTask  # noqa: E402
+from hetmtl.dual import DualEncoderMTL, TransferredTask  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -140,26 +140,6 @@ def test_options_fit(options):
     assert np.all(np.isfinite(model.predict(X, task)))
     if options.get("penalty") == "ball":  # distances in the penalty's (standardized) coordinates
         assert np.all(model.center_distances_ <= 0.1 * (1 + 1e-9))
-
-
-def test_negative_transfer_warning_and_fallback():
-    # unrelated tasks, heavy fusion, no task-specific encoder: the fused model does worse
-    rng = np.random.default_rng(5)
-    X = rng.normal(size=(160, 2))
-    task = np.repeat([0, 1], 80)
-    y = np.where(task == 0, 2 * X[:, 0], -2 * X[:, 0]) + 0.05 * rng.normal(size=160)
-    params = {**FAST, "latent_specific": 0, "lam_beta": 50.0, "max_epochs": 20}
-    params["negative_transfer"] = "warn"
-    with pytest.warns(NegativeTransferWarning, match="negative transfer"):
-        model = DualEncoderMTL(random_state=0, **params).fit(X, y, task)
-    assert model.negative_transfer_.all()
-    assert np.all(model.validation_loss_ > model.single_task_validation_loss_)
-    params["negative_transfer"] = "fallback"
-    fb = DualEncoderMTL(random_state=0, **params).fit(X, y, task)
-    assert fb.fallback_.all()
-    single = fb.single_task_model_.predict(X, task)
-    np.testing.assert_allclose(fb.predict(X, task), single, rtol=1e-6)
-    assert fb.score(X, y, task) > model.score(X, y, task)
 
 
 def test_transfer_to_new_task(fitted):

@@ -17,7 +17,7 @@ import torch
 
 from .._util.tasks import child_seed
 from ..nn import (EarlyStopping, FullBatchStep, StackedMLP, TaskLayout, hidden_widths, task_mse, torch_generator,
-                  train_epochs)
+                  torch_threads, train_epochs)
 from ._base import SEED_INIT, TaskRegressor
 from ._data import Prepared
 
@@ -53,12 +53,37 @@ class _MLPBaseline(TaskRegressor):
         return StackedMLP(n_models, d, out, hidden_widths(self.hidden), self.activation,
                           generator=self._generator(seed)).to(self._device)
 
-    def _train(self, module: torch.nn.Module, train_loss, val_losses, stopper: EarlyStopping, desc: str) -> None:
+    def _train(self, module: torch.nn.Module, train_loss, val_losses, stopper: EarlyStopping, desc: str,
+               max_epochs: int | None = None) -> None:
         """Full-batch Adam on ``train_loss`` until ``stopper`` stops; ``module`` ends at its best state."""
         step = FullBatchStep(module.parameters(), train_loss, val_losses, module.state_dict, self.lr,
                              self.weight_decay)
-        train_epochs(step, stopper, self.max_epochs, self._progress(desc))
+        train_epochs(step, stopper, self.max_epochs if max_epochs is None else max_epochs, self._progress(desc))
         module.load_state_dict(stopper.best_state)
+
+
+class EpochBudget(EarlyStopping):
+    """Keeps each stacked model's state at its own epoch ``budget[k]`` (no early stopping): the
+    losses passed to :meth:`update` are recorded but decide nothing.
+
+    Parameters
+    ----------
+    budget : ndarray of int, shape (K,)
+        Epoch (0-based, as ``EarlyStopping.best_epoch``) whose state each model keeps.
+    """
+
+    def __init__(self, budget: np.ndarray):
+        super().__init__(len(budget), patience=1)
+        self.budget = np.asarray(budget, dtype=int)
+
+    def update(self, epoch: int, losses, state, live: np.ndarray | None = None) -> bool:
+        live = np.arange(self.n_models) if live is None else np.asarray(live)
+        due = self.budget[live] == epoch
+        self._keep(state, due, live)
+        self.best_loss[live[due]] = np.atleast_1d(np.asarray(losses, dtype=float))[due]
+        self.best_epoch[live[due]] = epoch
+        self.active[live[due]] = False
+        return bool(epoch >= self.budget.max())
 
 
 class SingleTaskMLP(_MLPBaseline):
@@ -93,6 +118,41 @@ class SingleTaskMLP(_MLPBaseline):
     """
 
     def _fit_prepared(self, prep: Prepared, seed) -> None:
+        # Each task keeps its best epoch; training goes on while any task improves.
+        stopper = EarlyStopping(prep.n_tasks, patience=self.patience, rule="any")
+        self._fit_stack(prep, seed, stopper, max_epochs=int(self.max_epochs))
+        self.validation_loss_ = stopper.best_loss * prep.scaler.y_scale ** 2
+
+    def fit_epochs(self, prep: Prepared, seed, epochs: np.ndarray) -> "SingleTaskMLP":
+        """Fit every task's MLP for a fixed number of epochs, without early stopping.
+
+        Task r keeps its weights after ``epochs[r] + 1`` full-batch steps (``epochs`` counts like
+        ``best_epoch_``, so a budget chosen by an earlier fit replays it); the validation rows are
+        only scored (``validation_loss_``), never used to choose anything.
+
+        Parameters
+        ----------
+        prep : Prepared
+        seed : SeedSequence
+        epochs : ndarray of int, shape (R,)
+
+        Returns
+        -------
+        self
+        """
+        self._check_common()
+        self._check_params()
+        budget = EpochBudget(np.maximum(np.asarray(epochs, dtype=int), 0))
+        with torch_threads(self.n_threads):
+            self._fit_stack(prep, seed, budget, max_epochs=int(budget.budget.max()) + 1, validate=False)
+            Xv, yv, cv, lv = self._tensors(prep.val, prep.n_tasks)
+            with torch.no_grad():
+                val = task_mse(self.net_.forward_rows(Xv, lv)[:, 0] - yv, cv, prep.n_tasks).double().cpu().numpy()
+        self.validation_loss_ = val * prep.scaler.y_scale ** 2
+        self._set_fitted(prep.classes, prep.n_features, prep.scaler)
+        return self
+
+    def _fit_stack(self, prep: Prepared, seed, stopper: EarlyStopping, max_epochs: int, validate: bool = True) -> None:
         R, d = prep.n_tasks, prep.n_features
         net = self._stack(R, d, 1, seed)
         Xt, yt, ct, lt = self._tensors(prep.train, R)
@@ -102,13 +162,12 @@ class SingleTaskMLP(_MLPBaseline):
             return task_mse(net.forward_rows(Xt, lt)[:, 0] - yt, ct, R).sum()
 
         def val_losses():
+            if not validate:
+                return np.zeros(R)
             return task_mse(net.forward_rows(Xv, lv)[:, 0] - yv, cv, R).cpu().numpy()
 
-        # Each task keeps its best epoch; training goes on while any task improves.
-        stopper = EarlyStopping(R, patience=self.patience, rule="any")
-        self._train(net, train_loss, val_losses, stopper, "single-task MLP")
+        self._train(net, train_loss, val_losses, stopper, "single-task MLP", max_epochs)
         self.net_ = net
-        self.validation_loss_ = stopper.best_loss * prep.scaler.y_scale ** 2
         self.best_epoch_ = stopper.best_epoch
 
     def _predict_std(self, X: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 from sklearn.utils.validation import check_is_fitted
 
-from .._util.validation import check_choice, check_int, check_int_at_least, check_number
+from .._util.validation import check_choice, check_fraction, check_int, check_int_at_least, check_number
 from ..nn import (ORTHOGONALITY_MODES, StackedMLP, TaskLayout, hidden_widths, orthogonality_per_task, torch_generator,
                   torch_threads)
 from ._base import SEED_INIT, SEED_SINGLE, TaskRegressor
@@ -21,6 +21,7 @@ from ._specific import SpecificEvidence, select_specific
 from .alternating import (CENTERS, PENALTIES, AltConfig, DualNet, Heads, fit_alternating, make_data, predict_rows,
                           settle_heads, weighted_val_loss)
 from .baselines import SingleTaskMLP
+from .negative_transfer import TransferTest, fit_reference, paired_transfer_test
 from .transfer import TransferredTask
 
 NEGATIVE_TRANSFER = ("warn", "fallback", "off")
@@ -31,7 +32,8 @@ LAM_BETA_SEARCH = ("heads", "refit")
 
 
 class NegativeTransferWarning(UserWarning):
-    """A task's validation loss under the multi-task model exceeds its single-task fit's."""
+    """A paired test on validation rows finds a task worse off in the multi-task fit than in a
+    single-task fit (see ``DualEncoderMTL(negative_transfer=...)``)."""
 
 
 class DualEncoderMTL(TaskRegressor):
@@ -66,9 +68,12 @@ class DualEncoderMTL(TaskRegressor):
       head sends no gradient into its encoder. So the penalty is off for the first rounds (the
       heads are ridge fits), is ramped in over as many rounds, and at the end a task keeps its
       specific encoder exactly when that lowers its validation loss (``task_report_``).
-    * ``negative_transfer="warn"``: a per-task fallback to the single-task fit, chosen on the few
-      validation rows of each task, cost accuracy when tasks are alike and was within noise when
-      they are unrelated, so it is an option (``"fallback"``) rather than the default.
+    * ``negative_transfer="warn"``: a task is flagged only when a one-sided paired test on its
+      validation rows finds the multi-task fit worse than a single-task fit that did not choose
+      anything on those rows, with Holm's correction across tasks (``transfer_level``). Comparing
+      the two validation losses without a test flagged some task in nearly every fit of alike
+      tasks. Falling back to single-task predictions on that decision is an option
+      (``"fallback"``), not the default.
 
     Parameters
     ----------
@@ -121,10 +126,17 @@ class DualEncoderMTL(TaskRegressor):
     standardize : {"pooled", "task", "none"}
         Standardization of X (y is standardized over all rows; per-task intercepts remain).
     negative_transfer : {"warn", "fallback", "off"}
-        Compare each task's validation loss with a single-task MLP fitted on the same split: warn
-        about tasks that do worse, also predict those tasks with the single-task fit, or skip.
+        Test every task for negative transfer against a single-task MLP fitted on the same
+        training rows (early stopping on an inner split of them, then a refit on all of them, so
+        the validation rows choose nothing): a one-sided paired t-test of the per-row squared
+        validation errors, Holm-corrected across tasks at ``transfer_level``. ``"warn"``: warn
+        about the flagged tasks; ``"fallback"``: also predict them with the single-task fit;
+        ``"off"``: skip the single-task fit.
     transfer_tol : float
-        Relative margin before a task counts as negatively transferred.
+        Relative margin of the test: a task counts as worse off only when its multi-task MSE
+        exceeds ``1 + transfer_tol`` times its single-task MSE (0: any excess).
+    transfer_level : float
+        Family-wise error rate of the negative-transfer test across tasks, in (0, 1).
     head_ridge : float
         Ridge of the heads in units of rows: task r's heads get ``(head_ridge w_r / (2 n_r))
         ||(alpha_r, beta_r)||^2``, so that on its own rows the head fit is a ridge regression
@@ -179,8 +191,14 @@ class DualEncoderMTL(TaskRegressor):
     orthogonality_ : Series
         Mean squared correlation between shared and specific encodings per task (training rows).
     validation_loss_, single_task_validation_loss_ : ndarray of shape (R,)
-        Per-task validation MSE of this model and of the single-task fit (NaN when ``"off"``).
+        Per-task validation MSE of this model and of the single-task reference (NaN when ``"off"``).
+    transfer_difference_, transfer_p_value_, transfer_p_adjusted_ : ndarray of shape (R,)
+        The negative-transfer test per task: mean over validation rows of ``e_mtl^2 - (1 +
+        transfer_tol) e_single^2`` (units of y squared), its one-sided p-value and the Holm-adjusted
+        p-value (NaN when ``"off"`` or with fewer than two validation rows).
     negative_transfer_, fallback_ : ndarray of bool, shape (R,)
+        Tasks flagged by the test (adjusted p-value at most ``transfer_level``), and those
+        predicted by the single-task reference (``"fallback"``).
     task_report_ : DataFrame
         The per-task diagnostics in one table (:meth:`report` prints the main columns).
     history_ : DataFrame
@@ -195,7 +213,8 @@ class DualEncoderMTL(TaskRegressor):
                  encoder_order: str = "joint", activation: str = "relu", lr: float = 1e-2,
                  weight_decay: float = 1e-3, max_epochs: int = 200, patience: int = 20,
                  validation_fraction: float = 0.2, standardize: str = "pooled",
-                 negative_transfer: str = "warn", transfer_tol: float = 0.0, head_ridge: float = 32.0,
+                 negative_transfer: str = "warn", transfer_tol: float = 0.0, transfer_level: float = 0.05,
+                 head_ridge: float = 32.0,
                  head_tol: float = 1e-7, warmup_rounds: int = 10, specific_selection: str = "validation",
                  lam_beta_search: str = "heads",
                  device: str = "cpu", n_threads: int | None = 1, verbose: bool = False,
@@ -224,6 +243,7 @@ class DualEncoderMTL(TaskRegressor):
         self.standardize = standardize
         self.negative_transfer = negative_transfer
         self.transfer_tol = transfer_tol
+        self.transfer_level = transfer_level
         self.head_ridge = head_ridge
         self.head_tol = head_tol
         self.warmup_rounds = warmup_rounds
@@ -250,6 +270,7 @@ class DualEncoderMTL(TaskRegressor):
         check_choice(self.specific_selection, "specific_selection", SPECIFIC_SELECTION)
         check_choice(self.lam_beta_search, "lam_beta_search", LAM_BETA_SEARCH)
         check_int_at_least(self.warmup_rounds, "warmup_rounds", 0)
+        check_fraction(self.transfer_level, "transfer_level")
         for name in ("latent_shared", "latent_specific"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"{name}: must be non-negative, got {getattr(self, name)!r}")
@@ -421,10 +442,27 @@ class DualEncoderMTL(TaskRegressor):
             else:
                 orth = np.zeros(R)
         self.orthogonality_ = pd.Series(orth, index=prep.classes, name="mean squared correlation")
+        self._test_transfer(prep, seed, (resid ** 2) * y2)
+        self.task_report_ = pd.DataFrame({
+            "n_train": prep.train.sizes, "n_val": prep.val.sizes,
+            "val_mse": self.validation_loss_, "val_mse_single_task": self.single_task_validation_loss_,
+            "transfer_difference": self.transfer_difference_, "transfer_p_value": self.transfer_p_value_,
+            "transfer_p_adjusted": self.transfer_p_adjusted_,
+            "negative_transfer": self.negative_transfer_, "fallback": self.fallback_,
+            "fused": self.fused_, "distance_to_center": self.center_distances_,
+            "specific_off": self.specific_off_, "specific_used": self.specific_used_,
+            "specific_gain": self.specific_gain_,
+            "orthogonality": orth}, index=pd.Index(prep.classes, name="task"))
+
+    def _test_transfer(self, prep: Prepared, seed: np.random.SeedSequence, sq_multi: np.ndarray) -> None:
+        """The negative-transfer test of every task (``sq_multi``: this model's squared errors on
+        the validation rows, units of y squared); warns or sets up the fallback."""
+        R = prep.n_tasks
+        y2 = prep.scaler.y_scale ** 2
         self.single_task_validation_loss_ = np.full(R, np.nan)
-        self.negative_transfer_ = np.zeros(R, bool)
         self.fallback_ = np.zeros(R, bool)
         self.single_task_model_ = None
+        test = TransferTest(*(np.full(R, np.nan) for _ in range(3)), flagged=np.zeros(R, bool))
         if self.negative_transfer != "off":
             single = SingleTaskMLP(
                 hidden=(*hidden_widths(self.hidden), int(self.latent_shared) + int(self.latent_specific)),
@@ -433,26 +471,26 @@ class DualEncoderMTL(TaskRegressor):
                 patience=max(1, int(self.patience) * int(self.encoder_steps) // 2),
                 validation_fraction=self.validation_fraction, standardize=self.standardize,
                 device=self.device, n_threads=self.n_threads, random_state=child_seed(seed, SEED_SINGLE))
-            single.fit_prepared(prep, child_seed(seed, SEED_SINGLE))
+            fit_reference(single, prep, child_seed(seed, SEED_SINGLE))
             self.single_task_validation_loss_ = single.validation_loss_
-            self.negative_transfer_ = self.validation_loss_ > single.validation_loss_ * (1 + self.transfer_tol)
+            with torch.no_grad():
+                X, y, codes, _ = self._tensors(prep.val, R)
+                sq_single = ((single._predict_std(X, codes) - y).double().cpu().numpy() ** 2) * y2
+            test = paired_transfer_test(sq_multi, sq_single, prep.val.codes, R, float(self.transfer_tol),
+                                        float(self.transfer_level))
             if self.negative_transfer == "fallback":
-                self.fallback_ = self.negative_transfer_.copy()
+                self.fallback_ = test.flagged.copy()
                 self.single_task_model_ = single
-            elif self.negative_transfer_.any():
-                bad = prep.classes[self.negative_transfer_].tolist()   # plain labels in the message
+            elif test.flagged.any():
+                bad = prep.classes[test.flagged].tolist()   # plain labels in the message
                 warnings.warn(
-                    f"negative transfer: task(s) {bad} have a higher validation loss than a single-task "
-                    "fit (see task_report_; negative_transfer='fallback' predicts them single-task)",
-                    NegativeTransferWarning, stacklevel=4)
-        self.task_report_ = pd.DataFrame({
-            "n_train": prep.train.sizes, "n_val": prep.val.sizes,
-            "val_mse": self.validation_loss_, "val_mse_single_task": self.single_task_validation_loss_,
-            "negative_transfer": self.negative_transfer_, "fallback": self.fallback_,
-            "fused": self.fused_, "distance_to_center": self.center_distances_,
-            "specific_off": self.specific_off_, "specific_used": self.specific_used_,
-            "specific_gain": self.specific_gain_,
-            "orthogonality": orth}, index=pd.Index(prep.classes, name="task"))
+                    f"negative transfer: task(s) {bad} do worse than a single-task fit (one-sided paired "
+                    f"test on validation rows, Holm-adjusted p <= {float(self.transfer_level):g}; see "
+                    "task_report_; negative_transfer='fallback' predicts them single-task)",
+                    NegativeTransferWarning, stacklevel=5)
+        self.transfer_difference_, self.transfer_p_value_ = test.difference, test.p_value
+        self.transfer_p_adjusted_ = test.p_adjusted
+        self.negative_transfer_ = test.flagged
 
     def report(self) -> str:
         """The per-task diagnostics as text: validation MSE, whether the task's specific encoder is
@@ -466,15 +504,21 @@ class DualEncoderMTL(TaskRegressor):
         rep = self.task_report_
         cols = {"n_train": "n_train", "val_mse": "val MSE", "specific_used": "specific used",
                 "specific_gain": "specific adds", "fused": "fused", "val_mse_single_task": "single-task val MSE",
+                "transfer_difference": "MSE excess", "transfer_p_adjusted": "p (Holm)",
                 "negative_transfer": "negative transfer"}
         table = rep[list(cols)].rename(columns=cols)
+        transfer = ["single-task val MSE", "MSE excess", "p (Holm)", "negative transfer"]
         if self.negative_transfer == "off":
-            table = table.drop(columns=["single-task val MSE", "negative transfer"])
+            table = table.drop(columns=transfer)
         lines = [f"DualEncoderMTL: {len(rep)} tasks, lam_beta = {self.lam_beta_:g}, "
                  f"best round {self.best_epoch_} of {self.n_epochs_}",
                  f"specific encoders used by {int(self.specific_used_.sum())} of {len(rep)} tasks "
                  "('specific adds': validation MSE without the task's specific encoder minus with it)",
                  table.to_string(float_format=lambda v: f"{v:.4g}")]
+        if self.negative_transfer != "off":
+            lines.insert(2, "negative transfer: one-sided paired t-test per task of the validation squared errors "
+                            f"against a single-task fit ('MSE excess': mean of e_mtl^2 - {1 + float(self.transfer_tol):g} "
+                            f"e_single^2), Holm-adjusted across tasks, flagged at p <= {float(self.transfer_level):g}")
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ prediction

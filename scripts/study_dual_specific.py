@@ -13,8 +13,8 @@ Designs (``hetmtl.simulate.make_dual_encoder_tasks``; every task gets ``n_r`` ro
   norms 2 and 1, noise SD 1, covariate shift 0.7, ``n_r`` = 100).
 
 Methods (package defaults, the same seed): ``dual`` (:class:`~hetmtl.dual.DualEncoderMTL`),
-``dual_previous`` (the previous defaults: the group lasso on the specific heads from the first
-head solve, a whole fit for each of the three values of ``lam_beta``), ``shared_only``,
+``dual_previous`` (the previous defaults: a shared encoding of 8 outputs, the group lasso on the
+specific heads, a task's specific encoder kept when it lowers the validation MSE), ``shared_only``,
 ``specific_only``, ``single`` (one MLP per task) and ``pooled`` (one MLP for all rows).
 
 Metrics per method and replication: mean per-task test RMSE; for the dual encoders the share of
@@ -52,8 +52,8 @@ CONFIGS = [{"design": "specific", "n_r": 50}, {"design": "specific", "n_r": 200}
            {"design": "heldout", "n_r": 100}]
 QUICK_CONFIGS = [{"design": "specific", "n_r": 50}]
 
-#: The defaults before task-specific encoders got a warm-up and a validation check.
-PREVIOUS_DEFAULTS = dict(warmup_rounds=0, specific_selection="penalty", lam_beta_search="refit")
+#: The defaults before the shared encoding was widened and the switch-off became a test.
+PREVIOUS_DEFAULTS = dict(latent_shared=8, lam_specific=1.0, specific_selection="validation")
 
 
 def make_method(name: str, seed: int) -> Any:

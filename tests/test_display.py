@@ -148,7 +148,7 @@ def test_neural_estimators_print_state_tasks_and_settings():
     model = DualEncoderMTL(hidden=8, max_epochs=5, lam_beta=0.3, negative_transfer="off",
                            random_state=0)
     assert repr(model).startswith("DualEncoderMTL(")
-    assert "not fitted" in str(model) and "latent_shared: 8" in str(model)
+    assert "not fitted" in str(model) and "latent_shared: 12" in str(model)
     model.fit(X, y, task)
     text = repr(model)
     assert "DualEncoderMTL, fitted" in text and "tasks: 3 (north, south, west)" in text

@@ -1,11 +1,13 @@
-"""Which task-specific encoders a fitted dual encoder keeps: a task's specific part stays switched
-on only where it lowers that task's validation loss.
+"""Which task-specific encoders a fitted dual encoder keeps, decided on each task's validation rows.
 
-The group lasso on alpha_r (``lam_specific``) shrinks and may zero a task's specific head, but it
-sees training rows only. Here, with the encoders fixed, every task's heads are solved twice -- with
-its specific encoding (the penalized solution, or the ridge-only one where the penalty zeroed
-alpha_r) and without it -- and the validation rows decide. Both solves run for all tasks at once
-(the tasks' heads are independent given the center), so this costs two head solves.
+The group lasso on alpha_r (``lam_specific``), when used, shrinks and may zero a task's specific
+head, but it sees training rows only. Here, with the encoders fixed, every task's heads are solved
+twice -- with its specific encoding (the penalized solution, or the ridge-only one where the penalty
+zeroed alpha_r) and without it -- and the validation rows decide: by default the encoder stays
+unless a one-sided paired test says the task does worse with it (with 10 validation rows, a choice
+on the smaller validation loss alone switches off encoders with a real signal at random). Both
+solves run for all tasks at once (the tasks' heads are independent given the center), so this
+costs two head solves.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 import torch
 
 from .alternating import AltConfig, Data, DualNet, Heads, column_scale, rescale_heads, solve_task_heads
+from .negative_transfer import paired_transfer_test
 
 
 @dataclass(frozen=True)
@@ -28,11 +31,15 @@ class SpecificEvidence:
         Tasks whose specific part is kept.
     val_mse_with, val_mse_without : ndarray of shape (R,)
         Validation MSE of the task's heads with its specific encoding and without it.
+    p_value : ndarray of shape (R,) or None
+        One-sided p-value of the paired test that the task does worse with its specific encoding
+        (None when the decision used no test).
     """
 
     used: np.ndarray
     val_mse_with: np.ndarray
     val_mse_without: np.ndarray
+    p_value: np.ndarray | None = None
 
     @property
     def gain(self) -> np.ndarray:
@@ -46,12 +53,16 @@ def _encodings(net: DualNet, data: Data) -> tuple[np.ndarray, np.ndarray]:
     return S.double().cpu().numpy(), C.double().cpu().numpy()
 
 
-def _task_mse(S: np.ndarray, C: np.ndarray, data: Data, heads: Heads) -> np.ndarray:
+def _squared_errors(S: np.ndarray, C: np.ndarray, data: Data, heads: Heads) -> np.ndarray:
     codes = data.codes.cpu().numpy()
     pred = (S * heads.alpha[codes]).sum(1) + (C * heads.beta[codes]).sum(1) + heads.intercept[codes]
+    return (pred - data.y_np) ** 2
+
+
+def _task_mean(values: np.ndarray, data: Data) -> np.ndarray:
+    codes = data.codes.cpu().numpy()
     R = data.sizes.size
-    n = np.bincount(codes, minlength=R)
-    return np.bincount(codes, (pred - data.y_np) ** 2, minlength=R) / np.maximum(n, 1)
+    return np.bincount(codes, values, minlength=R) / np.maximum(np.bincount(codes, minlength=R), 1)
 
 
 def _pick(use: np.ndarray, a: Heads, b: Heads) -> Heads:
@@ -63,8 +74,8 @@ def _pick(use: np.ndarray, a: Heads, b: Heads) -> Heads:
 
 
 def select_specific(net: DualNet, train: Data, val: Data, heads: Heads, cfg: AltConfig,
-                    apply: bool = True) -> tuple[Heads, SpecificEvidence]:
-    """Keep each task's specific encoder only where it lowers the task's validation loss.
+                    apply: bool = True, level: float | None = None) -> tuple[Heads, SpecificEvidence]:
+    """Keep or switch off each task's specific encoder on the evidence of its validation rows.
 
     Parameters
     ----------
@@ -78,6 +89,10 @@ def select_specific(net: DualNet, train: Data, val: Data, heads: Heads, cfg: Alt
     apply : bool
         False: only measure (``heads`` are returned unchanged and a task counts as using its
         specific part where the penalty left alpha_r non-zero).
+    level : float or None
+        None: a task keeps its specific part when it lowers the validation MSE at all. A number:
+        it keeps it unless a one-sided paired t-test of the per-row squared validation errors
+        finds it worse than without at this level.
 
     Returns
     -------
@@ -98,17 +113,24 @@ def select_specific(net: DualNet, train: Data, val: Data, heads: Heads, cfg: Alt
     off.alpha[:] = 0.0
     Sv, Cv = _encodings(net, val)
     Sv, Cv = Sv / sa, Cv / sb
-    without_s = _task_mse(Sv, Cv, val, off)
+    sq_without = _squared_errors(Sv, Cv, val, off)
+    without_s = _task_mean(sq_without, val)
     if not apply:
-        return heads, SpecificEvidence(used=~zeroed, val_mse_with=_task_mse(Sv, Cv, val, scaled),
+        return heads, SpecificEvidence(used=~zeroed, val_mse_with=_task_mean(_squared_errors(Sv, Cv, val, scaled), val),
                                        val_mse_without=without_s)
-    with_s = _task_mse(Sv, Cv, val, on)
-    used = with_s < without_s
+    sq_with = _squared_errors(Sv, Cv, val, on)
+    with_s = _task_mean(sq_with, val)
+    p = None
+    if level is None:
+        used = with_s < without_s
+    else:
+        p = paired_transfer_test(sq_with, sq_without, val.codes.cpu().numpy(), val.sizes.size).p_value
+        used = ~(p <= level)
     chosen = _pick(used, on, off)
     chosen.fused_alpha = ~used
     out = rescale_heads(chosen, 1.0 / sa, 1.0 / sb)
     out.alpha_scale, out.beta_scale = sa, sb
-    return out, SpecificEvidence(used=used, val_mse_with=with_s, val_mse_without=without_s)
+    return out, SpecificEvidence(used=used, val_mse_with=with_s, val_mse_without=without_s, p_value=p)
 
 
 __all__ = ["SpecificEvidence", "select_specific"]

@@ -8,8 +8,8 @@ from .estimator import DualEncoderMTL
 
 
 def shared_only(**params: Any):
-    """The dual encoder without task-specific encoders (``latent_specific=0``): task heads on a
-    shared encoding only, still fused toward their center.
+    """The dual encoder without task-specific encoders (``latent_specific=0``): task heads on the
+    same shared encoding (default width 12) only, still fused toward their center.
 
     Parameters
     ----------
@@ -21,14 +21,13 @@ def shared_only(**params: Any):
     DualEncoderMTL
         The estimator, not fitted.
     """
-    params.setdefault("latent_shared", 12)
     return DualEncoderMTL(**{**params, "latent_specific": 0})
 
 
 def specific_only(**params: Any):
     """The dual encoder without the shared encoder (``latent_shared=0``): every task learns its own
-    encoder and head, so nothing is shared (``lam_specific`` defaults to 0 here: shrinking the only
-    head toward zero would remove the model; a task whose encoder does not beat its mean on its
+    encoder and head, so nothing is shared (``lam_specific`` is 0 unless given: shrinking the only
+    head toward zero would remove the model; a task whose encoder does worse than its mean on its
     validation rows is still switched off, unless ``specific_selection="penalty"``).
 
     Parameters

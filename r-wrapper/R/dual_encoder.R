@@ -36,9 +36,9 @@ dual_encoder_mtl.formula <- function(formula, data, ..., na.action = getOption("
   fit
 }
 
-dual_encoder_mtl.default <- function(data, y, task, x, latent_shared = 8, latent_specific = 2,
+dual_encoder_mtl.default <- function(data, y, task, x, latent_shared = 12, latent_specific = 2,
                                      hidden = 32, lam_beta = "auto", lam_beta_grid = c(0, 0.3, 1),
-                                     lam_alpha = NULL, lam_specific = 1, gamma = 0.1, penalty = "l2",
+                                     lam_alpha = NULL, lam_specific = 0, gamma = 0.1, penalty = "l2",
                                      center = "geomedian", head_ridge = 32, max_epochs = 200,
                                      patience = 20, validation_fraction = 0.2,
                                      negative_transfer = "warn", threads = 1, device = "cpu",

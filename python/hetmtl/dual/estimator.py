@@ -156,7 +156,8 @@ class DualEncoderMTL(TaskRegressor):
     warmup_rounds : int
         Rounds at the start without the penalty on alpha (the heads are ridge fits), followed by
         as many rounds in which it grows linearly to its level: every task-specific encoder
-        trains before the penalty may zero its head. 0: the penalty from the start.
+        trains before the penalty may zero its head. 0: the penalty from the start. Only matters
+        with ``lam_specific > 0`` (or ``lam_alpha``).
     specific_selection : {"test", "validation", "penalty"}
         Used when ``lam_alpha`` is None. After training, each task's heads are solved with and
         without its specific encoding (the former without the penalty where the penalty zeroed
@@ -535,9 +536,10 @@ class DualEncoderMTL(TaskRegressor):
                  "('specific adds': validation MSE without the task's specific encoder minus with it)",
                  table.to_string(float_format=lambda v: f"{v:.4g}")]
         if self.negative_transfer != "off":
+            factor = 1 + float(self.transfer_tol)
             lines.insert(2, "negative transfer: one-sided paired t-test per task of the validation squared errors "
-                            f"against a single-task fit ('MSE excess': mean of e_mtl^2 - {1 + float(self.transfer_tol):g} "
-                            f"e_single^2), Holm-adjusted across tasks, flagged at p <= {float(self.transfer_level):g}")
+                            f"against a single-task fit ('MSE excess': mean of e_mtl^2 - {factor:g} e_single^2), "
+                            f"Holm-adjusted across tasks, flagged at p <= {float(self.transfer_level):g}")
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ prediction

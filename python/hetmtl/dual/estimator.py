@@ -74,7 +74,7 @@ class DualEncoderMTL(TaskRegressor):
       ``SPECIFIC_TEST_LEVEL``) finds the task worse with it than without it. A group lasso on
       alpha_r, at the level ``sqrt(q / n_r)`` of 40-row tasks, zeroed or shrank the heads of
       encoders with a real signal, and choosing on the smaller validation loss of 10 rows
-      switched off others at random: 13-25% of the tasks with a strong specific signal lost
+      switched off others at random: 11-28% of the tasks with a strong specific signal lost
       their encoder. The group lasso stays available (``lam_specific > 0``, then with
       ``warmup_rounds`` so that no head is zeroed at the random initial encodings).
     * ``negative_transfer="warn"``: a task is flagged only when a one-sided paired test on its

@@ -29,8 +29,8 @@ the same data (paired). Results are checkpointed in ``OUT_DIR/checkpoint`` (reru
 ``OUT_DIR`` gets ``results.csv``, ``summary.csv``, ``paired.csv``, ``rmse.png`` and
 ``tables.md`` (parts not run keep their rows of an earlier ``results.csv``). ``--quick`` runs the
 held-out design with 4 replications and the default, HTL, mean imputation and single-task
-learning only, into ``OUT_DIR/quick``. Rerun: ``python scripts/study_blockwise_shared.py --out-dir docs/studies/blockwise
---n-jobs 2``.
+learning only, into ``OUT_DIR/quick``. Rerun: ``python scripts/study_blockwise_shared.py
+--out-dir docs/studies/blockwise --n-jobs 2``.
 """
 
 from __future__ import annotations

@@ -45,7 +45,6 @@ class _StackedLayer(torch.autograd.Function):
         return grad_h, grad_w, grad_b
 
 
-
 def hidden_widths(hidden: int | Sequence[int], n_layers: int = 1, name: str = "hidden") -> tuple[int, ...]:
     """The hidden widths an estimator's ``hidden`` option stands for: a sequence gives one width per
     hidden layer (empty: no hidden layer), a number ``w`` gives ``n_layers`` layers of width ``w``.

@@ -135,7 +135,8 @@ def paired(results: pd.DataFrame) -> pd.DataFrame:
     over replications and the difference in SEs (positive: ``default`` is better)."""
     wide = results.pivot_table(index=["design", "rep"], columns="method", values="rmse_mean")
     out = []
-    for design, sub in wide.groupby(level="design", sort=False):
+    for design in dict.fromkeys(results["design"]):  # designs in the order of the study
+        sub = wide.xs(design, level="design")
         for method in [m for m in METHODS[1:] if m in sub]:
             d = (sub[method] - sub["default"]).dropna()
             se = float(d.std(ddof=1) / np.sqrt(d.size)) if d.size > 1 else float("nan")

@@ -81,8 +81,12 @@ def test_stacked_forward_equals_per_task_loop(hidden):
     torch.testing.assert_close(got, expect, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("own_backward", [True, False])  # the layers' own backward, and autograd's
 @pytest.mark.parametrize("out", [1, 12])  # a narrow output layer takes the transposed product
-def test_stacked_gradients_equal_plain_linear_layers(out):
+def test_stacked_gradients_equal_plain_linear_layers(out, own_backward, monkeypatch):
+    import hetmtl.nn.mlp as mlp
+
+    monkeypatch.setattr(mlp, "_OWN_BACKWARD_MIN", 0 if own_backward else float("inf"))
     gen = torch_generator(np.random.SeedSequence(4))
     R, d = 3, 6
     net = StackedMLP(R, d, out, (10,), "relu", generator=gen, dtype=torch.float64)

@@ -16,6 +16,9 @@ _IN_PLACE = {"relu": torch.relu_, "tanh": torch.tanh_, "gelu": torch.nn.function
 # Below this many outputs a weight gradient is computed as (fan_out, fan_in) and transposed: BLAS
 # kernels can be several times slower when a product's output has only a few columns.
 _NARROW = 8
+# Stacked weights of at least this many entries go through _StackedLayer; below it the transposing
+# copy costs less than the Python calls of a custom autograd function (a few dozen microseconds).
+_OWN_BACKWARD_MIN = 1 << 16
 
 
 class _StackedLayer(torch.autograd.Function):
@@ -130,7 +133,10 @@ class StackedMLP(torch.nn.Module):
         h = blocks_t
         last = len(self.weights) - 1
         for l, (w, b) in enumerate(zip(self.weights, self.biases)):
-            h = _StackedLayer.apply(h, w, b)
+            if w.numel() >= _OWN_BACKWARD_MIN:
+                h = _StackedLayer.apply(h, w, b)
+            else:
+                h = torch.baddbmm(b.unsqueeze(-1), w.transpose(1, 2), h)
             if l < last:
                 h = act(h)
         return h

@@ -27,8 +27,10 @@ defaults, on every fitting row, as a model fits it) and shared by ``default`` an
 Metrics per method and replication: mean task test RMSE, and its difference to ``default`` on
 the same data (paired). Results are checkpointed in ``OUT_DIR/checkpoint`` (rerunning resumes);
 ``OUT_DIR`` gets ``results.csv``, ``summary.csv``, ``paired.csv``, ``rmse.png`` and
-``tables.md``. Rerun: ``python scripts/study_blockwise_shared.py --out-dir docs/studies/blockwise
---n-jobs 2``.
+``tables.md`` (parts not run keep their rows of an earlier ``results.csv``). ``--quick`` runs the
+held-out design with 4 replications and the default, HTL, mean imputation and single-task
+learning only, into ``OUT_DIR/quick``. Rerun: ``python scripts/study_blockwise_shared.py
+--out-dir docs/studies/blockwise --n-jobs 2``.
 """
 
 from __future__ import annotations
@@ -54,7 +56,12 @@ DESIGNS: dict[str, dict[str, dict[str, Any]]] = {
                             "predictable": 1 / 3, "link_noise": 0.5}},
     "paper": {"A_rho0.7": {"gen": "paper", "setting": "A", "value": 0.7}},
 }
-REPS = {"heldout": 8, "variant": 6, "paper": 2}
+REPS = {"heldout": 8, "variant": 20, "paper": 10}
+
+#: ``--quick``: the held-out design, 4 replications, the default against the competitors it must
+#: beat (HTL, mean imputation, single task). The data and seeds are those of the full study's first
+#: replications, so the quick rows equal the full study's rows for these methods.
+QUICK_PART, QUICK_REPS, QUICK_METHODS = "heldout", 4, ("default", "htl", "mean", "single")
 
 #: The paper's published mean task RMSE (authors' code, Gaussian, 20 seeds).
 PUBLISHED = {"A_rho0.7": {"paper_hbi": 0.50, "single": 0.53, "htl": 0.71},
@@ -98,8 +105,8 @@ def simulate(design: str, part: str, seed: np.random.SeedSequence):
     return make_blockwise_tasks(**blockwise_setting(args["setting"], args.get("value")), random_state=seed)
 
 
-def replication(config: dict, seed: np.random.SeedSequence) -> list[dict]:
-    """One data set, every method; one row per method."""
+def replication(config: dict, seed: np.random.SeedSequence, methods: tuple[str, ...] = METHODS) -> list[dict]:
+    """One data set, each of ``methods``; one row per method."""
     data_seed, model_seed = seed.spawn(2)
     ds = simulate(config["design"], config["part"], data_seed)
     model_int = int(model_seed.generate_state(1)[0])
@@ -108,7 +115,7 @@ def replication(config: dict, seed: np.random.SeedSequence) -> list[dict]:
     hbi = HBIImputer(ds.layout, width=(8, 16, 32), depth=(1, 2, 3), n_threads=1, random_state=model_int)
     hbi.fit(ds.X, ds.task)
     rows = []
-    for name in METHODS:
+    for name in methods:
         est = make_method(name, ds.layout, model_int, hbi)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -118,13 +125,19 @@ def replication(config: dict, seed: np.random.SeedSequence) -> list[dict]:
     return rows
 
 
+def quick_replication(config: dict, seed: np.random.SeedSequence) -> list[dict]:
+    """One data set, the methods of ``--quick`` only."""
+    return replication(config, seed, QUICK_METHODS)
+
+
 def paired(results: pd.DataFrame) -> pd.DataFrame:
     """Per design and method: mean difference of its RMSE to ``default`` on the same data, its SE
     over replications and the difference in SEs (positive: ``default`` is better)."""
     wide = results.pivot_table(index=["design", "rep"], columns="method", values="rmse_mean")
     out = []
-    for design, sub in wide.groupby(level="design", sort=False):
-        for method in METHODS[1:]:
+    for design in dict.fromkeys(results["design"]):  # designs in the order of the study
+        sub = wide.xs(design, level="design")
+        for method in [m for m in METHODS[1:] if m in sub]:
             d = (sub[method] - sub["default"]).dropna()
             se = float(d.std(ddof=1) / np.sqrt(d.size)) if d.size > 1 else float("nan")
             out.append({"design": design, "method": method, "n_rep": int(d.size), "diff": float(d.mean()),
@@ -159,11 +172,14 @@ def plot(results: pd.DataFrame, out_dir: Path) -> None:
     fig, axes = plt.subplots(1, len(designs), figsize=(4.2 * len(designs), 3.8), squeeze=False)
     for ax, design in zip(axes[0], designs):
         sub = results[results["design"] == design]
-        data = [sub.loc[sub["method"] == m, "rmse_mean"].to_numpy() for m in METHODS]
+        methods = [m for m in METHODS if (sub["method"] == m).any()]
+        data = [sub.loc[sub["method"] == m, "rmse_mean"].to_numpy() for m in methods]
         ax.boxplot(data, showmeans=True)
-        ax.set_xticks(range(1, len(METHODS) + 1), METHODS, rotation=45, ha="right")
+        ax.set_xticks(range(1, len(methods) + 1), methods, rotation=45, ha="right")
         for m, v in PUBLISHED.get(design, {}).items():
-            ax.plot(METHODS.index(m) + 1, v, marker="*", color="k", markersize=10, linestyle="none")
+            if m not in methods:
+                continue
+            ax.plot(methods.index(m) + 1, v, marker="*", color="k", markersize=10, linestyle="none")
         ax.set_title(design)
         ax.set_ylabel("mean task test RMSE")
     fig.tight_layout()
@@ -178,26 +194,35 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--n-rep", type=int, default=None, help="replications per design (default: per part)")
     ap.add_argument("--n-jobs", type=int, default=1)
     ap.add_argument("--seed", type=int, default=14)
+    ap.add_argument("--quick", action="store_true",
+                    help=f"the {QUICK_PART} design, {QUICK_REPS} replications, methods {', '.join(QUICK_METHODS)}")
     args = ap.parse_args(argv)
-    parts = args.parts.split(",")
+    parts = [QUICK_PART] if args.quick else args.parts.split(",")
     unknown = [p for p in parts if p not in DESIGNS]
     if unknown:
         ap.error(f"--parts: unknown part(s) {unknown}")
-    args.out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = args.out_dir / "quick" if args.quick else args.out_dir  # never mixed with the full study
+    out_dir.mkdir(parents=True, exist_ok=True)
     frames = []
     for part in parts:  # one run per part: parts have their own replication counts
         configs = config_grid(part=[part], design=list(DESIGNS[part]))
-        n_rep = args.n_rep or REPS[part]
-        frames.append(run_study(replication, configs, n_rep, seed=args.seed, n_jobs=args.n_jobs,
-                                checkpoint=args.out_dir / "checkpoint" / part, progress=True))
+        n_rep = args.n_rep or (QUICK_REPS if args.quick else REPS[part])
+        fn = quick_replication if args.quick else replication
+        frames.append(run_study(fn, configs, n_rep, seed=args.seed, n_jobs=args.n_jobs,
+                                checkpoint=out_dir / "checkpoint" / part, progress=True))
+    earlier = out_dir / "results.csv"
+    if earlier.exists():  # parts not run this time keep their rows (the tables cover every part)
+        old = pd.read_csv(earlier)
+        frames.insert(0, old[~old["part"].isin(parts)])
     results = pd.concat(frames, ignore_index=True)
+    results = results.sort_values("part", key=lambda c: c.map(list(DESIGNS).index), kind="stable")
     summary = summarize_study(results, by=["design", "method"], metrics=["rmse_mean", "rmse_worst"])
     pairs = paired(results)
     table = markdown(summary, pairs)
     for name, frame in (("results", results), ("summary", summary), ("paired", pairs)):
-        atomic_write_bytes(args.out_dir / f"{name}.csv", frame.to_csv(index=False).encode())
-    atomic_write_bytes(args.out_dir / "tables.md", table.encode())
-    plot(results, args.out_dir)
+        atomic_write_bytes(out_dir / f"{name}.csv", frame.to_csv(index=False).encode())
+    atomic_write_bytes(out_dir / "tables.md", table.encode())
+    plot(results, out_dir)
     print(table)
 
 

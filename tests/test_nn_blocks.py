@@ -81,6 +81,31 @@ def test_stacked_forward_equals_per_task_loop(hidden):
     torch.testing.assert_close(got, expect, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("own_backward", [True, False])  # the layers' own backward, and autograd's
+@pytest.mark.parametrize("out", [1, 12])  # a narrow output layer takes the transposed product
+def test_stacked_gradients_equal_plain_linear_layers(out, own_backward, monkeypatch):
+    import hetmtl.nn.mlp as mlp
+
+    monkeypatch.setattr(mlp, "_OWN_BACKWARD_MIN", 0 if own_backward else float("inf"))
+    gen = torch_generator(np.random.SeedSequence(4))
+    R, d = 3, 6
+    net = StackedMLP(R, d, out, (10,), "relu", generator=gen, dtype=torch.float64)
+    x = torch.randn(R, d, 7, dtype=torch.float64, generator=gen, requires_grad=True)
+    net.forward_t(x).square().sum().backward()
+    got = [p.grad.clone() for p in (*net.weights, *net.biases)] + [x.grad.clone()]
+    params = [p.detach().clone().requires_grad_() for p in (*net.weights, *net.biases)]
+    x_ref = x.detach().clone().requires_grad_()
+    (w0, w1), (b0, b1) = params[:2], params[2:]
+    total = 0
+    for r in range(R):  # the reference: each network as plain linear layers on rows
+        h = torch.relu(torch.nn.functional.linear(x_ref[r].T, w0[r].T, b0[r]))
+        total = total + torch.nn.functional.linear(h, w1[r].T, b1[r]).square().sum()
+    total.backward()
+    for g, ref in zip(got, [p.grad for p in params] + [x_ref.grad]):
+        assert g.shape == ref.shape and g.is_contiguous()
+        torch.testing.assert_close(g, ref, rtol=1e-12, atol=1e-12)
+
+
 def test_stacked_gradients_are_separate_per_task():
     net = StackedMLP(3, 2, 1, (4,), generator=torch_generator(np.random.SeedSequence(0)))
     task = torch.tensor([0, 0, 2, 2, 2])

@@ -122,8 +122,10 @@ class TwoPathwayNet(torch.nn.Module):
         D = max(self.widths)
         self.register_buffer("anchor_cols", anchor_cols.long())
         self.register_buffer("input_mask", input_mask.float())
-        # Rows of the task encoders' first layer, (task, column) flattened, that read imputed columns.
-        self.register_buffer("imputed_rows", torch.nonzero(imputed_mask.reshape(-1) > 0).flatten())
+        # Rows of the task encoders' first layer, (task, column) flattened, that read imputed columns
+        # (rows of columns an encoder does not read are left out: they stay exactly zero).
+        read_imputed = (imputed_mask > 0) & (input_mask > 0)
+        self.register_buffer("imputed_rows", torch.nonzero(read_imputed.reshape(-1)).flatten())
         # Built with a throwaway generator (the global one stays untouched) and zeroed: every
         # configuration's weights are drawn below into their slots, the padding stays exactly 0.
         scratch = torch.Generator().manual_seed(0)

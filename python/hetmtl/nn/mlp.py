@@ -13,6 +13,39 @@ from .._util.validation import check_int_at_least
 ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh, "gelu": torch.nn.functional.gelu}
 # In place on a layer's fresh output (the product's gradient does not need it): one buffer less.
 _IN_PLACE = {"relu": torch.relu_, "tanh": torch.tanh_, "gelu": torch.nn.functional.gelu}
+# Below this many outputs a weight gradient is computed as (fan_out, fan_in) and transposed: BLAS
+# kernels can be several times slower when a product's output has only a few columns.
+_NARROW = 8
+# Stacked weights of at least this many entries go through _StackedLayer; below it the transposing
+# copy costs less than the Python calls of a custom autograd function (a few dozen microseconds).
+_OWN_BACKWARD_MIN = 1 << 16
+
+
+class _StackedLayer(torch.autograd.Function):
+    """``b + W' h`` on features-first blocks, for weights stored (R, fan_in, fan_out).
+
+    Autograd's own backward of ``baddbmm(b, W', h)`` gives the weight gradient as (fan_out,
+    fan_in) and then copies it, transposed, into the parameter's layout (a strided copy of every
+    weight, every step); here it comes out in that layout from one product."""
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(h, w)
+        return torch.baddbmm(b.unsqueeze(-1), w.transpose(1, 2), h)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        h, w = ctx.saved_tensors
+        grad_h = torch.bmm(w, grad) if ctx.needs_input_grad[0] else None
+        grad_w = grad_b = None
+        if ctx.needs_input_grad[1]:
+            if w.shape[2] < _NARROW:
+                grad_w = torch.bmm(grad, h.transpose(1, 2)).transpose(1, 2).contiguous()
+            else:
+                grad_w = torch.bmm(h, grad.transpose(1, 2))
+        if ctx.needs_input_grad[2]:
+            grad_b = grad.sum(-1)
+        return grad_h, grad_w, grad_b
 
 
 def hidden_widths(hidden: int | Sequence[int], n_layers: int = 1, name: str = "hidden") -> tuple[int, ...]:
@@ -100,7 +133,10 @@ class StackedMLP(torch.nn.Module):
         h = blocks_t
         last = len(self.weights) - 1
         for l, (w, b) in enumerate(zip(self.weights, self.biases)):
-            h = torch.baddbmm(b.unsqueeze(-1), w.transpose(1, 2), h)
+            if w.numel() >= _OWN_BACKWARD_MIN:
+                h = _StackedLayer.apply(h, w, b)
+            else:
+                h = torch.baddbmm(b.unsqueeze(-1), w.transpose(1, 2), h)
             if l < last:
                 h = act(h)
         return h

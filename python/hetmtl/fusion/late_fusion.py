@@ -17,7 +17,8 @@ from ..persist.mixin import Persistable
 from .display import late_fusion_report
 from .inference import INFERENCE, FusedInference, bootstrap_inference, conditional_inference
 from .blup import TAU2_METHODS
-from .lambda_cv import LambdaCV, cross_validate_lambda, n_common_folds
+from .lambda_cv import (FALLBACK_RULE, LambdaCV, cross_validate_lambda, fallback_lambda_scale,
+                        n_common_folds)
 from .fused import (PENALTIES, FusedPath, lambda_grid, make_options, path_prepared, prepare_problem,
                      solve_prepared)
 from .summary import WEIGHTS, SiteSummary
@@ -86,7 +87,7 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
     ----------
     lam : float, {"cv"} or None, default=None
         Penalty level of ``method="fusion"``, or ``"cv"`` for summary-level cross-validation over
-        a lambda path (needs fold summaries from every site; otherwise ``C * sqrt(p)`` is used
+        a lambda path (needs fold summaries from every site; otherwise ``C * sqrt(p) * scale`` is used
         with a :class:`LambdaSelectionWarning`). Giving ``lam`` asks for the penalized fusion:
         with ``method=None`` it selects ``"fusion"``; other methods refuse it.
     weight : {"precision", "hessian"}, default="precision"
@@ -98,8 +99,10 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
     cv_rule : {"min", "1se"}, default="min"
         Pick the CV minimizer, or the largest lambda within one standard error of it.
     C : float, default=0.1
-        Constant of the fallback ``lam = C * sqrt(p)`` when cross-validation is impossible. It is
-        in the units of the estimate unless the summaries have unit per-observation variance (as
+        Constant of the fallback ``lam = C * sqrt(p) * scale`` when cross-validation is
+        impossible, with ``scale`` from :func:`fallback_lambda_scale`: a penalty that moves a
+        site by about ``C * sqrt(p)`` of its standard errors, whatever the units of the estimate
+        (``scale = 1`` for summaries of unit per-observation variance, as
         :meth:`SiteSummary.from_estimate` without ``n`` makes them).
     n_lambda : int, default=50
         Size of the lambda path (log grid from ``lambda_max`` down).
@@ -269,13 +272,14 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
             self.lambda_rule_ = "single site (no fusion possible)"
             return 0.0
         if n_common_folds(items) < 2:
-            fallback = float(self.C * np.sqrt(items[0].dim))
+            fallback = float(self.C * np.sqrt(items[0].dim) * fallback_lambda_scale(items, self.weight))
             missing = [name for name, s in zip(self.site_names_, items) if len(s.folds) < 2]
             warnings.warn(
                 f"lam='cv' needs fold summaries from every site; {len(missing)} site(s) have none "
-                f"(e.g. {missing[0]!r}); using lam = C * sqrt(p) = {fallback:.4g}",
+                f"(e.g. {missing[0]!r}); using lam = C * sqrt(p) * scale = {fallback:.4g} "
+                "(a shift of about C * sqrt(p) standard errors)",
                 LambdaSelectionWarning, stacklevel=3)
-            self.lambda_rule_ = "default C*sqrt(p)"
+            self.lambda_rule_ = FALLBACK_RULE
             return fallback
         self.cv_ = cross_validate_lambda(items, grid, weight=self.weight, penalty_weights=None,
                                          options=options)

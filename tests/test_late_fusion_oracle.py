@@ -55,6 +55,17 @@ def test_oracle_with_outliers_matches_monte_carlo_over_the_prior():
     assert abs(oracle_estimate(y, v, heavier, 0.05)[0, 2] - 0.45) < abs(est[2] - 0.45)
 
 
+def test_two_sided_oracle_lets_a_site_far_below_keep_its_estimate():
+    # A site 4 own SEs below five agreeing ones: mostly not an outlier when outliers only go up
+    # (pulled more than half way to the others), an outlier when they may go either way.
+    v = np.full((1, 6), 0.01)
+    y = np.array([[0.30, 0.31, 0.29, 0.30, 0.32, -0.10]])
+    kw = {"taus": (0.0,), "eps": (0.2,), "weights": (1.0,)}
+    up = oracle_estimate(y, v, OraclePrior(**kw), 0.1)[0, 5]
+    both = oracle_estimate(y, v, OraclePrior(**kw, two_sided=True), 0.1)[0, 5]
+    assert up > 0.1 and both < -0.05
+
+
 def test_robust_critical_values():
     z = stats.norm.ppf(0.975)
     # No bias: the normal quantile; any m2 > 0: at least the normal-effects value z sqrt(1 + m2).

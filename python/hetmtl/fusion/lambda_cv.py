@@ -110,11 +110,12 @@ def fallback_lambda_scale(summaries: Sequence[SiteSummary], weight: str) -> floa
     """Unit of the fallback penalty: ``sqrt(mean_k tr(W_k (n_k V_k) W_k) / p)``.
 
     At the fused solution a site moves by ``lam / sqrt(n_k)`` times ``W_k^-1`` applied to a unit
-    vector, which is ``lam`` over this scale in units of the site's standard error (exactly so
-    for one coefficient with precision weights, where the scale is the root mean inverse
-    per-observation variance). Multiplying ``C sqrt(p)`` by it gives a penalty that moves a site
-    by about ``C sqrt(p)`` standard errors whatever the units of the outcome; it is one for
-    summaries of unit per-observation variance.
+    vector. For one coefficient with precision weights that is ``lam`` times the site's
+    per-observation SD in units of its standard error, and this scale is the root mean inverse
+    per-observation variance. Multiplying ``C sqrt(p)`` by it gives a penalty that moves a site
+    by about ``C sqrt(p)`` standard errors (exactly when the sites' per-observation variances
+    agree) whatever the units of the outcome; it is one for summaries of unit per-observation
+    variance.
     """
     p = summaries[0].dim
     spread = [W @ (s.n * s.cov) @ W.T for s in summaries for W in [s.weight_matrix(weight)]]

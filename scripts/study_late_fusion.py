@@ -373,6 +373,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--ebci", action="store_true",
                         help="with --panel: only the coverage of the default's intervals against "
                              "robust empirical-Bayes critical values, ebci.csv")
+    parser.add_argument("--outlying-group", dest="outlying_group", choices=["t", "nonlocal"],
+                        default=None,
+                        help="with --panel: robust EB's outlying group (default: its default); "
+                             "the data sets are those of the default run")
     parser.add_argument("--chunk", type=int, default=50,
                         help="with --panel: replications per task, evaluated batched (default 50; "
                              "--reps is rounded up to a multiple)")
@@ -443,6 +447,13 @@ def run_panel(args: argparse.Namespace) -> int:
         raise SystemExit("--chunk: must be at least 1")
     axes = {"design": names, "n_boot": [args.n_boot], "chunk": [args.chunk]}
     fn = panel.panel_chunk
+    seed_keys = None
+    if args.outlying_group is not None:
+        if args.rows:
+            raise SystemExit("--outlying-group: applies to the summary-level panel only")
+        # Same data sets as the run without the option (the seeds hash the other keys only).
+        seed_keys = list(axes)
+        axes["outlying_group"] = [args.outlying_group]
     if args.rows:
         axes.update(nuisance=[args.rows], fusion_cv=[bool(args.fusion_cv)])
         fn = rows.row_chunk
@@ -450,7 +461,7 @@ def run_panel(args: argparse.Namespace) -> int:
     n_tasks = -(-args.reps // args.chunk)
     level = f"row-level ({args.rows} nuisances)" if args.rows else "summary-level"
     print(f"{level} panel: {len(configs)} designs x {n_tasks * args.chunk} replications")
-    results = run_study(fn, configs, n_tasks, seed=args.seed, n_jobs=args.n_jobs,
+    results = run_study(fn, configs, n_tasks, seed=args.seed, n_jobs=args.n_jobs, seed_keys=seed_keys,
                         checkpoint=out_dir / "checkpoint", progress=args.progress,
                         scheduler_address=args.scheduler_address)
     # One replication = one (task, position in the task's batch).

@@ -22,6 +22,7 @@ from .lambda_cv import (FALLBACK_RULE, LambdaCV, cross_validate_lambda, fallback
 from .fused import (PENALTIES, FusedPath, lambda_grid, make_options, path_prepared, prepare_problem,
                      solve_prepared)
 from .summary import WEIGHTS, SiteSummary
+from .outlying_groups import OUTLYING_GROUPS
 from .summary_methods import METHODS, fit_summary_method
 
 CV_RULES = ("min", "1se")
@@ -129,9 +130,15 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
         site's estimate and covariance, per coefficient for ``"robust_eb"`` and ``"blup"``.
     tau2_method : {"REML", "DL"}, default="REML"
         Between-site variance estimator of ``method="blup"``.
-    slab_scale : float, default=5.0
-        ``method="robust_eb"``: how many times more spread out the outlying sites are modelled
-        to be than the normal ones (above 1).
+    outlying_group : {"t", "nonlocal"}, default="t"
+        ``method="robust_eb"``: density of the outlying sites
+        (:mod:`hetmtl.fusion.outlying_groups`): ``c t_4`` centered at the center, or a
+        non-local density of the effect's shift from the center, which vanishes there (better
+        for the other sites when outliers lie 4 or more SEs out, not for outliers 3-6 SEs out;
+        see the study in ``docs/studies/late_fusion``).
+    slab_scale : float or None, default=None
+        ``method="robust_eb"``: scale ``c`` of the outlying group relative to the normal one's
+        standard deviation (above 1; None: 5 for ``"t"``, 2.8 for ``"nonlocal"``).
 
     Attributes
     ----------
@@ -170,7 +177,8 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
                  C: float = 0.1, n_lambda: int = 50, lambda_ratio: float = 1e-4,
                  inference: str = "bootstrap", n_boot: int = 1000, level: float = 0.95,
                  tol: float = 1e-10, max_iter: int = 20000, n_threads: int = 1, random_state=None,
-                 method: str | None = None, tau2_method: str = "REML", slab_scale: float = 5.0):
+                 method: str | None = None, tau2_method: str = "REML",
+                 outlying_group: str = "t", slab_scale: float | None = None):
         self.lam = lam
         self.weight = weight
         self.penalty = penalty
@@ -187,6 +195,7 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
         self.random_state = random_state
         self.method = method
         self.tau2_method = tau2_method
+        self.outlying_group = outlying_group
         self.slab_scale = slab_scale
 
     # ------------------------------------------------------------------ fitting
@@ -201,7 +210,9 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
         if self.lam is not None and self.method_ != "fusion":
             raise ArgumentError("lam", f"applies to method='fusion' only, not method={self.method_!r}")
         check_choice(self.tau2_method, "tau2_method", TAU2_METHODS)
-        check_number(self.slab_scale, "slab_scale", low=1, low_open=True)
+        check_choice(self.outlying_group, "outlying_group", OUTLYING_GROUPS)
+        if self.slab_scale is not None:
+            check_number(self.slab_scale, "slab_scale", low=1, low_open=True)
         if isinstance(self.lam, str):
             check_choice(self.lam, "lam", ("cv",))
         elif self.lam is not None:
@@ -255,7 +266,9 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
     def _fit_summary_method(self, theta_hat: np.ndarray) -> "LateFusion":
         rng = np.random.default_rng(self.random_state)
         fit = fit_summary_method(self.method_, theta_hat, self.site_cov_, tau2_method=self.tau2_method,
-                                 slab_scale=float(self.slab_scale), inference=self.inference != "none",
+                                 outlying_group=self.outlying_group,
+                                 slab_scale=None if self.slab_scale is None else float(self.slab_scale),
+                                 inference=self.inference != "none",
                                  n_boot=int(self.n_boot), level=self.level, rng=rng)
         self.lambda_, self.kkt_ = np.nan, np.nan
         self.lambda_rule_ = f"not used (method={self.method_!r})"

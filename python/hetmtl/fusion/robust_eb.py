@@ -8,21 +8,26 @@ contaminated normal, Box and Tiao 1968)::
 a normal random-effects group and a heavy-tailed group of outlying sites ``c = slab_scale`` times
 as spread out (Student t, 4 degrees of freedom). The heavy tail matters: with a normal outlying
 group, a site 20 or more standard errors out is explained more cheaply by a huge tau^2 than as
-an outlier. ``mu``, ``tau^2`` and ``eps`` are fitted by an EM algorithm from the site estimates and their
+an outlier. Optionally (``outlying_group="nonlocal"``) an outlier's effect is instead shifted
+from ``mu`` by ``delta sqrt(s_k)`` with a non-local (moment) density of ``delta``, zero at 0 and
+with the same ``|delta|^-5`` tail (:mod:`hetmtl.fusion.outlying_groups`).
+
+``mu``, ``tau^2`` and ``eps`` are fitted by an EM algorithm from the site estimates and their
 variances alone, so published estimates without fold summaries are tuned as well as DML
 summaries. The outlying group only serves to recognize outliers: ``mu`` and ``tau^2`` are
 estimated from the normal group (each site weighted by its posterior probability ``1 - p_k`` of
 belonging to it), so an outlier neither pulls the center nor inflates tau^2. Each site's
-estimate is::
+estimate is its posterior mean::
 
-    theta_k = mu + [(1 - p_k) tau^2 / s_k + p_k] (y_k - mu),
+    theta_k = mu + (1 - p_k) tau^2 / s_k (y_k - mu) + p_k sqrt(s_k) E[delta | y_k, outlying],
 
-the normal group's posterior mean (the random-effects BLUP) with probability ``1 - p_k``, and the
-site's own estimate with probability ``p_k`` (an outlier's effect is not tied to the others'). A
-site near the others is shrunk as by the BLUP; a site several standard deviations out has
-``p_k`` near 1 and keeps its own estimate. With ``p = 0`` the estimator is the BLUP with a
-maximum-likelihood tau^2, and with ``tau^2 = 0`` as well it is fixed-effect pooling. The estimate
-is smooth in the data (no hard threshold).
+the normal group's posterior mean (the random-effects BLUP) with probability ``1 - p_k``, and
+the outlying group's with probability ``p_k`` (the site's own estimate for the ``"t"`` group;
+within a fraction of a standard error of it for the non-local one). A site near the others is shrunk as by
+the BLUP; a site several standard deviations out has ``p_k`` near 1 and keeps (nearly) its own
+estimate. With ``p = 0`` the estimator is the BLUP with a maximum-likelihood tau^2, and with
+``tau^2 = 0`` as well it is fixed-effect pooling. The estimate is smooth in the data (no hard
+threshold).
 
 Everything is batched over a leading axis (bootstrap draws, simulation replications).
 """
@@ -32,15 +37,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit, gammaln
+from scipy.special import expit
 
+from . import outlying_groups
 from .blup import as_batch, tau2_dl
 
 EPS_BOUNDS = (1e-4, 0.5)
-# Degrees of freedom of the outlying group: near-normal (scale c) for sites a few standard errors
-# out, with tails heavy enough that a site 20 or more standard errors out is still taken for an
-# outlier rather than explained by a huge tau^2 (which a normal outlying group would do).
-OUTLIER_DF = 4.0
 
 
 @dataclass(frozen=True)
@@ -52,14 +54,18 @@ class RobustEBFit:
     mu, tau2, eps : ndarray of shape (B,)
         Center, normal-group between-site variance and slab share.
     slab_var : ndarray of shape (B, K)
-        Spread of each site's effect around ``mu`` if it is an outlier, ``c^2 (v_k + tau^2) -
-        v_k`` (used to simulate from the fitted model).
+        Variance of each site's effect around ``mu`` if it is an outlier and the outlying group
+        is ``"t"``, ``c^2 (v_k + tau^2) - v_k`` (used to simulate from the fitted model).
     outlier_prob : ndarray of shape (B, K)
         Posterior probability that each site belongs to the slab.
     estimate : ndarray of shape (B, K)
         Posterior means of the site effects.
     iterations : ndarray of shape (B,)
         EM iterations used per data set.
+    outlying_group : str
+        Density of the outlying group (:mod:`hetmtl.fusion.outlying_groups`).
+    slab_scale : float
+        Its scale ``c``.
     """
 
     mu: np.ndarray
@@ -69,6 +75,8 @@ class RobustEBFit:
     outlier_prob: np.ndarray
     estimate: np.ndarray
     iterations: np.ndarray
+    outlying_group: str = "t"
+    slab_scale: float = outlying_groups.T_GROUP_SCALE
 
     def params(self) -> dict[str, np.ndarray]:
         """The prior's parameters, for simulating data from the fitted model."""
@@ -84,25 +92,22 @@ def weighted_median(y: np.ndarray, w: np.ndarray) -> np.ndarray:
     return ys[np.arange(y.shape[0]), idx]
 
 
-def _log_densities(z2: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """Log densities (up to the common ``-log sqrt(s_k)``) of a standardized deviation ``z``
-    under the normal group, N(0, 1), and under the outlying group, Student t with
-    :data:`OUTLIER_DF` degrees of freedom and scale ``c``."""
-    nu = OUTLIER_DF
-    normal = -0.5 * np.log(2 * np.pi) - 0.5 * z2
-    const = gammaln((nu + 1) / 2) - gammaln(nu / 2) - 0.5 * np.log(nu * np.pi) - np.log(scale)
-    outlying = const - 0.5 * (nu + 1) * np.log1p(z2 / (nu * scale**2))
-    return normal, outlying
+def _group_log_densities(y, v, mu, tau2, group, scale) -> tuple[np.ndarray, np.ndarray]:
+    """Log densities (up to the common ``-log sqrt(s_k)``) of each site's standardized deviation
+    under the normal group, N(0, 1), and under the outlying group (:mod:`.outlying_groups`)."""
+    s0 = v + tau2[..., None]
+    z = (y - mu[..., None]) / np.sqrt(s0)
+    normal = -0.5 * np.log(2 * np.pi) - 0.5 * z**2
+    return normal, outlying_groups.log_density(group, z, v / s0, scale)
 
 
-def _slab_prob(y, v, mu, tau2, eps, scale) -> np.ndarray:
-    z2 = (y - mu[..., None]) ** 2 / (v + tau2[..., None])
-    normal, outlying = _log_densities(z2, scale)
+def _slab_prob(y, v, mu, tau2, eps, group, scale) -> np.ndarray:
+    normal, outlying = _group_log_densities(y, v, mu, tau2, group, scale)
     return expit(np.log(eps / (1 - eps))[..., None] + outlying - normal)
 
 
-def _em_step(y, v, mu, tau2, eps, scale):
-    p = _slab_prob(y, v, mu, tau2, eps, scale)
+def _em_step(y, v, mu, tau2, eps, group, scale):
+    p = _slab_prob(y, v, mu, tau2, eps, group, scale)
     # The floor keeps the center defined when every site looks outlying (a bootstrap draw with
     # a tiny tau^2): the normal group's weights then fall back to the precisions.
     q = np.maximum(1.0 - p, 1e-12)
@@ -125,14 +130,14 @@ def _random_effects_start(y, v) -> tuple[np.ndarray, np.ndarray]:
     return (w * y).sum(axis=1) / w.sum(axis=1), tau2
 
 
-def _loglik(y, v, mu, tau2, eps, scale) -> np.ndarray:
+def _loglik(y, v, mu, tau2, eps, group, scale) -> np.ndarray:
     s0 = v + tau2[:, None]
-    normal, outlying = _log_densities((y - mu[:, None]) ** 2 / s0, scale)
+    normal, outlying = _group_log_densities(y, v, mu, tau2, group, scale)
     mixed = np.logaddexp(np.log1p(-eps)[:, None] + normal, np.log(eps)[:, None] + outlying)
     return (mixed - 0.5 * np.log(s0)).sum(axis=1)
 
 
-def _run_em(y, v, mu, tau2, eps, scale, tol, max_iter):
+def _run_em(y, v, mu, tau2, eps, group, scale, tol, max_iter):
     """EM from one start, each data set until it stops moving; returns mu, tau2, eps, iterations."""
     mu, tau2, eps = (np.array(a, dtype=float) for a in (mu, tau2, eps))
     typical = v.mean(axis=1)
@@ -142,7 +147,7 @@ def _run_em(y, v, mu, tau2, eps, scale, tol, max_iter):
         if not active.any():
             break
         a = np.flatnonzero(active)
-        m_new, t_new, e_new = _em_step(y[a], v[a], mu[a], tau2[a], eps[a], scale)
+        m_new, t_new, e_new = _em_step(y[a], v[a], mu[a], tau2[a], eps[a], group, scale)
         moved = ((np.abs(m_new - mu[a]) > tol * np.sqrt(typical[a]))
                  | (np.abs(t_new - tau2[a]) > tol * typical[a]) | (np.abs(e_new - eps[a]) > tol))
         mu[a], tau2[a], eps[a] = m_new, t_new, e_new
@@ -151,16 +156,21 @@ def _run_em(y, v, mu, tau2, eps, scale, tol, max_iter):
     return mu, tau2, eps, iters
 
 
-def robust_eb(y, v, *, slab_scale: float = 5.0, tol: float = 1e-8,
-              max_iter: int = 500) -> RobustEBFit:
+def robust_eb(y, v, *, outlying_group: str = "t", slab_scale: float | None = None,
+              tol: float = 1e-8, max_iter: int = 500) -> RobustEBFit:
     """Fit the contaminated random-effects model by EM and return posterior means (see module notes).
 
     Parameters
     ----------
     y, v : array_like of shape (B, K) or (K,)
         Site estimates and within-site variances.
-    slab_scale : float, default 5
-        ``c``: the scale of the outlying (t) group relative to the normal one.
+    outlying_group : {"t", "nonlocal"}, default "t"
+        Density of the outlying group (:mod:`hetmtl.fusion.outlying_groups`): ``c t_4``
+        centered at the center, or a non-local (moment-t) density of the effect's shift, which
+        vanishes at the center.
+    slab_scale : float, optional
+        ``c``: the scale of the outlying group relative to the normal one (default 5 for
+        ``"t"``, 2.8 for ``"nonlocal"``).
     tol : float, default 1e-8
         EM stops when ``mu`` and ``tau^2`` move less than ``tol`` times the typical standard error
         (resp. variance) and ``eps`` less than ``tol``.
@@ -175,19 +185,27 @@ def robust_eb(y, v, *, slab_scale: float = 5.0, tol: float = 1e-8,
     where far-out sites already count as outliers; and the DerSimonian-Laird random-effects fit
     with ``eps = 0.01``, where they do not.
     """
-    if not (np.isfinite(slab_scale) and slab_scale > 1):
+    if outlying_group not in outlying_groups.OUTLYING_GROUPS:
+        raise ValueError(f"outlying_group: must be one of {outlying_groups.OUTLYING_GROUPS}, "
+                         f"got {outlying_group!r}")
+    scale = outlying_groups.default_scale(outlying_group) if slab_scale is None else slab_scale
+    if not (np.isfinite(scale) and scale > 1):
         raise ValueError(f"slab_scale: must be a number above 1, got {slab_scale!r}")
     y, v, _ = as_batch(y, v)
     B = y.shape[0]
+    model = (outlying_group, scale)
     starts = [(np.median(y, axis=1), np.zeros(B), np.full(B, 0.1)),
               (*_random_effects_start(y, v), np.full(B, 0.01))]
-    fits = [_run_em(y, v, *start, slab_scale, tol, max_iter) for start in starts]
-    best = np.argmax(np.stack([_loglik(y, v, *fit[:3], slab_scale) for fit in fits]), axis=0)
+    fits = [_run_em(y, v, *start, *model, tol, max_iter) for start in starts]
+    best = np.argmax(np.stack([_loglik(y, v, *fit[:3], *model) for fit in fits]), axis=0)
     mu, tau2, eps, iters = (np.choose(best, [fit[i] for fit in fits]) for i in range(4))
-    p = _slab_prob(y, v, mu, tau2, eps, slab_scale)
+    p = _slab_prob(y, v, mu, tau2, eps, *model)
     s0 = v + tau2[:, None]
-    slab_var = slab_scale**2 * s0 - v        # spread of an outlier's effect around mu
-    gain = (1 - p) * tau2[:, None] / s0 + p   # an outlier keeps its own estimate
-    est = mu[:, None] + gain * (y - mu[:, None])
-    return RobustEBFit(mu=mu, tau2=tau2, eps=eps, slab_var=slab_var, outlier_prob=p,
-                       estimate=est, iterations=iters)
+    z = (y - mu[:, None]) / np.sqrt(s0)
+    # Normal group: the BLUP's shift; outlying group: its own posterior mean of the shift.
+    shift = ((1 - p) * tau2[:, None] / s0 * z
+             + p * outlying_groups.posterior_shift(outlying_group, z, v / s0, scale))
+    est = mu[:, None] + np.sqrt(s0) * shift
+    return RobustEBFit(mu=mu, tau2=tau2, eps=eps, slab_var=scale**2 * s0 - v, outlier_prob=p,
+                       estimate=est, iterations=iters, outlying_group=outlying_group,
+                       slab_scale=float(scale))

@@ -13,9 +13,10 @@ Both work on standardized quantities: a site's deviation ``z = (y_k - mu) / sqrt
 
       g(delta) = delta^2 / E[T^2] * f_T(delta),   T = c t_6,
 
-  which vanishes at 0, so a site near the center is hardly counted as outlying. ``delta^2`` times a t kernel with 6
-  degrees of freedom has the polynomial tail ``|delta|^-5`` of a t_4, so a site 20 or more
-  standard deviations out is still taken for an outlier rather than explained by a huge tau^2.
+  which vanishes at 0, so a site near the center is hardly counted as outlying. ``delta^2``
+  times a t kernel with 6 degrees of freedom has the polynomial tail ``|delta|^-5`` of a t_4, so
+  a site 20 or more standard deviations out is still taken for an outlier rather than explained
+  by a huge tau^2.
   The t kernel is a scale mixture of normals, and ``delta^2`` times it a mixture of *moment
   normals* ``delta^2 / a N(delta; 0, a)``, ``a = c^2 / lambda``, over ``lambda ~ Gamma(2, rate
   3)``; the mixture is taken on a fixed grid of ``lambda``, so that the density of the site's

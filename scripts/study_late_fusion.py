@@ -377,6 +377,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         default=None,
                         help="with --panel: robust EB's outlying group (default: its default); "
                              "the data sets are those of the default run")
+    parser.add_argument("--spike", action="store_true",
+                        help="with --panel: robust EB with its point-mass group (sites exactly "
+                             "at the center); the data sets are those of the default run")
     parser.add_argument("--chunk", type=int, default=50,
                         help="with --panel: replications per task, evaluated batched (default 50; "
                              "--reps is rounded up to a multiple)")
@@ -448,12 +451,15 @@ def run_panel(args: argparse.Namespace) -> int:
     axes = {"design": names, "n_boot": [args.n_boot], "chunk": [args.chunk]}
     fn = panel.panel_chunk
     seed_keys = None
-    if args.outlying_group is not None:
+    variants = {"outlying_group": args.outlying_group, "spike": args.spike or None}
+    for key, value in variants.items():
+        if value is None:
+            continue
         if args.rows:
-            raise SystemExit("--outlying-group: applies to the summary-level panel only")
+            raise SystemExit(f"--{key.replace('_', '-')}: applies to the summary-level panel only")
         # Same data sets as the run without the option (the seeds hash the other keys only).
-        seed_keys = list(axes)
-        axes["outlying_group"] = [args.outlying_group]
+        seed_keys = seed_keys or list(axes)
+        axes[key] = [value]
     if args.rows:
         axes.update(nuisance=[args.rows], fusion_cv=[bool(args.fusion_cv)])
         fn = rows.row_chunk

@@ -9,7 +9,7 @@ which also average coverage over the distribution of effects):
 
 1. draw each site's group from its posterior group probability, its effect ``theta*_k`` from that
    group's fitted prior (normal for the normal group, the outlying group's density for
-   outliers), and its estimate
+   outliers, the center itself for the point mass of the three-group model), and its estimate
    ``y*_k ~ N(theta*_k, v_k)``;
 2. refit everything (the prior and every posterior mean) on ``y*``;
 3. the half-width of site k's interval is the ``level`` quantile of ``|theta_hat*_k - theta*_k|``
@@ -142,8 +142,13 @@ def _draw_data(fit: RobustEBFit, v: np.ndarray, n_boot: int, rng: np.random.Gene
     """
     B, K = v.shape
     shape = (B, n_boot, K)
-    slab = rng.random(shape) < fit.outlier_prob[:, None, :]
+    u = rng.random(shape)
+    slab = u < fit.outlier_prob[:, None, :]
     normal = np.sqrt(tau2[:, :, None]) * rng.standard_normal(shape)
+    if fit.spike:
+        # The same uniform picks the point mass right after the outlying group.
+        at_center = ~slab & (u < (fit.outlier_prob + fit.spike_prob)[:, None, :])
+        normal = np.where(at_center, 0.0, normal)
     if fit.outlying_group == "nonlocal":
         spread = np.sqrt(v[:, None, :] + tau2[:, :, None])
         outlying = spread * draw_shift("nonlocal", shape, fit.slab_scale, rng)
@@ -178,7 +183,7 @@ def robust_eb_errors(fit: RobustEBFit, y: np.ndarray, v: np.ndarray, *, n_boot: 
         :func:`draw_tau2`, see the module notes).
     """
     refit = refit or (lambda yy, vv: robust_eb(yy, vv, outlying_group=fit.outlying_group,
-                                               slab_scale=fit.slab_scale))
+                                               slab_scale=fit.slab_scale, spike=fit.spike))
     B, K = y.shape
     if tau2_gen is None:
         tau2_gen = draw_tau2(fit, y, v, n_boot, rng)

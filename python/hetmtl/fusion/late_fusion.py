@@ -139,6 +139,10 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
     slab_scale : float or None, default=None
         ``method="robust_eb"``: scale ``c`` of the outlying group relative to the normal one's
         standard deviation (above 1; None: 5 for ``"t"``, 2.8 for ``"nonlocal"``).
+    spike : bool, default=False
+        ``method="robust_eb"``: add a third group of sites whose effect is exactly the center
+        (a point mass next to the normal and outlying groups, :mod:`hetmtl.fusion.robust_eb`);
+        see the study in ``docs/studies/late_fusion`` for what it changes.
 
     Attributes
     ----------
@@ -178,7 +182,8 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
                  inference: str = "bootstrap", n_boot: int = 1000, level: float = 0.95,
                  tol: float = 1e-10, max_iter: int = 20000, n_threads: int = 1, random_state=None,
                  method: str | None = None, tau2_method: str = "REML",
-                 outlying_group: str = "t", slab_scale: float | None = None):
+                 outlying_group: str = "t", slab_scale: float | None = None,
+                 spike: bool = False):
         self.lam = lam
         self.weight = weight
         self.penalty = penalty
@@ -197,6 +202,7 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
         self.tau2_method = tau2_method
         self.outlying_group = outlying_group
         self.slab_scale = slab_scale
+        self.spike = spike
 
     # ------------------------------------------------------------------ fitting
     def _check_params(self) -> None:
@@ -268,6 +274,7 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
         fit = fit_summary_method(self.method_, theta_hat, self.site_cov_, tau2_method=self.tau2_method,
                                  outlying_group=self.outlying_group,
                                  slab_scale=None if self.slab_scale is None else float(self.slab_scale),
+                                 spike=bool(self.spike),
                                  inference=self.inference != "none",
                                  n_boot=int(self.n_boot), level=self.level, rng=rng)
         self.lambda_, self.kkt_ = np.nan, np.nan

@@ -219,6 +219,8 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
         check_choice(self.outlying_group, "outlying_group", OUTLYING_GROUPS)
         if self.slab_scale is not None:
             check_number(self.slab_scale, "slab_scale", low=1, low_open=True)
+        if not isinstance(self.spike, (bool, np.bool_)):
+            raise ArgumentError("spike", f"must be True or False, got {self.spike!r}")
         if isinstance(self.lam, str):
             check_choice(self.lam, "lam", ("cv",))
         elif self.lam is not None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fusion_helpers import agreeing_sites_and_one_far
 from scipy import stats
 
 from hetmtl.fusion import LateFusion, outlying_groups
 from hetmtl.fusion.eb_intervals import robust_eb_errors
 from hetmtl.fusion.robust_eb import robust_eb
-from hetmtl.fusion.summary import SiteSummary
 from hetmtl.studies.late_fusion_panel import DESIGNS, SummaryDesign, draw_effects, draw_estimates
 
 C = outlying_groups.NONLOCAL_SCALE
@@ -83,11 +83,7 @@ def test_bootstrap_draws_outliers_from_the_group():
 
 
 def test_late_fusion_option_runs_with_intervals():
-    rng = np.random.default_rng(4)
-    theta = np.r_[np.full(7, 0.3), 1.5]
-    sums = {f"s{k}": SiteSummary.from_estimate([t + 0.05 * rng.standard_normal()], [0.05],
-                                               n=400)
-            for k, t in enumerate(theta)}
+    sums = agreeing_sites_and_one_far()
     fit = LateFusion(outlying_group="nonlocal", n_boot=100, random_state=0).fit(sums)
     assert fit.method_details_["outlier_prob"][-1, 0] > 0.99
     assert np.all(fit.inference_.lower <= fit.theta_) and np.all(fit.theta_ <= fit.inference_.upper)

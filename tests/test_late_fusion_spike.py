@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fusion_helpers import agreeing_sites_and_one_far
 from scipy import stats
 
 from hetmtl.fusion import LateFusion
 from hetmtl.fusion import robust_eb as reb
 from hetmtl.fusion.eb_intervals import _draw_data
-from hetmtl.fusion.summary import SiteSummary
 
 
 def test_posterior_mean_is_the_three_group_posterior_by_numerical_integration():
@@ -79,11 +79,7 @@ def test_bootstrap_draws_point_mass_sites_at_the_center():
 
 
 def test_late_fusion_option_runs_with_intervals():
-    rng = np.random.default_rng(4)
-    theta = np.r_[np.full(7, 0.3), 1.5]
-    sums = {f"s{k}": SiteSummary.from_estimate([t + 0.05 * rng.standard_normal()], [0.05],
-                                               n=400)
-            for k, t in enumerate(theta)}
+    sums = agreeing_sites_and_one_far()
     fit = LateFusion(spike=True, n_boot=100, random_state=0).fit(sums)
     # The agreeing sites take the point mass; the far site keeps its own estimate (here through
     # a normal group with a large tau^2, which the point mass leaves free to take it).

@@ -14,12 +14,14 @@ with the same ``|delta|^-5`` tail (:mod:`hetmtl.fusion.outlying_groups`).
 
 With ``spike=True`` a third group, of weight ``pi0``, holds the sites whose effect is *exactly*
 ``mu`` (a point mass: ``y_k ~ N(mu, v_k)``); the normal group then has weight
-``1 - pi0 - eps``. Agreeing sites are pooled with the center instead of being shrunk by a tau^2
-that the spread of their estimates makes positive by chance, and an outlier at a large site no
-longer needs a large tau^2 to be explained once the agreeing sites sit in the point mass.
+``1 - pi0 - eps``, and the center is estimated from both. The agreeing sites can then sit in the
+point mass while the normal group, with a larger tau^2, takes sites a few standard errors out,
+so those no longer widen the shrinkage of the others. (It does not bring identical sites closer
+to pooling: maximum likelihood fits their chance spread as well with part of them in a normal
+group; see the study in ``docs/studies/late_fusion``.)
 
-``mu``, ``tau^2``, ``eps`` (and ``pi0``) are fitted by an EM algorithm from the site estimates and their
-variances alone, so published estimates without fold summaries are tuned as well as DML
+``mu``, ``tau^2``, ``eps`` (and ``pi0``) are fitted by an EM algorithm from the site estimates
+and their variances alone, so published estimates without fold summaries are tuned as well as DML
 summaries. The outlying group only serves to recognize outliers: ``mu`` and ``tau^2`` are
 estimated from the normal group (each site weighted by its posterior probability ``1 - p_k`` of
 belonging to it), so an outlier neither pulls the center nor inflates tau^2. Each site's
@@ -30,8 +32,8 @@ estimate is its posterior mean::
 the normal group's posterior mean (the random-effects BLUP) with probability ``q_k`` (``1 - p_k``
 without the point mass), the center with the point mass's probability ``1 - p_k - q_k``, and the
 outlying group's with probability ``p_k`` (the site's own estimate for the ``"t"`` group;
-within a fraction of a standard error of it for the non-local one). A site near the others is shrunk as by
-the BLUP; a site several standard deviations out has ``p_k`` near 1 and keeps (nearly) its own
+within a fraction of a standard error of it for the non-local one). A site near the others is
+shrunk as by the BLUP; a site several standard deviations out has ``p_k`` near 1 and keeps (nearly) its own
 estimate. With ``p = 0`` the estimator is the BLUP with a maximum-likelihood tau^2, and with
 ``tau^2 = 0`` as well it is fixed-effect pooling. The estimate is smooth in the data (no hard
 threshold).
@@ -57,7 +59,7 @@ MIN_GROUP_WEIGHT = 1e-4
 
 @dataclass(frozen=True)
 class RobustEBFit:
-    """Two-group empirical-Bayes fit of a batch of data sets (leading axis B).
+    """Two- or three-group (``spike``) empirical-Bayes fit of a batch of data sets (leading axis B).
 
     Attributes
     ----------
@@ -277,7 +279,8 @@ def robust_eb(y, v, *, outlying_group: str = "t", slab_scale: float | None = Non
     # weight starts in the point mass.
     starts = [(np.median(y, axis=1), np.zeros(B), np.full(B, 0.1),
                np.full(B, 0.45) if spike else None),
-              (*_random_effects_start(y, v), np.full(B, 0.01), np.full(B, 0.495) if spike else None)]
+              (*_random_effects_start(y, v), np.full(B, 0.01),
+               np.full(B, 0.495) if spike else None)]
     fits = [_run_em(y, v, *start, *model, tol, max_iter) for start in starts]
     best = np.argmax(np.stack([_loglik(y, v, *fit[:4], *model) for fit in fits]), axis=0)
     mu, tau2, eps, pi0, iters = (None if fits[0][i] is None

@@ -24,7 +24,9 @@ REML tau^2 and the default robust empirical Bayes side by side, batched over ``-
 replications per task); with ``--rows oracle`` or ``--rows forest`` real DML on simulated rows of
 the same designs (:mod:`hetmtl.studies.late_fusion_rows`, the penalized late fusion with
 cross-validated lambda included); with ``--tradeoffs`` the two trade-off tables of
-:mod:`hetmtl.studies.late_fusion_tradeoffs`. The commands behind the published results are in
+:mod:`hetmtl.studies.late_fusion_tradeoffs`; with ``--oracle`` the default against Bayes rules that
+know the prior (:mod:`hetmtl.studies.late_fusion_oracle`); with ``--ebci`` the default's intervals
+against robust empirical-Bayes critical values (:mod:`hetmtl.studies.late_fusion_ebci`). The commands behind the published results are in
 ``docs/studies/late_fusion/README.md``.
 
 Run ``python scripts/study_late_fusion.py --help``. The study goes through
@@ -365,6 +367,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--tradeoffs", action="store_true",
                         help="with --panel: only the two trade-off tables (a homogeneity pretest "
                              "before robust EB, and other outlier scales), tradeoffs_*.csv")
+    parser.add_argument("--oracle", action="store_true",
+                        help="with --panel: only the oracle table (Bayes rules that know the "
+                             "prior against the default), oracle.csv")
+    parser.add_argument("--ebci", action="store_true",
+                        help="with --panel: only the coverage of the default's intervals against "
+                             "robust empirical-Bayes critical values, ebci.csv")
+    parser.add_argument("--outlying-group", dest="outlying_group", choices=["t", "nonlocal"],
+                        default=None,
+                        help="with --panel: robust EB's outlying group (default: its default); "
+                             "the data sets are those of the default run")
+    parser.add_argument("--spike", action="store_true",
+                        help="with --panel: robust EB with its point-mass group (sites exactly "
+                             "at the center); the data sets are those of the default run")
     parser.add_argument("--chunk", type=int, default=50,
                         help="with --panel: replications per task, evaluated batched (default 50; "
                              "--reps is rounded up to a multiple)")
@@ -392,6 +407,28 @@ def run_tradeoffs(out_dir: Path) -> int:
     return 0
 
 
+def _write_table(table: pd.DataFrame, path: Path) -> int:
+    table.round(3).to_csv(path)
+    with pd.option_context("display.width", 200, "display.max_rows", 400):
+        print(table.round(3).to_string())
+    return 0
+
+
+def run_oracle(out_dir: Path, n_reps: int) -> int:
+    """The oracle table of :mod:`hetmtl.studies.late_fusion_oracle`."""
+    from hetmtl.studies.late_fusion_oracle import oracle_table
+
+    return _write_table(oracle_table(n_reps=n_reps), out_dir / "oracle.csv")
+
+
+def run_ebci(out_dir: Path, n_reps: int, designs: Sequence[str] | None, n_boot: int) -> int:
+    """The coverage table of :mod:`hetmtl.studies.late_fusion_ebci`."""
+    from hetmtl.studies.late_fusion_ebci import ebci_table
+
+    return _write_table(ebci_table(n_reps=n_reps, designs=designs, n_boot=n_boot),
+                        out_dir / "ebci.csv")
+
+
 def run_panel(args: argparse.Namespace) -> int:
     """The summary-level panel (site estimates drawn from their sampling distribution)."""
     from hetmtl.studies import late_fusion_panel as panel
@@ -401,6 +438,10 @@ def run_panel(args: argparse.Namespace) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     if args.tradeoffs:
         return run_tradeoffs(out_dir)
+    if args.oracle:
+        return run_oracle(out_dir, args.reps)
+    if args.ebci:
+        return run_ebci(out_dir, args.reps, args.designs, args.n_boot)
     names = args.designs or list(panel.DESIGNS)
     unknown = sorted(set(names) - set(panel.DESIGNS))
     if unknown:
@@ -409,6 +450,16 @@ def run_panel(args: argparse.Namespace) -> int:
         raise SystemExit("--chunk: must be at least 1")
     axes = {"design": names, "n_boot": [args.n_boot], "chunk": [args.chunk]}
     fn = panel.panel_chunk
+    seed_keys = None
+    variants = {"outlying_group": args.outlying_group, "spike": args.spike or None}
+    for key, value in variants.items():
+        if value is None:
+            continue
+        if args.rows:
+            raise SystemExit(f"--{key.replace('_', '-')}: applies to the summary-level panel only")
+        # Same data sets as the run without the option (the seeds hash the other keys only).
+        seed_keys = seed_keys or list(axes)
+        axes[key] = [value]
     if args.rows:
         axes.update(nuisance=[args.rows], fusion_cv=[bool(args.fusion_cv)])
         fn = rows.row_chunk
@@ -416,7 +467,7 @@ def run_panel(args: argparse.Namespace) -> int:
     n_tasks = -(-args.reps // args.chunk)
     level = f"row-level ({args.rows} nuisances)" if args.rows else "summary-level"
     print(f"{level} panel: {len(configs)} designs x {n_tasks * args.chunk} replications")
-    results = run_study(fn, configs, n_tasks, seed=args.seed, n_jobs=args.n_jobs,
+    results = run_study(fn, configs, n_tasks, seed=args.seed, n_jobs=args.n_jobs, seed_keys=seed_keys,
                         checkpoint=out_dir / "checkpoint", progress=args.progress,
                         scheduler_address=args.scheduler_address)
     # One replication = one (task, position in the task's batch).

@@ -36,3 +36,11 @@ def residual_sites(rng: np.random.Generator, thetas: np.ndarray, sizes, **kw):
     out = [residual_site(rng, t, int(n), site=f"s{k}", **kw) for k, (t, n) in
            enumerate(zip(thetas, sizes))]
     return [o[0] for o in out], [o[1] for o in out], [o[2] for o in out]
+
+
+def agreeing_sites_and_one_far(seed: int = 4) -> dict[str, SiteSummary]:
+    """Published estimates (SE 0.05) of seven sites with effect 0.3 and one with 1.5, 24 SEs out."""
+    rng = np.random.default_rng(seed)
+    theta = np.r_[np.full(7, 0.3), 1.5]
+    return {f"s{k}": SiteSummary.from_estimate([t + 0.05 * rng.standard_normal()], [0.05], n=400)
+            for k, t in enumerate(theta)}

@@ -11,6 +11,7 @@ import pytest
 
 from fusion_helpers import residual_sites
 from hetmtl.fusion import SiteSummary
+from hetmtl.fusion.lambda_cv import FALLBACK_RULE
 from hetmtl.fusion.late_fusion import LambdaSelectionWarning, LateFusion
 
 
@@ -137,8 +138,26 @@ def test_published_estimates_fall_back_with_a_warning():
                  enumerate([(0.2, 0.1), (0.25, 0.12), (0.1, 0.08), (0.9, 0.1)])]
     with pytest.warns(LambdaSelectionWarning, match="fold summaries"):
         fit = LateFusion(method="fusion", inference="none").fit(summaries)
-    assert fit.lambda_rule_ == "default C*sqrt(p)"
+    assert fit.lambda_rule_ == FALLBACK_RULE
     assert np.isclose(fit.lambda_, 0.1)
+
+
+def test_fallback_lambda_is_in_standard_errors():
+    # Published estimates with their sample sizes: the fallback penalty is C sqrt(p) times the root
+    # mean inverse per-observation variance, so outcomes in other units (SEs times 1000) give a
+    # lambda 1000 times smaller and the same fusion pattern.
+    est, se, n = [0.2, 0.25, 0.1, 0.9], [0.1, 0.12, 0.08, 0.1], [100, 150, 200, 120]
+    fits = []
+    for unit in (1.0, 1000.0):
+        sums = [SiteSummary.from_estimate(unit * e, unit * s, n=m, site=f"study{i}")
+                for i, (e, s, m) in enumerate(zip(est, se, n))]
+        with pytest.warns(LambdaSelectionWarning, match="standard errors"):
+            fits.append(LateFusion(method="fusion", inference="none", C=0.3).fit(sums))
+    expected = 0.3 * np.sqrt(np.mean(1 / (np.array(n) * np.array(se) ** 2)))
+    assert fits[0].lambda_ == pytest.approx(expected, rel=1e-12)
+    assert fits[1].lambda_ == pytest.approx(expected / 1000, rel=1e-12)
+    np.testing.assert_allclose(fits[1].theta_, 1000 * fits[0].theta_, rtol=1e-7)
+    np.testing.assert_array_equal(fits[1].fused_mask_, fits[0].fused_mask_)
 
 
 def test_cv_curve_is_exposed(sites):

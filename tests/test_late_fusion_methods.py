@@ -124,19 +124,13 @@ def test_robust_eb_limits():
         robust_eb(y, v, slab_scale=1.0)
 
 
-# The penalized fusion without fold summaries falls back to lam = C sqrt(p), a penalty in the
-# units of the estimate when the summaries carry their own n (DML summaries): known, kept for now.
-UNIT_BOUND_FALLBACK = pytest.mark.xfail(strict=True, reason="fallback lambda C*sqrt(p) has units")
-
-
 @pytest.mark.parametrize("params", [{}, {"method": "blup"}, {"method": "fixed"}, {"method": "own"},
                                     {"method": "fusion", "lam": "cv"},
-                                    pytest.param({"method": "fusion", "lam": "cv", "folds": False},
-                                                 marks=UNIT_BOUND_FALLBACK)])
+                                    {"method": "fusion", "lam": "cv", "folds": False}])
 def test_outcomes_in_other_units_give_the_same_fit_scaled(params):
     # DML on rows with outcomes multiplied by 1000: every estimate, interval and the
     # chosen lambda's fusion pattern scale exactly (no threshold, floor or grid in fixed units),
-    # with fold summaries (cross-validated lambda).
+    # with fold summaries (cross-validated lambda) and without (the fallback lambda).
     from dataclasses import replace
 
     from sklearn.linear_model import LinearRegression

@@ -8,7 +8,8 @@ spirit of the robust empirical-Bayes intervals of Armstrong, Kolesar and Plagbor
 which also average coverage over the distribution of effects):
 
 1. draw each site's group from its posterior group probability, its effect ``theta*_k`` from that
-   group's fitted prior (normal, with the outlying group's scale for outliers), and its estimate
+   group's fitted prior (normal for the normal group, the outlying group's density for
+   outliers, the center itself for the point mass of the three-group model), and its estimate
    ``y*_k ~ N(theta*_k, v_k)``;
 2. refit everything (the prior and every posterior mean) on ``y*``;
 3. the half-width of site k's interval is the ``level`` quantile of ``|theta_hat*_k - theta*_k|``
@@ -39,6 +40,7 @@ from typing import Callable
 import numpy as np
 from scipy import stats
 
+from .outlying_groups import draw_shift
 from .robust_eb import RobustEBFit, robust_eb
 
 
@@ -132,13 +134,29 @@ def draw_tau2(fit: RobustEBFit, y: np.ndarray, v: np.ndarray, n_draws: int,
 
 def _draw_data(fit: RobustEBFit, v: np.ndarray, n_boot: int, rng: np.random.Generator,
                tau2: np.ndarray):
-    # tau2 has shape (B, n_boot): one generating between-site variance per draw.
-    """Draw groups, effects and estimates from the fitted prior: arrays of shape (B, n_boot, K)."""
+    """Draw groups, effects and estimates from the fitted prior: arrays of shape (B, n_boot, K).
+
+    ``tau2`` (shape (B, n_boot)) is each draw's between-site variance. An outlying site's effect
+    is drawn from the fitted outlying group: shifted by ``delta sqrt(v_k + tau^2)`` with ``delta``
+    from the non-local density, or (group ``"t"``) normal with the group's variance.
+    """
     B, K = v.shape
-    slab = rng.random((B, n_boot, K)) < fit.outlier_prob[:, None, :]
-    prior_var = tau2[:, :, None] + slab * fit.slab_var[:, None, :]
-    theta = fit.mu[:, None, None] + np.sqrt(prior_var) * rng.standard_normal((B, n_boot, K))
-    y = theta + np.sqrt(v)[:, None, :] * rng.standard_normal((B, n_boot, K))
+    shape = (B, n_boot, K)
+    u = rng.random(shape)
+    slab = u < fit.outlier_prob[:, None, :]
+    normal = np.sqrt(tau2[:, :, None]) * rng.standard_normal(shape)
+    if fit.spike:
+        # The same uniform picks the point mass right after the outlying group.
+        at_center = ~slab & (u < (fit.outlier_prob + fit.spike_prob)[:, None, :])
+        normal = np.where(at_center, 0.0, normal)
+    if fit.outlying_group == "nonlocal":
+        spread = np.sqrt(v[:, None, :] + tau2[:, :, None])
+        outlying = spread * draw_shift("nonlocal", shape, fit.slab_scale, rng)
+    else:
+        outlying = (np.sqrt(tau2[:, :, None] + fit.slab_var[:, None, :])
+                    * rng.standard_normal(shape))
+    theta = fit.mu[:, None, None] + np.where(slab, outlying, normal)
+    y = theta + np.sqrt(v)[:, None, :] * rng.standard_normal(shape)
     return slab, theta, y
 
 
@@ -158,13 +176,14 @@ def robust_eb_errors(fit: RobustEBFit, y: np.ndarray, v: np.ndarray, *, n_boot: 
         Bootstrap draws per data set.
     rng : numpy Generator
     refit : callable, optional
-        ``refit(y, v)`` re-runs the procedure on a batch (default :func:`robust_eb` with its
-        defaults); it must be the procedure that produced ``fit``.
+        ``refit(y, v)`` re-runs the procedure on a batch (default :func:`robust_eb` with the
+        fit's outlying group and scale); it must be the procedure that produced ``fit``.
     tau2_gen : ndarray of shape (B,) or (B, n_boot), optional
         Between-site variance the draws are generated with (default: drawn by
         :func:`draw_tau2`, see the module notes).
     """
-    refit = refit or (lambda yy, vv: robust_eb(yy, vv))
+    refit = refit or (lambda yy, vv: robust_eb(yy, vv, outlying_group=fit.outlying_group,
+                                               slab_scale=fit.slab_scale, spike=fit.spike))
     B, K = y.shape
     if tau2_gen is None:
         tau2_gen = draw_tau2(fit, y, v, n_boot, rng)

@@ -101,3 +101,22 @@ def cross_validate_lambda(
     best_1se = float(lambdas[within].max())
     return LambdaCV(lambdas=lambdas, score=score, score_se=score_se, fold_scores=fold_scores,
                     best_min=float(lambdas[i_min]), best_1se=best_1se)
+
+
+FALLBACK_RULE = "default C*sqrt(p) (in standard errors)"
+
+
+def fallback_lambda_scale(summaries: Sequence[SiteSummary], weight: str) -> float:
+    """Unit of the fallback penalty: ``sqrt(mean_k tr(W_k (n_k V_k) W_k) / p)``.
+
+    At the fused solution a site moves by ``lam / sqrt(n_k)`` times ``W_k^-1`` applied to a unit
+    vector. For one coefficient with precision weights that is ``lam`` times the site's
+    per-observation SD in units of its standard error, and this scale is the root mean inverse
+    per-observation variance. Multiplying ``C sqrt(p)`` by it gives a penalty that moves a site
+    by about ``C sqrt(p)`` standard errors (exactly when the sites' per-observation variances
+    agree) whatever the units of the outcome; it is one for summaries of unit per-observation
+    variance.
+    """
+    p = summaries[0].dim
+    spread = [W @ (s.n * s.cov) @ W.T for s in summaries for W in [s.weight_matrix(weight)]]
+    return float(np.sqrt(np.mean([np.trace(m) for m in spread]) / p))

@@ -17,10 +17,12 @@ from ..persist.mixin import Persistable
 from .display import late_fusion_report
 from .inference import INFERENCE, FusedInference, bootstrap_inference, conditional_inference
 from .blup import TAU2_METHODS
-from .lambda_cv import LambdaCV, cross_validate_lambda, n_common_folds
+from .lambda_cv import (FALLBACK_RULE, LambdaCV, cross_validate_lambda, fallback_lambda_scale,
+                        n_common_folds)
 from .fused import (PENALTIES, FusedPath, lambda_grid, make_options, path_prepared, prepare_problem,
                      solve_prepared)
 from .summary import WEIGHTS, SiteSummary
+from .outlying_groups import OUTLYING_GROUPS
 from .summary_methods import METHODS, fit_summary_method
 
 CV_RULES = ("min", "1se")
@@ -86,7 +88,7 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
     ----------
     lam : float, {"cv"} or None, default=None
         Penalty level of ``method="fusion"``, or ``"cv"`` for summary-level cross-validation over
-        a lambda path (needs fold summaries from every site; otherwise ``C * sqrt(p)`` is used
+        a lambda path (needs fold summaries from every site; otherwise ``C * sqrt(p) * scale`` is used
         with a :class:`LambdaSelectionWarning`). Giving ``lam`` asks for the penalized fusion:
         with ``method=None`` it selects ``"fusion"``; other methods refuse it.
     weight : {"precision", "hessian"}, default="precision"
@@ -98,8 +100,10 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
     cv_rule : {"min", "1se"}, default="min"
         Pick the CV minimizer, or the largest lambda within one standard error of it.
     C : float, default=0.1
-        Constant of the fallback ``lam = C * sqrt(p)`` when cross-validation is impossible. It is
-        in the units of the estimate unless the summaries have unit per-observation variance (as
+        Constant of the fallback ``lam = C * sqrt(p) * scale`` when cross-validation is
+        impossible, with ``scale`` from :func:`fallback_lambda_scale`: a penalty that moves a
+        site by about ``C * sqrt(p)`` of its standard errors, whatever the units of the estimate
+        (``scale = 1`` for summaries of unit per-observation variance, as
         :meth:`SiteSummary.from_estimate` without ``n`` makes them).
     n_lambda : int, default=50
         Size of the lambda path (log grid from ``lambda_max`` down).
@@ -126,9 +130,19 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
         site's estimate and covariance, per coefficient for ``"robust_eb"`` and ``"blup"``.
     tau2_method : {"REML", "DL"}, default="REML"
         Between-site variance estimator of ``method="blup"``.
-    slab_scale : float, default=5.0
-        ``method="robust_eb"``: how many times more spread out the outlying sites are modelled
-        to be than the normal ones (above 1).
+    outlying_group : {"t", "nonlocal"}, default="t"
+        ``method="robust_eb"``: density of the outlying sites
+        (:mod:`hetmtl.fusion.outlying_groups`): ``c t_4`` centered at the center, or a
+        non-local density of the effect's shift from the center, which vanishes there (better
+        for the other sites when outliers lie 4 or more SEs out, not for outliers 3-6 SEs out;
+        see the study in ``docs/studies/late_fusion``).
+    slab_scale : float or None, default=None
+        ``method="robust_eb"``: scale ``c`` of the outlying group relative to the normal one's
+        standard deviation (above 1; None: 5 for ``"t"``, 2.8 for ``"nonlocal"``).
+    spike : bool, default=False
+        ``method="robust_eb"``: add a third group of sites whose effect is exactly the center
+        (a point mass next to the normal and outlying groups, :mod:`hetmtl.fusion.robust_eb`);
+        see the study in ``docs/studies/late_fusion`` for what it changes.
 
     Attributes
     ----------
@@ -167,7 +181,9 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
                  C: float = 0.1, n_lambda: int = 50, lambda_ratio: float = 1e-4,
                  inference: str = "bootstrap", n_boot: int = 1000, level: float = 0.95,
                  tol: float = 1e-10, max_iter: int = 20000, n_threads: int = 1, random_state=None,
-                 method: str | None = None, tau2_method: str = "REML", slab_scale: float = 5.0):
+                 method: str | None = None, tau2_method: str = "REML",
+                 outlying_group: str = "t", slab_scale: float | None = None,
+                 spike: bool = False):
         self.lam = lam
         self.weight = weight
         self.penalty = penalty
@@ -184,7 +200,9 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
         self.random_state = random_state
         self.method = method
         self.tau2_method = tau2_method
+        self.outlying_group = outlying_group
         self.slab_scale = slab_scale
+        self.spike = spike
 
     # ------------------------------------------------------------------ fitting
     def _check_params(self) -> None:
@@ -198,7 +216,11 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
         if self.lam is not None and self.method_ != "fusion":
             raise ArgumentError("lam", f"applies to method='fusion' only, not method={self.method_!r}")
         check_choice(self.tau2_method, "tau2_method", TAU2_METHODS)
-        check_number(self.slab_scale, "slab_scale", low=1, low_open=True)
+        check_choice(self.outlying_group, "outlying_group", OUTLYING_GROUPS)
+        if self.slab_scale is not None:
+            check_number(self.slab_scale, "slab_scale", low=1, low_open=True)
+        if not isinstance(self.spike, (bool, np.bool_)):
+            raise ArgumentError("spike", f"must be True or False, got {self.spike!r}")
         if isinstance(self.lam, str):
             check_choice(self.lam, "lam", ("cv",))
         elif self.lam is not None:
@@ -252,7 +274,10 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
     def _fit_summary_method(self, theta_hat: np.ndarray) -> "LateFusion":
         rng = np.random.default_rng(self.random_state)
         fit = fit_summary_method(self.method_, theta_hat, self.site_cov_, tau2_method=self.tau2_method,
-                                 slab_scale=float(self.slab_scale), inference=self.inference != "none",
+                                 outlying_group=self.outlying_group,
+                                 slab_scale=None if self.slab_scale is None else float(self.slab_scale),
+                                 spike=bool(self.spike),
+                                 inference=self.inference != "none",
                                  n_boot=int(self.n_boot), level=self.level, rng=rng)
         self.lambda_, self.kkt_ = np.nan, np.nan
         self.lambda_rule_ = f"not used (method={self.method_!r})"
@@ -269,13 +294,14 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
             self.lambda_rule_ = "single site (no fusion possible)"
             return 0.0
         if n_common_folds(items) < 2:
-            fallback = float(self.C * np.sqrt(items[0].dim))
+            fallback = float(self.C * np.sqrt(items[0].dim) * fallback_lambda_scale(items, self.weight))
             missing = [name for name, s in zip(self.site_names_, items) if len(s.folds) < 2]
             warnings.warn(
                 f"lam='cv' needs fold summaries from every site; {len(missing)} site(s) have none "
-                f"(e.g. {missing[0]!r}); using lam = C * sqrt(p) = {fallback:.4g}",
+                f"(e.g. {missing[0]!r}); using lam = C * sqrt(p) * scale = {fallback:.4g} "
+                "(a shift of about C * sqrt(p) standard errors)",
                 LambdaSelectionWarning, stacklevel=3)
-            self.lambda_rule_ = "default C*sqrt(p)"
+            self.lambda_rule_ = FALLBACK_RULE
             return fallback
         self.cv_ = cross_validate_lambda(items, grid, weight=self.weight, penalty_weights=None,
                                          options=options)

@@ -8,21 +8,35 @@ contaminated normal, Box and Tiao 1968)::
 a normal random-effects group and a heavy-tailed group of outlying sites ``c = slab_scale`` times
 as spread out (Student t, 4 degrees of freedom). The heavy tail matters: with a normal outlying
 group, a site 20 or more standard errors out is explained more cheaply by a huge tau^2 than as
-an outlier. ``mu``, ``tau^2`` and ``eps`` are fitted by an EM algorithm from the site estimates and their
-variances alone, so published estimates without fold summaries are tuned as well as DML
+an outlier. Optionally (``outlying_group="nonlocal"``) an outlier's effect is instead shifted
+from ``mu`` by ``delta sqrt(s_k)`` with a non-local (moment) density of ``delta``, zero at 0 and
+with the same ``|delta|^-5`` tail (:mod:`hetmtl.fusion.outlying_groups`).
+
+With ``spike=True`` a third group, of weight ``pi0``, holds the sites whose effect is *exactly*
+``mu`` (a point mass: ``y_k ~ N(mu, v_k)``); the normal group then has weight
+``1 - pi0 - eps``, and the center is estimated from both. The agreeing sites can then sit in the
+point mass while the normal group, with a larger tau^2, takes sites a few standard errors out,
+so those no longer widen the shrinkage of the others. (It does not bring identical sites closer
+to pooling: maximum likelihood fits their chance spread as well with part of them in a normal
+group; see the study in ``docs/studies/late_fusion``.)
+
+``mu``, ``tau^2``, ``eps`` (and ``pi0``) are fitted by an EM algorithm from the site estimates
+and their variances alone, so published estimates without fold summaries are tuned as well as DML
 summaries. The outlying group only serves to recognize outliers: ``mu`` and ``tau^2`` are
 estimated from the normal group (each site weighted by its posterior probability ``1 - p_k`` of
 belonging to it), so an outlier neither pulls the center nor inflates tau^2. Each site's
-estimate is::
+estimate is its posterior mean::
 
-    theta_k = mu + [(1 - p_k) tau^2 / s_k + p_k] (y_k - mu),
+    theta_k = mu + q_k tau^2 / s_k (y_k - mu) + p_k sqrt(s_k) E[delta | y_k, outlying],
 
-the normal group's posterior mean (the random-effects BLUP) with probability ``1 - p_k``, and the
-site's own estimate with probability ``p_k`` (an outlier's effect is not tied to the others'). A
-site near the others is shrunk as by the BLUP; a site several standard deviations out has
-``p_k`` near 1 and keeps its own estimate. With ``p = 0`` the estimator is the BLUP with a
-maximum-likelihood tau^2, and with ``tau^2 = 0`` as well it is fixed-effect pooling. The estimate
-is smooth in the data (no hard threshold).
+the normal group's posterior mean (the random-effects BLUP) with probability ``q_k`` (``1 - p_k``
+without the point mass), the center with the point mass's probability ``1 - p_k - q_k``, and the
+outlying group's with probability ``p_k`` (the site's own estimate for the ``"t"`` group;
+within a fraction of a standard error of it for the non-local one). A site near the others is
+shrunk as by the BLUP; a site several standard deviations out has ``p_k`` near 1 and keeps (nearly) its own
+estimate. With ``p = 0`` the estimator is the BLUP with a maximum-likelihood tau^2, and with
+``tau^2 = 0`` as well it is fixed-effect pooling. The estimate is smooth in the data (no hard
+threshold).
 
 Everything is batched over a leading axis (bootstrap draws, simulation replications).
 """
@@ -32,34 +46,42 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit, gammaln
+from scipy.special import expit, logsumexp, softmax
 
+from . import outlying_groups
 from .blup import as_batch, tau2_dl
 
 EPS_BOUNDS = (1e-4, 0.5)
-# Degrees of freedom of the outlying group: near-normal (scale c) for sites a few standard errors
-# out, with tails heavy enough that a site 20 or more standard errors out is still taken for an
-# outlier rather than explained by a huge tau^2 (which a normal outlying group would do).
-OUTLIER_DF = 4.0
+# Smallest weight of the point-mass and normal groups (spike=True), so that neither group is
+# switched off for good by an early EM step.
+MIN_GROUP_WEIGHT = 1e-4
 
 
 @dataclass(frozen=True)
 class RobustEBFit:
-    """Two-group empirical-Bayes fit of a batch of data sets (leading axis B).
+    """Two- or three-group (``spike``) empirical-Bayes fit of a batch of data sets (leading axis B).
 
     Attributes
     ----------
     mu, tau2, eps : ndarray of shape (B,)
         Center, normal-group between-site variance and slab share.
     slab_var : ndarray of shape (B, K)
-        Spread of each site's effect around ``mu`` if it is an outlier, ``c^2 (v_k + tau^2) -
-        v_k`` (used to simulate from the fitted model).
+        Variance of each site's effect around ``mu`` if it is an outlier and the outlying group
+        is ``"t"``, ``c^2 (v_k + tau^2) - v_k`` (used to simulate from the fitted model).
     outlier_prob : ndarray of shape (B, K)
         Posterior probability that each site belongs to the slab.
     estimate : ndarray of shape (B, K)
         Posterior means of the site effects.
     iterations : ndarray of shape (B,)
         EM iterations used per data set.
+    outlying_group : str
+        Density of the outlying group (:mod:`hetmtl.fusion.outlying_groups`).
+    slab_scale : float
+        Its scale ``c``.
+    spike_weight : ndarray of shape (B,)
+        Weight ``pi0`` of the point mass at ``mu`` (zeros without it).
+    spike_prob : ndarray of shape (B, K)
+        Posterior probability that each site's effect is exactly ``mu`` (zeros without it).
     """
 
     mu: np.ndarray
@@ -69,10 +91,22 @@ class RobustEBFit:
     outlier_prob: np.ndarray
     estimate: np.ndarray
     iterations: np.ndarray
+    outlying_group: str = "t"
+    slab_scale: float = outlying_groups.T_GROUP_SCALE
+    spike_weight: np.ndarray | None = None
+    spike_prob: np.ndarray | None = None
+
+    @property
+    def spike(self) -> bool:
+        """Whether the model has the point-mass group."""
+        return self.spike_prob is not None
 
     def params(self) -> dict[str, np.ndarray]:
         """The prior's parameters, for simulating data from the fitted model."""
-        return {"mu": self.mu, "tau2": self.tau2, "eps": self.eps, "slab_var": self.slab_var}
+        out = {"mu": self.mu, "tau2": self.tau2, "eps": self.eps, "slab_var": self.slab_var}
+        if self.spike:
+            out["spike_weight"] = self.spike_weight
+        return out
 
 
 def weighted_median(y: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -84,25 +118,62 @@ def weighted_median(y: np.ndarray, w: np.ndarray) -> np.ndarray:
     return ys[np.arange(y.shape[0]), idx]
 
 
-def _log_densities(z2: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """Log densities (up to the common ``-log sqrt(s_k)``) of a standardized deviation ``z``
-    under the normal group, N(0, 1), and under the outlying group, Student t with
-    :data:`OUTLIER_DF` degrees of freedom and scale ``c``."""
-    nu = OUTLIER_DF
-    normal = -0.5 * np.log(2 * np.pi) - 0.5 * z2
-    const = gammaln((nu + 1) / 2) - gammaln(nu / 2) - 0.5 * np.log(nu * np.pi) - np.log(scale)
-    outlying = const - 0.5 * (nu + 1) * np.log1p(z2 / (nu * scale**2))
-    return normal, outlying
+def _group_log_densities(y, v, mu, tau2, group, scale) -> tuple[np.ndarray, np.ndarray]:
+    """Log densities (up to the common ``-log sqrt(s_k)``) of each site's standardized deviation
+    under the normal group, N(0, 1), and under the outlying group (:mod:`.outlying_groups`)."""
+    s0 = v + tau2[..., None]
+    z = (y - mu[..., None]) / np.sqrt(s0)
+    normal = -0.5 * np.log(2 * np.pi) - 0.5 * z**2
+    return normal, outlying_groups.log_density(group, z, v / s0, scale)
 
 
-def _slab_prob(y, v, mu, tau2, eps, scale) -> np.ndarray:
-    z2 = (y - mu[..., None]) ** 2 / (v + tau2[..., None])
-    normal, outlying = _log_densities(z2, scale)
-    return expit(np.log(eps / (1 - eps))[..., None] + outlying - normal)
+def _spike_log_density(y, v, mu, tau2) -> np.ndarray:
+    """Log density of a site's estimate under the point mass at ``mu``, ``N(mu, v_k)``, on the
+    scale of :func:`_group_log_densities` (which leaves out ``-log sqrt(v_k + tau^2)``)."""
+    s0 = v + tau2[..., None]
+    return -0.5 * np.log(2 * np.pi * v / s0) - 0.5 * (y - mu[..., None]) ** 2 / v
 
 
-def _em_step(y, v, mu, tau2, eps, scale):
-    p = _slab_prob(y, v, mu, tau2, eps, scale)
+def _weighted_log_densities(y, v, mu, tau2, eps, pi0, group, scale) -> np.ndarray:
+    """Log prior weight plus log density per group, stacked on the last axis as (point mass,
+    normal, outlying)."""
+    normal, outlying = _group_log_densities(y, v, mu, tau2, group, scale)
+    return np.stack([np.log(pi0)[:, None] + _spike_log_density(y, v, mu, tau2),
+                     np.log1p(-pi0 - eps)[:, None] + normal,
+                     np.log(eps)[:, None] + outlying], axis=-1)
+
+
+def _group_probs(y, v, mu, tau2, eps, pi0, group, scale) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior probabilities ``(p, p0)`` of the outlying group and of the point mass (``p0`` is
+    None without the point mass, ``pi0`` None)."""
+    if pi0 is None:
+        normal, outlying = _group_log_densities(y, v, mu, tau2, group, scale)
+        return expit(np.log(eps / (1 - eps))[..., None] + outlying - normal), None
+    post = softmax(_weighted_log_densities(y, v, mu, tau2, eps, pi0, group, scale), axis=-1)
+    return post[..., 2], post[..., 0]
+
+
+def _spike_em_step(y, v, mu, tau2, eps, pi0, group, scale):
+    """One EM step of the three-group model: the point mass and the normal group both inform
+    the center (precisions ``1 / v_k`` and ``1 / s_k``), only the normal group tau^2."""
+    p, p0 = _group_probs(y, v, mu, tau2, eps, pi0, group, scale)
+    p1 = np.maximum(1.0 - p - p0, 1e-12)
+    eps = np.clip(p.mean(axis=1), *EPS_BOUNDS)
+    pi0 = np.clip(p0.mean(axis=1), MIN_GROUP_WEIGHT, 1.0 - eps - MIN_GROUP_WEIGHT)
+    s0 = v + tau2[:, None]
+    w = p0 / v + p1 / s0
+    mu = (w * y).sum(axis=1) / w.sum(axis=1)
+    r2 = (y - mu[:, None]) ** 2
+    grad = (p1 * (r2 - s0) / s0**2).sum(axis=1)
+    info = (p1 / s0**2).sum(axis=1)
+    tau2 = np.maximum(0.0, tau2 + grad / info)
+    return mu, tau2, eps, pi0
+
+
+def _em_step(y, v, mu, tau2, eps, pi0, group, scale):
+    if pi0 is not None:
+        return _spike_em_step(y, v, mu, tau2, eps, pi0, group, scale)
+    p, _ = _group_probs(y, v, mu, tau2, eps, None, group, scale)
     # The floor keeps the center defined when every site looks outlying (a bootstrap draw with
     # a tiny tau^2): the normal group's weights then fall back to the precisions.
     q = np.maximum(1.0 - p, 1e-12)
@@ -115,7 +186,7 @@ def _em_step(y, v, mu, tau2, eps, scale):
     grad = (q * (r2 - s0) / s0**2).sum(axis=1)
     info = (q / s0**2).sum(axis=1)
     tau2 = np.maximum(0.0, tau2 + grad / info)
-    return mu, tau2, eps
+    return mu, tau2, eps, None
 
 
 def _random_effects_start(y, v) -> tuple[np.ndarray, np.ndarray]:
@@ -125,16 +196,22 @@ def _random_effects_start(y, v) -> tuple[np.ndarray, np.ndarray]:
     return (w * y).sum(axis=1) / w.sum(axis=1), tau2
 
 
-def _loglik(y, v, mu, tau2, eps, scale) -> np.ndarray:
+def _loglik(y, v, mu, tau2, eps, pi0, group, scale) -> np.ndarray:
     s0 = v + tau2[:, None]
-    normal, outlying = _log_densities((y - mu[:, None]) ** 2 / s0, scale)
-    mixed = np.logaddexp(np.log1p(-eps)[:, None] + normal, np.log(eps)[:, None] + outlying)
+    if pi0 is None:
+        normal, outlying = _group_log_densities(y, v, mu, tau2, group, scale)
+        mixed = np.logaddexp(np.log1p(-eps)[:, None] + normal, np.log(eps)[:, None] + outlying)
+    else:
+        mixed = logsumexp(_weighted_log_densities(y, v, mu, tau2, eps, pi0, group, scale),
+                          axis=-1)
     return (mixed - 0.5 * np.log(s0)).sum(axis=1)
 
 
-def _run_em(y, v, mu, tau2, eps, scale, tol, max_iter):
-    """EM from one start, each data set until it stops moving; returns mu, tau2, eps, iterations."""
+def _run_em(y, v, mu, tau2, eps, pi0, group, scale, tol, max_iter):
+    """EM from one start, each data set until it stops moving; returns mu, tau2, eps, pi0 (None
+    without the point mass), iterations."""
     mu, tau2, eps = (np.array(a, dtype=float) for a in (mu, tau2, eps))
+    pi0 = None if pi0 is None else np.array(pi0, dtype=float)
     typical = v.mean(axis=1)
     iters = np.zeros(y.shape[0], dtype=int)
     active = np.ones(y.shape[0], bool)
@@ -142,25 +219,38 @@ def _run_em(y, v, mu, tau2, eps, scale, tol, max_iter):
         if not active.any():
             break
         a = np.flatnonzero(active)
-        m_new, t_new, e_new = _em_step(y[a], v[a], mu[a], tau2[a], eps[a], scale)
+        m_new, t_new, e_new, w_new = _em_step(y[a], v[a], mu[a], tau2[a], eps[a],
+                                              None if pi0 is None else pi0[a], group, scale)
         moved = ((np.abs(m_new - mu[a]) > tol * np.sqrt(typical[a]))
                  | (np.abs(t_new - tau2[a]) > tol * typical[a]) | (np.abs(e_new - eps[a]) > tol))
+        if pi0 is not None:
+            # At tau^2 = 0 the point mass and the normal group coincide: their split is
+            # arbitrary (and drifts slowly) without changing the fit.
+            moved |= (np.abs(w_new - pi0[a]) > tol) & (t_new > 0)
+            pi0[a] = w_new
         mu[a], tau2[a], eps[a] = m_new, t_new, e_new
         iters[a] += 1
         active[a[~moved]] = False
-    return mu, tau2, eps, iters
+    return mu, tau2, eps, pi0, iters
 
 
-def robust_eb(y, v, *, slab_scale: float = 5.0, tol: float = 1e-8,
-              max_iter: int = 500) -> RobustEBFit:
+def robust_eb(y, v, *, outlying_group: str = "t", slab_scale: float | None = None,
+              spike: bool = False, tol: float = 1e-8, max_iter: int = 500) -> RobustEBFit:
     """Fit the contaminated random-effects model by EM and return posterior means (see module notes).
 
     Parameters
     ----------
     y, v : array_like of shape (B, K) or (K,)
         Site estimates and within-site variances.
-    slab_scale : float, default 5
-        ``c``: the scale of the outlying (t) group relative to the normal one.
+    outlying_group : {"t", "nonlocal"}, default "t"
+        Density of the outlying group (:mod:`hetmtl.fusion.outlying_groups`): ``c t_4``
+        centered at the center, or a non-local (moment-t) density of the effect's shift, which
+        vanishes at the center.
+    slab_scale : float, optional
+        ``c``: the scale of the outlying group relative to the normal one (default 5 for
+        ``"t"``, 2.8 for ``"nonlocal"``).
+    spike : bool, default False
+        Add the point-mass group: sites whose effect is exactly the center (see module notes).
     tol : float, default 1e-8
         EM stops when ``mu`` and ``tau^2`` move less than ``tol`` times the typical standard error
         (resp. variance) and ``eps`` less than ``tol``.
@@ -173,21 +263,48 @@ def robust_eb(y, v, *, slab_scale: float = 5.0, tol: float = 1e-8,
     and keeps the one with the higher likelihood: the median of the site estimates (unweighted,
     so that outliers at the largest sites cannot move it) with ``tau^2 = 0`` and ``eps = 0.1``,
     where far-out sites already count as outliers; and the DerSimonian-Laird random-effects fit
-    with ``eps = 0.01``, where they do not.
+    with ``eps = 0.01``, where they do not. With the point mass, half of the remaining weight
+    starts in it.
     """
-    if not (np.isfinite(slab_scale) and slab_scale > 1):
+    if outlying_group not in outlying_groups.OUTLYING_GROUPS:
+        raise ValueError(f"outlying_group: must be one of {outlying_groups.OUTLYING_GROUPS}, "
+                         f"got {outlying_group!r}")
+    scale = outlying_groups.default_scale(outlying_group) if slab_scale is None else slab_scale
+    if not (np.isfinite(scale) and scale > 1):
         raise ValueError(f"slab_scale: must be a number above 1, got {slab_scale!r}")
     y, v, _ = as_batch(y, v)
     B = y.shape[0]
-    starts = [(np.median(y, axis=1), np.zeros(B), np.full(B, 0.1)),
-              (*_random_effects_start(y, v), np.full(B, 0.01))]
-    fits = [_run_em(y, v, *start, slab_scale, tol, max_iter) for start in starts]
-    best = np.argmax(np.stack([_loglik(y, v, *fit[:3], slab_scale) for fit in fits]), axis=0)
-    mu, tau2, eps, iters = (np.choose(best, [fit[i] for fit in fits]) for i in range(4))
-    p = _slab_prob(y, v, mu, tau2, eps, slab_scale)
+    model = (outlying_group, scale)
+    # Without the point mass its weight is None throughout; with it, half of the non-outlying
+    # weight starts in the point mass.
+    starts = [(np.median(y, axis=1), np.zeros(B), np.full(B, 0.1),
+               np.full(B, 0.45) if spike else None),
+              (*_random_effects_start(y, v), np.full(B, 0.01),
+               np.full(B, 0.495) if spike else None)]
+    fits = [_run_em(y, v, *start, *model, tol, max_iter) for start in starts]
+    best = np.argmax(np.stack([_loglik(y, v, *fit[:4], *model) for fit in fits]), axis=0)
+    mu, tau2, eps, pi0, iters = (None if fits[0][i] is None
+                                 else np.choose(best, [fit[i] for fit in fits]) for i in range(5))
+    p, p0 = _group_probs(y, v, mu, tau2, eps, pi0, *model)
+    est = posterior_mean(y, v, mu, tau2, p, p0, *model)
+    return RobustEBFit(mu=mu, tau2=tau2, eps=eps, slab_var=scale**2 * (v + tau2[:, None]) - v,
+                       outlier_prob=p, estimate=est, iterations=iters,
+                       outlying_group=outlying_group, slab_scale=float(scale),
+                       spike_weight=pi0, spike_prob=p0)
+
+
+def posterior_mean(y, v, mu, tau2, outlier_prob, spike_prob, group: str = "t",
+                   scale: float = outlying_groups.T_GROUP_SCALE) -> np.ndarray:
+    """Posterior means of the site effects (B, K) given the prior's parameters and each site's
+    posterior group probabilities (``spike_prob`` None without the point mass).
+
+    The mixture, by group probability, of the center (point mass), the BLUP (normal group) and
+    the outlying group's posterior mean (the site's own estimate for the ``"t"`` group).
+    """
+    normal_prob = 1 - outlier_prob - (0 if spike_prob is None else spike_prob)
     s0 = v + tau2[:, None]
-    slab_var = slab_scale**2 * s0 - v        # spread of an outlier's effect around mu
-    gain = (1 - p) * tau2[:, None] / s0 + p   # an outlier keeps its own estimate
-    est = mu[:, None] + gain * (y - mu[:, None])
-    return RobustEBFit(mu=mu, tau2=tau2, eps=eps, slab_var=slab_var, outlier_prob=p,
-                       estimate=est, iterations=iters)
+    z = (y - mu[:, None]) / np.sqrt(s0)
+    # Shifts from the center in units of sqrt(s_k); the point mass contributes none.
+    shift = (normal_prob * tau2[:, None] / s0 * z
+             + outlier_prob * outlying_groups.posterior_shift(group, z, v / s0, scale))
+    return mu[:, None] + np.sqrt(s0) * shift

@@ -150,8 +150,11 @@ test_that("lam = 'cv' without fold summaries falls back with an R warning", {
   skip_if_no_hetmtl()
   expect_warning(fit <- late_fusion(lf_sites(), lam = "cv", n_boot = 20, seed = 1),
                  "needs fold summaries from every site")
-  expect_identical(fit$lambda_rule, "default C*sqrt(p)")
-  expect_equal(fit$lambda, 0.1, tolerance = 1e-15)
+  expect_identical(fit$lambda_rule, "default C*sqrt(p) (in standard errors)")
+  # C sqrt(p) times the root mean inverse per-observation variance 1 / (n_k se_k^2)
+  est_scale <- sqrt(mean(1 / (c(400, 300, 350, 420, 380) * c(0.030, 0.040, 0.035, 0.030, 0.050)^2)))
+  expect_equal(fit$lambda, 0.1 * est_scale, tolerance = 1e-12)
+  expect_equal(fit$lambda, 0.14759137408125, tolerance = 1e-12)
   expect_no_warning(late_fusion(lf_sites(), n_boot = 20, seed = 1, C = 0.3, lam = 0.3))
 })
 

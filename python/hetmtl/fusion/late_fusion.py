@@ -134,15 +134,18 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
         ``method="robust_eb"``: density of the outlying sites
         (:mod:`hetmtl.fusion.outlying_groups`): ``c t_4`` centered at the center, or a
         non-local density of the effect's shift from the center, which vanishes there (better
-        for the other sites when outliers lie 4 or more SEs out, not for outliers 3-6 SEs out;
-        see the study in ``docs/studies/late_fusion``).
+        for the other sites when outliers lie 4 or more SEs out, not for outliers 3-6 SEs out,
+        and about 8 times the default's time; see the study in ``docs/studies/late_fusion``).
     slab_scale : float or None, default=None
         ``method="robust_eb"``: scale ``c`` of the outlying group relative to the normal one's
         standard deviation (above 1; None: 5 for ``"t"``, 2.8 for ``"nonlocal"``).
     spike : bool, default=False
         ``method="robust_eb"``: add a third group of sites whose effect is exactly the center
-        (a point mass next to the normal and outlying groups, :mod:`hetmtl.fusion.robust_eb`);
-        see the study in ``docs/studies/late_fusion`` for what it changes.
+        (a point mass next to the normal and outlying groups, :mod:`hetmtl.fusion.robust_eb`).
+        Not the default: in the study in ``docs/studies/late_fusion`` it helps the other sites
+        when a few sites disagree by a few SEs, but its intervals cover less under gradual
+        heterogeneity, its EM is slow when tau^2 > 0 (15-30 times the default's time) and may
+        stop at its iteration cap.
 
     Attributes
     ----------

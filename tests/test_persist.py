@@ -13,7 +13,7 @@ import pytest
 from sklearn.linear_model import LinearRegression
 
 import hetmtl
-from hetmtl.fusion import (FusedNuisance, GridSummary, KernelGrid, LateFusion, NuisanceFusion, SiteDML,
+from hetmtl.fusion import (GridSummary, KernelGrid, LateFusion, NuisanceFusion, SiteDML,
                            SiteSummary, nuisance_targets)
 from hetmtl.fusion.crossfit import make_folds
 from hetmtl.persist import FORMAT_VERSION, FormatError, PersistError

@@ -48,7 +48,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit, logsumexp, softmax
 
-from . import outlying_groups
+from .outlying_groups import (OUTLYING_GROUPS, T_GROUP_SCALE, default_scale, log_density,
+                              posterior_shift)
 from .blup import as_batch, tau2_dl
 
 EPS_BOUNDS = (1e-4, 0.5)
@@ -92,7 +93,7 @@ class RobustEBFit:
     estimate: np.ndarray
     iterations: np.ndarray
     outlying_group: str = "t"
-    slab_scale: float = outlying_groups.T_GROUP_SCALE
+    slab_scale: float = T_GROUP_SCALE
     spike_weight: np.ndarray | None = None
     spike_prob: np.ndarray | None = None
 
@@ -124,7 +125,7 @@ def _group_log_densities(y, v, mu, tau2, group, scale) -> tuple[np.ndarray, np.n
     s0 = v + tau2[..., None]
     z = (y - mu[..., None]) / np.sqrt(s0)
     normal = -0.5 * np.log(2 * np.pi) - 0.5 * z**2
-    return normal, outlying_groups.log_density(group, z, v / s0, scale)
+    return normal, log_density(group, z, v / s0, scale)
 
 
 def _spike_log_density(y, v, mu, tau2) -> np.ndarray:
@@ -266,10 +267,10 @@ def robust_eb(y, v, *, outlying_group: str = "t", slab_scale: float | None = Non
     with ``eps = 0.01``, where they do not. With the point mass, half of the remaining weight
     starts in it.
     """
-    if outlying_group not in outlying_groups.OUTLYING_GROUPS:
-        raise ValueError(f"outlying_group: must be one of {outlying_groups.OUTLYING_GROUPS}, "
+    if outlying_group not in OUTLYING_GROUPS:
+        raise ValueError(f"outlying_group: must be one of {OUTLYING_GROUPS}, "
                          f"got {outlying_group!r}")
-    scale = outlying_groups.default_scale(outlying_group) if slab_scale is None else slab_scale
+    scale = default_scale(outlying_group) if slab_scale is None else slab_scale
     if not (np.isfinite(scale) and scale > 1):
         raise ValueError(f"slab_scale: must be a number above 1, got {slab_scale!r}")
     y, v, _ = as_batch(y, v)
@@ -294,7 +295,7 @@ def robust_eb(y, v, *, outlying_group: str = "t", slab_scale: float | None = Non
 
 
 def posterior_mean(y, v, mu, tau2, outlier_prob, spike_prob, group: str = "t",
-                   scale: float = outlying_groups.T_GROUP_SCALE) -> np.ndarray:
+                   scale: float = T_GROUP_SCALE) -> np.ndarray:
     """Posterior means of the site effects (B, K) given the prior's parameters and each site's
     posterior group probabilities (``spike_prob`` None without the point mass).
 
@@ -306,5 +307,5 @@ def posterior_mean(y, v, mu, tau2, outlier_prob, spike_prob, group: str = "t",
     z = (y - mu[:, None]) / np.sqrt(s0)
     # Shifts from the center in units of sqrt(s_k); the point mass contributes none.
     shift = (normal_prob * tau2[:, None] / s0 * z
-             + outlier_prob * outlying_groups.posterior_shift(group, z, v / s0, scale))
+             + outlier_prob * posterior_shift(group, z, v / s0, scale))
     return mu[:, None] + np.sqrt(s0) * shift

@@ -118,6 +118,8 @@ def test_invalid_options_name_the_option(options, name):
         ({"lambdas": []}, "lambdas"),
         ({"lambdas": [[0.5, 0.1]]}, "lambdas"),
         ({"n_lambda": 1}, "n_lambda"),
+        ({"n_lambda": 4194294.0}, "n_lambda"),         # a path this long would exhaust memory
+        ({"lambdas": np.ones(10_001)}, "lambdas"),
         ({"lambda_ratio": 0.0}, "ratio"),
         ({"lambda_ratio": 1.0}, "ratio"),
     ],

@@ -290,6 +290,11 @@ def solve_batch(problem: PreparedProblem, theta_hats: np.ndarray, lam: float, op
     return out
 
 
+# A path keeps every solution and its diagnostics; millions of lambdas would exhaust memory
+# (about 5 kB each) long before they could tell anything a few hundred do not.
+MAX_PATH_LENGTH = 10_000
+
+
 def lambda_grid(
     lambda_max: float, n_lambda: int = 50, ratio: float = 1e-4, ratio_name: str = "ratio"
 ) -> np.ndarray:
@@ -297,7 +302,7 @@ def lambda_grid(
 
     ``ratio_name`` is the caller's name for ``ratio`` in error messages.
     """
-    n_lambda = check_int(n_lambda, "n_lambda", minimum=2)
+    n_lambda = check_int(n_lambda, "n_lambda", minimum=2, maximum=MAX_PATH_LENGTH)
     ratio = check_fraction(ratio, ratio_name)
     top = lambda_max if lambda_max > 0 else 1.0
     return np.geomspace(top, top * ratio, n_lambda)
@@ -371,7 +376,7 @@ def fused_path(
         The grid; default a log grid of ``n_lambda`` values from ``lambda_max`` down to
         ``lambda_ratio * lambda_max``.
     n_lambda : int
-        Grid size when ``lambdas`` is not given.
+        Grid size when ``lambdas`` is not given (2 to 10000).
     lambda_ratio : float
         Smallest over largest lambda when ``lambdas`` is not given.
 
@@ -387,6 +392,8 @@ def fused_path(
         grid = check_array(lambdas, "lambdas", ndim=1)
         if grid.size == 0:
             raise ArgumentError("lambdas", "needs at least one value")
+        if grid.size > MAX_PATH_LENGTH:
+            raise ArgumentError("lambdas", f"at most {MAX_PATH_LENGTH} values, got {grid.size}")
         if np.any(grid < 0):
             raise ArgumentError("lambdas", "all values must be non-negative")
     return path_prepared(problem, grid, options)

@@ -106,7 +106,7 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
         (``scale = 1`` for summaries of unit per-observation variance, as
         :meth:`SiteSummary.from_estimate` without ``n`` makes them).
     n_lambda : int, default=50
-        Size of the lambda path (log grid from ``lambda_max`` down).
+        Size of the lambda path (log grid from ``lambda_max`` down; at most 10000).
     lambda_ratio : float, default=1e-4
         Smallest over largest lambda on the path.
     inference : {"bootstrap", "conditional", "none"}, default="bootstrap"

@@ -153,7 +153,7 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
         Not the default: in the study in ``docs/studies/late_fusion`` it brings agreeing sites
         closer to pooling (0.69-0.87 times the default's MSE) but costs sites that differ by
         about one SE (up to 8% more MSE) and outliers a few SEs out at the largest sites, and
-        takes 20-30 times the default's time.
+        takes about 20 times the default's time.
 
     Attributes
     ----------

@@ -380,6 +380,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--spike", action="store_true",
                         help="with --panel: robust EB with its point-mass group (sites exactly "
                              "at the center); the data sets are those of the default run")
+    parser.add_argument("--model-average", dest="model_average", action="store_true",
+                        help="with --panel: robust EB averaged with pooling by the posterior "
+                             "probability that all sites are equal; the data sets are those of "
+                             "the default run")
     parser.add_argument("--chunk", type=int, default=50,
                         help="with --panel: replications per task, evaluated batched (default 50; "
                              "--reps is rounded up to a multiple)")
@@ -451,7 +455,8 @@ def run_panel(args: argparse.Namespace) -> int:
     axes = {"design": names, "n_boot": [args.n_boot], "chunk": [args.chunk]}
     fn = panel.panel_chunk
     seed_keys = None
-    variants = {"outlying_group": args.outlying_group, "spike": args.spike or None}
+    variants = {"outlying_group": args.outlying_group, "spike": args.spike or None,
+                "model_average": args.model_average or None}
     for key, value in variants.items():
         if value is None:
             continue

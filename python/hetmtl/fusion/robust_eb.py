@@ -38,6 +38,12 @@ estimate. With ``p = 0`` the estimator is the BLUP with a maximum-likelihood tau
 ``tau^2 = 0`` as well it is fixed-effect pooling. The estimate is smooth in the data (no hard
 threshold).
 
+With ``model_average=True`` the fit is averaged with fixed-effect pooling at the level of the
+whole data set: the posterior probability ``w0`` that all sites are equal (against this model,
+prior 1/2, marginal likelihoods integrated over ``mu`` and ``tau``;
+:mod:`hetmtl.fusion.homogeneity_bma`) weights the pooled estimate, ``1 - w0`` the posterior means
+above, for every site and for the center.
+
 Everything is batched over a leading axis (bootstrap draws, simulation replications).
 """
 
@@ -48,6 +54,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit, logsumexp, softmax
 
+from .homogeneity_bma import homogeneous_weight
 from .outlying_groups import (OUTLYING_GROUPS, T_GROUP_SCALE, default_scale, log_density,
                               posterior_shift)
 from .blup import as_batch, tau2_dl
@@ -83,6 +90,10 @@ class RobustEBFit:
         Weight ``pi0`` of the point mass at ``mu`` (zeros without it).
     spike_prob : ndarray of shape (B, K)
         Posterior probability that each site's effect is exactly ``mu`` (zeros without it).
+    homogeneous_weight : ndarray of shape (B,) or None
+        With ``model_average``: posterior probability that all sites are equal; ``mu`` and
+        ``estimate`` are then the averages, while ``tau2``, ``eps`` and ``outlier_prob`` are those
+        of the robust model (given that the sites are not all equal).
     """
 
     mu: np.ndarray
@@ -96,6 +107,7 @@ class RobustEBFit:
     slab_scale: float = T_GROUP_SCALE
     spike_weight: np.ndarray | None = None
     spike_prob: np.ndarray | None = None
+    homogeneous_weight: np.ndarray | None = None
 
     @property
     def spike(self) -> bool:
@@ -236,7 +248,8 @@ def _run_em(y, v, mu, tau2, eps, pi0, group, scale, tol, max_iter):
 
 
 def robust_eb(y, v, *, outlying_group: str = "t", slab_scale: float | None = None,
-              spike: bool = False, tol: float = 1e-8, max_iter: int = 500) -> RobustEBFit:
+              spike: bool = False, model_average: bool = False, tol: float = 1e-8,
+              max_iter: int = 500) -> RobustEBFit:
     """Fit the contaminated random-effects model by EM and return posterior means (see module notes).
 
     Parameters
@@ -252,6 +265,9 @@ def robust_eb(y, v, *, outlying_group: str = "t", slab_scale: float | None = Non
         ``"t"``, 2.8 for ``"nonlocal"``).
     spike : bool, default False
         Add the point-mass group: sites whose effect is exactly the center (see module notes).
+    model_average : bool, default False
+        Average with fixed-effect pooling by the posterior probability that all sites are equal
+        (see module notes; not with ``spike``).
     tol : float, default 1e-8
         EM stops when ``mu`` and ``tau^2`` move less than ``tol`` times the typical standard error
         (resp. variance) and ``eps`` less than ``tol``.
@@ -273,6 +289,9 @@ def robust_eb(y, v, *, outlying_group: str = "t", slab_scale: float | None = Non
     scale = default_scale(outlying_group) if slab_scale is None else slab_scale
     if not (np.isfinite(scale) and scale > 1):
         raise ValueError(f"slab_scale: must be a number above 1, got {slab_scale!r}")
+    if model_average and spike:
+        raise ValueError("model_average: not available with spike=True (the averaged model "
+                         "has no point-mass group)")
     y, v, _ = as_batch(y, v)
     B = y.shape[0]
     model = (outlying_group, scale)
@@ -288,10 +307,17 @@ def robust_eb(y, v, *, outlying_group: str = "t", slab_scale: float | None = Non
                                  else np.choose(best, [fit[i] for fit in fits]) for i in range(5))
     p, p0 = _group_probs(y, v, mu, tau2, eps, pi0, *model)
     est = posterior_mean(y, v, mu, tau2, p, p0, *model)
+    w0 = None
+    if model_average:
+        w0 = homogeneous_weight(y, v, eps, p, *model)
+        prec = 1.0 / v
+        pooled = (prec * y).sum(axis=1) / prec.sum(axis=1)
+        est = w0[:, None] * pooled[:, None] + (1 - w0[:, None]) * est
+        mu = w0 * pooled + (1 - w0) * mu
     return RobustEBFit(mu=mu, tau2=tau2, eps=eps, slab_var=scale**2 * (v + tau2[:, None]) - v,
                        outlier_prob=p, estimate=est, iterations=iters,
                        outlying_group=outlying_group, slab_scale=float(scale),
-                       spike_weight=pi0, spike_prob=p0)
+                       spike_weight=pi0, spike_prob=p0, homogeneous_weight=w0)
 
 
 def posterior_mean(y, v, mu, tau2, outlier_prob, spike_prob, group: str = "t",

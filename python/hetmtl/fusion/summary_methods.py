@@ -55,11 +55,11 @@ def _gls_pool(theta_hat: np.ndarray, covs: np.ndarray) -> tuple[np.ndarray, np.n
     return cov @ np.einsum("kij,kj->i", prec, theta_hat), cov
 
 
-def _fit_robust_eb(y, v, *, outlying_group, slab_scale, spike, inference, n_boot, level,
-                   rng) -> SummaryFit:
+def _fit_robust_eb(y, v, *, outlying_group, slab_scale, spike, model_average, inference,
+                   n_boot, level, rng) -> SummaryFit:
     def refit(yy, vv):
         return robust_eb(yy, vv, outlying_group=outlying_group, slab_scale=slab_scale,
-                         spike=spike)
+                         spike=spike, model_average=model_average)
 
     fit = refit(y, v)
     theta, center = fit.estimate.T, fit.mu
@@ -67,6 +67,8 @@ def _fit_robust_eb(y, v, *, outlying_group, slab_scale, spike, inference, n_boot
     details = {"tau2": fit.tau2, "eps": fit.eps, "outlier_prob": fit.outlier_prob.T}
     if spike:
         details.update(spike_weight=fit.spike_weight, spike_prob=fit.spike_prob.T)
+    if model_average:
+        details["homogeneous_weight"] = fit.homogeneous_weight
     inf = None
     if inference:
         errs = robust_eb_errors(fit, y, v, n_boot=n_boot, rng=rng, refit=refit)
@@ -83,7 +85,8 @@ def _fit_robust_eb(y, v, *, outlying_group, slab_scale, spike, inference, n_boot
 
 def fit_summary_method(method: str, theta_hat: np.ndarray, covs: np.ndarray, *, tau2_method: str,
                        outlying_group: str = "t", slab_scale: float | None = None,
-                       spike: bool = False, inference: bool, n_boot: int, level: float,
+                       spike: bool = False, model_average: bool = False, inference: bool,
+                       n_boot: int, level: float,
                        rng: np.random.Generator) -> SummaryFit:
     """Fit one of :data:`SUMMARY_METHODS` to site estimates (K, p) with covariances (K, p, p)."""
     v = np.diagonal(covs, axis1=1, axis2=2).T             # (p, K): one batch row per coefficient
@@ -91,7 +94,8 @@ def fit_summary_method(method: str, theta_hat: np.ndarray, covs: np.ndarray, *, 
     K, p = theta_hat.shape
     if method == "robust_eb":
         return _fit_robust_eb(y, v, outlying_group=outlying_group, slab_scale=slab_scale,
-                              spike=spike, inference=inference, n_boot=n_boot, level=level, rng=rng)
+                              spike=spike, model_average=model_average, inference=inference,
+                              n_boot=n_boot, level=level, rng=rng)
     if method == "blup":
         re = random_effects(y, v, method=tau2_method)
         theta = re.blup.T

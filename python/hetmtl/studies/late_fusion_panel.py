@@ -282,14 +282,16 @@ BATCHED_METHODS = ("own", "fixed", "blup_dl", "blup_reml", "robust_eb")
 def batched_metrics(y: np.ndarray, v: np.ndarray, theta: np.ndarray, outlier: np.ndarray,
                     center_target: float, rng: np.random.Generator, n_boot: int = 200,
                     outlying_group: str | None = None,
-                    spike: bool = False) -> dict[str, dict[str, np.ndarray]]:
+                    spike: bool = False,
+                    model_average: bool = False) -> dict[str, dict[str, np.ndarray]]:
     """Every method of :data:`BATCHED_METHODS` on many data sets at once (rows of ``y``, ``v``):
     per method, per-replication metrics as in :func:`method_rows`.
 
     The estimators are those ``LateFusion`` calls (``own``, ``fixed``, ``blup_dl``,
     ``blup_reml`` with their Wald and metafor intervals, ``robust_eb`` with its bootstrap ones),
     run batched over the replications instead of one fit at a time. ``outlying_group`` picks
-    robust EB's outlying group (None: its default); ``spike`` adds its point-mass group.
+    robust EB's outlying group (None: its default); ``spike`` adds its point-mass group;
+    ``model_average`` averages it with pooling by the probability that all sites are equal.
     """
     from ..fusion.blup import random_effects
     from ..fusion.eb_intervals import robust_eb_errors
@@ -303,7 +305,7 @@ def batched_metrics(y: np.ndarray, v: np.ndarray, theta: np.ndarray, outlier: np
                        ("blup_reml", "REML", None)):
         re = random_effects(y, v, method=m, tau2=t)
         fits[name] = (*_re_parts(re, z), np.broadcast_to((re.tau2 == 0)[:, None], y.shape))
-    eb = robust_eb(y, v, spike=spike,
+    eb = robust_eb(y, v, spike=spike, model_average=model_average,
                    **({} if outlying_group is None else {"outlying_group": outlying_group}))
     half, center_half = robust_eb_errors(eb, y, v, n_boot=n_boot, rng=rng).halfwidths(LEVEL)
     fits["robust_eb"] = (eb.estimate, half, eb.mu, center_half, eb.outlier_prob < 0.5)
@@ -346,7 +348,8 @@ def metric_rows(metrics: dict[str, dict[str, np.ndarray]]) -> list[dict]:
 
 def panel_chunk(config: dict, seed: np.random.SeedSequence) -> list[dict]:
     """Study function: ``config["chunk"]`` replications of a design, batched (config:
-    ``design``, ``n_boot``, ``chunk``, optionally robust EB's ``outlying_group`` and ``spike``);
+    ``design``, ``n_boot``, ``chunk``, optionally robust EB's ``outlying_group``, ``spike`` and
+    ``model_average``);
     the batched
     methods only (no penalized fusion)."""
     design = SummaryDesign(**DESIGNS[config["design"]])
@@ -358,7 +361,8 @@ def panel_chunk(config: dict, seed: np.random.SeedSequence) -> list[dict]:
     return metric_rows(batched_metrics(y, v, theta, outlier, target, rng,
                                        n_boot=int(config["n_boot"]),
                                        outlying_group=config.get("outlying_group"),
-                                       spike=bool(config.get("spike", False))))
+                                       spike=bool(config.get("spike", False)),
+                                       model_average=bool(config.get("model_average", False))))
 
 
 def batched_cell(design: SummaryDesign, n_reps: int, rng: np.random.Generator,

@@ -9,6 +9,7 @@ from scipy import integrate, stats
 
 from hetmtl.fusion import LateFusion
 from hetmtl.fusion import homogeneity_bma as bma
+from hetmtl.fusion import outlying_groups
 from hetmtl.fusion import robust_eb as reb
 from hetmtl.fusion.eb_intervals import robust_eb_errors
 
@@ -24,8 +25,8 @@ def _brute_force_log_marginals(y, v, eps):
     def robust(mu, tau):
         sk = v + tau**2
         z = (y - mu) / np.sqrt(sk)
-        t_group = stats.t.pdf(z / reb.outlying_groups.T_GROUP_SCALE, reb.outlying_groups.T_GROUP_DF)
-        dens = (1 - eps) * stats.norm.pdf(z) + eps * t_group / reb.outlying_groups.T_GROUP_SCALE
+        t_group = stats.t.pdf(z / outlying_groups.T_GROUP_SCALE, outlying_groups.T_GROUP_DF)
+        dens = (1 - eps) * stats.norm.pdf(z) + eps * t_group / outlying_groups.T_GROUP_SCALE
         return np.prod(dens / np.sqrt(sk)) * 2 * stats.norm.pdf(tau / s) / s
 
     m1, _ = integrate.dblquad(robust, 0, 12 * s, -20, 20, epsabs=1e-13)

@@ -32,6 +32,7 @@ import numpy as np
 from scipy.special import expit, logsumexp
 
 from .outlying_groups import default_scale, log_density
+from .tau2 import pool_rows
 
 # tau grid of M1, in units of s: the half-normal prior's density at its end is e^-18 of its peak.
 TAU_GRID_END = 6.0
@@ -46,12 +47,11 @@ _GH_X, _GH_W = np.polynomial.hermite.hermgauss(MU_NODES)
 def log_marginal_homogeneous(y: np.ndarray, v: np.ndarray) -> np.ndarray:
     """``log p(y | M0)`` (B,) with a flat prior on ``mu`` (unit density): every site at ``mu``."""
     w = 1.0 / v
-    sw = w.sum(axis=1)
-    m = (w * y).sum(axis=1) / sw
+    m, m_var = pool_rows(y, w)
     resid = (w * (y - m[:, None]) ** 2).sum(axis=1)
     K = y.shape[1]
     return (-0.5 * (K - 1) * np.log(2 * np.pi) - 0.5 * np.log(v).sum(axis=1)
-            - 0.5 * np.log(sw) - 0.5 * resid)
+            + 0.5 * np.log(m_var) - 0.5 * resid)
 
 
 def tau_prior_grid(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -58,6 +58,7 @@ from .homogeneity_bma import homogeneous_weight
 from .outlying_groups import (OUTLYING_GROUPS, T_GROUP_SCALE, default_scale, log_density,
                               posterior_shift)
 from .blup import as_batch, tau2_dl
+from .tau2 import pool_rows
 
 EPS_BOUNDS = (1e-4, 0.5)
 # Smallest weight of the point-mass and normal groups (spike=True), so that neither group is
@@ -174,13 +175,16 @@ def _spike_em_step(y, v, mu, tau2, eps, pi0, group, scale):
     eps = np.clip(p.mean(axis=1), *EPS_BOUNDS)
     pi0 = np.clip(p0.mean(axis=1), MIN_GROUP_WEIGHT, 1.0 - eps - MIN_GROUP_WEIGHT)
     s0 = v + tau2[:, None]
-    w = p0 / v + p1 / s0
-    mu = (w * y).sum(axis=1) / w.sum(axis=1)
+    mu, _ = pool_rows(y, p0 / v + p1 / s0)
+    return mu, _tau2_step(y, mu, s0, p1, tau2), eps, pi0
+
+
+def _tau2_step(y, mu, s0, q, tau2) -> np.ndarray:
+    """One Fisher-scoring step of the normal group's tau^2, each site weighted by ``q_k``."""
     r2 = (y - mu[:, None]) ** 2
-    grad = (p1 * (r2 - s0) / s0**2).sum(axis=1)
-    info = (p1 / s0**2).sum(axis=1)
-    tau2 = np.maximum(0.0, tau2 + grad / info)
-    return mu, tau2, eps, pi0
+    grad = (q * (r2 - s0) / s0**2).sum(axis=1)
+    info = (q / s0**2).sum(axis=1)
+    return np.maximum(0.0, tau2 + grad / info)
 
 
 def _em_step(y, v, mu, tau2, eps, pi0, group, scale):
@@ -194,12 +198,8 @@ def _em_step(y, v, mu, tau2, eps, pi0, group, scale):
     s0 = v + tau2[:, None]
     # Center and tau^2 from the normal group only (weights 1 - p): an outlier carries no
     # information on them, so it can neither pull the center nor inflate tau^2.
-    mu = (q / s0 * y).sum(axis=1) / (q / s0).sum(axis=1)
-    r2 = (y - mu[:, None]) ** 2
-    grad = (q * (r2 - s0) / s0**2).sum(axis=1)
-    info = (q / s0**2).sum(axis=1)
-    tau2 = np.maximum(0.0, tau2 + grad / info)
-    return mu, tau2, eps, None
+    mu, _ = pool_rows(y, q / s0)
+    return mu, _tau2_step(y, mu, s0, q, tau2), eps, None
 
 
 def _random_effects_start(y, v) -> tuple[np.ndarray, np.ndarray]:
@@ -310,8 +310,7 @@ def robust_eb(y, v, *, outlying_group: str = "t", slab_scale: float | None = Non
     w0 = None
     if model_average:
         w0 = homogeneous_weight(y, v, eps, p, *model)
-        prec = 1.0 / v
-        pooled = (prec * y).sum(axis=1) / prec.sum(axis=1)
+        pooled, _ = pool_rows(y, 1.0 / v)
         est = w0[:, None] * pooled[:, None] + (1 - w0[:, None]) * est
         mu = w0 * pooled + (1 - w0) * mu
     return RobustEBFit(mu=mu, tau2=tau2, eps=eps, slab_var=scale**2 * (v + tau2[:, None]) - v,

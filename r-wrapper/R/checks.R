@@ -36,6 +36,13 @@ check_count <- function(x, arg, lower) {
   as.integer(x)
 }
 
+check_flag <- function(x, arg) {
+  if (!is.logical(x) || length(x) != 1L || is.na(x)) {
+    arg_error(arg, "must be TRUE or FALSE, got ", deparse1(x))
+  }
+  x
+}
+
 check_seed <- function(x, arg = "seed") {
   if (is.null(x)) {
     return(NULL)

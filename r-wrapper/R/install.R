@@ -27,9 +27,7 @@ install_hetmtl <- function(package = "hetmtl", envname = "r-hetmtl", torch = TRU
                            python = NULL) {
   check_string(package, "package")
   check_string(envname, "envname")
-  if (!is.logical(torch) || length(torch) != 1L || is.na(torch)) {
-    arg_error("torch", "must be TRUE or FALSE")
-  }
+  check_flag(torch, "torch")
   requirement <- if (torch) paste0(package, "[torch]") else package
   if (!reticulate::virtualenv_exists(envname)) {
     reticulate::virtualenv_create(envname, python = python)

@@ -1,7 +1,7 @@
 # Late fusion of site summaries at the center.
 
 LATE_FUSION_EXTRA <- c("cv_rule", "C", "n_lambda", "lambda_ratio", "tol", "max_iter", "n_threads",
-                       "tau2_method", "slab_scale")
+                       "tau2_method", "slab_scale", "outlying_group", "spike", "model_average")
 LATE_FUSION_INTEGER <- c("n_lambda", "max_iter", "n_threads")
 
 # Late fusion of per-site summaries (documented in man/).
@@ -44,6 +44,10 @@ late_fusion <- function(summaries, lam = NULL, weight = "precision", penalty = "
     if (!is.null(extra$tol)) extra$tol <- check_number(extra$tol, "tol", 0, TRUE)
     if (!is.null(extra$tau2_method)) check_choice(extra$tau2_method, "tau2_method", py_choices("blup", "TAU2_METHODS"))
     if (!is.null(extra$slab_scale)) extra$slab_scale <- check_number(extra$slab_scale, "slab_scale", 1, TRUE)
+    if (!is.null(extra$outlying_group)) {
+      check_choice(extra$outlying_group, "outlying_group", py_choices("outlying_groups", "OUTLYING_GROUPS"))
+    }
+    for (nm in intersect(nms, c("spike", "model_average"))) check_flag(extra[[nm]], nm)
   }
 
   if (length(items) == 1L) {

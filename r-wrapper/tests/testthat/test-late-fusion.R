@@ -204,5 +204,14 @@ test_that("the default is robust empirical Bayes; method and its options reach P
   expect_equal(unname(coef(blup)), py_vec(ref_blup$theta_), tolerance = 1e-13)
   expect_error(late_fusion(sums, method = "bayes"), "method")
   expect_error(late_fusion(sums, slab_scale = 0.5), "slab_scale")
+  expect_error(late_fusion(sums, outlying_group = "cauchy"), "outlying_group")
+  expect_error(late_fusion(sums, spike = NA), "spike: must be TRUE or FALSE")
+  expect_error(late_fusion(sums, model_average = "yes"), "model_average: must be TRUE or FALSE")
+  averaged <- late_fusion(sums, model_average = TRUE, outlying_group = "nonlocal",
+                          inference = "none")
+  ref_averaged <- py_fusion("late_fusion")$LateFusion(model_average = TRUE,
+                                                      outlying_group = "nonlocal",
+                                                      inference = "none")$fit(py_sums)
+  expect_equal(unname(coef(averaged)), py_vec(ref_averaged$theta_), tolerance = 1e-13)
   expect_error(late_fusion(sums, method = "blup", lam = 1), "lam")
 })

@@ -384,6 +384,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="with --panel: robust EB averaged with pooling by the posterior "
                              "probability that all sites are equal; the data sets are those of "
                              "the default run")
+    parser.add_argument("--gmodel", action="store_true",
+                        help="with --panel: add gmodel_eb (nonparametric empirical Bayes) next "
+                             "to the other methods; the data sets and their numbers are those "
+                             "of the default run")
     parser.add_argument("--chunk", type=int, default=50,
                         help="with --panel: replications per task, evaluated batched (default 50; "
                              "--reps is rounded up to a multiple)")
@@ -456,7 +460,7 @@ def run_panel(args: argparse.Namespace) -> int:
     fn = panel.panel_chunk
     seed_keys = None
     variants = {"outlying_group": args.outlying_group, "spike": args.spike or None,
-                "model_average": args.model_average or None}
+                "model_average": args.model_average or None, "gmodel": args.gmodel or None}
     for key, value in variants.items():
         if value is None:
             continue

@@ -18,12 +18,15 @@ or location. The grid has ``n_grid`` equally spaced points from the smallest to 
 standardized estimate (the maximum-likelihood ``G`` of a normal location mixture puts no mass
 outside the range of the data). The weights are fitted by the EM fixed point
 ``g_j <- g_j sum_k w_k L_kj / f_k`` (``f_k = sum_j g_j L_kj``, ``w_k`` site weights summing to
-one), accelerated by SQUAREM (Varadhan and Roland 2008) with a likelihood safeguard. The EM
-multiplier ``D_j = sum_k w_k L_kj / f_k`` is the gradient of the average log-likelihood: at the
+one), accelerated by SQUAREM (Varadhan and Roland 2008) with a likelihood safeguard, and
+followed in every iteration by a vertex-direction and a vertex-exchange step with exact line
+searches (Boehning 1986), which move mass to grid points where EM's multiplicative update is
+slow. The EM multiplier ``D_j = sum_k w_k L_kj / f_k`` is the gradient of the average log-likelihood: at the
 maximum ``D_j <= 1`` on the whole grid with equality on the support (the KKT conditions), and the
 average log-likelihood is within ``max_j D_j - 1`` of its maximum, so iterations stop when that
-gap falls below ``tol``. Batched over a leading axis (replications, bootstrap draws), in blocks of
-rows that bound the memory of the ``(rows, K, n_grid)`` likelihood array.
+gap falls below ``tol``. Batched over a leading axis (replications, bootstrap draws): the
+iterations run in the compiled core (``csrc/src/npmle.cpp``), one data set after the other
+without any array over the whole batch.
 
 The center is the median of ``G``-hat (each grid atom's mass spread evenly over its grid cell,
 so that the median moves continuously with the weights). With fewer than half of the sites
@@ -43,11 +46,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import _core
 from .._util.validation import ArgumentError, check_array, check_int, check_positive_number
 
-N_GRID = 80
-# Rows per block are chosen so that one block's likelihood array holds about this many numbers.
-BLOCK_SIZE = 2_000_000
+N_GRID = 50
+# Stop when the average log-likelihood is within this of its maximum (per site, in nats).
+TOL = 1e-3
 
 
 @dataclass(frozen=True)
@@ -121,66 +125,12 @@ def likelihood(z: np.ndarray, w: np.ndarray, grid: np.ndarray) -> np.ndarray:
     return np.exp(-0.5 * (d - d.min(axis=2, keepdims=True)))
 
 
-def _mixture(L: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """``f_k = sum_j g_j L_kj``, shape (B, K), floored away from zero."""
-    return np.maximum((L @ g[:, :, None])[..., 0], 1e-300)
-
-
-def _gradient(L: np.ndarray, g: np.ndarray, site_w: np.ndarray) -> np.ndarray:
-    """``D_j = sum_k w_k L_kj / f_k``, shape (B, n_grid)."""
-    return ((site_w / _mixture(L, g))[:, None, :] @ L)[:, 0, :]
-
-
-def _loglik(L: np.ndarray, g: np.ndarray, site_w: np.ndarray) -> np.ndarray:
-    return (site_w * np.log(_mixture(L, g))).sum(axis=1)
-
-
-def _em(L, g, site_w):
-    """One EM step; returns the new weights and the gap ``max_j D_j - 1`` at the old ones."""
-    D = _gradient(L, g, site_w)
-    g_new = g * D
-    return g_new / g_new.sum(axis=1, keepdims=True), D.max(axis=1) - 1.0
-
-
-def _squarem_step(L, g0, site_w):
-    """One SQUAREM step (scheme SqS3) from ``g0`` with a stabilizing EM step and a fallback to two
-    plain EM steps where the extrapolation does not raise the likelihood. Returns the new weights
-    and the gap at ``g0``."""
-    g1, gap = _em(L, g0, site_w)
-    g2, _ = _em(L, g1, site_w)
-    r = g1 - g0
-    u = g2 - g1 - r
-    rr, uu = (r**2).sum(axis=1), (u**2).sum(axis=1)
-    alpha = np.where(uu > 0, -np.sqrt(rr / np.where(uu > 0, uu, 1.0)), -1.0)
-    alpha = np.minimum(alpha, -1.0)[:, None]
-    gx = np.maximum(g0 - 2 * alpha * r + alpha**2 * u, 0.0)
-    gx = gx / gx.sum(axis=1, keepdims=True)
-    gx, _ = _em(L, gx, site_w)
-    better = _loglik(L, gx, site_w) >= _loglik(L, g2, site_w)
-    return np.where(better[:, None], gx, g2), gap
-
-
-def npmle_weights(L: np.ndarray, site_w: np.ndarray, *, tol: float, max_iter: int):
-    """Maximum-likelihood grid weights for likelihood arrays ``L`` (B, K, M) and site weights
-    ``site_w`` (B, K) summing to one per row: ``(weights, gap, iterations)``."""
-    B, _, M = L.shape
-    g = np.full((B, M), 1.0 / M)
-    gap = np.full(B, np.inf)
-    iters = np.zeros(B, dtype=int)
-    active = np.arange(B)
-    for _ in range(max_iter):
-        g_new, gap_a = _squarem_step(L[active], g[active], site_w[active])
-        gap[active] = gap_a
-        done = gap_a <= tol
-        # Rows whose gap is below tol keep the weights the gap was measured at.
-        g[active[~done]] = g_new[~done]
-        iters[active[~done]] += 1
-        active = active[~done]
-        if active.size == 0:
-            break
-    if active.size:
-        gap[active] = _gradient(L[active], g[active], site_w[active]).max(axis=1) - 1.0
-    return g, gap, iters
+def gradient(L: np.ndarray, g: np.ndarray, site_w: np.ndarray) -> np.ndarray:
+    """``D_j = sum_k w_k L_kj / f_k`` with ``f_k = sum_j g_j L_kj``, shape (B, n_grid): the
+    gradient of the weighted average log-likelihood (``<= 1`` everywhere at the maximum, ``= 1``
+    on the support)."""
+    f = np.maximum(np.einsum("bkm,bm->bk", L, g), 1e-300)
+    return np.einsum("bkm,bk->bm", L, site_w / f)
 
 
 def posterior_probs(L: np.ndarray, g: np.ndarray) -> np.ndarray:
@@ -201,34 +151,22 @@ def grid_median(grid: np.ndarray, g: np.ndarray) -> np.ndarray:
     return grid[rows, j] + h * (frac - 0.5)
 
 
-def _row_blocks(n_rows: int, per_row: int):
-    step = max(1, BLOCK_SIZE // max(per_row, 1))
-    return [slice(i, min(i + step, n_rows)) for i in range(0, n_rows, step)]
-
-
 def fit_standardized(z: np.ndarray, w: np.ndarray, site_w: np.ndarray | None = None, *,
-                     n_grid: int = N_GRID, tol: float = 1e-4, max_iter: int = 1000):
+                     n_grid: int = N_GRID, tol: float = TOL, max_iter: int = 1000):
     """Fit on standardized estimates ``z`` with variances ``w`` (B, K), optionally with site
     weights ``site_w`` (rows summing to one; default equal). Returns ``(grid, weights, estimate,
-    center, gap, iterations)`` in the units of ``z``."""
+    center, gap, iterations)`` in the units of ``z``. The iterations run in the compiled core, one
+    data set at a time (the algorithm of the module notes)."""
     B, K = z.shape
     if site_w is None:
         site_w = np.full((B, K), 1.0 / K)
     grid = make_grid(z, n_grid)
-    g = np.empty((B, n_grid))
-    est = np.empty((B, K))
-    gap = np.empty(B)
-    iters = np.empty(B, dtype=int)
-    # Blocks of rows bound the memory of the likelihood array; each block is fitted batched.
-    for rows in _row_blocks(B, K * n_grid):
-        L = likelihood(z[rows], w[rows], grid[rows])
-        g[rows], gap[rows], iters[rows] = npmle_weights(L, site_w[rows], tol=tol,
-                                                        max_iter=max_iter)
-        est[rows] = (posterior_probs(L, g[rows]) * grid[rows, None, :]).sum(axis=2)
+    g, est, gap, iters = _core.npmle_fit(*(np.ascontiguousarray(a, dtype=float)
+                                           for a in (z, w, site_w, grid)), tol, max_iter)
     return grid, g, est, grid_median(grid, g), gap, iters
 
 
-def gmodel_eb(y, v, *, n_grid: int = N_GRID, tol: float = 1e-4, max_iter: int = 1000) -> GModelFit:
+def gmodel_eb(y, v, *, n_grid: int = N_GRID, tol: float = TOL, max_iter: int = 1000) -> GModelFit:
     """Estimate the effect distribution by nonparametric maximum likelihood and return posterior
     means (see module notes).
 
@@ -236,9 +174,9 @@ def gmodel_eb(y, v, *, n_grid: int = N_GRID, tol: float = 1e-4, max_iter: int = 
     ----------
     y, v : array_like of shape (B, K) or (K,)
         Site estimates and within-site variances (positive); ``v`` may broadcast against ``y``.
-    n_grid : int, default 80
+    n_grid : int, default 50
         Support points of the grid (at least 2).
-    tol : float, default 1e-4
+    tol : float, default 1e-3
         Stop when the average log-likelihood is provably within ``tol`` of its maximum
         (``max_j D_j - 1 <= tol``, see module notes).
     max_iter : int, default 1000

@@ -25,19 +25,31 @@ from __future__ import annotations
 import numpy as np
 
 from .eb_intervals import EBErrors
-from .gmodel_eb import (N_GRID, GModelFit, fit_standardized, likelihood,
+from .gmodel_eb import (N_GRID, TOL, GModelFit, fit_standardized, likelihood,
                         posterior_probs, standardize)
 
 
-def _draw_atoms(post: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One grid index per (row, site) from posterior probabilities ``post`` (R, K, M)."""
-    cdf = np.cumsum(post, axis=2)
-    u = rng.random(post.shape[:2]) * cdf[:, :, -1]
-    return np.minimum((cdf < u[:, :, None]).sum(axis=2), post.shape[2] - 1)
+# Rows per block of the posterior draws, so that one block's (rows, K, n_grid) array holds about
+# this many numbers.
+BLOCK_SIZE = 2_000_000
+
+
+def draw_posterior(z, w, grid, g, rng: np.random.Generator) -> np.ndarray:
+    """One effect per (row, site) drawn from the site's posterior over the grid under the
+    weights ``g`` (R, M): grid values of shape (R, K). Rows are processed in blocks."""
+    R, K = z.shape
+    u = rng.random((R, K))
+    idx = np.empty((R, K), dtype=int)
+    step = max(1, BLOCK_SIZE // (K * grid.shape[1]))
+    for start in range(0, R, step):
+        rows = slice(start, start + step)
+        cdf = np.cumsum(posterior_probs(likelihood(z[rows], w[rows], grid[rows]), g[rows]), axis=2)
+        idx[rows] = (cdf < (u[rows] * cdf[:, :, -1])[:, :, None]).sum(axis=2)
+    return np.take_along_axis(grid, np.minimum(idx, grid.shape[1] - 1), axis=1)
 
 
 def gmodel_errors(fit: GModelFit, y: np.ndarray, v: np.ndarray, *, n_boot: int,
-                  rng: np.random.Generator, n_grid: int = N_GRID, tol: float = 1e-4,
+                  rng: np.random.Generator, n_grid: int = N_GRID, tol: float = TOL,
                   max_iter: int = 1000) -> EBErrors:
     """Bootstrap errors of a g-modeling fit (see module notes).
 
@@ -64,9 +76,7 @@ def gmodel_errors(fit: GModelFit, y: np.ndarray, v: np.ndarray, *, n_boot: int,
     site_w = rng.dirichlet(np.ones(K), size=B * n_boot)
     grid, g_star, _, mu_star, _, _ = fit_standardized(z_r, w_r, site_w, n_grid=n_grid, tol=tol,
                                                       max_iter=max_iter)
-    post = posterior_probs(likelihood(z_r, w_r, grid), g_star)
-    idx = _draw_atoms(post, rng)
-    theta = np.take_along_axis(grid, idx, axis=1)
+    theta = draw_posterior(z_r, w_r, grid, g_star, rng)
     y_star = theta + np.sqrt(w_r) * rng.standard_normal((B * n_boot, K))
     zs, ws, loc, sc = standardize(y_star, w_r)
     _, _, est, mu, _, _ = fit_standardized(zs, ws, n_grid=n_grid, tol=tol, max_iter=max_iter)

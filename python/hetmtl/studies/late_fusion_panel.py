@@ -171,6 +171,20 @@ def coverage_table(results: pd.DataFrame) -> pd.DataFrame:
     return mean_table(results, metrics)
 
 
+def side_by_side(default_ratios: pd.DataFrame, ratios: pd.DataFrame, coverage: pd.DataFrame,
+                 method: str) -> pd.DataFrame:
+    """The default's and ``method``'s MSE ratios and coverage per design, next to each other
+    (columns ``<metric>_robust_eb`` and ``<metric>_<method>``, MC SEs included)."""
+    parts = []
+    for name, ratio in (("robust_eb", default_ratios), (method, ratios)):
+        cov = coverage.xs(name, level="method")
+        cols = [c for c in cov.columns if c.startswith(("cover_", "center_cover"))]
+        part = pd.concat([ratio.drop(columns=["best_normal", "best_outlier"], errors="ignore"),
+                          cov[cols].reindex(ratio.index)], axis=1)
+        parts.append(part.add_suffix(f"_{name}"))
+    return pd.concat(parts, axis=1)
+
+
 def mse_table(results: pd.DataFrame) -> pd.DataFrame:
     """Per-site MSE by site type and the center's MSE per design and method."""
     return mean_table(results, ["sq_err_normal", "sq_err_outlier", "center_sq_err"])
@@ -268,6 +282,11 @@ def write_panel_outputs(results: pd.DataFrame, out_dir) -> dict[str, pd.DataFram
         if extra in set(results["method"]):
             tables[f"ratios_{extra}"] = ratio_table(results, extra)
     tables.update(mse=mse_table(results), coverage=coverage_table(results))
+    for extra in OPTIONAL_METHODS:
+        if f"ratios_{extra}" in tables:
+            tables[f"{extra}_vs_default"] = side_by_side(tables["ratios"],
+                                                         tables[f"ratios_{extra}"],
+                                                         tables["coverage"], extra)
     md = []
     for name, df in tables.items():
         df.to_csv(out_dir / f"{name}.csv")

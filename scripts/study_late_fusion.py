@@ -26,7 +26,8 @@ the same designs (:mod:`hetmtl.studies.late_fusion_rows`, the penalized late fus
 cross-validated lambda included); with ``--tradeoffs`` the two trade-off tables of
 :mod:`hetmtl.studies.late_fusion_tradeoffs`; with ``--oracle`` the default against Bayes rules that
 know the prior (:mod:`hetmtl.studies.late_fusion_oracle`); with ``--ebci`` the default's intervals
-against robust empirical-Bayes critical values (:mod:`hetmtl.studies.late_fusion_ebci`). The commands behind the published results are in
+against robust empirical-Bayes critical values (:mod:`hetmtl.studies.late_fusion_ebci`); with
+``--gmodel`` nonparametric empirical Bayes (``gmodel_eb``) runs next to the other methods. The commands behind the published results are in
 ``docs/studies/late_fusion/README.md``.
 
 Run ``python scripts/study_late_fusion.py --help``. The study goes through

@@ -46,7 +46,8 @@ def test_npmle_matches_a_convex_solver_and_meets_its_kkt_conditions():
 
     # Both optima: the same likelihood and (nearly) the same posterior means.
     assert avg_loglik(fit.weights[0]) == pytest.approx(avg_loglik(ref), abs=1e-6)
-    ref_est = fit.location[0] + fit.scale[0] * (posterior_probs(L, ref[None]) * grid[:, None, :]).sum(2)
+    ref_post = posterior_probs(L, ref[None])
+    ref_est = fit.location[0] + fit.scale[0] * (ref_post * grid[:, None, :]).sum(axis=2)
     np.testing.assert_allclose(fit.estimate, ref_est, atol=1e-3 * np.sqrt(v.min()))
     # KKT: the gradient is at most 1 everywhere and 1 where the weights are not negligible.
     D = gradient(L, fit.weights, np.full((1, 12), 1 / 12))[0]
@@ -66,7 +67,8 @@ def test_nothing_depends_on_units_or_location():
                                    rtol=1e-9, atol=1e-9 * np.sqrt(v.max()))
         assert (other.mu[0] - shift) / scale == pytest.approx(base.mu[0], abs=1e-9)
     lo = LateFusion(method="gmodel_eb", n_boot=60, random_state=1).fit(_summaries(y, v))
-    hi = LateFusion(method="gmodel_eb", n_boot=60, random_state=1).fit(_summaries(1e5 * y, 1e10 * v))
+    hi = LateFusion(method="gmodel_eb", n_boot=60, random_state=1).fit(
+        _summaries(1e5 * y, 1e10 * v))
     np.testing.assert_allclose(hi.inference_.lower / 1e5, lo.inference_.lower, rtol=1e-8)
 
 
@@ -133,12 +135,17 @@ def test_core_refuses_shapes_that_do_not_describe_problems():
         _core.npmle_fit(z, np.zeros((2, 3)), np.full((2, 3), 1 / 3), np.zeros((2, 5)), 1e-3, 10)
 
 
-def test_reduced_panel_far_outliers_keep_their_estimate_where_blup_does_not():
-    design = SummaryDesign(**DESIGNS["heldout_outliers_8to10se_10pct_K30"])
-    rng = np.random.default_rng(7)
-    theta, outlier = draw_effects(design, 60, rng)
+def _panel_data(name: str, n_reps: int, rng: np.random.Generator):
+    """True effects, outlier mask, estimates and variances of a panel design."""
+    design = SummaryDesign(**DESIGNS[name])
+    theta, outlier = draw_effects(design, n_reps, rng)
     y, _ = draw_estimates(design, theta, rng)
-    v = np.broadcast_to(1.0 / design.sizes, y.shape)
+    return theta, outlier, y, np.broadcast_to(1.0 / design.sizes, y.shape).copy()
+
+
+def test_reduced_panel_far_outliers_keep_their_estimate_where_blup_does_not():
+    theta, outlier, y, v = _panel_data("heldout_outliers_8to10se_10pct_K30", 60,
+                                       np.random.default_rng(7))
     pooled = random_effects(y, v, tau2=np.zeros(len(y))).mu[:, None] + 0 * y
     est = {"gmodel": gmodel_eb(y, v).estimate, "blup": random_effects(y, v).blup, "own": y,
            "fixed": pooled}
@@ -146,25 +153,22 @@ def test_reduced_panel_far_outliers_keep_their_estimate_where_blup_does_not():
                   for kind, mask in (("outlier", outlier), ("normal", ~outlier))}
            for name, e in est.items()}
     assert mse["gmodel"]["outlier"] <= 1.2 * mse["own"]["outlier"]
-    print({k: (m["outlier"] / mse["own"]["outlier"], m["normal"]) for k, m in mse.items()})
     assert mse["fixed"]["outlier"] > 10 * mse["own"]["outlier"]
     assert mse["blup"]["outlier"] > mse["gmodel"]["outlier"]
     assert mse["gmodel"]["normal"] < 0.5 * mse["blup"]["normal"]
 
 
 def test_intervals_cover_under_gradual_heterogeneity():
-    design = SummaryDesign(**DESIGNS["normal_tau1_K10"])
     rng = np.random.default_rng(4)
-    theta, _ = draw_effects(design, 40, rng)
-    y, _ = draw_estimates(design, theta, rng)
-    v = np.broadcast_to(1.0 / design.sizes, y.shape).copy()
+    theta, _, y, v = _panel_data("normal_tau1_K10", 40, rng)
     fit = gmodel_eb(y, v)
     half, center_half = gmodel_errors(fit, y, v, n_boot=100, rng=rng).halfwidths(0.95)
     cover = np.abs(fit.estimate - theta) <= half
     assert 0.85 <= cover.mean() <= 0.995
-    # Without the uncertainty of G (intervals of the posterior under G-hat alone) they are shorter.
-    z, w, grid, L = _standardized_problem(y, v, 50)
+    # Without the uncertainty of G (the posterior spread under G-hat alone) they are shorter.
+    _, _, grid, L = _standardized_problem(y, v, 50)
     post = posterior_probs(L, fit.weights)
-    sd = fit.scale[:, None] * np.sqrt((post * (grid[:, None, :] - ((post * grid[:, None, :]).sum(2))[..., None]) ** 2).sum(2))
-    assert np.mean(half) > np.mean(1.96 * sd)
+    mean = (post * grid[:, None, :]).sum(axis=2, keepdims=True)
+    post_sd = fit.scale[:, None] * np.sqrt((post * (grid[:, None, :] - mean) ** 2).sum(axis=2))
+    assert np.mean(half) > np.mean(1.96 * post_sd)
     assert np.all(center_half > 0)

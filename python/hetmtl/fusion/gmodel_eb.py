@@ -1,4 +1,5 @@
-"""Nonparametric empirical Bayes (g-modeling): posterior means under an estimated effect distribution.
+"""Nonparametric empirical Bayes (g-modeling): posterior means under an estimated distribution of
+the site effects.
 
 The site effects are treated as draws from an unknown distribution ``G``::
 
@@ -21,10 +22,10 @@ outside the range of the data). The weights are fitted by the EM fixed point
 one), accelerated by SQUAREM (Varadhan and Roland 2008) with a likelihood safeguard, and
 followed in every iteration by a vertex-direction and a vertex-exchange step with exact line
 searches (Boehning 1986), which move mass to grid points where EM's multiplicative update is
-slow. The EM multiplier ``D_j = sum_k w_k L_kj / f_k`` is the gradient of the average log-likelihood: at the
-maximum ``D_j <= 1`` on the whole grid with equality on the support (the KKT conditions), and the
-average log-likelihood is within ``max_j D_j - 1`` of its maximum, so iterations stop when that
-gap falls below ``tol``. Batched over a leading axis (replications, bootstrap draws): the
+slow. The EM multiplier ``D_j = sum_k w_k L_kj / f_k`` is the gradient of the average
+log-likelihood: at the maximum ``D_j <= 1`` on the whole grid with equality on the support (the
+KKT conditions), and the average log-likelihood is within ``max_j D_j - 1`` of its maximum, so
+iterations stop when that gap falls below ``tol``. Batched over a leading axis (replications, bootstrap draws): the
 iterations run in the compiled core (``csrc/src/npmle.cpp``), one data set after the other
 without any array over the whole batch.
 
@@ -97,7 +98,8 @@ def check_sites(y, v) -> tuple[np.ndarray, np.ndarray]:
     try:
         v2 = np.broadcast_to(np.atleast_2d(v), y2.shape).astype(float)
     except ValueError:
-        raise ArgumentError("v", f"shape {v.shape} does not match the estimates' {y.shape}") from None
+        raise ArgumentError("v", f"shape {v.shape} does not match the estimates' "
+                                 f"{y.shape}") from None
     if np.any(v2 <= 0):
         raise ArgumentError("v", f"variances must be positive, got {v2[v2 <= 0].ravel()[0]!r}")
     return y2, v2

@@ -13,8 +13,8 @@ All work from each site's estimate and covariance alone (no fold summaries neede
 - ``"fixed"``: fixed-effect (GLS) pooling, every site gets the pooled estimate;
 - ``"own"``: every site keeps its own estimate; the center is the fixed-effect pool.
 
-``robust_eb``, ``gmodel_eb`` and ``blup`` treat each coefficient separately (its estimates and marginal
-variances), as a univariate meta-analysis per coefficient does.
+``robust_eb``, ``gmodel_eb`` and ``blup`` treat each coefficient separately (its estimates and
+marginal variances), as a univariate meta-analysis per coefficient does.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ namespace py = pybind11;
 void register_dense(py::module_& m);
 void register_fused(py::module_& m);
 void register_kernel_grid(py::module_& m);
+void register_npmle(py::module_& m);
 void register_prox(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
@@ -15,5 +16,6 @@ PYBIND11_MODULE(_core, m) {
     register_dense(m);
     register_fused(m);
     register_kernel_grid(m);
+    register_npmle(m);
     register_prox(m);
 }

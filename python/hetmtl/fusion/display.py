@@ -30,6 +30,7 @@ __all__ = ["grid_summary_report", "late_fusion_report", "meta_analysis_report",
 # What "fused" in the per-site table means for each method.
 _FUSED_MEANING = {
     "robust_eb": "in the normal group (outlier probability below 1/2), shrunk toward the center",
+    "gmodel_eb": "shrunk at least half of the way to the center",
     "blup": "shrunk all the way to the center (tau^2 = 0)",
     "fixed": "that share the center's value (all, when pooling)",
     "own": "that share the center's value (none: each keeps its own estimate)",

@@ -123,11 +123,14 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
         Threads of the compiled core (bootstrap draws run in parallel).
     random_state : int, numpy Generator or None
         Seed of the bootstrap.
-    method : {"robust_eb", "blup", "fixed", "own", "fusion"} or None, default=None
-        Estimator (see above). None means ``"fusion"`` when ``lam`` is given and ``"robust_eb"``
+    method : {"robust_eb", "gmodel_eb", "blup", "fixed", "own", "fusion"} or None, default=None
+        Estimator (see above; ``"gmodel_eb"``: nonparametric empirical Bayes, posterior means
+        under the maximum-likelihood distribution of the site effects,
+        :mod:`hetmtl.fusion.gmodel_eb`). None means ``"fusion"`` when ``lam`` is given and ``"robust_eb"``
         otherwise; the method used is in ``method_``. ``weight``, ``penalty``, ``cv_rule``,
         ``C``, ``lam`` and the path options apply to ``"fusion"``; the other methods use each
-        site's estimate and covariance, per coefficient for ``"robust_eb"`` and ``"blup"``.
+        site's estimate and covariance, per coefficient for ``"robust_eb"``, ``"gmodel_eb"`` and
+        ``"blup"``.
     tau2_method : {"REML", "DL"}, default="REML"
         Between-site variance estimator of ``method="blup"``.
     outlying_group : {"t", "nonlocal"}, default="t"

@@ -5,13 +5,16 @@ All work from each site's estimate and covariance alone (no fold summaries neede
 - ``"robust_eb"``: robust empirical Bayes (:mod:`hetmtl.fusion.robust_eb`), intervals by the
   bootstrap of the whole procedure (:mod:`hetmtl.fusion.eb_intervals`); they are quantiles of
   bootstrap errors, so no standard error is reported (NaN in the tables);
+- ``"gmodel_eb"``: nonparametric empirical Bayes (:mod:`hetmtl.fusion.gmodel_eb`): posterior
+  means under the maximum-likelihood distribution of the site effects, intervals by the
+  bootstrap of the whole procedure (:mod:`hetmtl.fusion.gmodel_intervals`), no standard errors;
 - ``"blup"``: random-effects BLUP (:mod:`hetmtl.fusion.blup`) with metafor's prediction
   intervals, and the random-effects interval for the center;
 - ``"fixed"``: fixed-effect (GLS) pooling, every site gets the pooled estimate;
 - ``"own"``: every site keeps its own estimate; the center is the fixed-effect pool.
 
-``robust_eb`` and ``blup`` treat each coefficient separately (its estimates and marginal
-variances), as a univariate meta-analysis per coefficient does.
+``robust_eb``, ``gmodel_eb`` and ``blup`` treat each coefficient separately (its estimates and
+marginal variances), as a univariate meta-analysis per coefficient does.
 """
 
 from __future__ import annotations
@@ -22,11 +25,13 @@ import numpy as np
 from scipy import stats
 
 from .blup import random_effects
-from .eb_intervals import robust_eb_errors
+from .eb_intervals import EBErrors, robust_eb_errors
+from .gmodel_eb import gmodel_eb
+from .gmodel_intervals import gmodel_errors
 from .inference import FusedInference
 from .robust_eb import robust_eb
 
-SUMMARY_METHODS = ("robust_eb", "blup", "fixed", "own")
+SUMMARY_METHODS = ("robust_eb", "gmodel_eb", "blup", "fixed", "own")
 # Every method of LateFusion: the summary methods and the penalized late fusion.
 METHODS = SUMMARY_METHODS + ("fusion",)
 
@@ -72,15 +77,32 @@ def _fit_robust_eb(y, v, *, outlying_group, slab_scale, spike, model_average, in
     inf = None
     if inference:
         errs = robust_eb_errors(fit, y, v, n_boot=n_boot, rng=rng, refit=refit)
-        half, center_half = errs.halfwidths(level)
-        inf = FusedInference(
-            se=np.full(theta.shape, np.nan), lower=theta - half.T, upper=theta + half.T,
-            center_se=np.full(center.shape, np.nan), center_lower=center - center_half,
-            center_upper=center + center_half, method="eb_bootstrap", level=level, theta=theta,
-            center=center, abs_errors=errs.abs_errors.transpose(1, 2, 0),
-            center_abs_errors=errs.center_abs_errors.T, own_group=own_group,
-            own_se=errs.own_se.T, own_shift=errs.own_shift.T)
+        inf = _bootstrap_inference(theta, center, errs, level)
     return SummaryFit(theta, center, own_group.all(axis=1), inf, details)
+
+
+def _bootstrap_inference(theta, center, errs: EBErrors, level: float) -> FusedInference:
+    """Intervals from bootstrap errors of a batch of per-coefficient fits (rows = coefficients)."""
+    half, center_half = errs.halfwidths(level)
+    return FusedInference(
+        se=np.full(theta.shape, np.nan), lower=theta - half.T, upper=theta + half.T,
+        center_se=np.full(center.shape, np.nan), center_lower=center - center_half,
+        center_upper=center + center_half, method="eb_bootstrap", level=level, theta=theta,
+        center=center, abs_errors=errs.abs_errors.transpose(1, 2, 0),
+        center_abs_errors=errs.center_abs_errors.T, own_group=errs.own_group.T,
+        own_se=errs.own_se.T, own_shift=errs.own_shift.T)
+
+
+def _fit_gmodel_eb(y, v, *, inference, n_boot, level, rng) -> SummaryFit:
+    fit = gmodel_eb(y, v)
+    theta, center = fit.estimate.T, fit.mu
+    # "Fused": shrunk at least half of the way from the site's own estimate to the center.
+    fused = (np.abs(fit.estimate - fit.mu[:, None]) <= 0.5 * np.abs(y - fit.mu[:, None])).T
+    inf = None
+    if inference:
+        inf = _bootstrap_inference(theta, center,
+                                   gmodel_errors(fit, y, v, n_boot=n_boot, rng=rng), level)
+    return SummaryFit(theta, center, fused.all(axis=1), inf, {"kkt_gap": fit.kkt_gap})
 
 
 def fit_summary_method(method: str, theta_hat: np.ndarray, covs: np.ndarray, *, tau2_method: str,
@@ -96,6 +118,8 @@ def fit_summary_method(method: str, theta_hat: np.ndarray, covs: np.ndarray, *, 
         return _fit_robust_eb(y, v, outlying_group=outlying_group, slab_scale=slab_scale,
                               spike=spike, model_average=model_average, inference=inference,
                               n_boot=n_boot, level=level, rng=rng)
+    if method == "gmodel_eb":
+        return _fit_gmodel_eb(y, v, inference=inference, n_boot=n_boot, level=level, rng=rng)
     if method == "blup":
         re = random_effects(y, v, method=tau2_method)
         theta = re.blup.T

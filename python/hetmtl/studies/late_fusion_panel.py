@@ -29,6 +29,7 @@ METHODS: dict[str, dict[str, Any]] = {
     "blup_reml": {"method": "blup", "tau2_method": "REML"},
     "fusion_cv": {"method": "fusion", "lam": "cv"},
     "robust_eb": {"method": "robust_eb"},
+    "gmodel_eb": {"method": "gmodel_eb"},
 }
 COMPETITORS = ("own", "fixed", "blup_dl", "blup_reml")
 
@@ -170,6 +171,20 @@ def coverage_table(results: pd.DataFrame) -> pd.DataFrame:
     return mean_table(results, metrics)
 
 
+def side_by_side(default_ratios: pd.DataFrame, ratios: pd.DataFrame, coverage: pd.DataFrame,
+                 method: str) -> pd.DataFrame:
+    """The default's and ``method``'s MSE ratios and coverage per design, next to each other
+    (columns ``<metric>_robust_eb`` and ``<metric>_<method>``, MC SEs included)."""
+    parts = []
+    for name, ratio in (("robust_eb", default_ratios), (method, ratios)):
+        cov = coverage.xs(name, level="method")
+        cols = [c for c in cov.columns if c.startswith(("cover_", "center_cover"))]
+        part = pd.concat([ratio.drop(columns=["best_normal", "best_outlier"], errors="ignore"),
+                          cov[cols].reindex(ratio.index)], axis=1)
+        parts.append(part.add_suffix(f"_{name}"))
+    return pd.concat(parts, axis=1)
+
+
 def mse_table(results: pd.DataFrame) -> pd.DataFrame:
     """Per-site MSE by site type and the center's MSE per design and method."""
     return mean_table(results, ["sq_err_normal", "sq_err_outlier", "center_sq_err"])
@@ -260,12 +275,18 @@ def plot_methods(mse: pd.DataFrame, coverage: pd.DataFrame, out_dir) -> list:
 
 
 def write_panel_outputs(results: pd.DataFrame, out_dir) -> dict[str, pd.DataFrame]:
-    """Write ``ratios`` (and ``ratios_fusion_cv`` when the old fusion ran), ``mse`` and
-    ``coverage`` tables (CSV and markdown) and the figures."""
+    """Write ``ratios`` (and ``ratios_<method>`` for ``fusion_cv`` and ``gmodel_eb`` when they
+    ran), ``mse`` and ``coverage`` tables (CSV and markdown) and the figures."""
     tables = {"ratios": ratio_table(results)}
-    if "fusion_cv" in set(results["method"]):
-        tables["ratios_fusion_cv"] = ratio_table(results, "fusion_cv")
+    for extra in ("fusion_cv", *OPTIONAL_METHODS):
+        if extra in set(results["method"]):
+            tables[f"ratios_{extra}"] = ratio_table(results, extra)
     tables.update(mse=mse_table(results), coverage=coverage_table(results))
+    for extra in OPTIONAL_METHODS:
+        if f"ratios_{extra}" in tables:
+            tables[f"{extra}_vs_default"] = side_by_side(tables["ratios"],
+                                                         tables[f"ratios_{extra}"],
+                                                         tables["coverage"], extra)
     md = []
     for name, df in tables.items():
         df.to_csv(out_dir / f"{name}.csv")
@@ -277,13 +298,16 @@ def write_panel_outputs(results: pd.DataFrame, out_dir) -> dict[str, pd.DataFram
 
 
 BATCHED_METHODS = ("own", "fixed", "blup_dl", "blup_reml", "robust_eb")
+# Run on request, after the others (so that they see the same random numbers as without it).
+OPTIONAL_METHODS = ("gmodel_eb",)
 
 
 def batched_metrics(y: np.ndarray, v: np.ndarray, theta: np.ndarray, outlier: np.ndarray,
                     center_target: float, rng: np.random.Generator, n_boot: int = 200,
                     outlying_group: str | None = None,
                     spike: bool = False,
-                    model_average: bool = False) -> dict[str, dict[str, np.ndarray]]:
+                    model_average: bool = False,
+                    gmodel: bool = False) -> dict[str, dict[str, np.ndarray]]:
     """Every method of :data:`BATCHED_METHODS` on many data sets at once (rows of ``y``, ``v``):
     per method, per-replication metrics as in :func:`method_rows`.
 
@@ -292,6 +316,8 @@ def batched_metrics(y: np.ndarray, v: np.ndarray, theta: np.ndarray, outlier: np
     run batched over the replications instead of one fit at a time. ``outlying_group`` picks
     robust EB's outlying group (None: its default); ``spike`` adds its point-mass group;
     ``model_average`` averages it with pooling by the probability that all sites are equal.
+    ``gmodel`` adds ``gmodel_eb`` (:mod:`hetmtl.fusion.gmodel_eb`, bootstrap intervals) after
+    the others, so their numbers are those of a run without it.
     """
     from ..fusion.blup import random_effects
     from ..fusion.eb_intervals import robust_eb_errors
@@ -309,6 +335,8 @@ def batched_metrics(y: np.ndarray, v: np.ndarray, theta: np.ndarray, outlier: np
                    **({} if outlying_group is None else {"outlying_group": outlying_group}))
     half, center_half = robust_eb_errors(eb, y, v, n_boot=n_boot, rng=rng).halfwidths(LEVEL)
     fits["robust_eb"] = (eb.estimate, half, eb.mu, center_half, eb.outlier_prob < 0.5)
+    if gmodel:
+        fits["gmodel_eb"] = _gmodel_parts(y, v, rng, n_boot)
     has_outlier = outlier.any(axis=1)
 
     def by_type(values):
@@ -349,7 +377,7 @@ def metric_rows(metrics: dict[str, dict[str, np.ndarray]]) -> list[dict]:
 def panel_chunk(config: dict, seed: np.random.SeedSequence) -> list[dict]:
     """Study function: ``config["chunk"]`` replications of a design, batched (config:
     ``design``, ``n_boot``, ``chunk``, optionally robust EB's ``outlying_group``, ``spike`` and
-    ``model_average``);
+    ``model_average``, and ``gmodel`` to add ``gmodel_eb``);
     the batched
     methods only (no penalized fusion)."""
     design = SummaryDesign(**DESIGNS[config["design"]])
@@ -362,7 +390,8 @@ def panel_chunk(config: dict, seed: np.random.SeedSequence) -> list[dict]:
                                        n_boot=int(config["n_boot"]),
                                        outlying_group=config.get("outlying_group"),
                                        spike=bool(config.get("spike", False)),
-                                       model_average=bool(config.get("model_average", False))))
+                                       model_average=bool(config.get("model_average", False)),
+                                       gmodel=bool(config.get("gmodel", False))))
 
 
 def batched_cell(design: SummaryDesign, n_reps: int, rng: np.random.Generator,
@@ -373,6 +402,16 @@ def batched_cell(design: SummaryDesign, n_reps: int, rng: np.random.Generator,
     y, _ = draw_estimates(design, theta, rng)
     v = np.broadcast_to(1.0 / design.sizes, y.shape).copy()
     return batched_metrics(y, v, theta, outlier, design.theta0, rng, n_boot=n_boot)
+
+
+def _gmodel_parts(y, v, rng, n_boot: int):
+    from ..fusion.gmodel_eb import gmodel_eb
+    from ..fusion.gmodel_intervals import gmodel_errors
+
+    fit = gmodel_eb(y, v)
+    half, center_half = gmodel_errors(fit, y, v, n_boot=n_boot, rng=rng).halfwidths(LEVEL)
+    shrunk = np.abs(fit.estimate - fit.mu[:, None]) <= 0.5 * np.abs(y - fit.mu[:, None])
+    return fit.estimate, half, fit.mu, center_half, shrunk
 
 
 def _re_parts(fit, z: float):

@@ -9,11 +9,12 @@ import pandas as pd
 import torch
 from sklearn.utils.validation import check_is_fitted
 
-from .._util.validation import check_choice
+from .._util.validation import check_choice, check_threads
 from ..nn import DEPRECATED, EarlyStopping, MinibatchStep, train_epochs
 from ._base import BlockRegressor, TrainRows, init_generator, parameter_state, restore
 from ._data import BlockData, anchor_columns, column_mask
-from ._grid import AUTO_GRID, GRID_KEYS, PAPER_GRID, SMALL_GRID, check_positive_int, expand_grid, stack_groups
+from ._grid import (AUTO_GRID, GRID_KEYS, PAPER_GRID, SMALL_GRID, check_positive_int, expand_grid, run_stacks,
+                    stack_cost, stack_groups)
 from ._two_pathway import ORTH_SCALES, SHARED_HEADS, NetSpec, SharedInput, TwoPathwayNet
 from .layout import BlockLayout
 
@@ -119,10 +120,16 @@ class TwoPathwayMTL(BlockRegressor):
         lowest validation loss is kept. ``"auto"`` (default) is :data:`AUTO_GRID`, three L2
         weights trained as one stack; ``"paper"`` is :data:`PAPER_GRID` (72 configurations),
         ``"small"`` :data:`SMALL_GRID`. None fits the parameters above only.
-    device : str
-        torch device.
+    device : str or torch.device
+        Where the networks train and predict (``"cpu"``, ``"cuda"``, ...); an imputer given by name
+        (``"hbi"``) trains there too.
     n_threads : int or None
         torch threads during fit and predict (None leaves torch's setting).
+    n_jobs : int
+        Stacks of the grid trained at once, each in a thread of its own running torch on
+        ``n_threads`` threads (torch releases the interpreter lock inside its operations). Results
+        do not depend on it: every stack trains as it would alone. Worth it with a grid of several
+        stacks (``grid="paper"``: nine) and a core per stack; the default grid is one stack.
     verbose : bool
         Show a progress bar.
     random_state : None, int or SeedSequence
@@ -174,7 +181,7 @@ class TwoPathwayMTL(BlockRegressor):
                  weight_decay: float = 0.0,
                  lr_decay: float = 0.5, lr_step: int = 100, max_epochs: int = 500, patience: int = 50,
                  validation_fraction: float = 0.25, grid: Any = "auto", device: str = "cpu",
-                 n_threads: int | None = 1, verbose: bool = False, random_state: Any = None,
+                 n_threads: int | None = 1, n_jobs: int = 1, verbose: bool = False, random_state: Any = None,
                  val_fraction: Any = DEPRECATED):
         self.layout = layout
         self.imputer = imputer
@@ -200,6 +207,7 @@ class TwoPathwayMTL(BlockRegressor):
         self.grid = grid
         self.device = device
         self.n_threads = n_threads
+        self.n_jobs = n_jobs
         self.verbose = verbose
         self.random_state = random_state
         self.val_fraction = val_fraction
@@ -218,6 +226,7 @@ class TwoPathwayMTL(BlockRegressor):
         if self.task_inputs is not None:
             check_choice(self.task_inputs, "task_inputs", TASK_INPUTS)
         check_positive_int(self.head_layers, "head_layers")
+        check_threads(self.n_jobs, "n_jobs")
         self._configs()
 
     # -- fitting ----------------------------------------------------------------------------------------
@@ -227,9 +236,14 @@ class TwoPathwayMTL(BlockRegressor):
         rows = self._train_rows(data)
         K = len(configs)
         loss, val_mse, best_epoch = np.empty(K), np.empty(K), np.empty(K, dtype=int)
+        groups = stack_groups(configs)  # one stack, one pass over the data per epoch
+
+        def train(members: list[int]):
+            return self._train_stack(data, rows, [configs[i] for i in members], seed)
+
+        trained = run_stacks(train, groups, [stack_cost(configs, g) for g in groups], int(self.n_jobs))
         stacks = []  # (members, net, training record) of every stack
-        for members in stack_groups(configs):  # one stack, one pass over the data per epoch
-            net, res, val = self._train_stack(data, rows, [configs[i] for i in members], seed)
+        for members, (net, res, val) in zip(groups, trained):
             loss[members], best_epoch[members], val_mse[members] = res.stopper.best_loss, res.stopper.best_epoch, val
             stacks.append((members, net, res))
         if not np.isfinite(loss).any():

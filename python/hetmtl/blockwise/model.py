@@ -10,17 +10,21 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 
 from .._util.validation import check_choice, check_threads
-from ..nn import DEPRECATED, EarlyStopping, MinibatchStep, train_epochs
-from ._base import BlockRegressor, TrainRows, init_generator, parameter_state, restore
+from ..nn import DEPRECATED, EarlyStopping, train_epochs
+from ._base import BlockRegressor, TrainRows, init_generator, restore
 from ._data import BlockData, anchor_columns, column_mask
 from ._grid import (AUTO_GRID, GRID_KEYS, PAPER_GRID, SMALL_GRID, check_positive_int, expand_grid, run_stacks,
                     stack_cost, stack_groups)
+from ._stacks import ShrinkingMinibatchStep
 from ._two_pathway import ORTH_SCALES, SHARED_HEADS, NetSpec, SharedInput, TwoPathwayNet
 from .layout import BlockLayout
 
 __all__ = ["ARCHITECTURES", "AUTO_GRID", "PAPER_GRID", "SMALL_GRID", "TASK_INPUTS", "TwoPathwayMTL"]
 
 TASK_INPUTS = ("all", "own")
+#: A stack is rebuilt without its finished configurations once at most this share of it is still
+#: running (1: as soon as one finishes; a rebuild costs about one training step of the stack).
+SHRINK = 1.0
 #: What the shared encoder reads: the completed row (default) or the anchor only (the paper).
 ARCHITECTURES = ("shared", "paper")
 
@@ -147,7 +151,8 @@ class TwoPathwayMTL(BlockRegressor):
         responses (the selection criterion, ``val_loss``), the summed per-task validation MSE in the
         units of y (``val_mse``), the best epoch and the rank.
     history_ : DataFrame
-        Training and validation loss per epoch of the selected configuration.
+        Training and validation loss per epoch of the selected configuration, until early
+        stopping finished it.
     net_ : module
         The selected network.
 
@@ -259,8 +264,10 @@ class TwoPathwayMTL(BlockRegressor):
         table["best_epoch"] = best_epoch
         table["rank"] = table["val_loss"].rank(method="min").astype(int)
         self.cv_results_ = table
-        tr, va = np.stack(res.train_loss)[:, j], np.stack(res.val_loss)[:, j]
-        self.history_ = pd.DataFrame({"epoch": np.arange(tr.size), "train_loss": tr, "val_loss": va})
+        stop = int(res.stopper.stop_epoch[j])
+        n = res.n_epochs if stop < 0 else stop + 1  # the epochs until the configuration finished
+        tr, va = np.stack(res.train_loss)[:n, j], np.stack(res.val_loss)[:n, j]
+        self.history_ = pd.DataFrame({"epoch": np.arange(n), "train_loss": tr, "val_loss": va})
         self.best_epoch_ = int(best_epoch[best])
 
     def _train_stack(self, data: BlockData, rows: TrainRows, configs: list[dict], seed: np.random.SeedSequence):
@@ -283,7 +290,7 @@ class TwoPathwayMTL(BlockRegressor):
                    for k in ("gamma", "delta", "kappa", "weight_decay")}
         use = {k: bool((v > 0).any()) for k, v in weights.items()}
 
-        def batch_loss(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        def batch_loss(net: TwoPathwayNet, weights: dict, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
             f_c, f_p = net.encode(xb)
             loss = (net.heads(f_c, f_p) - yb).square().mean(-1).sum(-1)
             if use["gamma"]:
@@ -296,13 +303,14 @@ class TwoPathwayMTL(BlockRegressor):
                 loss = loss + 0.5 * weights["weight_decay"] * net.squared_norm()
             return loss
 
-        def val_loss() -> torch.Tensor:
+        def val_loss(net: TwoPathwayNet) -> torch.Tensor:
             return rows.val_mse(net(rows.x_val)).sum(-1)
 
-        step = MinibatchStep(net.parameters(), batch_loss, val_loss, lambda: parameter_state(net), len(configs),
-                             rows.Z, rows.y, rows.codes, data.n_tasks, self._batching(seed))
-        res = train_epochs(step, EarlyStopping(len(configs), patience=int(self.patience)), self.max_epochs,
-                           self._progress(f"two-pathway, L={spec.n_layers}"))
+        stopper = EarlyStopping(len(configs), patience=int(self.patience))
+        step = ShrinkingMinibatchStep(net, weights, batch_loss, val_loss, stopper, rows.Z, rows.y, rows.codes,
+                                      data.n_tasks, self._batching(seed), shrink=SHRINK)
+        res = train_epochs(step, stopper, self.max_epochs, self._progress(f"two-pathway, L={spec.n_layers}"))
+        res.val_loss = step.val_history  # every configuration's column, NaN once it is shed
         restore(net, res.stopper.best_state)
         with torch.no_grad():
             per_task = rows.val_mse(net(rows.x_val)).cpu().double().numpy()  # (G, T)

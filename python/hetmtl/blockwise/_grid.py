@@ -122,9 +122,10 @@ def stack_groups(configs: list[dict[str, Any]], pad_budget: float = PAD_BUDGET) 
 
 
 def stack_cost(configs: list[dict[str, Any]], members: list[int]) -> float:
-    """Relative arithmetic of one stack per epoch: members times depth times the padded width squared."""
+    """Relative time of one stack per epoch: per layer a fixed cost (:data:`PAD_BUDGET`) plus the
+    members times the padded width squared."""
     width = max(configs[i]["hidden"] for i in members)
-    return float(len(members) * configs[members[0]]["n_layers"] * width**2)
+    return float(configs[members[0]]["n_layers"] * (PAD_BUDGET + len(members) * width**2))
 
 
 _Result = TypeVar("_Result")

@@ -67,7 +67,8 @@ class TwoPathwayMTL(BlockRegressor):
     networks (narrower widths are padded with exact zeros into a wider stack where that costs less
     than a stack of their own) that sees one pass over the data, every network with its own
     weights, Adam state and early stopping, so that each ends as if trained alone with the same
-    ``random_state`` (up to rounding).
+    ``random_state`` (up to rounding). Once a configuration's early stopping has ended, its stack
+    is rebuilt without it, so it costs nothing more; ``n_jobs`` stacks train at once.
 
     Parameters
     ----------

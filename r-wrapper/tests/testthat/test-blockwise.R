@@ -99,8 +99,8 @@ test_that("the device reaches the HBI imputer", {
                 max_epochs = 4, patience = 2, seed = 1)
   hbi <- list(width = 4, depth = 1, lam_orth = 0, max_epochs = 20)
   fit <- do.call(blockwise_mtl, c(model, list(imputer_grid = hbi, device = "cpu")))
-  expect_equal(reticulate::py_to_r(reticulate::py_str(fit$py$imputer_$device)), "cpu")
-  if (!reticulate::py_to_r(reticulate::import("torch")$cuda$is_available())) {
+  expect_equal(reticulate::py_str(fit$py$imputer_$device), "cpu")
+  if (!reticulate::import("torch")$cuda$is_available()) {
     expect_error(do.call(blockwise_mtl, c(model, list(imputer_grid = hbi, device = "cuda"))),
                  "device: 'cuda' was asked for")
     expect_error(block_impute(df, task = "cohort", sources = SOURCES, anchor = "base", width = 4, depth = 1,

@@ -17,6 +17,15 @@ patience 100, step decay every 100 epochs). Both are scored by mean task test RM
 speed-up that costs accuracy shows. Goal: under 10 s per fit, at no loss of accuracy. Beside the
 wall time, the table gives the default fit's CPU time (torch runs on one thread, so on an idle core
 the two agree; on a loaded machine the CPU time is the steadier figure).
+
+Two more comparisons of the default fit on the same data sets, timed in turns:
+
+* finished configurations shed against kept: a stack of the grid is rebuilt without the
+  configurations whose early stopping has ended (``hetmtl.blockwise.model.SHRINK = 1``, the
+  default) or keeps computing them to the end (``SHRINK = 0``, as before); the validation losses
+  must agree;
+* where torch finds a CUDA device: ``device="cuda"`` against ``device="cpu"`` (model and HBI
+  imputer on the device; wall time, and the test RMSE of both).
 """
 
 from __future__ import annotations
@@ -30,7 +39,9 @@ import numpy as np
 import torch
 
 from _timing import format_seconds, format_table, measure
+from bench_blockwise_grid import in_turns
 
+import hetmtl.blockwise.model as model_module
 from hetmtl.blockwise import HBIImputer, TwoPathwayMTL
 from hetmtl.simulate import make_shared_mapping_tasks
 
@@ -88,7 +99,53 @@ def main(argv: list[str] | None = None) -> int:
                             "RMSE previous"], rows, title=f"grid={grid!r}"))
         print(f"   geometric mean ratio previous / default = {float(np.exp(np.mean(np.log(ratios)))):.1f}x")
         print()
+    shedding(seeds, repeat)
+    if torch.cuda.is_available():
+        on_device(seeds, repeat)
+    else:
+        print("CPU against GPU: skipped (torch finds no CUDA device)")
     return 0
+
+
+def shedding(seeds, repeat: int) -> None:
+    """The default fit with finished configurations shed from its stack against kept in it."""
+
+    def fit(d, shrink):
+        def run():
+            model_module.SHRINK = shrink
+            try:
+                return TwoPathwayMTL(d.layout, n_threads=1, random_state=0).fit(d.X, d.y, d.task)
+            finally:
+                model_module.SHRINK = 1.0
+        return run
+
+    rows = []
+    for seed in seeds:
+        d = make_shared_mapping_tasks(125, test_fraction=0.2, random_state=seed)
+        wall, cpu, fits = in_turns({"shed": fit(d, 1.0), "kept": fit(d, 0.0)}, repeat)
+        same = np.array_equal(fits["shed"].cv_results_["val_loss"], fits["kept"].cv_results_["val_loss"])
+        rows.append([f"data set {seed}", format_seconds(cpu["shed"]), format_seconds(cpu["kept"]),
+                     f"{cpu['kept'] / cpu['shed']:.2f}x", f"{wall['kept'] / wall['shed']:.2f}x",
+                     "equal" if same else "differ", " ".join(map(str, fits["shed"].cv_results_["best_epoch"]))])
+    print(format_table(["", "shed, CPU", "kept, CPU", "kept / shed, CPU", "kept / shed, wall", "val. losses",
+                        "best epochs"], rows, title="finished configurations shed from the stack or kept"))
+    print()
+
+
+def on_device(seeds, repeat: int) -> None:
+    """The default fit (model and HBI) on the GPU against the CPU."""
+    rows = []
+    for seed in seeds:
+        d = make_shared_mapping_tasks(125, test_fraction=0.2, random_state=seed)
+        fits = {dev: (lambda dev=dev: TwoPathwayMTL(d.layout, device=dev, n_threads=1, random_state=0)
+                      .fit(d.X, d.y, d.task)) for dev in ("cpu", "cuda")}
+        fits["cuda"]()  # warm-up: CUDA context and kernels
+        wall, _, models = in_turns(fits, repeat)
+        rmse = {k: float(m.per_task_rmse(d.X_test, d.y_test, d.task_test).mean()) for k, m in models.items()}
+        rows.append([f"data set {seed}", format_seconds(wall["cpu"]), format_seconds(wall["cuda"]),
+                     f"{wall['cpu'] / wall['cuda']:.2f}x", f"{rmse['cpu']:.4f}", f"{rmse['cuda']:.4f}"])
+    print(format_table(["", "CPU, wall", "GPU, wall", "CPU / GPU", "RMSE CPU", "RMSE GPU"], rows,
+                       title=f"default fit on the CPU and on {torch.cuda.get_device_name()}"))
 
 
 if __name__ == "__main__":

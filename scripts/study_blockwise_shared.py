@@ -56,7 +56,7 @@ DESIGNS: dict[str, dict[str, dict[str, Any]]] = {
                             "predictable": 1 / 3, "link_noise": 0.5}},
     "paper": {"A_rho0.7": {"gen": "paper", "setting": "A", "value": 0.7}},
 }
-REPS = {"heldout": 8, "variant": 20, "paper": 10}
+REPS = {"heldout": 8, "variant": 40, "paper": 10}
 
 #: ``--quick``: the held-out design, 4 replications, the default against the competitors it must
 #: beat (HTL, mean imputation, single task). The data and seeds are those of the full study's first

@@ -355,6 +355,27 @@ def test_grid_trained_as_stacks_equals_each_configuration_alone(small):
                                m.predict(small.X_test, small.task_test), rtol=1e-4, atol=1e-5)
 
 
+def test_shedding_finished_configurations_changes_nothing(small, monkeypatch):
+    """A stack rebuilt without its finished configurations (Adam's moments and step decay carried
+    over) trains the others as the full stack would."""
+    import hetmtl.blockwise.model as model_module
+
+    grid = {"hidden": [4, 6], "gamma": [0.0, 0.1], "weight_decay": [0.0, 0.1]}
+    kw = dict(grid=grid, max_epochs=60, patience=3, lr=3e-2, lr_step=5, random_state=2)
+    fits = {}
+    for shrink in (0.0, 1.0):  # never rebuild / rebuild as soon as one configuration finishes
+        monkeypatch.setattr(model_module, "SHRINK", shrink)
+        fits[shrink] = quick(small.layout, **kw).fit(small.X, small.y, small.task)
+    full, shed = fits[0.0].cv_results_, fits[1.0].cv_results_
+    assert full["best_epoch"].nunique() > 1  # configurations finished at different epochs
+    np.testing.assert_array_equal(shed["best_epoch"], full["best_epoch"])
+    np.testing.assert_allclose(shed["val_loss"], full["val_loss"], rtol=1e-5)
+    assert fits[1.0].best_params_ == fits[0.0].best_params_
+    pd.testing.assert_frame_equal(fits[1.0].history_, fits[0.0].history_, rtol=1e-5)
+    np.testing.assert_allclose(fits[1.0].predict(small.X_test, small.task_test),
+                               fits[0.0].predict(small.X_test, small.task_test), rtol=1e-4, atol=1e-5)
+
+
 def test_htl_reads_only_the_tasks_own_sources(small):
     m = htl(small.layout, hidden=6, max_epochs=5, n_threads=1, random_state=0).fit(small.X, small.y, small.task)
     assert m.imputer_ is None and m.task_inputs == "own"

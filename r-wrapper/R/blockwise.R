@@ -126,7 +126,7 @@ blockwise_mtl.default <- function(data, y, task, sources, anchor, imputer = "hbi
     if (imputer != "hbi") {
       arg_error("imputer_grid", "applies to imputer = \"hbi\" only, not \"", imputer, "\"")
     }
-    params$imputer <- hbi_imputer(layout, imputer_grid, threads, seed)
+    params$imputer <- hbi_imputer(layout, imputer_grid, threads, params$device, seed)
   }
   model <- py_call({
     est <- do.call(py_torch_module("blockwise")$TwoPathwayMTL, c(list(layout), params))
@@ -145,8 +145,8 @@ blockwise_mtl.default <- function(data, y, task, sources, anchor, imputer = "hbi
 }
 
 # The HBI imputer with the candidate widths, depths and orthogonality weights of `grid`
-# (a named list); seeded with the model's seed.
-hbi_imputer <- function(layout, grid, threads, seed) {
+# (a named list); seeded with the model's seed, on the model's device.
+hbi_imputer <- function(layout, grid, threads, device, seed) {
   known <- c("width", "depth", "lam_orth", "max_epochs", "patience")
   if (!is.list(grid) || is.null(names(grid)) || any(!names(grid) %in% known)) {
     arg_error("imputer_grid", "must be a named list with entries among ", fmt_values(known))
@@ -164,7 +164,7 @@ hbi_imputer <- function(layout, grid, threads, seed) {
     args[[nm]] <- check_count(grid[[nm]], paste0("imputer_grid$", nm), 1L)
   }
   py_call(do.call(py_torch_module("blockwise")$HBIImputer,
-                  c(list(layout), args, list(n_threads = threads, random_state = seed))))
+                  c(list(layout), args, list(n_threads = threads, device = device, random_state = seed))))
 }
 
 # Predictions for new rows of fitted tasks (documented in man/).
@@ -211,7 +211,7 @@ print.summary.hetmtl_blockwise <- function(x, digits = max(3L, getOption("digits
 # Imputation of whole missing sources from the anchor (documented in man/).
 block_impute <- function(data, task, sources, anchor, method = "hbi", newdata = NULL, width = c(16, 32),
                          depth = c(1, 2), lam_orth = c(0, 1), max_epochs = 1000, patience = 30, threads = 1,
-                         seed = NULL) {
+                         device = "cpu", seed = NULL) {
   if (!is.data.frame(data)) {
     arg_error("data", "must be a data frame, got ", class(data)[1])
   }
@@ -227,7 +227,8 @@ block_impute <- function(data, task, sources, anchor, method = "hbi", newdata = 
                    lam_orth = reticulate::tuple(as.list(as.double(lam_orth))),
                    max_epochs = check_count(max_epochs, "max_epochs", 1L),
                    patience = check_count(patience, "patience", 1L),
-                   n_threads = check_count(threads, "threads", 1L), random_state = seed)
+                   n_threads = check_count(threads, "threads", 1L), device = check_string(device, "device"),
+                   random_state = seed)
   target <- if (is.null(newdata)) data else newdata
   if (!is.data.frame(target)) {
     arg_error("newdata", "must be a data frame, got ", class(target)[1])

@@ -85,7 +85,7 @@ class BlockRegressor(MultiTaskRegressor):
 
     def _fit(self, X: Any, y: Any, task: Any, seed: np.random.SeedSequence) -> None:
         data = prepare_fit(self.layout, X, y, task, self._imputer_spec(), self._option("validation_fraction"),
-                           seed, SEED_SPLIT, SEED_IMPUTER, bool(self.verbose))
+                           seed, SEED_SPLIT, SEED_IMPUTER, bool(self.verbose), self.device)
         self._fit_data(data, seed)
         self.imputer_ = data.imputer
         self._set_fitted(np.asarray(self.layout.tasks, dtype=object), len(self.layout.all_columns), data.scaler)

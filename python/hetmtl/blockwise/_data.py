@@ -23,10 +23,11 @@ IMPUTERS: dict[str, tuple[str, str]] = {
 }
 
 
-def make_imputer(spec: Any, layout: BlockLayout, seed: np.random.SeedSequence, verbose: bool = False) -> Any:
-    """A fresh, unfitted imputer from ``spec``: a name of :data:`IMPUTERS` (with ``verbose`` where it
-    has that option), an imputer object (copied, so that the caller's object is left unfitted), or
-    None (no imputation)."""
+def make_imputer(spec: Any, layout: BlockLayout, seed: np.random.SeedSequence, verbose: bool = False,
+                 device: Any = "cpu") -> Any:
+    """A fresh, unfitted imputer from ``spec``: a name of :data:`IMPUTERS` (with ``verbose`` and
+    ``device`` where it has those options), an imputer object (copied, so that the caller's object
+    is left unfitted, and left on its own device), or None (no imputation)."""
     if spec is None:
         return None
     if isinstance(spec, str):
@@ -45,6 +46,8 @@ def make_imputer(spec: Any, layout: BlockLayout, seed: np.random.SeedSequence, v
             imputer.set_params(random_state=int(seed.generate_state(1)[0]))
         if "verbose" in params:
             imputer.set_params(verbose=bool(verbose))
+        if "device" in params:
+            imputer.set_params(device=device)
         return imputer
     if not (callable(getattr(spec, "fit", None)) and callable(getattr(spec, "transform", None))):
         raise ValueError(f"imputer: an imputer object needs fit(X, task) and transform(X, task), got {spec!r}")
@@ -148,9 +151,11 @@ class BlockData:
 
 
 def prepare_fit(layout: BlockLayout, X: Any, y: Any, task: Any, imputer_spec: Any, validation_fraction: float,
-                seed: np.random.SeedSequence, split_key: int, imputer_key: int, verbose: bool = False) -> BlockData:
-    """Check rows against ``layout``, fit the imputer (on all rows given: it never sees y), complete,
-    split per task and standardize with training statistics (``validation_fraction`` already checked)."""
+                seed: np.random.SeedSequence, split_key: int, imputer_key: int, verbose: bool = False,
+                device: Any = "cpu") -> BlockData:
+    """Check rows against ``layout``, fit the imputer (on all rows given: it never sees y; one made
+    from a name trains on ``device``), complete, split per task and standardize with training
+    statistics (``validation_fraction`` already checked)."""
     blocks, codes = layout.split(X, task)
     ya = as_float_array(y, "y")
     if ya.ndim == 2 and ya.shape[1] == 1:
@@ -163,7 +168,7 @@ def prepare_fit(layout: BlockLayout, X: Any, y: Any, task: Any, imputer_spec: An
         raise ValueError(f"task: the layout's task {layout.tasks[absent[0]]!r} has no rows")
     tr, va = split_rows(codes, T, float(validation_fraction), child_seed(seed, split_key),
                         np.asarray(layout.tasks, dtype=object))
-    imputer = make_imputer(imputer_spec, layout, child_seed(seed, imputer_key), verbose)
+    imputer = make_imputer(imputer_spec, layout, child_seed(seed, imputer_key), verbose, device)
     if _reads_split(imputer, layout):
         imputer.fit_split(layout, blocks, codes)
     elif imputer is not None:

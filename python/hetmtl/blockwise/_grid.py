@@ -1,9 +1,10 @@
-"""Hyperparameter grids of the two-pathway model. No torch."""
+"""Hyperparameter grids of the two-pathway model, and the stacks they are trained in. No torch."""
 
 from __future__ import annotations
 
 import itertools
-from typing import Any, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 import numpy as np
 
@@ -118,3 +119,28 @@ def stack_groups(configs: list[dict[str, Any]], pad_budget: float = PAD_BUDGET) 
             width = w
         groups.append(current)
     return [sorted(g) for g in groups]
+
+
+def stack_cost(configs: list[dict[str, Any]], members: list[int]) -> float:
+    """Relative time of one stack per epoch: per layer a fixed cost (:data:`PAD_BUDGET`) plus the
+    members times the padded width squared."""
+    width = max(configs[i]["hidden"] for i in members)
+    return float(configs[members[0]]["n_layers"] * (PAD_BUDGET + len(members) * width**2))
+
+
+_Result = TypeVar("_Result")
+
+
+def run_stacks(train: Callable[[list[int]], _Result], groups: list[list[int]], costs: Sequence[float],
+               n_jobs: int) -> list[_Result]:
+    """``train(group)`` for every group, in order; with ``n_jobs > 1`` in that many threads, the
+    costliest stacks started first (so that a long stack does not start last and run alone).
+
+    The stacks share nothing but the data, which they only read, so the results are those of the
+    serial loop whatever the number of threads."""
+    if n_jobs <= 1 or len(groups) <= 1:
+        return [train(g) for g in groups]
+    order = sorted(range(len(groups)), key=lambda k: -costs[k])
+    with ThreadPoolExecutor(max_workers=min(n_jobs, len(groups)), thread_name_prefix="hetmtl-stack") as pool:
+        futures = {k: pool.submit(train, groups[k]) for k in order}
+        return [futures[k].result() for k in range(len(groups))]

@@ -20,7 +20,6 @@ padded form, so the stacked and the one-at-a-time training start from the same w
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 
 from ..nn import EarlyStopping, EpochStep, StackedMLP, adam, train_epochs
+from ._stacks import retarget_adam, select_models
 
 _ROLES = 3  # shared, private (observer tasks), private (other tasks)
 _FRO_EPS = 1e-12  # keeps the gradient of an un-squared norm finite at zero
@@ -81,14 +81,19 @@ class HBIStack(torch.nn.Module):
     def _index(self, net: str, layer: int, r: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows and columns of layer ``layer``'s weight of network ``r`` that its compact form fills."""
         w, W, last = self.widths[r], self.code_width, layer == self.depth - 1
-        code = torch.arange(w)
+        device = self.device
+
+        def arange(n: int) -> torch.Tensor:
+            return torch.arange(n, device=device)
+
+        code = arange(w)
         if net == "enc":
-            rows = torch.arange(self.p_anchor) if layer == 0 else code
+            rows = arange(self.p_anchor) if layer == 0 else code
             return rows, code
         if net == "dec":
             rows = torch.cat([code, W + code]) if layer == 0 else code
-            return rows, torch.arange(self.p_anchor) if last else code
-        return code, torch.arange(self.out_widths[r]) if last else code
+            return rows, arange(self.p_anchor) if last else code
+        return code, arange(self.out_widths[r]) if last else code
 
     def _slots(self, net: str, r: int) -> range:
         return range(_ROLES * r, _ROLES * (r + 1)) if net == "enc" else range(r, r + 1)
@@ -108,9 +113,9 @@ class HBIStack(torch.nn.Module):
         return out
 
     def unpack(self, r: int) -> "HBIStack":
-        """Network ``r`` as a compact single network."""
+        """Network ``r`` as a compact single network (on the stack's device)."""
         small = HBIStack(self.p_anchor, self.out_widths[r], self.depth, [self.widths[r]], [self.out_widths[r]],
-                         _scratch())
+                         _scratch()).to(self.device)
         with torch.no_grad():
             self._copy_network(small, r, into_self=False)
         return small
@@ -128,6 +133,11 @@ class HBIStack(torch.nn.Module):
                     else:
                         little.weights[l][k].copy_(W[rows.unsqueeze(1), cols])
                         little.biases[l][k].copy_(b[cols])
+
+    @property
+    def device(self) -> torch.device:
+        """Where the weights are."""
+        return self.enc.weights[0].device
 
     # -- evaluation ------------------------------------------------------------------------------------
 
@@ -162,17 +172,12 @@ class HBIStack(torch.nn.Module):
 
     def select(self, models: Sequence[int]) -> "HBIStack":
         """A stack of copies of the listed networks, with the same padded shapes."""
-        out = copy.deepcopy(self)
-        idx = torch.as_tensor(list(models), dtype=torch.long)
+        out = select_models(self, self.n_models, models)
         out.n_models = len(models)
         out.widths = tuple(self.widths[m] for m in models)
         out.out_widths = tuple(self.out_widths[m] for m in models)
-        with torch.no_grad():
-            for net in (out.enc, out.dec, out.pred):
-                net.n_models = net.n_models // self.n_models * out.n_models
-                for params in (net.weights, net.biases):
-                    for l in range(len(params)):
-                        params[l] = torch.nn.Parameter(model_rows(params[l].detach(), self.n_models, idx))
+        for net in (out.enc, out.dec, out.pred):
+            net.n_models = net.n_models // self.n_models * out.n_models
         return out
 
     def model_views(self) -> list[torch.Tensor]:
@@ -200,16 +205,9 @@ class StackData:
     lam: torch.Tensor
 
     def select(self, models: Sequence[int], p_out: int) -> "StackData":
-        idx = torch.as_tensor(list(models), dtype=torch.long)
+        idx = torch.as_tensor(list(models), dtype=torch.long, device=self.x0t.device)
         return StackData(self.x0t, self.observer[idx], self.fit[idx], self.other[idx], self.val[idx],
                          self.target[idx, :p_out], self.columns[idx, :p_out], self.lam[idx])
-
-
-def model_rows(t: torch.Tensor, n_models: int, idx: torch.Tensor) -> torch.Tensor:
-    """The listed networks' part of a stacked tensor whose first axis holds ``n_models`` networks
-    (one slot each, or several consecutive slots: the encoders' roles)."""
-    per = t.shape[0] // n_models
-    return t.reshape(n_models, -1)[idx].reshape(idx.numel() * per, *t.shape[1:]).clone()
 
 
 def _count(mask: torch.Tensor) -> torch.Tensor:
@@ -251,19 +249,6 @@ class TrainResult:
     epochs: np.ndarray
 
 
-def _drop_stopped(stack: HBIStack, data: StackData, opt: torch.optim.Optimizer, keep: np.ndarray, lr: float):
-    """The stack, data and optimizer restricted to the networks ``keep`` (Adam's moments kept)."""
-    idx = torch.as_tensor(keep, dtype=torch.long)
-    small = stack.select(keep.tolist())
-    new_opt = adam(small.parameters(), lr)
-    for old, new in zip(stack.parameters(), small.parameters()):
-        state = opt.state.get(old)
-        if state:
-            new_opt.state[new] = {k: v.clone() if v.ndim == 0 else model_rows(v, stack.n_models, idx)
-                                  for k, v in state.items()}
-    return small, data.select(keep.tolist(), stack.p_out), new_opt
-
-
 class HBIEpochs(EpochStep):
     """Full-batch Adam on a stack of HBI networks as an epoch of :func:`hetmtl.nn.train_epochs`.
 
@@ -277,14 +262,14 @@ class HBIEpochs(EpochStep):
     validate_first = True
 
     def __init__(self, stack: HBIStack, data: StackData, stopper: EarlyStopping, lr: float, shrink: float):
-        self.stack, self.data, self.stopper, self.lr, self.shrink = stack, data, stopper, float(lr), float(shrink)
+        self.stack, self.data, self.stopper, self.shrink = stack, data, stopper, float(shrink)
         self.live = np.arange(stack.n_models)
         self.opt = adam(stack.parameters(), lr)
         self.objective: torch.Tensor | None = None
 
     def validation_losses(self) -> np.ndarray:
         self.objective, val = stack_losses(self.stack, self.data)
-        return val.detach().numpy().astype(float)
+        return val.detach().cpu().numpy().astype(float)
 
     def state(self) -> list[torch.Tensor]:
         return self.stack.model_views()
@@ -293,7 +278,9 @@ class HBIEpochs(EpochStep):
         running = self.stopper.active[self.live]
         if running.sum() < self.live.size and running.sum() <= self.shrink * self.live.size:
             keep = np.flatnonzero(running)
-            self.stack, self.data, self.opt = _drop_stopped(self.stack, self.data, self.opt, keep, self.lr)
+            small = self.stack.select(keep.tolist())
+            retarget_adam(self.opt, list(small.parameters()), self.stack.n_models, keep.tolist())
+            self.stack, self.data = small, self.data.select(keep.tolist(), self.stack.p_out)
             self.live = self.live[keep]
             self.objective, _ = stack_losses(self.stack, self.data)  # the same values, on the new parameters
         self.opt.zero_grad(set_to_none=True)

@@ -34,6 +34,7 @@ from typing import Sequence
 import torch
 
 from ..nn import ACTIVATIONS, StackedMLP
+from ._stacks import select_models
 
 SHARED_HEADS = ("paper", "code")
 ORTH_SCALES = ("mean", "sum")
@@ -338,18 +339,13 @@ class TwoPathwayNet(torch.nn.Module):
 
     def select(self, g: int) -> "TwoPathwayNet":
         """A copy holding configuration ``g`` only."""
-        T = self.spec.n_tasks
-        out = TwoPathwayNet.__new__(TwoPathwayNet)
-        torch.nn.Module.__init__(out)
-        out.spec, out.widths = self.spec, (self.widths[g],)
-        out.reads_row, out.n_gates = self.reads_row, self.n_gates
-        for name, buf in self.named_buffers(recurse=False):
-            out.register_buffer(name, buf.clone())
-        if self.n_gates:
-            out.gate_logit = torch.nn.Parameter(self.gate_logit.detach()[g:g + 1].clone())
-        out.shared_enc = self.shared_enc.select([g])
-        out.task_enc = self.task_enc.select(list(range(g * T, (g + 1) * T)))
-        for name in ("A", "a", "W", "B", "c"):
-            setattr(out, name, torch.nn.ParameterList(
-                [torch.nn.Parameter(p.detach()[g:g + 1].clone()) for p in getattr(self, name)]))
+        return self.select_configs([g])
+
+    def select_configs(self, keep: Sequence[int]) -> "TwoPathwayNet":
+        """A copy holding the configurations ``keep`` (in that order), padded as in this stack."""
+        G, T = self.n_configs, self.spec.n_tasks
+        out = select_models(self, G, keep)
+        out.widths = tuple(self.widths[g] for g in keep)
+        out.shared_enc.n_models = len(keep)
+        out.task_enc.n_models = len(keep) * T
         return out

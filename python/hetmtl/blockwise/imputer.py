@@ -16,7 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._util.tasks import as_seed_sequence, child_seed, random_first_per_task
 from .._util.validation import check_choice, check_int_at_least, check_positive_number
-from ..nn import DEPRECATED, RenamedParameters, check_fraction, progress, torch_generator, torch_threads
+from ..nn import DEPRECATED, RenamedParameters, TorchDevice, check_fraction, progress, torch_generator, torch_threads
 from ._hbi_net import HBIStack, StackData, train_stack
 from ._imputer_base import BlockImputer, BlockScaler, observer_rows, require_observers
 from .layout import BlockLayout
@@ -27,7 +27,7 @@ __all__ = ["HBIImputer"]
 _SEED_SPLIT, _SEED_INIT = 0, 1
 
 
-class HBIImputer(RenamedParameters, BlockImputer):
+class HBIImputer(RenamedParameters, TorchDevice, BlockImputer):
     """Impute whole missing sources from the anchoring source (heterogeneous block-wise imputation).
 
     For every source s that some task misses, with "task s" the tasks that observe s and "-s" the
@@ -83,6 +83,11 @@ class HBIImputer(RenamedParameters, BlockImputer):
     stacking : {"shape", "depth", "none"}
         Which networks train together: those of equal width and depth, those of equal depth
         (narrower ones padded), or none.
+    device : str or torch.device
+        Where the networks train and impute (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...). Initial
+        weights and validation rows are drawn on the CPU whatever the device, so a fit on a GPU
+        starts from the same networks as on the CPU and agrees with it up to float rounding.
+        :class:`TwoPathwayMTL` passes its own ``device`` to the imputer it builds by name.
     n_threads : int or None
         torch threads during fit/transform (None leaves torch's setting).
     verbose : bool
@@ -112,8 +117,9 @@ class HBIImputer(RenamedParameters, BlockImputer):
     def __init__(self, layout: BlockLayout, width: int | Sequence[int] = (16, 32),
                  depth: int | Sequence[int] = (1, 2), lam_orth: float | Sequence[float] = (0.0, 1.0),
                  lr: float = 1e-2, max_epochs: int = 1000, patience: int = 30, validation_fraction: float = 0.2,
-                 standardize: bool = True, stacking: str = "shape", n_threads: int | None = 1,
-                 verbose: bool = False, random_state: Any = None, val_fraction: Any = DEPRECATED):
+                 standardize: bool = True, stacking: str = "shape", device: str | torch.device = "cpu",
+                 n_threads: int | None = 1, verbose: bool = False, random_state: Any = None,
+                 val_fraction: Any = DEPRECATED):
         self.layout = layout
         self.width = width
         self.depth = depth
@@ -124,6 +130,7 @@ class HBIImputer(RenamedParameters, BlockImputer):
         self.validation_fraction = validation_fraction
         self.standardize = standardize
         self.stacking = stacking
+        self.device = device
         self.n_threads = n_threads
         self.verbose = verbose
         self.random_state = random_state
@@ -150,6 +157,7 @@ class HBIImputer(RenamedParameters, BlockImputer):
         check_fraction(fraction, name)
         if self.n_threads is not None:
             check_int_at_least(self.n_threads, "n_threads")
+        self._device  # noqa: B018  (raises for a device that is not a torch device or is absent)
         self._warn_renamed()
 
     def _fit_blocks(self, blocks: dict[str, np.ndarray], codes: np.ndarray) -> None:
@@ -203,7 +211,7 @@ class HBIImputer(RenamedParameters, BlockImputer):
         """The masks and targets of every (source index, configuration) in ``specs``."""
         anchor = self.layout_.anchor
         N = blocks[anchor].shape[0]
-        x0t = _tensor(self.scaler_.forward(anchor, blocks[anchor]).T)
+        x0t = self._tensor(self.scaler_.forward(anchor, blocks[anchor]).T)
         p_max = max(self.layout_.width(s) for s in sources)
         per_source = []
         for s in sources:
@@ -216,19 +224,22 @@ class HBIImputer(RenamedParameters, BlockImputer):
 
         def stacked(k: int, dtype=torch.float32) -> torch.Tensor:
             arr = np.stack([p[k] for p in pick])
-            return torch.as_tensor(arr[:, None, :] if arr.ndim == 2 and k < 4 else arr, dtype=dtype)
+            return torch.as_tensor(arr[:, None, :] if arr.ndim == 2 and k < 4 else arr, dtype=dtype,
+                                   device=x0t.device)
 
         return StackData(x0t=x0t, observer=stacked(0, torch.bool), fit=stacked(1), other=stacked(2), val=stacked(3),
                          target=stacked(4), columns=stacked(5),
-                         lam=torch.tensor([cfg[2] for _, cfg in specs], dtype=torch.float32))
+                         lam=torch.tensor([cfg[2] for _, cfg in specs], dtype=torch.float32, device=x0t.device))
 
     # -- imputing ----------------------------------------------------------------------------------------
 
     def _predict(self, source: str, anchor_rows: np.ndarray) -> np.ndarray:
         """G_s(E_c(x0)) in original units for raw anchor rows."""
-        x0t = _tensor(self.scaler_.forward(self.layout_.anchor, anchor_rows).T)
+        net = self.networks_[source]
+        x0t = torch.as_tensor(np.ascontiguousarray(self.scaler_.forward(self.layout_.anchor, anchor_rows).T),
+                              dtype=torch.float32, device=net.device)
         with torch_threads(self.n_threads), torch.no_grad():
-            z = self.networks_[source].impute(x0t)[0].T.double().numpy()
+            z = net.impute(x0t)[0].T.cpu().double().numpy()
         return self.scaler_.inverse(source, z)
 
     def _impute(self, source: str, blocks: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
@@ -242,7 +253,8 @@ STACKING = ("shape", "depth", "none")
 def train_networks(nets: Sequence[HBIStack], data: StackData, *, stacking: str, lr: float, max_epochs: int,
                    patience: int, verbose: bool = False) -> tuple[list[HBIStack], list[tuple[float, int, int]]]:
     """Train single networks (``data`` row m belongs to ``nets[m]``), stacked as ``stacking`` says
-    (see :class:`HBIImputer`).
+    (see :class:`HBIImputer`), on the device of ``data`` (the networks may be anywhere: they are
+    packed into stacks first, and the stacks moved).
 
     Returns the trained single networks and, for each, (validation loss, best epoch, epochs run).
     """
@@ -255,7 +267,7 @@ def train_networks(nets: Sequence[HBIStack], data: StackData, *, stacking: str, 
     trained: list[HBIStack | None] = [None] * len(nets)
     results: list[tuple[float, int, int] | None] = [None] * len(nets)
     for group in groups:  # one group per shape (or depth) of the grid: a handful
-        stack = HBIStack.pack([nets[m] for m in group])
+        stack = HBIStack.pack([nets[m] for m in group]).to(data.x0t.device)
         bar = progress(max_epochs, verbose, f"HBI, depth {stack.depth}, {len(group)} networks")
         res = train_stack(stack, data.select(group, stack.p_out), lr=lr, max_epochs=max_epochs, patience=patience,
                           bar=bar)
@@ -282,10 +294,6 @@ def _validation_rows(codes: np.ndarray, observer: np.ndarray, fraction: float,
     out = np.zeros(codes.size, bool)
     out[rows[order[picked]]] = True
     return out
-
-
-def _tensor(a: np.ndarray) -> torch.Tensor:
-    return torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32)
 
 
 def _report(rows: list[dict]) -> pd.DataFrame:

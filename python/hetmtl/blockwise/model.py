@@ -9,17 +9,22 @@ import pandas as pd
 import torch
 from sklearn.utils.validation import check_is_fitted
 
-from .._util.validation import check_choice
-from ..nn import DEPRECATED, EarlyStopping, MinibatchStep, train_epochs
-from ._base import BlockRegressor, TrainRows, init_generator, parameter_state, restore
+from .._util.validation import check_choice, check_threads
+from ..nn import DEPRECATED, EarlyStopping, train_epochs
+from ._base import BlockRegressor, TrainRows, init_generator, restore
 from ._data import BlockData, anchor_columns, column_mask
-from ._grid import AUTO_GRID, GRID_KEYS, PAPER_GRID, SMALL_GRID, check_positive_int, expand_grid, stack_groups
+from ._grid import (AUTO_GRID, GRID_KEYS, PAPER_GRID, SMALL_GRID, check_positive_int, expand_grid, run_stacks,
+                    stack_cost, stack_groups)
+from ._stacks import ShrinkingMinibatchStep
 from ._two_pathway import ORTH_SCALES, SHARED_HEADS, NetSpec, SharedInput, TwoPathwayNet
 from .layout import BlockLayout
 
 __all__ = ["ARCHITECTURES", "AUTO_GRID", "PAPER_GRID", "SMALL_GRID", "TASK_INPUTS", "TwoPathwayMTL"]
 
 TASK_INPUTS = ("all", "own")
+#: A stack is rebuilt without its finished configurations once at most this share of it is still
+#: running (1: as soon as one finishes; a rebuild costs about one training step of the stack).
+SHRINK = 1.0
 #: What the shared encoder reads: the completed row (default) or the anchor only (the paper).
 ARCHITECTURES = ("shared", "paper")
 
@@ -62,7 +67,8 @@ class TwoPathwayMTL(BlockRegressor):
     networks (narrower widths are padded with exact zeros into a wider stack where that costs less
     than a stack of their own) that sees one pass over the data, every network with its own
     weights, Adam state and early stopping, so that each ends as if trained alone with the same
-    ``random_state`` (up to rounding).
+    ``random_state`` (up to rounding). Once a configuration's early stopping has ended, its stack
+    is rebuilt without it, so it costs nothing more; ``n_jobs`` stacks train at once.
 
     Parameters
     ----------
@@ -119,10 +125,16 @@ class TwoPathwayMTL(BlockRegressor):
         lowest validation loss is kept. ``"auto"`` (default) is :data:`AUTO_GRID`, three L2
         weights trained as one stack; ``"paper"`` is :data:`PAPER_GRID` (72 configurations),
         ``"small"`` :data:`SMALL_GRID`. None fits the parameters above only.
-    device : str
-        torch device.
+    device : str or torch.device
+        Where the networks train and predict (``"cpu"``, ``"cuda"``, ...); an imputer given by name
+        (``"hbi"``) trains there too.
     n_threads : int or None
         torch threads during fit and predict (None leaves torch's setting).
+    n_jobs : int
+        Stacks of the grid trained at once, each in a thread of its own running torch on
+        ``n_threads`` threads (torch releases the interpreter lock inside its operations). Results
+        do not depend on it: every stack trains as it would alone. Worth it with a grid of several
+        stacks (``grid="paper"``: nine) and a core per stack; the default grid is one stack.
     verbose : bool
         Show a progress bar.
     random_state : None, int or SeedSequence
@@ -140,7 +152,8 @@ class TwoPathwayMTL(BlockRegressor):
         responses (the selection criterion, ``val_loss``), the summed per-task validation MSE in the
         units of y (``val_mse``), the best epoch and the rank.
     history_ : DataFrame
-        Training and validation loss per epoch of the selected configuration.
+        Training and validation loss per epoch of the selected configuration, until early
+        stopping finished it.
     net_ : module
         The selected network.
 
@@ -174,7 +187,7 @@ class TwoPathwayMTL(BlockRegressor):
                  weight_decay: float = 0.0,
                  lr_decay: float = 0.5, lr_step: int = 100, max_epochs: int = 500, patience: int = 50,
                  validation_fraction: float = 0.25, grid: Any = "auto", device: str = "cpu",
-                 n_threads: int | None = 1, verbose: bool = False, random_state: Any = None,
+                 n_threads: int | None = 1, n_jobs: int = 1, verbose: bool = False, random_state: Any = None,
                  val_fraction: Any = DEPRECATED):
         self.layout = layout
         self.imputer = imputer
@@ -200,6 +213,7 @@ class TwoPathwayMTL(BlockRegressor):
         self.grid = grid
         self.device = device
         self.n_threads = n_threads
+        self.n_jobs = n_jobs
         self.verbose = verbose
         self.random_state = random_state
         self.val_fraction = val_fraction
@@ -218,6 +232,7 @@ class TwoPathwayMTL(BlockRegressor):
         if self.task_inputs is not None:
             check_choice(self.task_inputs, "task_inputs", TASK_INPUTS)
         check_positive_int(self.head_layers, "head_layers")
+        check_threads(self.n_jobs, "n_jobs")
         self._configs()
 
     # -- fitting ----------------------------------------------------------------------------------------
@@ -227,9 +242,14 @@ class TwoPathwayMTL(BlockRegressor):
         rows = self._train_rows(data)
         K = len(configs)
         loss, val_mse, best_epoch = np.empty(K), np.empty(K), np.empty(K, dtype=int)
+        groups = stack_groups(configs)  # one stack, one pass over the data per epoch
+
+        def train(members: list[int]):
+            return self._train_stack(data, rows, [configs[i] for i in members], seed)
+
+        trained = run_stacks(train, groups, [stack_cost(configs, g) for g in groups], int(self.n_jobs))
         stacks = []  # (members, net, training record) of every stack
-        for members in stack_groups(configs):  # one stack, one pass over the data per epoch
-            net, res, val = self._train_stack(data, rows, [configs[i] for i in members], seed)
+        for members, (net, res, val) in zip(groups, trained):
             loss[members], best_epoch[members], val_mse[members] = res.stopper.best_loss, res.stopper.best_epoch, val
             stacks.append((members, net, res))
         if not np.isfinite(loss).any():
@@ -245,8 +265,10 @@ class TwoPathwayMTL(BlockRegressor):
         table["best_epoch"] = best_epoch
         table["rank"] = table["val_loss"].rank(method="min").astype(int)
         self.cv_results_ = table
-        tr, va = np.stack(res.train_loss)[:, j], np.stack(res.val_loss)[:, j]
-        self.history_ = pd.DataFrame({"epoch": np.arange(tr.size), "train_loss": tr, "val_loss": va})
+        stop = int(res.stopper.stop_epoch[j])
+        n = res.n_epochs if stop < 0 else stop + 1  # the epochs until the configuration finished
+        tr, va = np.stack(res.train_loss)[:n, j], np.stack(res.val_loss)[:n, j]
+        self.history_ = pd.DataFrame({"epoch": np.arange(n), "train_loss": tr, "val_loss": va})
         self.best_epoch_ = int(best_epoch[best])
 
     def _train_stack(self, data: BlockData, rows: TrainRows, configs: list[dict], seed: np.random.SeedSequence):
@@ -269,7 +291,7 @@ class TwoPathwayMTL(BlockRegressor):
                    for k in ("gamma", "delta", "kappa", "weight_decay")}
         use = {k: bool((v > 0).any()) for k, v in weights.items()}
 
-        def batch_loss(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        def batch_loss(net: TwoPathwayNet, weights: dict, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
             f_c, f_p = net.encode(xb)
             loss = (net.heads(f_c, f_p) - yb).square().mean(-1).sum(-1)
             if use["gamma"]:
@@ -282,13 +304,14 @@ class TwoPathwayMTL(BlockRegressor):
                 loss = loss + 0.5 * weights["weight_decay"] * net.squared_norm()
             return loss
 
-        def val_loss() -> torch.Tensor:
+        def val_loss(net: TwoPathwayNet) -> torch.Tensor:
             return rows.val_mse(net(rows.x_val)).sum(-1)
 
-        step = MinibatchStep(net.parameters(), batch_loss, val_loss, lambda: parameter_state(net), len(configs),
-                             rows.Z, rows.y, rows.codes, data.n_tasks, self._batching(seed))
-        res = train_epochs(step, EarlyStopping(len(configs), patience=int(self.patience)), self.max_epochs,
-                           self._progress(f"two-pathway, L={spec.n_layers}"))
+        stopper = EarlyStopping(len(configs), patience=int(self.patience))
+        step = ShrinkingMinibatchStep(net, weights, batch_loss, val_loss, stopper, rows.Z, rows.y, rows.codes,
+                                      data.n_tasks, self._batching(seed), shrink=SHRINK)
+        res = train_epochs(step, stopper, self.max_epochs, self._progress(f"two-pathway, L={spec.n_layers}"))
+        res.val_loss = step.val_history  # every configuration's column, NaN once it is shed
         restore(net, res.stopper.best_state)
         with torch.no_grad():
             per_task = rows.val_mse(net(rows.x_val)).cpu().double().numpy()  # (G, T)

@@ -91,3 +91,20 @@ test_that("blockwise functions report bad input clearly", {
   expect_error(block_impute(df, task = "cohort", sources = SOURCES, anchor = "base", method = "zero"),
                "method: must be one of")
 })
+
+test_that("the device reaches the HBI imputer", {
+  skip_if_no_hetmtl()
+  df <- sim_blocks()
+  model <- list(df, y = "y", task = "cohort", sources = SOURCES, anchor = "base", hidden = 6, n_layers = 1,
+                max_epochs = 4, patience = 2, seed = 1)
+  hbi <- list(width = 4, depth = 1, lam_orth = 0, max_epochs = 20)
+  fit <- do.call(blockwise_mtl, c(model, list(imputer_grid = hbi, device = "cpu")))
+  expect_equal(reticulate::py_str(fit$py$imputer_$device), "cpu")
+  if (!reticulate::import("torch")$cuda$is_available()) {
+    expect_error(do.call(blockwise_mtl, c(model, list(imputer_grid = hbi, device = "cuda"))),
+                 "device: 'cuda' was asked for")
+    expect_error(block_impute(df, task = "cohort", sources = SOURCES, anchor = "base", width = 4, depth = 1,
+                              lam_orth = 0, max_epochs = 5, device = "cuda", seed = 1),
+                 "device: 'cuda' was asked for")
+  }
+})

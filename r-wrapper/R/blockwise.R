@@ -82,8 +82,8 @@ blockwise_mtl.default <- function(data, y, task, sources, anchor, imputer = "hbi
                                   n_layers = 2, gamma = 0.1, delta = 0.1, kappa = 0.1,
                                   shared_head = "paper", architecture = "shared", grid = "auto",
                                   imputer_grid = NULL, batch_size = 32, max_epochs = 500, patience = 50,
-                                  validation_fraction = 0.25, threads = 1, device = "cpu",
-                                  seed = NULL, ...) {
+                                  validation_fraction = 0.25, threads = 1, jobs = 1,
+                                  device = "cpu", seed = NULL, ...) {
   call <- match.call()
   check_no_dots(list(...), "blockwise_mtl")
   cols <- response_and_task(data, y, task)
@@ -115,6 +115,7 @@ blockwise_mtl.default <- function(data, y, task, sources, anchor, imputer = "hbi
     patience = check_count(patience, "patience", 1L),
     validation_fraction = check_level(validation_fraction, "validation_fraction"),
     n_threads = threads,
+    n_jobs = check_count(jobs, "jobs", 1L),
     device = check_string(device, "device"),
     random_state = seed
   )

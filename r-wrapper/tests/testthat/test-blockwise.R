@@ -80,6 +80,8 @@ test_that("blockwise functions report bad input clearly", {
                              anchor = "base"), "sources\\$base: column\\(s\\) 'nope' not found")
   expect_error(blockwise_mtl(df, y = "y", task = "cohort", sources = SOURCES, anchor = "base",
                              imputer = "knn"), "imputer: must be one of")
+  expect_error(blockwise_mtl(df, y = "y", task = "cohort", sources = SOURCES, anchor = "base",
+                             jobs = 0), "jobs: must be a whole number >= 1")
   bad <- df
   bad$p2[1] <- NA  # a partly observed block
   expect_error(blockwise_mtl(bad, y = "y", task = "cohort", sources = SOURCES, anchor = "base"),
@@ -100,6 +102,12 @@ test_that("the device reaches the HBI imputer", {
   hbi <- list(width = 4, depth = 1, lam_orth = 0, max_epochs = 20)
   fit <- do.call(blockwise_mtl, c(model, list(imputer_grid = hbi, device = "cpu")))
   expect_equal(reticulate::py_str(fit$py$imputer_$device), "cpu")
+  # Two stacks at once give the fit of one stack after another.
+  grid <- list(hidden = c(4, 6), n_layers = c(1, 2))
+  serial <- do.call(blockwise_mtl, c(model, list(imputer = "mean", grid = grid)))
+  parallel <- do.call(blockwise_mtl, c(model, list(imputer = "mean", grid = grid, jobs = 2)))
+  expect_equal(parallel$cv_results, serial$cv_results)
+  expect_equal(fitted(parallel), fitted(serial))
   if (!reticulate::import("torch")$cuda$is_available()) {
     expect_error(do.call(blockwise_mtl, c(model, list(imputer_grid = hbi, device = "cuda"))),
                  "device: 'cuda' was asked for")

@@ -574,7 +574,9 @@ class DualEncoderMTL(TaskRegressor):
         transfer = ["single-task val MSE", "MSE excess", "p (Holm)", "negative transfer"]
         if self.negative_transfer == "off":
             table = table.drop(columns=transfer)
-        lines = [f"DualEncoderMTL: {len(rep)} tasks, lam_beta = {self.lam_beta_:g}, "
+        n_fits = len(self._members())
+        fits = f"mean of {n_fits} fits; the first: " if n_fits > 1 else ""
+        lines = [f"DualEncoderMTL: {len(rep)} tasks, {fits}lam_beta = {self.lam_beta_:g}, "
                  f"best round {self.best_epoch_} of {self.n_epochs_}",
                  f"specific encoders used by {int(self.specific_used_.sum())} of {len(rep)} tasks "
                  "('specific adds': validation MSE without the task's specific encoder minus with it)",

@@ -35,6 +35,8 @@ from hetmtl.studies import run_study
 N_TEST = 500
 DESIGN = dict(n_tasks=6, d=8, n_shared=2, signal=2.0, specific=1.5, noise=0.5, covariate_shift=1.0)
 N_SEEDS = 3
+#: Single fits: the script measures what one fit does (the estimators' default is an ensemble).
+ONE = dict(negative_transfer="off", n_threads=1, ensemble_size=1)
 
 
 def _test_rmse(model, ds) -> tuple[float, np.ndarray]:
@@ -59,21 +61,17 @@ def _record(name: str, model, ds, seed_index: int) -> tuple[dict, np.ndarray]:
 
 def _shared_part_only(full, prep, ds) -> float:
     """Test RMSE of the full model with every task's specific part switched off after training."""
-    from hetmtl.dual.alternating import Heads, settle_heads
+    from hetmtl.dual.alternating import settle_heads
 
     train = full._data(prep.train, prep.n_tasks)
-    heads = replace(full.heads_, alpha=np.zeros_like(full.heads_.alpha))
     cfg = replace(full.config_, penalty_alpha="none")
-    # heads for the shared encoding alone: a net whose specific encoder outputs nothing useful
-    zero = Heads(heads.alpha, heads.beta, heads.intercept, heads.alpha_center, heads.beta_center,
-                 heads.fused_alpha, heads.fused_beta)
+    # heads for the shared encoding alone: the network without its specific encoders
+    start = replace(full.heads_, alpha=np.zeros((prep.n_tasks, 0)), alpha_center=np.zeros(0))
     net = full.net_
     saved = net.specific
     net.specific = None
     try:
-        new = settle_heads(net, train, replace(zero, alpha=np.zeros((prep.n_tasks, 0)),
-                                               alpha_center=np.zeros(0)), cfg)
-        model = _clone_with(full, net, new)
+        model = _clone_with(full, net, settle_heads(net, train, start, cfg))
         rmse, _ = _test_rmse(model, ds)
     finally:
         net.specific = saved
@@ -86,6 +84,7 @@ def _clone_with(template, net, heads):
     model = copy.copy(template)
     model.net_ = net
     model.heads_ = heads
+    model.members_ = []  # predict from net_ and heads_
     model.fallback_ = np.zeros(template.n_tasks_, bool)
     return model
 
@@ -95,7 +94,7 @@ def _warm(shared_fit, prep, seed, train_shared: bool):
     from hetmtl.dual import DualEncoderMTL
     from hetmtl.dual.alternating import Heads, fit_alternating
 
-    est = DualEncoderMTL(negative_transfer="off", n_threads=1)
+    est = DualEncoderMTL(**ONE)
     est._check_common()
     est._check_params()
     R = prep.n_tasks
@@ -137,15 +136,14 @@ def replication(config: dict, seed: np.random.SeedSequence) -> list[dict]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fits = {}
-        for name, make in (("dual", lambda: DualEncoderMTL(negative_transfer="off", n_threads=1)),
-                           ("shared_only", lambda: shared_only(negative_transfer="off", n_threads=1))):
+        for name, make in (("dual", lambda: DualEncoderMTL(**ONE)), ("shared_only", lambda: shared_only(**ONE))):
             for k, s in enumerate(seeds):
                 model = make().fit_prepared(prep, s)
                 row, pred = _record(name, model, ds, k)
                 rows.append(row)
                 preds.setdefault(name, []).append(pred)
                 fits[(name, k)] = model
-        model = specific_only(negative_transfer="off", n_threads=1).fit_prepared(prep, root)
+        model = specific_only(**ONE).fit_prepared(prep, root)
         rows.append(_record("specific_only", model, ds, 0)[0])
         rows.append({"model": "dual_shared_part", "seed": 0, "rmse": _shared_part_only(fits[("dual", 0)], prep, ds)})
         for name, train_shared in (("warm_all", True), ("warm_specific", False)):

@@ -41,8 +41,8 @@ dual_encoder_mtl.default <- function(data, y, task, x, latent_shared = 12, laten
                                      lam_alpha = NULL, lam_specific = 0, gamma = 0.1, penalty = "l2",
                                      center = "geomedian", head_ridge = 32, max_epochs = 200,
                                      patience = 20, validation_fraction = 0.2,
-                                     negative_transfer = "warn", threads = 1, device = "cpu",
-                                     seed = NULL, na.action = NULL, ...) {
+                                     negative_transfer = "warn", ensemble_size = 3, threads = 1,
+                                     device = "cpu", seed = NULL, na.action = NULL, ...) {
   call <- match.call()
   check_no_dots(list(...), "dual_encoder_mtl")
   cols <- response_and_task(data, y, task)
@@ -78,6 +78,7 @@ dual_encoder_mtl.default <- function(data, y, task, x, latent_shared = 12, laten
     patience = check_count(patience, "patience", 1L),
     validation_fraction = check_level(validation_fraction, "validation_fraction"),
     negative_transfer = check_choice(negative_transfer, "negative_transfer", py_choices("dual.estimator", "NEGATIVE_TRANSFER")),
+    ensemble_size = check_count(ensemble_size, "ensemble_size", 1L),
     n_threads = check_count(threads, "threads", 1L),
     device = check_string(device, "device"),
     random_state = resolve_seed(seed)

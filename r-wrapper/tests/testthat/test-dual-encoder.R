@@ -56,6 +56,8 @@ test_that("dual_encoder_mtl reports bad input clearly", {
   expect_error(dual_encoder_mtl(df, y = "y", task = "school", x = c("x1", "x2"), lam_beta_grid = numeric(0)),
                "lam_beta_grid: must be a vector")
   expect_error(dual_encoder_mtl(df, y = "y", task = "school", x = c("x1", "x2"), head_ridge = NA), "head_ridge: must be a finite")
+  expect_error(dual_encoder_mtl(df, y = "y", task = "school", x = c("x1", "x2"), ensemble_size = 0),
+               "ensemble_size: must be a whole number >= 1")
   bad <- df
   bad$x1[3] <- NA
   expect_error(dual_encoder_mtl(bad, y = "y", task = "school", x = c("x1", "x2")), "x: column 'x1' has 1 missing")

@@ -150,13 +150,8 @@ def calibrate_levels(fit: RobustEBFit, y: np.ndarray, v: np.ndarray, *,
 
     Parameters
     ----------
-    fit : RobustEBFit
-        The fit of ``y`` (B data sets).
-    y, v : ndarray of shape (B, K)
-        Site estimates and within-site variances.
-    rng : numpy Generator
-    refit : callable, optional
-        The procedure that produced ``fit`` (default :func:`~.eb_intervals.default_refit`).
+    fit, y, v, rng, refit
+        As for :func:`~.eb_intervals.robust_eb_errors`.
     n_outer, n_inner : int
         Outer data sets per data set, and inner bootstrap draws per outer data set.
     levels : ndarray

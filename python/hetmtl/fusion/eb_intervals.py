@@ -38,6 +38,9 @@ the values of tau^2 the data allow, as a hierarchical Bayes interval does, while
 the whole procedure keeps the point estimate and its outlier screen in the calibration (the
 parametric-bootstrap EB intervals of Laird and Louis 1987 with the prior's uncertainty drawn
 rather than plugged in).
+
+:mod:`hetmtl.fusion.eb_calibration` corrects the nominal level of these intervals by a double
+bootstrap (an option, ``LateFusion(interval_calibration="double")``).
 """
 
 from __future__ import annotations

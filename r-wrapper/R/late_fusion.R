@@ -1,7 +1,8 @@
 # Late fusion of site summaries at the center.
 
 LATE_FUSION_EXTRA <- c("cv_rule", "C", "n_lambda", "lambda_ratio", "tol", "max_iter", "n_threads",
-                       "tau2_method", "slab_scale", "outlying_group", "spike", "model_average")
+                       "tau2_method", "slab_scale", "outlying_group", "spike", "model_average",
+                       "interval_calibration")
 LATE_FUSION_INTEGER <- c("n_lambda", "max_iter", "n_threads")
 
 # Late fusion of per-site summaries (documented in man/).
@@ -48,6 +49,10 @@ late_fusion <- function(summaries, lam = NULL, weight = "precision", penalty = "
       check_choice(extra$outlying_group, "outlying_group", py_choices("outlying_groups", "OUTLYING_GROUPS"))
     }
     for (nm in intersect(nms, c("spike", "model_average"))) check_flag(extra[[nm]], nm)
+    if (!is.null(extra$interval_calibration)) {
+      check_choice(extra$interval_calibration, "interval_calibration",
+                   py_choices("late_fusion", "INTERVAL_CALIBRATIONS"))
+    }
   }
 
   if (length(items) == 1L) {

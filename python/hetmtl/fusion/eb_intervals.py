@@ -38,6 +38,9 @@ the values of tau^2 the data allow, as a hierarchical Bayes interval does, while
 the whole procedure keeps the point estimate and its outlier screen in the calibration (the
 parametric-bootstrap EB intervals of Laird and Louis 1987 with the prior's uncertainty drawn
 rather than plugged in).
+
+:mod:`hetmtl.fusion.eb_calibration` corrects the nominal level of these intervals by a double
+bootstrap (an option, ``LateFusion(interval_calibration="double")``).
 """
 
 from __future__ import annotations
@@ -168,6 +171,42 @@ def _draw_data(fit: RobustEBFit, v: np.ndarray, n_boot: int, rng: np.random.Gene
     return slab, theta, y
 
 
+def default_refit(fit: RobustEBFit) -> Callable[[np.ndarray, np.ndarray], RobustEBFit]:
+    """The procedure that produced ``fit``: :func:`robust_eb` with its group, scale and options."""
+    averaged = fit.homogeneous_weight is not None
+    return lambda yy, vv: robust_eb(yy, vv, outlying_group=fit.outlying_group,
+                                    slab_scale=fit.slab_scale, spike=fit.spike,
+                                    model_average=averaged)
+
+
+@dataclass(frozen=True)
+class BootstrapWorld:
+    """Data sets drawn from a fitted prior and the procedure's refit on them.
+
+    ``slab``, ``theta`` and ``y`` have shape (B, n_boot, K); ``refit`` is the fit of the
+    B * n_boot data sets (rows in that order).
+    """
+
+    slab: np.ndarray
+    theta: np.ndarray
+    y: np.ndarray
+    refit: RobustEBFit
+
+
+def bootstrap_world(fit: RobustEBFit, y: np.ndarray, v: np.ndarray, *, n_boot: int,
+                    rng: np.random.Generator,
+                    refit: Callable[[np.ndarray, np.ndarray], RobustEBFit],
+                    tau2_gen: np.ndarray | None = None) -> BootstrapWorld:
+    """Steps 1 and 2 of the module notes: draw from the fitted prior, refit every draw."""
+    B, K = y.shape
+    if tau2_gen is None:
+        tau2_gen = draw_tau2(fit, y, v, n_boot, rng)
+    tau2_gen = np.broadcast_to(np.asarray(tau2_gen, float).reshape(B, -1), (B, n_boot))
+    slab, theta, y_star = _draw_data(fit, v, n_boot, rng, tau2_gen)
+    v_star = np.broadcast_to(v[:, None, :], y_star.shape).reshape(B * n_boot, K)
+    return BootstrapWorld(slab, theta, y_star, refit(y_star.reshape(B * n_boot, K), v_star))
+
+
 def robust_eb_errors(fit: RobustEBFit, y: np.ndarray, v: np.ndarray, *, n_boot: int,
                      rng: np.random.Generator,
                      refit: Callable[[np.ndarray, np.ndarray], RobustEBFit] | None = None,
@@ -190,22 +229,14 @@ def robust_eb_errors(fit: RobustEBFit, y: np.ndarray, v: np.ndarray, *, n_boot: 
         Between-site variance the draws are generated with (default: drawn by
         :func:`draw_tau2`, see the module notes).
     """
-    averaged = fit.homogeneous_weight is not None
-    refit = refit or (lambda yy, vv: robust_eb(yy, vv, outlying_group=fit.outlying_group,
-                                               slab_scale=fit.slab_scale, spike=fit.spike,
-                                               model_average=averaged))
     B, K = y.shape
-    if tau2_gen is None:
-        tau2_gen = draw_tau2(fit, y, v, n_boot, rng)
-    tau2_gen = np.broadcast_to(np.asarray(tau2_gen, float).reshape(B, -1), (B, n_boot))
-    slab, theta, y_star = _draw_data(fit, v, n_boot, rng, tau2_gen)
-    v_star = np.broadcast_to(v[:, None, :], y_star.shape).reshape(B * n_boot, K)
-    boot = refit(y_star.reshape(B * n_boot, K), v_star)
-    err = np.abs(boot.estimate.reshape(B, n_boot, K) - theta)
+    world = bootstrap_world(fit, y, v, n_boot=n_boot, rng=rng, refit=refit or default_refit(fit),
+                            tau2_gen=tau2_gen)
+    err = np.abs(world.refit.estimate.reshape(B, n_boot, K) - world.theta)
     own_group = fit.outlier_prob < 0.5
-    same_group = slab == ~own_group[:, None, :]
+    same_group = world.slab == ~own_group[:, None, :]
     # A site whose group was never drawn (probability near one half, few draws) uses all draws.
     same_group |= ~same_group.any(axis=1, keepdims=True)
     return EBErrors(abs_errors=np.where(same_group, err, np.nan),
-                    center_abs_errors=np.abs(boot.mu.reshape(B, n_boot) - fit.mu[:, None]),
+                    center_abs_errors=np.abs(world.refit.mu.reshape(B, n_boot) - fit.mu[:, None]),
                     own_group=own_group, own_se=np.sqrt(v), own_shift=np.abs(fit.estimate - y))

@@ -30,7 +30,8 @@ import numpy as np
 from scipy import stats
 
 from .._util.validation import check_fraction
-from .eb_intervals import eb_halfwidths
+from .eb_calibration import LevelCalibration, halfwidths_at
+from .eb_intervals import EBErrors, eb_halfwidths
 from .fused import PreparedProblem, solve_batch
 
 INFERENCE = ("bootstrap", "conditional", "none")
@@ -72,6 +73,8 @@ class FusedInference:
     own_group: np.ndarray | None = None          # (K, p), bool
     own_se: np.ndarray | None = None             # (K, p)
     own_shift: np.ndarray | None = None          # (K, p): |estimate - own estimate|
+    # Double-bootstrap level calibration (rows = coefficients); None: nominal levels.
+    calibration: "LevelCalibration | None" = None
 
     def at_level(self, level: float) -> "FusedInference":
         """The same inference with intervals at another confidence level."""
@@ -79,6 +82,12 @@ class FusedInference:
         if self.method == "bootstrap":
             lo, hi = _basic_interval(self.theta, self.theta_draws, level)
             clo, chi = _basic_interval(self.center, self.center_draws, level)
+        elif self.method == "eb_bootstrap" and self.calibration is not None:
+            errs = EBErrors(self.abs_errors.transpose(2, 0, 1), self.center_abs_errors.T,
+                            self.own_group.T, self.own_se.T, self.own_shift.T)
+            half, center_half = halfwidths_at(errs, *self.calibration.calibrated(level), level)
+            lo, hi = self.theta - half.T, self.theta + half.T
+            clo, chi = self.center - center_half, self.center + center_half
         elif self.method == "eb_bootstrap":
             half, center_half = eb_halfwidths(self.abs_errors, self.center_abs_errors,
                                               self.own_group, self.own_se, self.own_shift, level,

@@ -25,6 +25,7 @@ import numpy as np
 from scipy import stats
 
 from .blup import random_effects
+from .eb_calibration import LevelCalibration, calibrate_levels, halfwidths_at
 from .eb_intervals import EBErrors, robust_eb_errors
 from .gmodel_eb import gmodel_eb
 from .gmodel_intervals import gmodel_errors
@@ -34,6 +35,9 @@ from .robust_eb import robust_eb
 SUMMARY_METHODS = ("robust_eb", "gmodel_eb", "blup", "fixed", "own")
 # Every method of LateFusion: the summary methods and the penalized late fusion.
 METHODS = SUMMARY_METHODS + ("fusion",)
+# Level calibration of robust EB's intervals: none, or the double bootstrap
+# (:mod:`hetmtl.fusion.eb_calibration`).
+INTERVAL_CALIBRATIONS = ("none", "double")
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,7 @@ def _gls_pool(theta_hat: np.ndarray, covs: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def _fit_robust_eb(y, v, *, outlying_group, slab_scale, spike, model_average, inference,
-                   n_boot, level, rng) -> SummaryFit:
+                   interval_calibration, n_boot, level, rng) -> SummaryFit:
     def refit(yy, vv):
         return robust_eb(yy, vv, outlying_group=outlying_group, slab_scale=slab_scale,
                          spike=spike, model_average=model_average)
@@ -77,20 +81,27 @@ def _fit_robust_eb(y, v, *, outlying_group, slab_scale, spike, model_average, in
     inf = None
     if inference:
         errs = robust_eb_errors(fit, y, v, n_boot=n_boot, rng=rng, refit=refit)
-        inf = _bootstrap_inference(theta, center, errs, level)
+        cal = (calibrate_levels(fit, y, v, rng=rng, refit=refit)
+               if interval_calibration == "double" else None)
+        inf = _bootstrap_inference(theta, center, errs, level, cal)
     return SummaryFit(theta, center, own_group.all(axis=1), inf, details)
 
 
-def _bootstrap_inference(theta, center, errs: EBErrors, level: float) -> FusedInference:
-    """Intervals from bootstrap errors of a batch of per-coefficient fits (rows = coefficients)."""
-    half, center_half = errs.halfwidths(level)
+def _bootstrap_inference(theta, center, errs: EBErrors, level: float,
+                         calibration: LevelCalibration | None = None) -> FusedInference:
+    """Intervals from bootstrap errors of a batch of per-coefficient fits (rows = coefficients),
+    at the nominal level or at the levels calibrated to reach it."""
+    if calibration is None:
+        half, center_half = errs.halfwidths(level)
+    else:
+        half, center_half = halfwidths_at(errs, *calibration.calibrated(level), level)
     return FusedInference(
         se=np.full(theta.shape, np.nan), lower=theta - half.T, upper=theta + half.T,
         center_se=np.full(center.shape, np.nan), center_lower=center - center_half,
         center_upper=center + center_half, method="eb_bootstrap", level=level, theta=theta,
         center=center, abs_errors=errs.abs_errors.transpose(1, 2, 0),
         center_abs_errors=errs.center_abs_errors.T, own_group=errs.own_group.T,
-        own_se=errs.own_se.T, own_shift=errs.own_shift.T)
+        own_se=errs.own_se.T, own_shift=errs.own_shift.T, calibration=calibration)
 
 
 def _fit_gmodel_eb(y, v, *, inference, n_boot, level, rng) -> SummaryFit:
@@ -108,7 +119,7 @@ def _fit_gmodel_eb(y, v, *, inference, n_boot, level, rng) -> SummaryFit:
 def fit_summary_method(method: str, theta_hat: np.ndarray, covs: np.ndarray, *, tau2_method: str,
                        outlying_group: str = "t", slab_scale: float | None = None,
                        spike: bool = False, model_average: bool = False, inference: bool,
-                       n_boot: int, level: float,
+                       interval_calibration: str = "none", n_boot: int, level: float,
                        rng: np.random.Generator) -> SummaryFit:
     """Fit one of :data:`SUMMARY_METHODS` to site estimates (K, p) with covariances (K, p, p)."""
     v = np.diagonal(covs, axis1=1, axis2=2).T             # (p, K): one batch row per coefficient
@@ -117,7 +128,8 @@ def fit_summary_method(method: str, theta_hat: np.ndarray, covs: np.ndarray, *, 
     if method == "robust_eb":
         return _fit_robust_eb(y, v, outlying_group=outlying_group, slab_scale=slab_scale,
                               spike=spike, model_average=model_average, inference=inference,
-                              n_boot=n_boot, level=level, rng=rng)
+                              interval_calibration=interval_calibration, n_boot=n_boot,
+                              level=level, rng=rng)
     if method == "gmodel_eb":
         return _fit_gmodel_eb(y, v, inference=inference, n_boot=n_boot, level=level, rng=rng)
     if method == "blup":

@@ -185,6 +185,34 @@ def side_by_side(default_ratios: pd.DataFrame, ratios: pd.DataFrame, coverage: p
     return pd.concat(parts, axis=1)
 
 
+COVERAGE_BAND = (0.93, 0.97)
+
+
+def coverage_cells(results: pd.DataFrame, method: str) -> pd.DataFrame:
+    """Each coverage cell (design x normal sites, outlying sites, center) of the default and of
+    ``method`` side by side, whether each lies inside :data:`COVERAGE_BAND`, and both methods'
+    mean and median (over replications) interval width of the cell."""
+    cells = {"normal": ("cover_normal", "width_normal"),
+             "outlying": ("cover_outlier", "width_outlier"),
+             "center": ("center_cover", "center_width")}
+    g = results.groupby(["design", "method"], sort=False)
+    rows = []
+    for cell, (cover, width) in cells.items():
+        mean, median = g[[cover, width]].mean(), g[width].median()
+        for design in dict.fromkeys(results["design"]):
+            row = {"design": design, "cell": cell}
+            for name, tag in (("robust_eb", "default"), (method, "calibrated")):
+                row[f"coverage_{tag}"] = mean.loc[(design, name), cover]
+                row[f"mean_width_{tag}"] = mean.loc[(design, name), width]
+                row[f"median_width_{tag}"] = median.loc[(design, name)]
+            if np.isfinite(row["coverage_default"]):
+                rows.append(row)
+    out = pd.DataFrame(rows).set_index(["design", "cell"])
+    for tag in ("default", "calibrated"):
+        out[f"inside_{tag}"] = out[f"coverage_{tag}"].between(*COVERAGE_BAND)
+    return out
+
+
 def mse_table(results: pd.DataFrame) -> pd.DataFrame:
     """Per-site MSE by site type and the center's MSE per design and method."""
     return mean_table(results, ["sq_err_normal", "sq_err_outlier", "center_sq_err"])
@@ -287,6 +315,8 @@ def write_panel_outputs(results: pd.DataFrame, out_dir) -> dict[str, pd.DataFram
             tables[f"{extra}_vs_default"] = side_by_side(tables["ratios"],
                                                          tables[f"ratios_{extra}"],
                                                          tables["coverage"], extra)
+    if "robust_eb_double" in set(results["method"]):
+        tables["double_bootstrap_cells"] = coverage_cells(results, "robust_eb_double")
     md = []
     for name, df in tables.items():
         df.to_csv(out_dir / f"{name}.csv")
@@ -299,7 +329,7 @@ def write_panel_outputs(results: pd.DataFrame, out_dir) -> dict[str, pd.DataFram
 
 BATCHED_METHODS = ("own", "fixed", "blup_dl", "blup_reml", "robust_eb")
 # Run on request, after the others (so that they see the same random numbers as without it).
-OPTIONAL_METHODS = ("gmodel_eb",)
+OPTIONAL_METHODS = ("gmodel_eb", "robust_eb_double")
 
 
 def batched_metrics(y: np.ndarray, v: np.ndarray, theta: np.ndarray, outlier: np.ndarray,
@@ -307,7 +337,8 @@ def batched_metrics(y: np.ndarray, v: np.ndarray, theta: np.ndarray, outlier: np
                     outlying_group: str | None = None,
                     spike: bool = False,
                     model_average: bool = False,
-                    gmodel: bool = False) -> dict[str, dict[str, np.ndarray]]:
+                    gmodel: bool = False,
+                    double_bootstrap: bool = False) -> dict[str, dict[str, np.ndarray]]:
     """Every method of :data:`BATCHED_METHODS` on many data sets at once (rows of ``y``, ``v``):
     per method, per-replication metrics as in :func:`method_rows`.
 
@@ -317,7 +348,10 @@ def batched_metrics(y: np.ndarray, v: np.ndarray, theta: np.ndarray, outlier: np
     robust EB's outlying group (None: its default); ``spike`` adds its point-mass group;
     ``model_average`` averages it with pooling by the probability that all sites are equal.
     ``gmodel`` adds ``gmodel_eb`` (:mod:`hetmtl.fusion.gmodel_eb`, bootstrap intervals) after
-    the others, so their numbers are those of a run without it.
+    the others, so their numbers are those of a run without it. ``double_bootstrap`` adds
+    ``robust_eb_double``, the same estimates and bootstrap errors as ``robust_eb`` with the
+    interval levels calibrated by the double bootstrap (:mod:`hetmtl.fusion.eb_calibration`),
+    last, so that the others see the random numbers of a run without it.
     """
     from ..fusion.blup import random_effects
     from ..fusion.eb_intervals import robust_eb_errors
@@ -333,10 +367,16 @@ def batched_metrics(y: np.ndarray, v: np.ndarray, theta: np.ndarray, outlier: np
         fits[name] = (*_re_parts(re, z), np.broadcast_to((re.tau2 == 0)[:, None], y.shape))
     eb = robust_eb(y, v, spike=spike, model_average=model_average,
                    **({} if outlying_group is None else {"outlying_group": outlying_group}))
-    half, center_half = robust_eb_errors(eb, y, v, n_boot=n_boot, rng=rng).halfwidths(LEVEL)
+    errs = robust_eb_errors(eb, y, v, n_boot=n_boot, rng=rng)
+    half, center_half = errs.halfwidths(LEVEL)
     fits["robust_eb"] = (eb.estimate, half, eb.mu, center_half, eb.outlier_prob < 0.5)
     if gmodel:
         fits["gmodel_eb"] = _gmodel_parts(y, v, rng, n_boot)
+    if double_bootstrap:
+        from ..fusion.eb_calibration import calibrated_halfwidths
+
+        half, center_half, _ = calibrated_halfwidths(eb, y, v, errs, LEVEL, rng=rng)
+        fits["robust_eb_double"] = (eb.estimate, half, eb.mu, center_half, eb.outlier_prob < 0.5)
     has_outlier = outlier.any(axis=1)
 
     def by_type(values):
@@ -377,7 +417,8 @@ def metric_rows(metrics: dict[str, dict[str, np.ndarray]]) -> list[dict]:
 def panel_chunk(config: dict, seed: np.random.SeedSequence) -> list[dict]:
     """Study function: ``config["chunk"]`` replications of a design, batched (config:
     ``design``, ``n_boot``, ``chunk``, optionally robust EB's ``outlying_group``, ``spike`` and
-    ``model_average``, and ``gmodel`` to add ``gmodel_eb``);
+    ``model_average``, ``gmodel`` to add ``gmodel_eb`` and ``double_bootstrap`` to add
+    ``robust_eb_double``);
     the batched
     methods only (no penalized fusion)."""
     design = SummaryDesign(**DESIGNS[config["design"]])
@@ -391,7 +432,9 @@ def panel_chunk(config: dict, seed: np.random.SeedSequence) -> list[dict]:
                                        outlying_group=config.get("outlying_group"),
                                        spike=bool(config.get("spike", False)),
                                        model_average=bool(config.get("model_average", False)),
-                                       gmodel=bool(config.get("gmodel", False))))
+                                       gmodel=bool(config.get("gmodel", False)),
+                                       double_bootstrap=bool(config.get("double_bootstrap",
+                                                                        False))))
 
 
 def batched_cell(design: SummaryDesign, n_reps: int, rng: np.random.Generator,

@@ -207,6 +207,7 @@ test_that("the default is robust empirical Bayes; method and its options reach P
   expect_error(late_fusion(sums, outlying_group = "cauchy"), "outlying_group")
   expect_error(late_fusion(sums, spike = NA), "spike: must be TRUE or FALSE")
   expect_error(late_fusion(sums, model_average = "yes"), "model_average: must be TRUE or FALSE")
+  expect_error(late_fusion(sums, interval_calibration = "triple"), "interval_calibration")
   averaged <- late_fusion(sums, model_average = TRUE, outlying_group = "nonlocal",
                           inference = "none")
   ref_averaged <- py_fusion("late_fusion")$LateFusion(model_average = TRUE,

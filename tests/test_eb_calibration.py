@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hetmtl.fusion import LateFusion
-from hetmtl.fusion.eb_calibration import (CALIBRATION_LEVELS, _inner_halfwidths, calibrate_levels,
+from hetmtl.fusion.eb_calibration import (CALIBRATION_LEVELS, _inner_halfwidths,
                                           coverage_curves, halfwidths_at, level_for,
                                           sorted_quantiles)
 from hetmtl.fusion.eb_intervals import EBErrors, eb_halfwidths, robust_eb_errors

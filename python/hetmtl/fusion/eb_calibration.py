@@ -60,17 +60,20 @@ def sorted_quantiles(sorted_values: np.ndarray, levels: np.ndarray) -> np.ndarra
     return np.where(n > 0, out, np.nan)
 
 
-def halfwidths_at(errs: EBErrors, site_level: np.ndarray, center_level: np.ndarray,
-                  level: float) -> tuple[np.ndarray, np.ndarray]:
-    """Half-widths ``(sites (B, K), center (B,))`` with the bootstrap quantile of each data set
-    at its own level (``site_level``, ``center_level``: shape (B,)); sites in the outlying group
-    keep their own interval at ``level``."""
+def halfwidths_at(errs: EBErrors, site_level, center_level, level
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Half-widths ``(sites (..., B, K), center (..., B))`` with the bootstrap quantile of each data
+    set at its own level (``site_level``, ``center_level``: shape (B,), or (L, B) for several
+    levels at once); sites in the outlying group keep their own interval at ``level`` (a number,
+    or an array broadcasting against (..., B, K))."""
     site_level = np.asarray(site_level, float)
-    boot = sorted_quantiles(np.sort(np.moveaxis(errs.abs_errors, 1, -1), axis=-1),
-                            site_level[:, None])
-    zq = stats.norm.ppf(0.5 + level / 2)
+    lead = (None,) * (site_level.ndim - 1)  # leading level axes, broadcast over the draws
+    boot = sorted_quantiles(np.sort(np.moveaxis(errs.abs_errors, 1, -1), axis=-1)[lead],
+                            site_level[..., None])
+    zq = stats.norm.ppf(0.5 + np.asarray(level, float) / 2)
     half = np.where(errs.own_group, boot, zq * errs.own_se + errs.own_shift)
-    center = sorted_quantiles(np.sort(errs.center_abs_errors, axis=-1), np.asarray(center_level))
+    center = sorted_quantiles(np.sort(errs.center_abs_errors, axis=-1)[lead],
+                              np.asarray(center_level, float))
     return half, center
 
 
@@ -132,13 +135,8 @@ class LevelCalibration:
 
 def _inner_halfwidths(errs: EBErrors, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Half-widths at every level: sites (L, B, K), center (L, B); one sort for all levels."""
-    lev = levels[:, None, None]
-    boot = sorted_quantiles(np.sort(np.moveaxis(errs.abs_errors, 1, -1), axis=-1)[None],
-                            lev)
-    zq = stats.norm.ppf(0.5 + lev / 2)
-    half = np.where(errs.own_group[None], boot, zq * errs.own_se[None] + errs.own_shift[None])
-    center = sorted_quantiles(np.sort(errs.center_abs_errors, axis=-1)[None], levels[:, None])
-    return half, center
+    per_level = np.broadcast_to(levels[:, None], (len(levels), errs.own_group.shape[0]))
+    return halfwidths_at(errs, per_level, per_level, levels[:, None, None])
 
 
 def calibrate_levels(fit: RobustEBFit, y: np.ndarray, v: np.ndarray, *,

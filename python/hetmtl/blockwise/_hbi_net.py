@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ..nn import EarlyStopping, EpochStep, StackedMLP, adam, train_epochs
-from ._stacks import retarget_adam, select_models
+from ._stacks import members_to_keep, retarget_adam, select_models
 
 _ROLES = 3  # shared, private (observer tasks), private (other tasks)
 _FRO_EPS = 1e-12  # keeps the gradient of an un-squared norm finite at zero
@@ -275,9 +275,8 @@ class HBIEpochs(EpochStep):
         return self.stack.model_views()
 
     def train_epoch(self, epoch: int) -> None:
-        running = self.stopper.active[self.live]
-        if running.sum() < self.live.size and running.sum() <= self.shrink * self.live.size:
-            keep = np.flatnonzero(running)
+        keep = members_to_keep(self.stopper.active[self.live], self.shrink)
+        if keep is not None:
             small = self.stack.select(keep.tolist())
             retarget_adam(self.opt, list(small.parameters()), self.stack.n_models, keep.tolist())
             self.stack, self.data = small, self.data.select(keep.tolist(), self.stack.p_out)

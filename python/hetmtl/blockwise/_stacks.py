@@ -58,6 +58,16 @@ def retarget_adam(opt: torch.optim.Optimizer, params: Sequence[torch.nn.Paramete
     opt.state = state
 
 
+def members_to_keep(running: np.ndarray, shrink: float) -> np.ndarray | None:
+    """Positions of the running members of a stack (``running``: bool per member) when the stack
+    is to be rebuilt with them only, i.e. some have finished and at most ``shrink`` of it still
+    runs; None when it stays as it is."""
+    n_running = int(running.sum())
+    if n_running < running.size and n_running <= shrink * running.size:
+        return np.flatnonzero(running)
+    return None
+
+
 class ShrinkingMinibatchStep(MinibatchStep):
     """:class:`hetmtl.nn.MinibatchStep` over a stack of configurations that sheds the finished ones.
 
@@ -102,9 +112,9 @@ class ShrinkingMinibatchStep(MinibatchStep):
                          Z, y, codes, n_tasks, batching)
 
     def train_epoch(self, epoch: int) -> np.ndarray:
-        running = self.stopper.active[self.live]
-        if not running.all() and running.sum() <= self.shrink * self.live.size:
-            self._keep(np.flatnonzero(running))
+        keep = members_to_keep(self.stopper.active[self.live], self.shrink)
+        if keep is not None:
+            self._keep(keep)
         return self._full(super().train_epoch(epoch))
 
     def validation_losses(self) -> np.ndarray:

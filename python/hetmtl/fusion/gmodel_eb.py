@@ -49,6 +49,7 @@ import numpy as np
 
 from .. import _core
 from .._util.validation import ArgumentError, check_array, check_int, check_positive_number
+from .blup import as_batch
 
 N_GRID = 50
 # Stop when the average log-likelihood is within this of its maximum (per site, in nats).
@@ -93,10 +94,9 @@ def check_sites(y, v) -> tuple[np.ndarray, np.ndarray]:
     y = check_array(y, "y", min_size=1)
     if y.ndim not in (1, 2):
         raise ArgumentError("y", f"expected shape (K,) or (B, K), got {y.shape}")
-    y2 = np.atleast_2d(y)
     v = check_array(v, "v", min_size=1)
     try:
-        v2 = np.broadcast_to(np.atleast_2d(v), y2.shape).astype(float)
+        y2, v2, _ = as_batch(y, v)
     except ValueError:
         raise ArgumentError("v", f"shape {v.shape} does not match the estimates' "
                                  f"{y.shape}") from None

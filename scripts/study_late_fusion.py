@@ -29,7 +29,8 @@ know the prior (:mod:`hetmtl.studies.late_fusion_oracle`); with ``--ebci`` the d
 against robust empirical-Bayes critical values (:mod:`hetmtl.studies.late_fusion_ebci`); with
 ``--gmodel`` nonparametric empirical Bayes (``gmodel_eb``) runs next to the other methods; with
 ``--double-bootstrap`` the default's intervals with levels calibrated by a double bootstrap
-(``robust_eb_double``) do. The commands behind the published results are in
+(``robust_eb_double``) and with ``--posterior-sites`` the sites' posterior intervals
+(``robust_eb_posterior``) do. The commands behind the published results are in
 ``docs/studies/late_fusion/README.md``.
 
 Run ``python scripts/study_late_fusion.py --help``. The study goes through
@@ -395,6 +396,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="with --panel: add robust_eb_double, the default's estimates with "
                              "interval levels calibrated by a double bootstrap; the data sets "
                              "and the other methods' numbers are those of the default run")
+    parser.add_argument("--posterior-sites", dest="posterior_sites", action="store_true",
+                        help="with --panel: add robust_eb_posterior, the default's estimates and "
+                             "center interval with the sites' posterior intervals; the data sets "
+                             "and the other methods' numbers are those of the default run")
     parser.add_argument("--chunk", type=int, default=50,
                         help="with --panel: replications per task, evaluated batched (default 50; "
                              "--reps is rounded up to a multiple)")
@@ -468,7 +473,8 @@ def run_panel(args: argparse.Namespace) -> int:
     seed_keys = None
     variants = {"outlying_group": args.outlying_group, "spike": args.spike or None,
                 "model_average": args.model_average or None, "gmodel": args.gmodel or None,
-                "double_bootstrap": args.double_bootstrap or None}
+                "double_bootstrap": args.double_bootstrap or None,
+                "posterior_sites": args.posterior_sites or None}
     for key, value in variants.items():
         if value is None:
             continue

@@ -117,21 +117,29 @@ def normal_group_reml_loglik(y, v, q, tau2) -> np.ndarray:
     return -0.5 * ((q[:, None, :] * np.log(s)).sum(axis=2) + np.log(sw) + resid)
 
 
-def draw_tau2(fit: RobustEBFit, y: np.ndarray, v: np.ndarray, n_draws: int,
-              rng: np.random.Generator) -> np.ndarray:
-    """Draws ``(B, n_draws)`` of tau^2 from the normal group's restricted likelihood, flat in tau.
+def tau_posterior(fit: RobustEBFit, y: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The normal group's restricted likelihood of tau on a grid, flat in tau, normalized.
 
-    The likelihood is evaluated on a grid of tau from 0 past the fitted tau (see
-    :data:`TAU_GRID_REACH` and :data:`TAU_GRID_SPAN`); a draw picks a grid cell with probability
-    proportional to the likelihood there and a point uniformly inside it.
+    Returns the grid's midpoints ``(B, TAU_GRID)``, running from 0 past the fitted tau (see
+    :data:`TAU_GRID_REACH` and :data:`TAU_GRID_SPAN`), and each cell's probability (rows sum to 1).
     """
     q = 1.0 - fit.outlier_prob
     tau = np.sqrt(fit.tau2)
     top = np.maximum(tau + TAU_GRID_REACH * np.sqrt(v.max(axis=1)), TAU_GRID_SPAN * tau)
-    step = top / TAU_GRID
-    mids = (np.arange(TAU_GRID) + 0.5)[None, :] * step[:, None]
+    mids = (np.arange(TAU_GRID) + 0.5)[None, :] * (top / TAU_GRID)[:, None]
     ll = normal_group_reml_loglik(y, v, q, mids**2)
     prob = np.exp(ll - ll.max(axis=1, keepdims=True))
+    return mids, prob / prob.sum(axis=1, keepdims=True)
+
+
+def draw_tau2(fit: RobustEBFit, y: np.ndarray, v: np.ndarray, n_draws: int,
+              rng: np.random.Generator) -> np.ndarray:
+    """Draws ``(B, n_draws)`` of tau^2 from the normal group's restricted likelihood, flat in tau
+    (:func:`tau_posterior`): a draw picks a grid cell with its probability and a point uniformly
+    inside it.
+    """
+    mids, prob = tau_posterior(fit, y, v)
+    step = 2 * mids[:, 0]
     cum = np.cumsum(prob, axis=1)
     # Inverse-CDF sampling of all rows at once: row i's CDF is shifted into [i, i + 1].
     rows = np.arange(y.shape[0])[:, None]

@@ -315,8 +315,10 @@ def write_panel_outputs(results: pd.DataFrame, out_dir) -> dict[str, pd.DataFram
             tables[f"{extra}_vs_default"] = side_by_side(tables["ratios"],
                                                          tables[f"ratios_{extra}"],
                                                          tables["coverage"], extra)
-    if "robust_eb_double" in set(results["method"]):
-        tables["double_bootstrap_cells"] = coverage_cells(results, "robust_eb_double")
+    for extra, name in (("robust_eb_double", "double_bootstrap_cells"),
+                        ("robust_eb_posterior", "posterior_cells")):
+        if extra in set(results["method"]):
+            tables[name] = coverage_cells(results, extra)
     md = []
     for name, df in tables.items():
         df.to_csv(out_dir / f"{name}.csv")
@@ -329,7 +331,7 @@ def write_panel_outputs(results: pd.DataFrame, out_dir) -> dict[str, pd.DataFram
 
 BATCHED_METHODS = ("own", "fixed", "blup_dl", "blup_reml", "robust_eb")
 # Run on request, after the others (so that they see the same random numbers as without it).
-OPTIONAL_METHODS = ("gmodel_eb", "robust_eb_double")
+OPTIONAL_METHODS = ("gmodel_eb", "robust_eb_double", "robust_eb_posterior")
 
 
 def batched_metrics(y: np.ndarray, v: np.ndarray, theta: np.ndarray, outlier: np.ndarray,
@@ -338,7 +340,8 @@ def batched_metrics(y: np.ndarray, v: np.ndarray, theta: np.ndarray, outlier: np
                     spike: bool = False,
                     model_average: bool = False,
                     gmodel: bool = False,
-                    double_bootstrap: bool = False) -> dict[str, dict[str, np.ndarray]]:
+                    double_bootstrap: bool = False,
+                  posterior_sites: bool = False) -> dict[str, dict[str, np.ndarray]]:
     """Every method of :data:`BATCHED_METHODS` on many data sets at once (rows of ``y``, ``v``):
     per method, per-replication metrics as in :func:`method_rows`.
 
@@ -351,7 +354,10 @@ def batched_metrics(y: np.ndarray, v: np.ndarray, theta: np.ndarray, outlier: np
     the others, so their numbers are those of a run without it. ``double_bootstrap`` adds
     ``robust_eb_double``, the same estimates and bootstrap errors as ``robust_eb`` with the
     interval levels calibrated by the double bootstrap (:mod:`hetmtl.fusion.eb_calibration`),
-    last, so that the others see the random numbers of a run without it.
+    last, so that the others see the random numbers of a run without it. ``posterior_sites``
+    adds ``robust_eb_posterior``: the same estimates and center interval as ``robust_eb``, the
+    sites' intervals from their posterior mixtures (:mod:`hetmtl.fusion.eb_posterior`; no random
+    numbers). Site intervals are half-widths around the estimate, or (lower, upper) pairs.
     """
     from ..fusion.blup import random_effects
     from ..fusion.eb_intervals import robust_eb_errors
@@ -377,6 +383,12 @@ def batched_metrics(y: np.ndarray, v: np.ndarray, theta: np.ndarray, outlier: np
 
         half, center_half, _ = calibrated_halfwidths(eb, y, v, errs, LEVEL, rng=rng)
         fits["robust_eb_double"] = (eb.estimate, half, eb.mu, center_half, eb.outlier_prob < 0.5)
+    if posterior_sites:
+        from ..fusion.eb_posterior import posterior_site_intervals
+
+        ends = posterior_site_intervals(eb, y, v, LEVEL)
+        fits["robust_eb_posterior"] = (eb.estimate, ends, eb.mu, fits["robust_eb"][3],
+                                       eb.outlier_prob < 0.5)
     has_outlier = outlier.any(axis=1)
 
     def by_type(values):
@@ -387,9 +399,14 @@ def batched_metrics(y: np.ndarray, v: np.ndarray, theta: np.ndarray, outlier: np
     out = {}
     for name, (est, h, center, ch, pooled) in fits.items():
         err2 = (est - theta) ** 2
-        cover = (np.abs(est - theta) <= h).astype(float)
+        if isinstance(h, tuple):
+            lower, upper = h
+            cover, width = ((lower <= theta) & (theta <= upper)).astype(float), upper - lower
+            inside = (lower <= est) & (est <= upper)
+        else:
+            cover, width, inside = (np.abs(est - theta) <= h).astype(float), 2 * h, h >= 0
         metrics = {}
-        for label, values in (("sq_err", err2), ("cover", cover), ("width", 2 * h)):
+        for label, values in (("sq_err", err2), ("cover", cover), ("width", width)):
             metrics[f"{label}_normal"], metrics[f"{label}_outlier"] = by_type(values)
         metrics.update(
             center_sq_err=(center - center_target) ** 2 if np.isfinite(center_target)
@@ -397,7 +414,7 @@ def batched_metrics(y: np.ndarray, v: np.ndarray, theta: np.ndarray, outlier: np
             center_cover=(np.abs(center - center_target) <= ch).astype(float)
             if np.isfinite(center_target) else np.full(n_reps, np.nan),
             center_width=2 * ch, center_inside=(ch >= 0).astype(float),
-            sites_inside=np.all(h >= 0, axis=1).astype(float),
+            sites_inside=np.all(inside, axis=1).astype(float),
             all_normal_fused=np.all(pooled | outlier, axis=1).astype(float))
         out[name] = metrics
     return out
@@ -434,7 +451,8 @@ def panel_chunk(config: dict, seed: np.random.SeedSequence) -> list[dict]:
                                        model_average=bool(config.get("model_average", False)),
                                        gmodel=bool(config.get("gmodel", False)),
                                        double_bootstrap=bool(config.get("double_bootstrap",
-                                                                        False))))
+                                                                        False)),
+                                       posterior_sites=bool(config.get("posterior_sites", False))))
 
 
 def batched_cell(design: SummaryDesign, n_reps: int, rng: np.random.Generator,

@@ -29,8 +29,8 @@ know the prior (:mod:`hetmtl.studies.late_fusion_oracle`); with ``--ebci`` the d
 against robust empirical-Bayes critical values (:mod:`hetmtl.studies.late_fusion_ebci`); with
 ``--gmodel`` nonparametric empirical Bayes (``gmodel_eb``) runs next to the other methods; with
 ``--double-bootstrap`` the default's intervals with levels calibrated by a double bootstrap
-(``robust_eb_double``) and with ``--posterior-sites`` the sites' posterior intervals
-(``robust_eb_posterior``) do. The commands behind the published results are in
+(``robust_eb_double``) and with ``--bootstrap-sites`` the sites' bootstrap intervals (the previous
+default, ``robust_eb_bootstrap``) do. The commands behind the published results are in
 ``docs/studies/late_fusion/README.md``.
 
 Run ``python scripts/study_late_fusion.py --help``. The study goes through
@@ -396,10 +396,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="with --panel: add robust_eb_double, the default's estimates with "
                              "interval levels calibrated by a double bootstrap; the data sets "
                              "and the other methods' numbers are those of the default run")
-    parser.add_argument("--posterior-sites", dest="posterior_sites", action="store_true",
-                        help="with --panel: add robust_eb_posterior, the default's estimates and "
-                             "center interval with the sites' posterior intervals; the data sets "
-                             "and the other methods' numbers are those of the default run")
+    parser.add_argument("--bootstrap-sites", dest="bootstrap_sites", action="store_true",
+                        help="with --panel: add robust_eb_bootstrap, the default's estimates and "
+                             "center interval with the sites' bootstrap intervals (the previous "
+                             "default); the data sets and the other methods' numbers are those of "
+                             "the default run")
     parser.add_argument("--chunk", type=int, default=50,
                         help="with --panel: replications per task, evaluated batched (default 50; "
                              "--reps is rounded up to a multiple)")
@@ -474,18 +475,18 @@ def run_panel(args: argparse.Namespace) -> int:
     variants = {"outlying_group": args.outlying_group, "spike": args.spike or None,
                 "model_average": args.model_average or None, "gmodel": args.gmodel or None,
                 "double_bootstrap": args.double_bootstrap or None,
-                "posterior_sites": args.posterior_sites or None}
+                "bootstrap_sites": args.bootstrap_sites or None}
+    if args.rows:
+        axes.update(nuisance=[args.rows], fusion_cv=[bool(args.fusion_cv)])
+        fn = rows.row_chunk
     for key, value in variants.items():
         if value is None:
             continue
-        if args.rows:
+        if args.rows and key != "bootstrap_sites":
             raise SystemExit(f"--{key.replace('_', '-')}: applies to the summary-level panel only")
         # Same data sets as the run without the option (the seeds hash the other keys only).
         seed_keys = seed_keys or list(axes)
         axes[key] = [value]
-    if args.rows:
-        axes.update(nuisance=[args.rows], fusion_cv=[bool(args.fusion_cv)])
-        fn = rows.row_chunk
     configs = config_grid(**axes)
     n_tasks = -(-args.reps // args.chunk)
     level = f"row-level ({args.rows} nuisances)" if args.rows else "summary-level"

@@ -22,7 +22,7 @@ _CACHE: dict[str, dict] = {}
 def cell(name: str) -> dict:
     if name not in _CACHE:
         _CACHE[name] = batched_cell(SummaryDesign(**DESIGNS[name]), N_REPS,
-                                    np.random.default_rng(20261207))
+                                    np.random.default_rng(20261207), bootstrap_sites=True)
     return _CACHE[name]
 
 
@@ -82,6 +82,21 @@ def test_coverage_under_gradual_heterogeneity(name):
     assert 0.90 <= sites.mean() <= 0.98
     assert 0.925 <= out["center_cover"].mean() <= 0.99
     assert out["center_inside"].all()
+
+
+@pytest.mark.parametrize("name, kind", [("normal_tau1_K10", "normal"), ("normal_tau1.5_K10", "normal"),
+                                        ("heldout_clusters_2.5se_K12", "normal"),
+                                        ("outliers_large_K10", "outlier")])
+def test_posterior_site_intervals_cover_more_where_the_bootstrap_undercovers(name, kind):
+    # The default's sites take their posterior intervals (tau and the center integrated out);
+    # the bootstrap's symmetric ones around the plug-in estimate undercover in these cells (0.85-
+    # 0.92 in the study). Paired on the same data sets, the posterior intervals cover more, and
+    # the normal sites' are not wider on average.
+    out = cell(name)
+    post, boot = out["robust_eb"], out["robust_eb_bootstrap"]
+    assert np.nanmean(post[f"cover_{kind}"] - boot[f"cover_{kind}"]) > 0.0
+    assert np.nanmean(post["width_normal"]) <= np.nanmean(boot["width_normal"])
+    assert post["sites_inside"].all()
 
 
 def test_blup_intervals_undercover_where_robust_eb_holds():

@@ -34,9 +34,11 @@ from scipy import special, stats
 from .eb_intervals import tau_posterior
 from .robust_eb import RobustEBFit
 
-# Newton steps (safeguarded by bisection) for a mixture quantile; each at least halves the
-# bracket, which starts at +-12 component SDs, so 60 steps reach rounding.
+# Newton steps, safeguarded by bisection, for a mixture quantile (the bracket starts at +-12
+# component SDs, and 60 halvings reach rounding); an entry is solved once its distribution
+# function is within QUANTILE_TOL of the probability.
 QUANTILE_STEPS = 60
+QUANTILE_TOL = 1e-13
 
 
 def mixture_quantile(weights: np.ndarray, means: np.ndarray, sds: np.ndarray, prob: float) -> np.ndarray:
@@ -61,13 +63,16 @@ def mixture_quantile(weights: np.ndarray, means: np.ndarray, sds: np.ndarray, pr
     for _ in range(QUANTILE_STEPS):
         z = (x[..., None] - means) / sds
         gap = (weights * special.ndtr(z)).sum(axis=-1) - prob
+        done = np.abs(gap) <= QUANTILE_TOL
+        if np.all(done):
+            break
         slope = (weights * np.exp(-0.5 * z * z) / sds).sum(axis=-1) / np.sqrt(2 * np.pi)
         lo = np.where(gap < 0, x, lo)
         hi = np.where(gap > 0, x, hi)
         newton = x - gap / np.maximum(slope, np.finfo(float).tiny)
-        x = np.where((newton > lo) & (newton < hi), newton, 0.5 * (lo + hi))
-        if np.all(np.abs(gap) <= 1e-12):
-            break
+        step = np.where((newton >= lo) & (newton <= hi), newton, 0.5 * (lo + hi))
+        # A solved entry stays put (a bisection step from it would leave the root).
+        x = np.where(done, x, step)
     return x
 
 

@@ -23,7 +23,8 @@ from .fused import (PENALTIES, FusedPath, lambda_grid, make_options, path_prepar
                      solve_prepared)
 from .summary import WEIGHTS, SiteSummary
 from .outlying_groups import OUTLYING_GROUPS
-from .summary_methods import INTERVAL_CALIBRATIONS, METHODS, fit_summary_method
+from .summary_methods import (INTERVAL_CALIBRATIONS, METHODS, SITE_INTERVALS, fit_summary_method,
+                              posterior_sites_blocker)
 
 CV_RULES = ("min", "1se")
 
@@ -163,6 +164,17 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
         model's world, is ``level`` (:mod:`hetmtl.fusion.eb_calibration`; pooled over the
         normal group's sites). Point estimates are unchanged. Its results on the panel are in
         ``docs/studies/late_fusion``.
+    site_intervals : {"posterior", "bootstrap"} or None, default=None
+        ``method="robust_eb"``: where the sites' intervals come from. ``"posterior"``: the
+        equal-tailed interval of each site's posterior under the fitted two-group model with
+        tau and the center integrated out (:mod:`hetmtl.fusion.eb_posterior`), widened to
+        contain the estimate where needed; ``"bootstrap"``: symmetric intervals from the
+        bootstrap of the whole procedure. The center's interval is the bootstrap's either way.
+        None: ``"posterior"`` where available (the ``"t"`` outlying group, no ``spike``, no
+        ``model_average``, no ``interval_calibration``), else ``"bootstrap"``; the choice made is
+        in ``site_intervals_``. In the study in ``docs/studies/late_fusion`` the posterior
+        intervals cover closer to the level wherever the bootstrap's undercover (sites at
+        tau = 1 SE: 0.930 against 0.919; outliers 2-4 SEs out: 0.767 against 0.644).
 
     Attributes
     ----------
@@ -204,7 +216,7 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
                  method: str | None = None, tau2_method: str = "REML",
                  outlying_group: str = "t", slab_scale: float | None = None,
                  spike: bool = False, model_average: bool = False,
-                 interval_calibration: str = "none"):
+                 interval_calibration: str = "none", site_intervals: str | None = None):
         self.lam = lam
         self.weight = weight
         self.penalty = penalty
@@ -226,6 +238,7 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
         self.spike = spike
         self.model_average = model_average
         self.interval_calibration = interval_calibration
+        self.site_intervals = site_intervals
 
     # ------------------------------------------------------------------ fitting
     def _check_params(self) -> None:
@@ -253,6 +266,7 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
                                 f"applies to method='robust_eb' only, not method={self.method_!r}")
         if self.model_average and self.spike:
             raise ArgumentError("model_average", "cannot be combined with spike=True")
+        self.site_intervals_ = self._resolve_site_intervals()
         if isinstance(self.lam, str):
             check_choice(self.lam, "lam", ("cv",))
         elif self.lam is not None:
@@ -263,6 +277,19 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
         check_fraction(self.lambda_ratio, "lambda_ratio")
         make_options(self.penalty, self.tol, self.max_iter, self.n_threads)
         check_fraction(self.level, "level")
+
+    def _resolve_site_intervals(self) -> str:
+        if self.site_intervals is not None:
+            check_choice(self.site_intervals, "site_intervals", SITE_INTERVALS)
+            if self.method_ != "robust_eb":
+                raise ArgumentError("site_intervals",
+                                    f"applies to method='robust_eb' only, not method={self.method_!r}")
+        blocker = posterior_sites_blocker(self.outlying_group, bool(self.spike),
+                                          bool(self.model_average), self.interval_calibration)
+        if self.site_intervals == "posterior" and blocker is not None:
+            raise ArgumentError("site_intervals", f"'posterior' is not available with {blocker}; "
+                                "use 'bootstrap'")
+        return self.site_intervals or ("bootstrap" if blocker else "posterior")
 
     def fit(self, summaries: Sequence[SiteSummary] | Mapping[str, SiteSummary]) -> "LateFusion":
         """Fuse site summaries.
@@ -312,6 +339,7 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
                                  model_average=bool(self.model_average),
                                  inference=self.inference != "none",
                                  interval_calibration=self.interval_calibration,
+                                 site_intervals=self.site_intervals_,
                                  n_boot=int(self.n_boot), level=self.level, rng=rng)
         self.lambda_, self.kkt_ = np.nan, np.nan
         self.lambda_rule_ = f"not used (method={self.method_!r})"

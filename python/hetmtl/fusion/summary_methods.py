@@ -2,9 +2,11 @@
 
 All work from each site's estimate and covariance alone (no fold summaries needed):
 
-- ``"robust_eb"``: robust empirical Bayes (:mod:`hetmtl.fusion.robust_eb`), intervals by the
-  bootstrap of the whole procedure (:mod:`hetmtl.fusion.eb_intervals`); they are quantiles of
-  bootstrap errors, so no standard error is reported (NaN in the tables);
+- ``"robust_eb"``: robust empirical Bayes (:mod:`hetmtl.fusion.robust_eb`); the center's interval
+  by the bootstrap of the whole procedure (:mod:`hetmtl.fusion.eb_intervals`), the sites' from
+  their posterior with tau and the center integrated out (:mod:`hetmtl.fusion.eb_posterior`;
+  by default where the model allows it) or by that bootstrap; neither gives a standard error
+  (NaN in the tables);
 - ``"gmodel_eb"``: nonparametric empirical Bayes (:mod:`hetmtl.fusion.gmodel_eb`): posterior
   means under the maximum-likelihood distribution of the site effects, intervals by the
   bootstrap of the whole procedure (:mod:`hetmtl.fusion.gmodel_intervals`), no standard errors;
@@ -27,6 +29,7 @@ from scipy import stats
 from .blup import random_effects
 from .eb_calibration import LevelCalibration, calibrate_levels, halfwidths_at
 from .eb_intervals import EBErrors, robust_eb_errors
+from .eb_posterior import SiteMixture, site_mixture
 from .gmodel_eb import gmodel_eb
 from .gmodel_intervals import gmodel_errors
 from .inference import FusedInference
@@ -38,6 +41,23 @@ METHODS = SUMMARY_METHODS + ("fusion",)
 # Level calibration of robust EB's intervals: none, or the double bootstrap
 # (:mod:`hetmtl.fusion.eb_calibration`).
 INTERVAL_CALIBRATIONS = ("none", "double")
+# Robust EB's site intervals: from each site's posterior (tau and the center integrated out), or
+# the bootstrap's.
+SITE_INTERVALS = ("posterior", "bootstrap")
+
+
+def posterior_sites_blocker(outlying_group: str, spike: bool, model_average: bool,
+                            interval_calibration: str) -> str | None:
+    """Why robust EB's site intervals cannot come from the posterior mixture (None: they can)."""
+    if outlying_group != "t":
+        return f"outlying_group={outlying_group!r} (the mixture needs the 't' group)"
+    if spike:
+        return "spike=True"
+    if model_average:
+        return "model_average=True"
+    if interval_calibration != "none":
+        return f"interval_calibration={interval_calibration!r} (a calibration of the bootstrap)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -65,7 +85,7 @@ def _gls_pool(theta_hat: np.ndarray, covs: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def _fit_robust_eb(y, v, *, outlying_group, slab_scale, spike, model_average, inference,
-                   interval_calibration, n_boot, level, rng) -> SummaryFit:
+                   interval_calibration, site_intervals, n_boot, level, rng) -> SummaryFit:
     def refit(yy, vv):
         return robust_eb(yy, vv, outlying_group=outlying_group, slab_scale=slab_scale,
                          spike=spike, model_average=model_average)
@@ -83,25 +103,33 @@ def _fit_robust_eb(y, v, *, outlying_group, slab_scale, spike, model_average, in
         errs = robust_eb_errors(fit, y, v, n_boot=n_boot, rng=rng, refit=refit)
         cal = (calibrate_levels(fit, y, v, rng=rng, refit=refit)
                if interval_calibration == "double" else None)
-        inf = _bootstrap_inference(theta, center, errs, level, cal)
+        mixture = site_mixture(fit, y, v) if site_intervals == "posterior" else None
+        inf = _bootstrap_inference(theta, center, errs, level, cal, mixture)
     return SummaryFit(theta, center, own_group.all(axis=1), inf, details)
 
 
 def _bootstrap_inference(theta, center, errs: EBErrors, level: float,
-                         calibration: LevelCalibration | None = None) -> FusedInference:
+                         calibration: LevelCalibration | None = None,
+                         mixture: SiteMixture | None = None) -> FusedInference:
     """Intervals from bootstrap errors of a batch of per-coefficient fits (rows = coefficients),
-    at the nominal level or at the levels calibrated to reach it."""
+    at the nominal level or at the levels calibrated to reach it; with ``mixture``, the sites'
+    intervals are those of their posterior mixtures instead."""
     if calibration is None:
         half, center_half = errs.halfwidths(level)
     else:
         half, center_half = halfwidths_at(errs, *calibration.calibrated(level), level)
+    lower, upper = theta - half.T, theta + half.T
+    if mixture is not None:
+        lower, upper = (end.T for end in mixture.interval(level, theta.T))
     return FusedInference(
-        se=np.full(theta.shape, np.nan), lower=theta - half.T, upper=theta + half.T,
+        se=np.full(theta.shape, np.nan), lower=lower, upper=upper,
         center_se=np.full(center.shape, np.nan), center_lower=center - center_half,
-        center_upper=center + center_half, method="eb_bootstrap", level=level, theta=theta,
+        center_upper=center + center_half,
+        method="eb_bootstrap" if mixture is None else "eb_posterior", level=level, theta=theta,
         center=center, abs_errors=errs.abs_errors.transpose(1, 2, 0),
         center_abs_errors=errs.center_abs_errors.T, own_group=errs.own_group.T,
-        own_se=errs.own_se.T, own_shift=errs.own_shift.T, calibration=calibration)
+        own_se=errs.own_se.T, own_shift=errs.own_shift.T, calibration=calibration,
+        site_mixture=mixture)
 
 
 def _fit_gmodel_eb(y, v, *, inference, n_boot, level, rng) -> SummaryFit:
@@ -119,8 +147,8 @@ def _fit_gmodel_eb(y, v, *, inference, n_boot, level, rng) -> SummaryFit:
 def fit_summary_method(method: str, theta_hat: np.ndarray, covs: np.ndarray, *, tau2_method: str,
                        outlying_group: str = "t", slab_scale: float | None = None,
                        spike: bool = False, model_average: bool = False, inference: bool,
-                       interval_calibration: str = "none", n_boot: int, level: float,
-                       rng: np.random.Generator) -> SummaryFit:
+                       interval_calibration: str = "none", site_intervals: str = "bootstrap",
+                       n_boot: int, level: float, rng: np.random.Generator) -> SummaryFit:
     """Fit one of :data:`SUMMARY_METHODS` to site estimates (K, p) with covariances (K, p, p)."""
     v = np.diagonal(covs, axis1=1, axis2=2).T             # (p, K): one batch row per coefficient
     y = theta_hat.T
@@ -128,7 +156,8 @@ def fit_summary_method(method: str, theta_hat: np.ndarray, covs: np.ndarray, *, 
     if method == "robust_eb":
         return _fit_robust_eb(y, v, outlying_group=outlying_group, slab_scale=slab_scale,
                               spike=spike, model_average=model_average, inference=inference,
-                              interval_calibration=interval_calibration, n_boot=n_boot,
+                              interval_calibration=interval_calibration,
+                              site_intervals=site_intervals, n_boot=n_boot,
                               level=level, rng=rng)
     if method == "gmodel_eb":
         return _fit_gmodel_eb(y, v, inference=inference, n_boot=n_boot, level=level, rng=rng)

@@ -316,7 +316,7 @@ def write_panel_outputs(results: pd.DataFrame, out_dir) -> dict[str, pd.DataFram
                                                          tables[f"ratios_{extra}"],
                                                          tables["coverage"], extra)
     for extra, name in (("robust_eb_double", "double_bootstrap_cells"),
-                        ("robust_eb_posterior", "posterior_cells")):
+                        ("robust_eb_bootstrap", "bootstrap_sites_cells")):
         if extra in set(results["method"]):
             tables[name] = coverage_cells(results, extra)
     md = []
@@ -331,7 +331,7 @@ def write_panel_outputs(results: pd.DataFrame, out_dir) -> dict[str, pd.DataFram
 
 BATCHED_METHODS = ("own", "fixed", "blup_dl", "blup_reml", "robust_eb")
 # Run on request, after the others (so that they see the same random numbers as without it).
-OPTIONAL_METHODS = ("gmodel_eb", "robust_eb_double", "robust_eb_posterior")
+OPTIONAL_METHODS = ("gmodel_eb", "robust_eb_double", "robust_eb_bootstrap")
 
 
 def batched_metrics(y: np.ndarray, v: np.ndarray, theta: np.ndarray, outlier: np.ndarray,
@@ -341,7 +341,7 @@ def batched_metrics(y: np.ndarray, v: np.ndarray, theta: np.ndarray, outlier: np
                     model_average: bool = False,
                     gmodel: bool = False,
                     double_bootstrap: bool = False,
-                  posterior_sites: bool = False) -> dict[str, dict[str, np.ndarray]]:
+                  bootstrap_sites: bool = False) -> dict[str, dict[str, np.ndarray]]:
     """Every method of :data:`BATCHED_METHODS` on many data sets at once (rows of ``y``, ``v``):
     per method, per-replication metrics as in :func:`method_rows`.
 
@@ -350,18 +350,23 @@ def batched_metrics(y: np.ndarray, v: np.ndarray, theta: np.ndarray, outlier: np
     run batched over the replications instead of one fit at a time. ``outlying_group`` picks
     robust EB's outlying group (None: its default); ``spike`` adds its point-mass group;
     ``model_average`` averages it with pooling by the probability that all sites are equal.
+    Robust EB's site intervals are those ``LateFusion`` gives by default: from the posterior
+    mixtures (:mod:`hetmtl.fusion.eb_posterior`) where the variant allows it, else the
+    bootstrap's.
     ``gmodel`` adds ``gmodel_eb`` (:mod:`hetmtl.fusion.gmodel_eb`, bootstrap intervals) after
     the others, so their numbers are those of a run without it. ``double_bootstrap`` adds
     ``robust_eb_double``, the same estimates and bootstrap errors as ``robust_eb`` with the
     interval levels calibrated by the double bootstrap (:mod:`hetmtl.fusion.eb_calibration`),
-    last, so that the others see the random numbers of a run without it. ``posterior_sites``
-    adds ``robust_eb_posterior``: the same estimates and center interval as ``robust_eb``, the
-    sites' intervals from their posterior mixtures (:mod:`hetmtl.fusion.eb_posterior`; no random
-    numbers). Site intervals are half-widths around the estimate, or (lower, upper) pairs.
+    last, so that the others see the random numbers of a run without it. ``bootstrap_sites``
+    adds ``robust_eb_bootstrap``: the same estimates and center interval as ``robust_eb``, the
+    sites' intervals from the bootstrap (the previous default; no further random numbers). Site
+    intervals are half-widths around the estimate, or (lower, upper) pairs.
     """
     from ..fusion.blup import random_effects
     from ..fusion.eb_intervals import robust_eb_errors
+    from ..fusion.eb_posterior import posterior_site_intervals
     from ..fusion.robust_eb import robust_eb
+    from ..fusion.summary_methods import posterior_sites_blocker
 
     n_reps = y.shape[0]
     z = 1.959963984540054
@@ -375,7 +380,9 @@ def batched_metrics(y: np.ndarray, v: np.ndarray, theta: np.ndarray, outlier: np
                    **({} if outlying_group is None else {"outlying_group": outlying_group}))
     errs = robust_eb_errors(eb, y, v, n_boot=n_boot, rng=rng)
     half, center_half = errs.halfwidths(LEVEL)
-    fits["robust_eb"] = (eb.estimate, half, eb.mu, center_half, eb.outlier_prob < 0.5)
+    blocked = posterior_sites_blocker(eb.outlying_group, spike, model_average, "none")
+    sites = half if blocked else posterior_site_intervals(eb, y, v, LEVEL)
+    fits["robust_eb"] = (eb.estimate, sites, eb.mu, center_half, eb.outlier_prob < 0.5)
     if gmodel:
         fits["gmodel_eb"] = _gmodel_parts(y, v, rng, n_boot)
     if double_bootstrap:
@@ -383,12 +390,8 @@ def batched_metrics(y: np.ndarray, v: np.ndarray, theta: np.ndarray, outlier: np
 
         half, center_half, _ = calibrated_halfwidths(eb, y, v, errs, LEVEL, rng=rng)
         fits["robust_eb_double"] = (eb.estimate, half, eb.mu, center_half, eb.outlier_prob < 0.5)
-    if posterior_sites:
-        from ..fusion.eb_posterior import posterior_site_intervals
-
-        ends = posterior_site_intervals(eb, y, v, LEVEL)
-        fits["robust_eb_posterior"] = (eb.estimate, ends, eb.mu, fits["robust_eb"][3],
-                                       eb.outlier_prob < 0.5)
+    if bootstrap_sites:
+        fits["robust_eb_bootstrap"] = (eb.estimate, half, eb.mu, center_half, eb.outlier_prob < 0.5)
     has_outlier = outlier.any(axis=1)
 
     def by_type(values):
@@ -452,17 +455,18 @@ def panel_chunk(config: dict, seed: np.random.SeedSequence) -> list[dict]:
                                        gmodel=bool(config.get("gmodel", False)),
                                        double_bootstrap=bool(config.get("double_bootstrap",
                                                                         False)),
-                                       posterior_sites=bool(config.get("posterior_sites", False))))
+                                       bootstrap_sites=bool(config.get("bootstrap_sites", False))))
 
 
 def batched_cell(design: SummaryDesign, n_reps: int, rng: np.random.Generator,
-                 n_boot: int = 200) -> dict[str, dict[str, np.ndarray]]:
+                 n_boot: int = 200, bootstrap_sites: bool = False) -> dict[str, dict[str, np.ndarray]]:
     """All replications of one design at once through :func:`batched_metrics` (a fast version of
     the panel for tests)."""
     theta, outlier = draw_effects(design, n_reps, rng)
     y, _ = draw_estimates(design, theta, rng)
     v = np.broadcast_to(1.0 / design.sizes, y.shape).copy()
-    return batched_metrics(y, v, theta, outlier, design.theta0, rng, n_boot=n_boot)
+    return batched_metrics(y, v, theta, outlier, design.theta0, rng, n_boot=n_boot,
+                           bootstrap_sites=bootstrap_sites)
 
 
 def _gmodel_parts(y, v, rng, n_boot: int):

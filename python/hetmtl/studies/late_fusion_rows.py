@@ -91,7 +91,8 @@ def row_chunk(config: dict[str, Any], seed: np.random.SeedSequence) -> list[dict
 
     Config keys: ``design`` (a name of :data:`~hetmtl.studies.late_fusion_panel.DESIGNS`),
     ``nuisance`` (one of :data:`NUISANCES`), ``n_boot``, ``chunk`` and ``fusion_cv`` (whether
-    to run the penalized fusion with cross-validated lambda too, one fit per replication). The
+    to run the penalized fusion with cross-validated lambda too, one fit per replication), and
+    optionally ``bootstrap_sites`` (add robust EB with the bootstrap's site intervals). The
     other methods run batched over the chunk (:func:`~hetmtl.studies.late_fusion_panel.
     batched_metrics`); a row's ``sub`` is its replication inside the chunk.
     """
@@ -116,4 +117,5 @@ def row_chunk(config: dict[str, Any], seed: np.random.SeedSequence) -> list[dict
                 summaries, th_r, outlier[r], target, n_boot=int(config["n_boot"]),
                 seed=int(rng.integers(2**31)), methods=["fusion_cv"])]
     return rows + metric_rows(batched_metrics(y, v, theta, outlier, target, rng,
-                                              n_boot=int(config["n_boot"])))
+                                              n_boot=int(config["n_boot"]),
+                                              bootstrap_sites=bool(config.get("bootstrap_sites"))))

@@ -48,7 +48,8 @@ def summaries():
 
 
 @pytest.mark.parametrize("params", [
-    dict(n_boot=50, random_state=0),                                   # robust EB, bootstrap intervals
+    dict(n_boot=50, random_state=0),                                   # robust EB, posterior sites
+    dict(n_boot=50, random_state=0, site_intervals="bootstrap"),       # robust EB, bootstrap sites
     dict(method="blup", random_state=0),
     dict(lam="cv", n_boot=40, random_state=1),                         # penalized fusion, CV, bootstrap
     dict(method="fusion", lam=0.05, inference="conditional"),

@@ -2,7 +2,7 @@
 
 LATE_FUSION_EXTRA <- c("cv_rule", "C", "n_lambda", "lambda_ratio", "tol", "max_iter", "n_threads",
                        "tau2_method", "slab_scale", "outlying_group", "spike", "model_average",
-                       "interval_calibration")
+                       "interval_calibration", "site_intervals")
 LATE_FUSION_INTEGER <- c("n_lambda", "max_iter", "n_threads")
 
 # Late fusion of per-site summaries (documented in man/).
@@ -52,6 +52,9 @@ late_fusion <- function(summaries, lam = NULL, weight = "precision", penalty = "
     if (!is.null(extra$interval_calibration)) {
       check_choice(extra$interval_calibration, "interval_calibration",
                    py_choices("late_fusion", "INTERVAL_CALIBRATIONS"))
+    }
+    if (!is.null(extra$site_intervals)) {
+      check_choice(extra$site_intervals, "site_intervals", py_choices("late_fusion", "SITE_INTERVALS"))
     }
   }
 

@@ -116,7 +116,9 @@ def site_mixture(fit: RobustEBFit, y: np.ndarray, v: np.ndarray) -> SiteMixture:
     means = mu + (1 - b) * (y[:, None, :] - mu)
     var = v[:, None, :] * (1 - b) + b**2 / total
     weights = q[:, None, :] * prob[:, :, None]
-    to_sites = lambda a, last: np.concatenate([a.transpose(0, 2, 1), last[..., None]], axis=2)  # noqa: E731
+    # C order, as a saved and loaded fit has it (sums over components then round alike).
+    to_sites = lambda a, last: np.ascontiguousarray(  # noqa: E731
+        np.concatenate([a.transpose(0, 2, 1), last[..., None]], axis=2))
     return SiteMixture(weights=to_sites(weights, fit.outlier_prob), means=to_sites(means, y),
                        sds=np.sqrt(to_sites(var, v)))
 

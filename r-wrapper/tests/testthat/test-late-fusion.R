@@ -208,6 +208,13 @@ test_that("the default is robust empirical Bayes; method and its options reach P
   expect_error(late_fusion(sums, spike = NA), "spike: must be TRUE or FALSE")
   expect_error(late_fusion(sums, model_average = "yes"), "model_average: must be TRUE or FALSE")
   expect_error(late_fusion(sums, interval_calibration = "triple"), "interval_calibration")
+  expect_error(late_fusion(sums, site_intervals = "wald"), "site_intervals")
+  boot <- late_fusion(sums, site_intervals = "bootstrap", seed = 1L)
+  ref_boot <- py_fusion("late_fusion")$LateFusion(site_intervals = "bootstrap",
+                                                  random_state = 1L)$fit(py_sums)
+  expect_identical(py_chr(fit$py$site_intervals_), "posterior")
+  expect_equal(unname(confint(fit)[, 1]), py_vec(ref$inference_$lower), tolerance = 1e-12)
+  expect_equal(unname(confint(boot)[, 1]), py_vec(ref_boot$inference_$lower), tolerance = 1e-12)
   averaged <- late_fusion(sums, model_average = TRUE, outlying_group = "nonlocal",
                           inference = "none")
   ref_averaged <- py_fusion("late_fusion")$LateFusion(model_average = TRUE,

@@ -71,8 +71,9 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
     (:mod:`hetmtl.fusion.robust_eb`): sites are shrunk towards a common center as by the
     random-effects BLUP, while sites several standard errors away from the others keep (nearly)
     their own estimate and do not pull the center. It needs only each site's estimate and
-    covariance, and its intervals come from a bootstrap of the whole procedure
-    (:mod:`hetmtl.fusion.eb_intervals`). ``method="blup"`` (random-effects BLUP, as metafor's
+    covariance. Its sites' intervals are their posterior intervals with tau and the center
+    integrated out (:mod:`hetmtl.fusion.eb_posterior`), the center's comes from a bootstrap of the
+    whole procedure (:mod:`hetmtl.fusion.eb_intervals`). ``method="blup"`` (random-effects BLUP, as metafor's
     ``blup()``), ``"fixed"`` (fixed-effect pooling) and ``"own"`` (no pooling) are the
     classical alternatives.
 

@@ -96,11 +96,23 @@ def eb_halfwidths(abs_errors, center_abs_errors, own_group, own_se, own_shift, l
 
 
 TAU_GRID = 400
-# The grid of tau reaches this many largest within-site SEs beyond the estimate's tau, and at
-# least TAU_GRID_SPAN times the estimate: far into the tail of the restricted likelihood, also
-# with few sites and a tau of many SEs (where the likelihood of tau is wide).
+# The coarse grid of tau that locates the fine grid's end reaches this many largest within-site
+# SEs beyond the estimate's tau, and at least TAU_GRID_SPAN times the estimate: far into the tail
+# of the restricted likelihood, also with few sites and a tau of many SEs.
 TAU_GRID_REACH = 8.0
 TAU_GRID_SPAN = 5.0
+# The fine grid ends where the restricted log-likelihood has fallen this far below its maximum
+# (a likelihood ratio of about 1e-11), located on a geometric grid of TAU_COARSE points.
+TAU_GRID_DROP = 25.0
+TAU_COARSE = 64
+# Smallest normal-group weight of a site (as in the EM), so that the normal group's mean and
+# likelihood exist even when every site looks outlying.
+MIN_NORMAL_WEIGHT = 1e-12
+
+
+def normal_weights(outlier_prob: np.ndarray) -> np.ndarray:
+    """Each site's weight in the normal group, ``1 - p_k``, floored at :data:`MIN_NORMAL_WEIGHT`."""
+    return np.maximum(1.0 - outlier_prob, MIN_NORMAL_WEIGHT)
 
 
 def normal_group_reml_loglik(y, v, q, tau2) -> np.ndarray:
@@ -117,17 +129,36 @@ def normal_group_reml_loglik(y, v, q, tau2) -> np.ndarray:
     return -0.5 * ((q[:, None, :] * np.log(s)).sum(axis=2) + np.log(sw) + resid)
 
 
-def tau_posterior(fit: RobustEBFit, y: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The normal group's restricted likelihood of tau on a grid, flat in tau, normalized.
+def tau_grid(fit: RobustEBFit, y: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Midpoints ``(B, TAU_GRID)`` of an equally spaced grid of tau from 0 to where the normal
+    group's restricted likelihood has fallen :data:`TAU_GRID_DROP` (in logs) below its maximum.
 
-    Returns the grid's midpoints ``(B, TAU_GRID)``, running from 0 past the fitted tau (see
-    :data:`TAU_GRID_REACH` and :data:`TAU_GRID_SPAN`), and each cell's probability (rows sum to 1).
+    That point is found on a coarse geometric grid reaching :data:`TAU_GRID_REACH` largest
+    within-site SEs past the fitted tau (and at least :data:`TAU_GRID_SPAN` times it). Reading the
+    reach off the likelihood, not off the largest SE, keeps the cells fine where the likelihood
+    is: a single uninformative site (an SE a hundred times the others') would otherwise stretch
+    the grid so far that its first cell already lies beyond the other sites' spread. Where the
+    likelihood never falls that far (two sites or fewer in the normal group: flat in tau, the
+    posterior improper), the grid ends at the coarse grid's end.
     """
-    q = 1.0 - fit.outlier_prob
+    q = normal_weights(fit.outlier_prob)
     tau = np.sqrt(fit.tau2)
-    top = np.maximum(tau + TAU_GRID_REACH * np.sqrt(v.max(axis=1)), TAU_GRID_SPAN * tau)
-    mids = (np.arange(TAU_GRID) + 0.5)[None, :] * (top / TAU_GRID)[:, None]
-    ll = normal_group_reml_loglik(y, v, q, mids**2)
+    reach = np.maximum(tau + TAU_GRID_REACH * np.sqrt(v.max(axis=1)), TAU_GRID_SPAN * tau)
+    low = 1e-3 * np.sqrt(v.min(axis=1))
+    coarse = np.exp(np.linspace(0.0, 1.0, TAU_COARSE)[None, :] * np.log(reach / low)[:, None]) * low[:, None]
+    ll = normal_group_reml_loglik(y, v, q, coarse**2)
+    kept = ll >= ll.max(axis=1, keepdims=True) - TAU_GRID_DROP
+    last = TAU_COARSE - 1 - np.argmax(kept[:, ::-1], axis=1)
+    top = coarse[np.arange(y.shape[0]), np.minimum(last + 1, TAU_COARSE - 1)]
+    return (np.arange(TAU_GRID) + 0.5)[None, :] * (top / TAU_GRID)[:, None]
+
+
+def tau_posterior(fit: RobustEBFit, y: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The normal group's restricted likelihood of tau on :func:`tau_grid`, flat in tau,
+    normalized: the grid's midpoints ``(B, TAU_GRID)`` and each cell's probability (rows sum to 1).
+    """
+    mids = tau_grid(fit, y, v)
+    ll = normal_group_reml_loglik(y, v, normal_weights(fit.outlier_prob), mids**2)
     prob = np.exp(ll - ll.max(axis=1, keepdims=True))
     return mids, prob / prob.sum(axis=1, keepdims=True)
 

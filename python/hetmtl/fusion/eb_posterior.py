@@ -4,17 +4,21 @@ out rather than plugged in.
 Under the two-group model of :mod:`hetmtl.fusion.robust_eb` (outlying group ``"t"``), site k
 belongs to the normal group with probability ``q_k = 1 - p_k`` and then, given tau,
 
-    theta_k | y, tau ~ N(mu(tau) + (1 - b_k)(y_k - mu(tau)), v_k (1 - b_k) + b_k^2 / W(tau)),
+    theta_k | y, tau ~ N(mu_k(tau) + (1 - b_k)(y_k - mu_k(tau)), v_k (1 - b_k) + b_k^2 / W_k(tau)),
 
-with ``b_k = v_k / (v_k + tau^2)``, ``mu(tau)`` the normal group's weighted GLS mean (weights
-``q_k / (v_k + tau^2)``, summing to ``W(tau)``) and a flat prior on ``mu`` (the ``b_k^2 / W`` term
-is the center's uncertainty). As an outlier (probability ``p_k``) the site is estimated from its
-own data, ``N(y_k, v_k)``. Tau is integrated over the normal group's restricted likelihood with a
-flat prior on tau, on the grid the bootstrap intervals draw it from
-(:func:`hetmtl.fusion.eb_intervals.tau_posterior`). Site k's interval is the equal-tailed
-``level`` interval of that mixture, a hierarchical-Bayes interval with the group probabilities
-plugged in; it is widened to contain the point estimate where it does not (the point estimate is
-the posterior mean at the fitted tau, not averaged over tau).
+with ``b_k = v_k / (v_k + tau^2)``, a flat prior on ``mu`` and ``mu_k(tau)`` the normal group's
+weighted GLS mean (weights ``q_j / (v_j + tau^2)`` summing to ``W_k(tau)``; the ``b_k^2 / W_k``
+term is the center's uncertainty). Given that site k is normal, its own weight is 1, the other
+sites keep their probabilities ``q_j``: so ``mu_k``, ``W_k`` and tau's restricted likelihood are
+the normal group's with site k counted in full. As an outlier (probability ``p_k``) the site is
+estimated from its own data, ``N(y_k, v_k)``. Tau is integrated over that restricted likelihood
+with a flat prior on tau, on the grid the bootstrap intervals draw it from
+(:func:`hetmtl.fusion.eb_intervals.tau_grid`). Site k's interval is the equal-tailed ``level``
+interval of that mixture, a hierarchical-Bayes interval with the other sites' group
+probabilities plugged in; it is widened to contain the point estimate where it does not (the
+point estimate is the posterior mean at the fitted tau, not averaged over tau). With one or two
+sites in the normal group the restricted likelihood is flat in tau (a flat prior then gives an
+improper posterior) and the grid's end, not the data, bounds the interval from outside.
 
 Why not the bootstrap for the sites: its intervals are symmetric around the plug-in posterior
 mean. With ten or so sites the fitted tau^2 is often too small, the plug-in estimate of a site in
@@ -31,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special, stats
 
-from .eb_intervals import tau_posterior
+from .eb_intervals import normal_weights, tau_grid
 from .robust_eb import RobustEBFit
 
 # Newton steps, safeguarded by bisection, for a mixture quantile (the bracket starts at +-12
@@ -77,24 +81,68 @@ def mixture_quantile(weights: np.ndarray, means: np.ndarray, sds: np.ndarray, pr
 
 
 @dataclass(frozen=True)
-class SiteMixture:
-    """Each site's posterior, a normal mixture: components on the last axis (the tau grid, then
-    the outlying group), arrays of shape (B, K, J)."""
+class SitePosterior:
+    """What the sites' posterior mixtures are computed from (compact: no per-site grid stored).
 
-    weights: np.ndarray
-    means: np.ndarray
-    sds: np.ndarray
+    Attributes
+    ----------
+    y, v : ndarray of shape (B, K)
+        Site estimates and within-site variances.
+    outlier_prob : ndarray of shape (B, K)
+        Each site's probability of being outlying.
+    estimate : ndarray of shape (B, K)
+        The point estimates (each interval is widened to contain its own).
+    tau : ndarray of shape (B, G)
+        The tau grid's midpoints.
+    """
 
-    def interval(self, level: float, estimate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Equal-tailed ``level`` intervals (B, K), widened to contain ``estimate``."""
+    y: np.ndarray
+    v: np.ndarray
+    outlier_prob: np.ndarray
+    estimate: np.ndarray
+    tau: np.ndarray
+
+    def mixture(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Weights, means and SDs ``(B, K, G + 1)`` of every site's posterior: the tau grid's
+        normal components, then the outlying one (see module notes)."""
+        y, v, p = self.y[:, None, :], self.v[:, None, :], self.outlier_prob[:, None, :]
+        q = normal_weights(p)
+        s = v + self.tau[:, :, None] ** 2                                # (B, G, K)
+        w = q / s
+        total = w.sum(axis=2, keepdims=True)
+        mu = (w * y).sum(axis=2, keepdims=True) / total
+        resid = (w * (y - mu) ** 2).sum(axis=2, keepdims=True)
+        log_s = (q * np.log(s)).sum(axis=2, keepdims=True)
+        # Site k counted in full: its weight rises by a = p_k / s_k (updates of a weighted mean
+        # and sum of squares, free of cancellation).
+        a = (1.0 - q) / s
+        total_k = total + a
+        mu_k = mu + a / total_k * (y - mu)
+        resid_k = resid + a * total / total_k * (y - mu) ** 2
+        loglik = -0.5 * (log_s + (1.0 - q) * np.log(s) + np.log(total_k) + resid_k)
+        prob = np.exp(loglik - loglik.max(axis=1, keepdims=True))
+        prob /= prob.sum(axis=1, keepdims=True)
+        b = v / s
+        means = mu_k + (1 - b) * (y - mu_k)
+        var = v * (1 - b) + b**2 / total_k
+        weights = (1.0 - p) * prob
+        # C order, as a saved and loaded fit has it (sums over components then round alike).
+        to_sites = lambda a, last: np.ascontiguousarray(  # noqa: E731
+            np.concatenate([a.transpose(0, 2, 1), last[..., None]], axis=2))
+        return (to_sites(weights, self.outlier_prob), to_sites(means, self.y),
+                np.sqrt(to_sites(var, self.v)))
+
+    def interval(self, level: float) -> tuple[np.ndarray, np.ndarray]:
+        """Equal-tailed ``level`` intervals (B, K), widened to contain the estimates."""
         alpha = 1.0 - level
-        lower = mixture_quantile(self.weights, self.means, self.sds, alpha / 2)
-        upper = mixture_quantile(self.weights, self.means, self.sds, 1 - alpha / 2)
-        return np.minimum(lower, estimate), np.maximum(upper, estimate)
+        weights, means, sds = self.mixture()
+        lower = mixture_quantile(weights, means, sds, alpha / 2)
+        upper = mixture_quantile(weights, means, sds, 1 - alpha / 2)
+        return np.minimum(lower, self.estimate), np.maximum(upper, self.estimate)
 
 
-def site_mixture(fit: RobustEBFit, y: np.ndarray, v: np.ndarray) -> SiteMixture:
-    """The posterior mixture of every site's effect (see module notes).
+def site_posterior(fit: RobustEBFit, y: np.ndarray, v: np.ndarray) -> SitePosterior:
+    """The sites' posteriors under ``fit`` (see module notes).
 
     Parameters
     ----------
@@ -106,24 +154,11 @@ def site_mixture(fit: RobustEBFit, y: np.ndarray, v: np.ndarray) -> SiteMixture:
     if fit.outlying_group != "t" or fit.spike or fit.homogeneous_weight is not None:
         raise ValueError("fit: posterior site intervals need the two-group model with the 't' "
                          "outlying group (no spike, no model averaging)")
-    tau, prob = tau_posterior(fit, y, v)                       # (B, G)
-    q = 1.0 - fit.outlier_prob                                 # (B, K)
-    s = v[:, None, :] + tau[:, :, None] ** 2                   # (B, G, K)
-    w = q[:, None, :] / s
-    total = w.sum(axis=2, keepdims=True)
-    mu = (w * y[:, None, :]).sum(axis=2, keepdims=True) / total
-    b = v[:, None, :] / s
-    means = mu + (1 - b) * (y[:, None, :] - mu)
-    var = v[:, None, :] * (1 - b) + b**2 / total
-    weights = q[:, None, :] * prob[:, :, None]
-    # C order, as a saved and loaded fit has it (sums over components then round alike).
-    to_sites = lambda a, last: np.ascontiguousarray(  # noqa: E731
-        np.concatenate([a.transpose(0, 2, 1), last[..., None]], axis=2))
-    return SiteMixture(weights=to_sites(weights, fit.outlier_prob), means=to_sites(means, y),
-                       sds=np.sqrt(to_sites(var, v)))
+    arrays = (y, v, fit.outlier_prob, fit.estimate, tau_grid(fit, y, v))
+    return SitePosterior(*(np.ascontiguousarray(a, dtype=float) for a in arrays))
 
 
 def posterior_site_intervals(fit: RobustEBFit, y: np.ndarray, v: np.ndarray,
                              level: float) -> tuple[np.ndarray, np.ndarray]:
     """Lower and upper ends (B, K) of the sites' posterior intervals at ``level`` (module notes)."""
-    return site_mixture(fit, y, v).interval(level, fit.estimate)
+    return site_posterior(fit, y, v).interval(level)

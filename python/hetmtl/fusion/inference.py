@@ -32,7 +32,7 @@ from scipy import stats
 from .._util.validation import check_fraction
 from .eb_calibration import LevelCalibration, halfwidths_at
 from .eb_intervals import EBErrors, eb_halfwidths
-from .eb_posterior import SiteMixture
+from .eb_posterior import SitePosterior
 from .fused import PreparedProblem, solve_batch
 
 INFERENCE = ("bootstrap", "conditional", "none")
@@ -77,8 +77,8 @@ class FusedInference:
     # Double-bootstrap level calibration (rows = coefficients); None: nominal levels.
     calibration: "LevelCalibration | None" = None
     # Posterior site intervals (method "eb_posterior"; the center's interval is the bootstrap's):
-    # each site's posterior mixture, one batch row per coefficient.
-    site_mixture: "SiteMixture | None" = None
+    # what the sites' posteriors are computed from, one batch row per coefficient.
+    site_posterior: "SitePosterior | None" = None
 
     def at_level(self, level: float) -> "FusedInference":
         """The same inference with intervals at another confidence level."""
@@ -95,7 +95,7 @@ class FusedInference:
         elif self.method == "eb_posterior":
             _, center_half = eb_halfwidths(self.abs_errors, self.center_abs_errors, self.own_group,
                                            self.own_se, self.own_shift, level, axis=0)
-            lower, upper = self.site_mixture.interval(level, self.theta.T)
+            lower, upper = self.site_posterior.interval(level)
             lo, hi = lower.T, upper.T
             clo, chi = self.center - center_half, self.center + center_half
         elif self.method == "eb_bootstrap":

@@ -205,10 +205,17 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
         Standard errors and intervals of the fused estimates.
     kkt_ : float
         Relative KKT residual of the returned solution (NaN for methods other than ``"fusion"``).
+    site_intervals_ : {"posterior", "bootstrap"} or None
+        Where the sites' intervals came from (``method="robust_eb"`` with inference; None
+        otherwise).
     method_details_ : dict
         Per-coefficient quantities of the method (``tau2``; for ``"robust_eb"`` also ``eps``,
         the outlier share, and ``outlier_prob`` (K, p)).
     """
+
+    # Options added after the first release: fits saved without them load with these defaults.
+    interval_calibration = "none"
+    site_intervals = None
 
     def __init__(self, lam=None, weight: str = "precision", penalty: str = "l2", cv_rule: str = "min",
                  C: float = 0.1, n_lambda: int = 50, lambda_ratio: float = 1e-4,
@@ -267,7 +274,7 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
                                 f"applies to method='robust_eb' only, not method={self.method_!r}")
         if self.model_average and self.spike:
             raise ArgumentError("model_average", "cannot be combined with spike=True")
-        self.site_intervals_ = self._resolve_site_intervals()
+        site_intervals = self._resolve_site_intervals()
         if isinstance(self.lam, str):
             check_choice(self.lam, "lam", ("cv",))
         elif self.lam is not None:
@@ -278,8 +285,9 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
         check_fraction(self.lambda_ratio, "lambda_ratio")
         make_options(self.penalty, self.tol, self.max_iter, self.n_threads)
         check_fraction(self.level, "level")
+        self.site_intervals_ = site_intervals
 
-    def _resolve_site_intervals(self) -> str:
+    def _resolve_site_intervals(self) -> str | None:
         if self.site_intervals is not None:
             check_choice(self.site_intervals, "site_intervals", SITE_INTERVALS)
             if self.method_ != "robust_eb":
@@ -290,6 +298,8 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
         if self.site_intervals == "posterior" and blocker is not None:
             raise ArgumentError("site_intervals", f"'posterior' is not available with {blocker}; "
                                 "use 'bootstrap'")
+        if self.method_ != "robust_eb" or self.inference == "none":
+            return None
         return self.site_intervals or ("bootstrap" if blocker else "posterior")
 
     def fit(self, summaries: Sequence[SiteSummary] | Mapping[str, SiteSummary]) -> "LateFusion":
@@ -340,7 +350,7 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
                                  model_average=bool(self.model_average),
                                  inference=self.inference != "none",
                                  interval_calibration=self.interval_calibration,
-                                 site_intervals=self.site_intervals_,
+                                 site_intervals=self.site_intervals_ or "bootstrap",
                                  n_boot=int(self.n_boot), level=self.level, rng=rng)
         self.lambda_, self.kkt_ = np.nan, np.nan
         self.lambda_rule_ = f"not used (method={self.method_!r})"

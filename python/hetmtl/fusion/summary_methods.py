@@ -29,7 +29,7 @@ from scipy import stats
 from .blup import random_effects
 from .eb_calibration import LevelCalibration, calibrate_levels, halfwidths_at
 from .eb_intervals import EBErrors, robust_eb_errors
-from .eb_posterior import SiteMixture, site_mixture
+from .eb_posterior import SitePosterior, site_posterior
 from .gmodel_eb import gmodel_eb
 from .gmodel_intervals import gmodel_errors
 from .inference import FusedInference
@@ -103,33 +103,33 @@ def _fit_robust_eb(y, v, *, outlying_group, slab_scale, spike, model_average, in
         errs = robust_eb_errors(fit, y, v, n_boot=n_boot, rng=rng, refit=refit)
         cal = (calibrate_levels(fit, y, v, rng=rng, refit=refit)
                if interval_calibration == "double" else None)
-        mixture = site_mixture(fit, y, v) if site_intervals == "posterior" else None
-        inf = _bootstrap_inference(theta, center, errs, level, cal, mixture)
+        posterior = site_posterior(fit, y, v) if site_intervals == "posterior" else None
+        inf = _bootstrap_inference(theta, center, errs, level, cal, posterior)
     return SummaryFit(theta, center, own_group.all(axis=1), inf, details)
 
 
 def _bootstrap_inference(theta, center, errs: EBErrors, level: float,
                          calibration: LevelCalibration | None = None,
-                         mixture: SiteMixture | None = None) -> FusedInference:
+                         posterior: SitePosterior | None = None) -> FusedInference:
     """Intervals from bootstrap errors of a batch of per-coefficient fits (rows = coefficients),
-    at the nominal level or at the levels calibrated to reach it; with ``mixture``, the sites'
-    intervals are those of their posterior mixtures instead."""
+    at the nominal level or at the levels calibrated to reach it; with ``posterior``, the sites'
+    intervals are their posterior intervals instead."""
     if calibration is None:
         half, center_half = errs.halfwidths(level)
     else:
         half, center_half = halfwidths_at(errs, *calibration.calibrated(level), level)
     lower, upper = theta - half.T, theta + half.T
-    if mixture is not None:
-        lower, upper = (end.T for end in mixture.interval(level, theta.T))
+    if posterior is not None:
+        lower, upper = (end.T for end in posterior.interval(level))
     return FusedInference(
         se=np.full(theta.shape, np.nan), lower=lower, upper=upper,
         center_se=np.full(center.shape, np.nan), center_lower=center - center_half,
         center_upper=center + center_half,
-        method="eb_bootstrap" if mixture is None else "eb_posterior", level=level, theta=theta,
+        method="eb_bootstrap" if posterior is None else "eb_posterior", level=level, theta=theta,
         center=center, abs_errors=errs.abs_errors.transpose(1, 2, 0),
         center_abs_errors=errs.center_abs_errors.T, own_group=errs.own_group.T,
         own_se=errs.own_se.T, own_shift=errs.own_shift.T, calibration=calibration,
-        site_mixture=mixture)
+        site_posterior=posterior)
 
 
 def _fit_gmodel_eb(y, v, *, inference, n_boot, level, rng) -> SummaryFit:

@@ -175,7 +175,7 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
         ``model_average``, no ``interval_calibration``), else ``"bootstrap"``; the choice made is
         in ``site_intervals_``. In the study in ``docs/studies/late_fusion`` the posterior
         intervals cover closer to the level wherever the bootstrap's undercover (sites at
-        tau = 1 SE: 0.930 against 0.919; outliers 2-4 SEs out: 0.767 against 0.644).
+        tau = 1 SE: 0.930 against 0.919; outliers 2-4 SEs out: 0.767 against 0.646).
 
     Attributes
     ----------

@@ -13,10 +13,13 @@ from hetmtl.fusion.report import fusion_report
 
 
 @pytest.fixture(scope="module")
-def fit():
+def summaries():
     rng = np.random.default_rng(5)
-    summaries, _, _ = residual_sites(rng, np.array([[0.3], [0.35], [0.2], [1.4]]),
-                                     [120, 400, 12000, 250])
+    return residual_sites(rng, np.array([[0.3], [0.35], [0.2], [1.4]]), [120, 400, 12000, 250])[0]
+
+
+@pytest.fixture(scope="module")
+def fit(summaries):
     return LateFusion(method="blup", n_boot=50, random_state=0).fit(summaries)
 
 
@@ -171,3 +174,10 @@ def test_blockwise_model_prints_its_layout_and_grid():
     text = str(model)
     assert "TwoPathwayMTL, fitted" in text and "observed" in text and "missing" in text
     assert "imputer: 'mean'" in text
+
+
+def test_late_fusion_report_names_where_site_intervals_come_from(summaries):
+    assert "site intervals: posterior" in str(LateFusion(n_boot=30, random_state=0).fit(summaries))
+    boot = LateFusion(n_boot=30, random_state=0, site_intervals="bootstrap").fit(summaries)
+    assert "site intervals: bootstrap" in str(boot)
+    assert "site intervals" not in str(LateFusion(method="blup", random_state=0).fit(summaries))

@@ -123,6 +123,9 @@ def late_fusion_report(fit: "LateFusion") -> Report:
                          "penalty": fit.penalty})
     elif fit.method_ == "blup":
         settings["tau2 method"] = fit.tau2_method
+    if getattr(fit, "site_intervals_", None):
+        settings["site intervals"] = {"posterior": "posterior (tau and center integrated out)",
+                                      "bootstrap": "bootstrap"}[fit.site_intervals_]
     tau2 = fit.method_details_.get("tau2") if fit.method_details_ else None
     if tau2 is not None and fit.method_ != "fusion":
         settings["tau^2"] = ", ".join(format_number(t) for t in np.atleast_1d(tau2))

@@ -79,6 +79,10 @@ class EBErrors:
     own_se: np.ndarray
     own_shift: np.ndarray
 
+    def center_halfwidth(self, level: float) -> np.ndarray:
+        """The center's half-widths (B,) at ``level`` (without the sites')."""
+        return center_halfwidth(self.center_abs_errors, level, axis=1)
+
     def halfwidths(self, level: float) -> tuple[np.ndarray, np.ndarray]:
         """Half-widths ``(sites (B, K), center (B,))`` of the intervals at ``level``."""
         return eb_halfwidths(self.abs_errors, self.center_abs_errors, self.own_group,
@@ -92,7 +96,12 @@ def eb_halfwidths(abs_errors, center_abs_errors, own_group, own_se, own_shift, l
     zq = stats.norm.ppf(0.5 + level / 2)
     boot = np.nanquantile(abs_errors, level, axis=axis)
     half = np.where(own_group, boot, zq * own_se + own_shift)
-    return half, np.quantile(center_abs_errors, level, axis=axis)
+    return half, center_halfwidth(center_abs_errors, level, axis)
+
+
+def center_halfwidth(center_abs_errors, level: float, axis: int) -> np.ndarray:
+    """The center's half-width at ``level``: the quantile of its bootstrap errors along ``axis``."""
+    return np.quantile(center_abs_errors, level, axis=axis)
 
 
 TAU_GRID = 400

@@ -141,6 +141,17 @@ class SitePosterior:
         return np.minimum(lower, self.estimate), np.maximum(upper, self.estimate)
 
 
+def model_blocker(outlying_group: str, spike: bool, model_average: bool) -> str | None:
+    """Why a robust EB model has no posterior mixture here (None: it has one)."""
+    if outlying_group != "t":
+        return f"outlying_group={outlying_group!r} (the mixture needs the 't' group)"
+    if spike:
+        return "spike=True"
+    if model_average:
+        return "model_average=True"
+    return None
+
+
 def site_posterior(fit: RobustEBFit, y: np.ndarray, v: np.ndarray) -> SitePosterior:
     """The sites' posteriors under ``fit`` (see module notes).
 
@@ -151,9 +162,10 @@ def site_posterior(fit: RobustEBFit, y: np.ndarray, v: np.ndarray) -> SitePoster
     y, v : ndarray of shape (B, K)
         Site estimates and within-site variances.
     """
-    if fit.outlying_group != "t" or fit.spike or fit.homogeneous_weight is not None:
-        raise ValueError("fit: posterior site intervals need the two-group model with the 't' "
-                         "outlying group (no spike, no model averaging)")
+    blocker = model_blocker(fit.outlying_group, fit.spike, fit.homogeneous_weight is not None)
+    if blocker is not None:
+        raise ValueError(f"fit: posterior site intervals need the two-group model with the 't' "
+                         f"outlying group, not {blocker}")
     arrays = (y, v, fit.outlier_prob, fit.estimate, tau_grid(fit, y, v))
     return SitePosterior(*(np.ascontiguousarray(a, dtype=float) for a in arrays))
 

@@ -31,7 +31,7 @@ from scipy import stats
 
 from .._util.validation import check_fraction
 from .eb_calibration import LevelCalibration, halfwidths_at
-from .eb_intervals import EBErrors, eb_halfwidths
+from .eb_intervals import EBErrors, center_halfwidth, eb_halfwidths
 from .eb_posterior import SitePosterior
 from .fused import PreparedProblem, solve_batch
 
@@ -93,8 +93,7 @@ class FusedInference:
             lo, hi = self.theta - half.T, self.theta + half.T
             clo, chi = self.center - center_half, self.center + center_half
         elif self.method == "eb_posterior":
-            _, center_half = eb_halfwidths(self.abs_errors, self.center_abs_errors, self.own_group,
-                                           self.own_se, self.own_shift, level, axis=0)
+            center_half = center_halfwidth(self.center_abs_errors, level, axis=0)
             lower, upper = self.site_posterior.interval(level)
             lo, hi = lower.T, upper.T
             clo, chi = self.center - center_half, self.center + center_half

@@ -29,7 +29,7 @@ from scipy import stats
 from .blup import random_effects
 from .eb_calibration import LevelCalibration, calibrate_levels, halfwidths_at
 from .eb_intervals import EBErrors, robust_eb_errors
-from .eb_posterior import SitePosterior, site_posterior
+from .eb_posterior import SitePosterior, model_blocker, site_posterior
 from .gmodel_eb import gmodel_eb
 from .gmodel_intervals import gmodel_errors
 from .inference import FusedInference
@@ -49,12 +49,9 @@ SITE_INTERVALS = ("posterior", "bootstrap")
 def posterior_sites_blocker(outlying_group: str, spike: bool, model_average: bool,
                             interval_calibration: str) -> str | None:
     """Why robust EB's site intervals cannot come from the posterior mixture (None: they can)."""
-    if outlying_group != "t":
-        return f"outlying_group={outlying_group!r} (the mixture needs the 't' group)"
-    if spike:
-        return "spike=True"
-    if model_average:
-        return "model_average=True"
+    blocker = model_blocker(outlying_group, spike, model_average)
+    if blocker is not None:
+        return blocker
     if interval_calibration != "none":
         return f"interval_calibration={interval_calibration!r} (a calibration of the bootstrap)"
     return None
@@ -114,13 +111,15 @@ def _bootstrap_inference(theta, center, errs: EBErrors, level: float,
     """Intervals from bootstrap errors of a batch of per-coefficient fits (rows = coefficients),
     at the nominal level or at the levels calibrated to reach it; with ``posterior``, the sites'
     intervals are their posterior intervals instead."""
-    if calibration is None:
-        half, center_half = errs.halfwidths(level)
-    else:
-        half, center_half = halfwidths_at(errs, *calibration.calibrated(level), level)
-    lower, upper = theta - half.T, theta + half.T
     if posterior is not None:
+        center_half = errs.center_halfwidth(level)
         lower, upper = (end.T for end in posterior.interval(level))
+    else:
+        if calibration is None:
+            half, center_half = errs.halfwidths(level)
+        else:
+            half, center_half = halfwidths_at(errs, *calibration.calibrated(level), level)
+        lower, upper = theta - half.T, theta + half.T
     return FusedInference(
         se=np.full(theta.shape, np.nan), lower=lower, upper=upper,
         center_se=np.full(center.shape, np.nan), center_lower=center - center_half,

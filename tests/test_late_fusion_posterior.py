@@ -232,3 +232,11 @@ def test_a_fit_saved_before_site_intervals_existed_reads_its_default():
     del fit.__dict__["site_intervals"], fit.__dict__["interval_calibration"]
     params = fit.get_params()
     assert params["site_intervals"] is None and params["interval_calibration"] == "none"
+
+
+def test_site_posterior_refuses_models_without_the_mixture():
+    y, v = data(10)
+    with pytest.raises(ValueError, match="fit: posterior site intervals need .*spike=True"):
+        site_posterior(robust_eb(y, v, spike=True), y[None], v[None])
+    with pytest.raises(ValueError, match="outlying_group='nonlocal'"):
+        site_posterior(robust_eb(y, v, outlying_group="nonlocal"), y[None], v[None])

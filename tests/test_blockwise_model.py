@@ -75,11 +75,11 @@ def quick(layout, **kw):
 SPEC_T, SPEC_P0, SPEC_P = 2, 2, 5
 
 
-def make_net(widths=(3, 2), shared_head="paper", n_layers=2, head_layers=2, seed=0):
+def make_net(widths=(3, 2), shared_head="paper", n_layers=2, head_layers=2, seed=0, read=None):
     spec = NetSpec(n_tasks=SPEC_T, p_anchor=SPEC_P0, p_in=SPEC_P, n_layers=n_layers, head_layers=head_layers,
                    shared_head=shared_head, activation="relu")
     gens = [torch.Generator().manual_seed(seed + g) for g in range(len(widths))]
-    input_mask = torch.ones(SPEC_T, SPEC_P)
+    input_mask = torch.ones(SPEC_T, SPEC_P) if read is None else torch.as_tensor(read, dtype=torch.float32)
     imputed = torch.tensor([[0, 0, 0, 1, 1], [0, 0, 1, 0, 0]], dtype=torch.float32)  # task 0 misses cols 3-4
     net = TwoPathwayNet(spec, widths, gens, torch.arange(SPEC_P0), input_mask, imputed)
     return net, imputed.numpy()
@@ -90,9 +90,10 @@ def np_weights(net, g, d):
     T, D = SPEC_T, max(net.widths)
     H = net.spec.head_layers
 
-    def mlp(stack, r, in_dim):
+    def mlp(stack, r, in_dim, first=None):
         out, fan_in = [], in_dim
-        for w, b in zip(stack.weights, stack.biases):
+        for l, (w, b) in enumerate(zip(stack.weights, stack.biases)):
+            w = first if l == 0 and first is not None else w
             out.append((w[r, :fan_in, :d].detach().numpy(), b[r, :d].detach().numpy()))
             fan_in = d
         return out
@@ -106,7 +107,7 @@ def np_weights(net, g, d):
                           W=net.W[l][g].detach().numpy().transpose(0, 2, 1)[:, :d, :o],
                           B=net.B[l][g].detach().numpy().transpose(0, 2, 1)[:, :d, :o],
                           c=net.c[l][g, :, :o, 0].detach().numpy()))
-    return (mlp(net.shared_enc, g, SPEC_P0), [mlp(net.task_enc, g * T + t, SPEC_P) for t in range(T)], heads)
+    return (mlp(net.shared_enc, g, SPEC_P0), [mlp(net.task_enc, g * T + t, SPEC_P, net.task_input_weights()) for t in range(T)], heads)
 
 
 def np_forward(net, x_t):
@@ -145,6 +146,25 @@ def test_forward_matches_numpy_per_configuration_and_task(shared_head, head_laye
     x_t = torch.randn(SPEC_T, SPEC_P, 7, generator=torch.Generator().manual_seed(1))
     ref, _ = np_forward(net, x_t.numpy())
     np.testing.assert_allclose(net(x_t).detach().numpy(), ref, rtol=1e-5, atol=1e-6)
+
+
+def test_task_encoders_hold_only_the_columns_they_read():
+    read = [[1, 1, 0, 1, 0], [1, 1, 1, 0, 1]]  # 3 and 4 of 5 columns, the anchor (0, 1) among them
+    net, imputed = make_net(widths=(3, 2), shared_head="code", read=read)
+    full, _ = make_net(widths=(3, 2), shared_head="code")
+    assert net.compact_inputs and not full.compact_inputs
+    assert net.task_enc.weights[0].shape == (2 * SPEC_T, 4, 3)  # the widest task's columns, not all 5
+    # the same draws as a network reading every column, kept where a task reads
+    mask = torch.as_tensor(read, dtype=torch.float32).repeat(2, 1).unsqueeze(-1)
+    torch.testing.assert_close(net.task_input_weights(), full.task_enc.weights[0] * mask)
+    x_t = torch.randn(SPEC_T, SPEC_P, 7, generator=torch.Generator().manual_seed(4))
+    ref, _ = np_forward(net, x_t.numpy())
+    np.testing.assert_allclose(net(x_t).detach().numpy(), ref, rtol=1e-5, atol=1e-6)
+    # unread columns change nothing; R_imp sees the imputed columns a task reads, and only those
+    torch.testing.assert_close(net(x_t), net(x_t * torch.as_tensor(read, dtype=torch.float32).unsqueeze(-1)))
+    w = net.task_input_weights().detach().view(2, SPEC_T, SPEC_P, -1)
+    on = torch.as_tensor(imputed * np.asarray(read), dtype=torch.float32)[None, :, :, None]
+    torch.testing.assert_close(net.imputation_penalty(), (w.square() * on).sum(dim=(1, 2, 3)))
 
 
 def test_code_variant_makes_the_shared_head_read_the_task_codes():
@@ -379,14 +399,14 @@ def test_shedding_finished_configurations_changes_nothing(small, monkeypatch):
 def test_htl_reads_only_the_tasks_own_sources(small):
     m = htl(small.layout, hidden=6, max_epochs=5, n_threads=1, random_state=0).fit(small.X, small.y, small.task)
     assert m.imputer_ is None and m.task_inputs == "own"
-    w = m.net_.task_enc.weights[0].detach().view(small.layout.n_tasks, -1, 6)
+    w = m.net_.task_input_weights().detach().view(small.layout.n_tasks, -1, 6)
     unread = _data.column_mask(small.layout, "missing")
     unread[:, _data.anchor_columns(small.layout)] = True  # x_t only: not the anchor either
     assert (w[torch.as_tensor(unread)] == 0).all() and (w[torch.as_tensor(~unread)] != 0).all(dim=-1).any()
     # The paper's architecture without imputation: task_inputs="all" (its default) reads the anchor as well.
     m = TwoPathwayMTL(small.layout, imputer=None, architecture="paper", hidden=6, max_epochs=5, n_threads=1,
                       random_state=0)
-    w = m.fit(small.X, small.y, small.task).net_.task_enc.weights[0].detach().view(small.layout.n_tasks, -1, 6)
+    w = m.fit(small.X, small.y, small.task).net_.task_input_weights().detach().view(small.layout.n_tasks, -1, 6)
     missing = torch.as_tensor(_data.column_mask(small.layout, "missing"))
     assert (w[missing] == 0).all() and (w[:, _data.anchor_columns(small.layout)] != 0).any()
     with pytest.raises(ValueError, match="task_inputs"):

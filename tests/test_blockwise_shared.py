@@ -58,7 +58,7 @@ def test_default_reads_the_completed_row_and_paper_the_anchor(small):
     assert default.architecture == "shared" and default.net_.shared_enc.in_dim == p + 2  # + one indicator per source
     assert paper.net_.shared_enc.in_dim == p0 and paper.net_.n_gates == 0
     # the shared architecture's task encoders read the task's own sources only
-    w = default.net_.task_enc.weights[0].detach().view(lay.n_tasks, p, -1)
+    w = default.net_.task_input_weights().detach().view(lay.n_tasks, p, -1)
     own = torch.as_tensor(_data.column_mask(lay, "observed"))
     own[:, _data.anchor_columns(lay)] = False
     assert (w[~own] == 0).all() and (w[own] != 0).any()

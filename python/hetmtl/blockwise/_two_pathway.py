@@ -112,6 +112,9 @@ class TwoPathwayNet(torch.nn.Module):
         ``width`` and ``anchor_cols`` is ignored); None: the anchor's columns only.
     """
 
+    # Networks saved before the task encoders' inputs were compacted read every column, masked.
+    compact_inputs = False
+
     def __init__(self, spec: NetSpec, widths: Sequence[int], generators: Sequence[torch.Generator],
                  anchor_cols: torch.Tensor, input_mask: torch.Tensor, imputed_mask: torch.Tensor,
                  shared_input: SharedInput | None = None):
@@ -122,16 +125,13 @@ class TwoPathwayNet(torch.nn.Module):
         G, T, L, H = len(self.widths), spec.n_tasks, spec.n_layers, spec.head_layers
         D = max(self.widths)
         self.register_buffer("anchor_cols", anchor_cols.long())
-        self.register_buffer("input_mask", input_mask.float())
-        # Rows of the task encoders' first layer, (task, column) flattened, that read imputed columns
-        # (rows of columns an encoder does not read are left out: they stay exactly zero).
-        read_imputed = (imputed_mask > 0) & (input_mask > 0)
-        self.register_buffer("imputed_rows", torch.nonzero(read_imputed.reshape(-1)).flatten())
+        self._set_task_columns(input_mask > 0, imputed_mask > 0)
+        p_task = int(self.input_mask.shape[1])
         # Built with a throwaway generator (the global one stays untouched) and zeroed: every
         # configuration's weights are drawn below into their slots, the padding stays exactly 0.
         scratch = torch.Generator().manual_seed(0)
         self.shared_enc = StackedMLP(G, spec.p_anchor, D, (D,) * (L - 1), spec.activation, generator=scratch)
-        self.task_enc = StackedMLP(G * T, spec.p_in, D, (D,) * (L - 1), spec.activation, generator=scratch)
+        self.task_enc = StackedMLP(G * T, p_task, D, (D,) * (L - 1), spec.activation, generator=scratch)
         # Head weights are stored (fan_out, fan_in), the orientation of the products on
         # features-first streams: their gradients then come out in the parameters' own layout.
         head_out = [D] * (H - 1) + [1]
@@ -150,6 +150,27 @@ class TwoPathwayNet(torch.nn.Module):
 
     # -- initialization ---------------------------------------------------------------------------
 
+    def _set_task_columns(self, read: torch.Tensor, imputed: torch.Tensor) -> None:
+        """The task encoders' inputs: each task's read columns, in order, padded to the widest
+        task with a column of zeros (position p_in of the input with a zero column appended).
+
+        Columns a task does not read would only ever meet first-layer weights fixed at zero, so
+        they are left out of the product instead (with the shared architecture a task encoder
+        reads one source of many). ``input_mask`` (T, p_task) marks the real entries;
+        ``imputed_rows`` lists the first-layer rows, (task, entry) flattened, that read imputed
+        columns."""
+        T, p = read.shape
+        n_read = read.sum(1)
+        p_task = max(int(n_read.max()), 1)
+        order = torch.argsort((~read).to(torch.int8), dim=1, stable=True)[:, :p_task]  # read columns first
+        valid = torch.arange(p_task).unsqueeze(0) < n_read.unsqueeze(1)
+        self.compact_inputs = not bool(read.all())
+        self.register_buffer("input_mask", valid.float())
+        self.register_buffer("task_cols", torch.where(valid, order, torch.full_like(order, p)))
+        self.register_buffer("input_rows", (torch.arange(T).unsqueeze(1) * (p + 1) + self.task_cols).flatten())
+        read_imputed = torch.gather(imputed, 1, order) & valid
+        self.register_buffer("imputed_rows", torch.nonzero(read_imputed.reshape(-1)).flatten())
+
     def _set_shared_input(self, shared: SharedInput | None, n_configs: int) -> None:
         self.reads_row = shared is not None
         self.n_gates = 0 if shared is None else int(shared.n_gates)
@@ -167,17 +188,20 @@ class TwoPathwayNet(torch.nn.Module):
         spec, T = self.spec, self.spec.n_tasks
         rows = slice(g * T, (g + 1) * T)
 
-        def mlp(net: StackedMLP, sel, n: int, in_dim: int) -> None:
+        def mlp(net: StackedMLP, sel, n: int, in_dim: int, first_rows=None) -> None:
             fan_in = in_dim
             for l, (w, b) in enumerate(zip(net.weights, net.biases)):
-                i = fan_in
-                w[sel, :i, :d] = _uniform((n, i, d), fan_in, gen)
+                draw = _uniform((n, fan_in, d), fan_in, gen)
+                if l == 0 and first_rows is not None:
+                    draw = first_rows(draw)
+                w[sel, :draw.shape[1], :d] = draw
                 b[sel, :d] = _uniform((n, d), fan_in, gen)
                 fan_in = d
 
         mlp(self.shared_enc, slice(g, g + 1), 1, spec.p_anchor)
-        mlp(self.task_enc, rows, T, spec.p_in)
-        self.task_enc.weights[0][rows] *= self.input_mask.unsqueeze(-1)
+        # Drawn for every column, so that the draws and the fan-in do not depend on what a task
+        # reads; then the columns read are kept, in the encoder's input order.
+        mlp(self.task_enc, rows, T, spec.p_in, self._task_input_rows)
         H = spec.head_layers
         for l in range(H):
             out = 1 if l == H - 1 else d
@@ -195,6 +219,25 @@ class TwoPathwayNet(torch.nn.Module):
             self.B[l][g, :, :out, :d] = _uniform((T, out, d), 2 * d, gen)
             self.c[l][g, :, :out, 0] = _uniform((T, out), 2 * d, gen)
 
+    def _task_input_rows(self, w: torch.Tensor) -> torch.Tensor:
+        """First-layer rows (T, p_in, k) of the task encoders over every column, to their input
+        order (T, p_task, k): the columns read, then zeros."""
+        if not self.compact_inputs:
+            return w * self.input_mask.unsqueeze(-1)
+        T, p, k = w.shape
+        padded = torch.cat([w, w.new_zeros(T, 1, k)], 1).reshape(T * (p + 1), k)
+        return padded.index_select(0, self.input_rows).view(T, -1, k)
+
+    def task_input_weights(self) -> torch.Tensor:
+        """The task encoders' first-layer weights over every input column, (G T, p_in, D), zero on
+        the columns a task does not read (the stored weight holds only the columns read)."""
+        w = self.task_enc.weights[0]
+        if not self.compact_inputs:
+            return w
+        GT, _, D = w.shape
+        idx = self.task_cols.repeat(GT // self.spec.n_tasks, 1).unsqueeze(-1).expand(-1, -1, D)
+        return w.new_zeros(GT, self.spec.p_in + 1, D).scatter(1, idx, w)[:, :-1]
+
     @property
     def n_configs(self) -> int:
         return len(self.widths)
@@ -211,9 +254,8 @@ class TwoPathwayNet(torch.nn.Module):
         else:
             x0 = x_t.index_select(1, self.anchor_cols).transpose(0, 1).reshape(1, -1, T * m).expand(G, -1, -1)
         f_c = act(self.shared_enc.forward_t(x0))
-        # Columns a task encoder does not read are zeroed in its input (their first-layer weights
-        # are zero too, and stay so: their gradient vanishes).
-        xx = (x_t * self.input_mask.unsqueeze(-1)).unsqueeze(0).expand(G, T, p, m).reshape(G * T, p, m)
+        xx = self._task_input_rows(x_t)
+        xx = xx.unsqueeze(0).expand(G, -1, -1, -1).reshape(G * T, -1, m)
         return f_c, act(self.task_enc.forward_t(xx))
 
     def gates(self) -> torch.Tensor:
@@ -308,11 +350,11 @@ class TwoPathwayNet(torch.nn.Module):
         return total
 
     def _task_imputation_penalty(self) -> torch.Tensor:
-        G, T = self.n_configs, self.spec.n_tasks
+        G = self.n_configs
         w = self.task_enc.weights[0]
         if self.imputed_rows.numel() == 0:
             return w.new_zeros(G)
-        rows = w.view(G, T * self.spec.p_in, -1).index_select(1, self.imputed_rows)
+        rows = w.view(G, -1, w.shape[-1]).index_select(1, self.imputed_rows)
         return rows.square().sum(dim=(1, 2))
 
     def squared_norm(self) -> torch.Tensor:

@@ -4,6 +4,7 @@ feature names and parameters after save -> load and dumps -> loads; weights as t
 from __future__ import annotations
 
 import io
+from pathlib import Path
 import zipfile
 
 import numpy as np
@@ -110,3 +111,17 @@ def test_imputers_transform_the_same_after_loading(blocks, make, tmp_path):
         np.testing.assert_array_equal(back.transform(blocks.X_test, blocks.task_test),
                                       imputer.transform(blocks.X_test, blocks.task_test))
         assert back.get_params().keys() == imputer.get_params().keys()
+
+
+def test_a_two_pathway_model_saved_before_compact_task_inputs_predicts_as_a_new_fit():
+    # Saved by the release whose task encoders held first-layer weights for every column (zero
+    # where a task reads nothing): it loads with that layout and predicts as the same fit does now.
+    d = make_blockwise_tasks(2, 60, p_anchor=4, p_specific=3, rho=0.3, random_state=3)
+    old = TwoPathwayMTL.load(Path(__file__).parent / "data" / "two_pathway_saved_before_compact_inputs.hetmtl")
+    assert not old.net_.compact_inputs and old.net_.task_enc.weights[0].shape == (2, 10, 6)
+    new = TwoPathwayMTL(d.layout, imputer="mean", hidden=6, max_epochs=8, patience=5, n_threads=1,
+                        random_state=0).fit(d.X, d.y, d.task)
+    assert new.net_.compact_inputs and new.net_.task_enc.weights[0].shape == (2, 3, 6)
+    torch.testing.assert_close(old.net_.task_input_weights(), new.net_.task_input_weights())
+    np.testing.assert_allclose(old.predict(d.X_test, d.task_test), new.predict(d.X_test, d.task_test),
+                               rtol=1e-5, atol=1e-6)

@@ -8,11 +8,12 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from fusion_helpers import residual_sites
 from hetmtl.fusion import SiteSummary
 from hetmtl.fusion.lambda_cv import FALLBACK_RULE
-from hetmtl.fusion.late_fusion import LambdaSelectionWarning, LateFusion
+from hetmtl.fusion.late_fusion import LambdaSelectionWarning, LateFusion, SingleSiteWarning
 
 
 @pytest.fixture
@@ -127,10 +128,24 @@ def test_dict_input_uses_keys_as_site_names(sites):
     assert fit.site_names_[0] == "clinic 0"
 
 
-def test_single_site_gives_its_own_estimate(sites):
-    fit = LateFusion(method="fusion", inference="none").fit([sites[0]])
-    np.testing.assert_allclose(fit.theta_, sites[0].theta[None])
-    assert fit.lambda_ == 0.0
+@pytest.mark.parametrize("method", [None, "fusion", "blup", "fixed", "gmodel_eb"])
+def test_single_site_gives_its_own_estimate_and_interval_with_a_warning(sites, method):
+    # Fitting the method anyway gave robust EB a center interval about ten SEs wide, and penalized
+    # fusion one narrower than the site's own.
+    site = sites[0]
+    with pytest.warns(SingleSiteWarning, match="a single site"):
+        fit = LateFusion(method=method, n_boot=50, random_state=0).fit([site])
+    se = np.sqrt(np.diag(site.cov))
+    z = stats.norm.ppf(0.975)
+    np.testing.assert_allclose(fit.theta_, site.theta[None])
+    np.testing.assert_allclose(fit.center_, site.theta)
+    table, center = fit.summary(), fit.center_summary()
+    np.testing.assert_allclose(table["fused std err"], se)
+    np.testing.assert_allclose(center["std err"], se)
+    np.testing.assert_allclose(center["ci lower"], site.theta - z * se)
+    np.testing.assert_allclose(center["ci upper"], site.theta + z * se)
+    assert fit.method_ == "own" and fit.site_intervals_ is None and not fit.fused_mask_.any()
+    assert "a single site: nothing to fuse" in str(fit)
 
 
 def test_published_estimates_fall_back_with_a_warning():

@@ -6,7 +6,7 @@ outlying sites keep their own estimate.
 """
 
 from .heterogeneity import MetaAnalysis, PooledEstimate, meta_analysis, meta_analysis_from_summaries
-from .late_fusion import LambdaSelectionWarning, LateFusion
+from .late_fusion import LambdaSelectionWarning, LateFusion, SingleSiteWarning
 from .site_dml import SiteDML
 from .fused import ConvergenceWarning, FusedFit, FusedPath, fused_path, fused_solve
 from .summary import FoldSummary, SiteSummary
@@ -21,6 +21,7 @@ __all__ = [
     "MetaAnalysis",
     "PooledEstimate",
     "SiteDML",
+    "SingleSiteWarning",
     "SiteSummary",
     "fused_path",
     "fused_solve",

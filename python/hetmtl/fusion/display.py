@@ -97,6 +97,15 @@ def meta_analysis_report(meta: "MetaAnalysis") -> Report:
 
 
 # --------------------------------------------------------------------------- late fusion
+# Where a late fusion's intervals come from, by FusedInference.method. The empirical-Bayes
+# intervals are quantiles of a bootstrap or a posterior, not estimate +- z SE: no standard errors.
+_INTERVAL_SOURCES = {
+    "wald": "normal approximation (analytic standard errors)",
+    "bootstrap": "bootstrap of the penalized fusion",
+    "conditional": "conditional on the fused groups",
+    "eb_bootstrap": "parametric bootstrap of the whole procedure (std err not defined)",
+    "eb_posterior": "center: parametric bootstrap of the whole procedure (std err not defined)",
+}
 def late_fusion_report(fit: "LateFusion") -> Report:
     """The per-site table, the center and the heterogeneity of a late fusion.
 
@@ -115,8 +124,11 @@ def late_fusion_report(fit: "LateFusion") -> Report:
         return _not_fitted(fit, "fit(summaries)")
     K = len(fit.site_names_)
     pct = _pct(fit.level)
-    settings: dict[str, Any] = {"method": fit.method_, "sites fused with the center":
-                                f"{int(fit.fused_mask_.sum())} of {K}", "inference": fit.inference}
+    method = fit.method_ if K > 1 else f"{fit.method_} (a single site: nothing to fuse)"
+    inference = "none" if fit.inference_ is None else \
+        _INTERVAL_SOURCES.get(fit.inference_.method, fit.inference_.method)
+    settings: dict[str, Any] = {"method": method, "sites fused with the center":
+                                f"{int(fit.fused_mask_.sum())} of {K}", "inference": inference}
     if fit.method_ == "fusion":
         settings.update({"lambda": f"{format_number(fit.lambda_)} ({fit.lambda_rule_})",
                          "lambda_max": fit.lambda_max_, "weight": fit.weight,
@@ -128,7 +140,9 @@ def late_fusion_report(fit: "LateFusion") -> Report:
                                       "bootstrap": "bootstrap"}[fit.site_intervals_]
     tau2 = fit.method_details_.get("tau2") if fit.method_details_ else None
     if tau2 is not None and fit.method_ != "fusion":
-        settings["tau^2"] = ", ".join(format_number(t) for t in np.atleast_1d(tau2))
+        # Not the meta-analysis' REML tau^2 below: robust EB's is that of its normal group.
+        label = {"robust_eb": "tau^2 (normal group)", "blup": f"tau^2 ({fit.tau2_method})"}.get(fit.method_, "tau^2")
+        settings[label] = ", ".join(format_number(t) for t in np.atleast_1d(tau2))
     eps = fit.method_details_.get("eps") if fit.method_details_ else None
     if eps is not None:
         settings["outlier share"] = ", ".join(format_number(e) for e in np.atleast_1d(eps))

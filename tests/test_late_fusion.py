@@ -212,6 +212,8 @@ def test_squared_penalty_never_fuses_exactly(sites):
     ({"cv_rule": "2se"}, "cv_rule"),
     ({"method": "bayes"}, "method"),
     ({"tau2_method": "PM"}, "tau2_method"),
+    ({"method": "blup", "test": "t"}, "test"),
+    ({"test": "knha"}, "test: applies to method='blup' only"),
     ({"slab_scale": 0.5}, "slab_scale"),
     ({"method": "blup", "lam": 1.0}, "lam"),
 ])

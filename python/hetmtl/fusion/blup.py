@@ -23,6 +23,9 @@ from .._util.validation import check_choice
 from .tau2 import pool_rows, reml_loglik_rows, reml_score_rows, trace_P_rows
 
 TAU2_METHODS = ("REML", "DL")
+#: How the BLUPs' and the center's intervals are formed: normal quantiles ("z") or the
+#: Knapp-Hartung adjustment with t quantiles ("knha"), as metafor's ``test``.
+BLUP_TESTS = ("z", "knha")
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,34 @@ def tau2_estimate(y, v, mask=None, method: str = "REML") -> np.ndarray:
     """tau^2 per row by ``method`` (``"REML"`` or ``"DL"``)."""
     check_choice(method, "tau2_method", TAU2_METHODS)
     return tau2_reml(y, v, mask) if method == "REML" else tau2_dl(y, v, mask)
+
+
+def knapp_hartung(fit: RandomEffectsFit, y, v, mask=None) -> tuple[RandomEffectsFit, np.ndarray]:
+    """The Knapp-Hartung (Hartung-Knapp-Sidik-Jonkman) adjustment of a random-effects fit: Var(mu)
+    scaled by ``q = sum_k w_k (y_k - mu)^2 / (K - 1)`` (``w_k = 1 / (v_k + tau^2)``, over the sites
+    fitted), the prediction variances recomputed with it, and ``K - 1`` degrees of freedom for t
+    quantiles (metafor's ``test="knha"``, without its ad hoc truncation of q at 1).
+
+    With few sites a normal quantile around the REML estimate undercovers (tau^2 is often
+    estimated as 0 when it is not); the t quantile and the residual scale ``q`` carry that
+    uncertainty.
+
+    Returns
+    -------
+    fit : RandomEffectsFit
+        ``fit`` with the adjusted ``mu_var`` and ``blup_var``.
+    df : ndarray of shape (B,)
+        Degrees of freedom (at least 1).
+    """
+    y, v, m = as_batch(y, v, mask)
+    w = m / (v + fit.tau2[:, None])
+    k = m.sum(axis=1)
+    df = np.maximum(k - 1.0, 1.0)
+    q = (w * (y - fit.mu[:, None]) ** 2).sum(axis=1) / df
+    mu_var = q * fit.mu_var
+    blup_var = fit.shrinkage * v + (1.0 - fit.shrinkage) ** 2 * mu_var[:, None]
+    return RandomEffectsFit(mu=fit.mu, mu_var=mu_var, tau2=fit.tau2, shrinkage=fit.shrinkage, blup=fit.blup,
+                            blup_var=blup_var), df
 
 
 def random_effects(y, v, mask=None, method: str = "REML", tau2=None) -> RandomEffectsFit:

@@ -135,6 +135,8 @@ def late_fusion_report(fit: "LateFusion") -> Report:
                          "penalty": fit.penalty})
     elif fit.method_ == "blup":
         settings["tau2 method"] = fit.tau2_method
+        if fit.test == "knha":
+            settings["test"] = f"knha (Knapp-Hartung, t on {K - 1} df)"
     if getattr(fit, "site_intervals_", None):
         settings["site intervals"] = {"posterior": "posterior (tau and center integrated out)",
                                       "bootstrap": "bootstrap"}[fit.site_intervals_]

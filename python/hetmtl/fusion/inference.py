@@ -79,6 +79,9 @@ class FusedInference:
     # Posterior site intervals (method "eb_posterior"; the center's interval is the bootstrap's):
     # what the sites' posteriors are computed from, one batch row per coefficient.
     site_posterior: "SitePosterior | None" = None
+    # Method "wald": degrees of freedom of t quantiles, one per coefficient (p,) (the
+    # Knapp-Hartung BLUP); None: normal quantiles.
+    df: np.ndarray | None = None
 
     def at_level(self, level: float) -> "FusedInference":
         """The same inference with intervals at another confidence level."""
@@ -104,10 +107,18 @@ class FusedInference:
             lo, hi = self.theta - half, self.theta + half
             clo, chi = self.center - center_half, self.center + center_half
         else:
-            zq = stats.norm.ppf(0.5 + level / 2)
+            zq = wald_quantile(level, self.df)
             lo, hi = self.theta - zq * self.se, self.theta + zq * self.se
             clo, chi = self.center - zq * self.center_se, self.center + zq * self.center_se
         return replace(self, lower=lo, upper=hi, center_lower=clo, center_upper=chi, level=level)
+
+
+def wald_quantile(level: float, df: np.ndarray | None = None) -> np.ndarray | float:
+    """The two-sided ``level`` quantile of a Wald interval: normal, or t with ``df`` degrees of
+    freedom (one per coefficient)."""
+    if df is None:
+        return stats.norm.ppf(0.5 + level / 2)
+    return stats.t.ppf(0.5 + level / 2, np.asarray(df, float))
 
 
 def _basic_interval(point: np.ndarray, draws: np.ndarray, level: float):

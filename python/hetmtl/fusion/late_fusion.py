@@ -16,7 +16,7 @@ from .._util.validation import (ArgumentError, check_choice, check_fraction, che
 from ..persist.mixin import Persistable
 from .display import late_fusion_report
 from .inference import INFERENCE, FusedInference, bootstrap_inference, conditional_inference
-from .blup import TAU2_METHODS
+from .blup import BLUP_TESTS, TAU2_METHODS
 from .lambda_cv import (FALLBACK_RULE, LambdaCV, cross_validate_lambda, fallback_lambda_scale,
                         n_common_folds)
 from .fused import (PENALTIES, FusedPath, lambda_grid, make_options, path_prepared, prepare_problem,
@@ -139,6 +139,11 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
         ``"blup"``.
     tau2_method : {"REML", "DL"}, default="REML"
         Between-site variance estimator of ``method="blup"``.
+    test : {"z", "knha"}, default="z"
+        ``method="blup"``: intervals of the BLUPs and the center from normal quantiles, or with
+        the Knapp-Hartung adjustment and t quantiles on K - 1 degrees of freedom (metafor's
+        ``test="knha"``, :func:`hetmtl.fusion.blup.knapp_hartung`), which holds its level with
+        a handful of sites where the normal quantiles undercover.
     outlying_group : {"t", "nonlocal"}, default="t"
         ``method="robust_eb"``: density of the outlying sites
         (:mod:`hetmtl.fusion.outlying_groups`): ``c t_4`` centered at the center, or a
@@ -220,6 +225,7 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
     # Options added after the first release: fits saved without them load with these defaults.
     interval_calibration = "none"
     site_intervals = None
+    test = "z"
 
     def __init__(self, lam=None, weight: str = "precision", penalty: str = "l2", cv_rule: str = "min",
                  C: float = 0.1, n_lambda: int = 50, lambda_ratio: float = 1e-4,
@@ -228,7 +234,8 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
                  method: str | None = None, tau2_method: str = "REML",
                  outlying_group: str = "t", slab_scale: float | None = None,
                  spike: bool = False, model_average: bool = False,
-                 interval_calibration: str = "none", site_intervals: str | None = None):
+                 interval_calibration: str = "none", site_intervals: str | None = None,
+                 test: str = "z"):
         self.lam = lam
         self.weight = weight
         self.penalty = penalty
@@ -245,6 +252,7 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
         self.random_state = random_state
         self.method = method
         self.tau2_method = tau2_method
+        self.test = test
         self.outlying_group = outlying_group
         self.slab_scale = slab_scale
         self.spike = spike
@@ -264,6 +272,9 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
         if self.lam is not None and self.method_ != "fusion":
             raise ArgumentError("lam", f"applies to method='fusion' only, not method={self.method_!r}")
         check_choice(self.tau2_method, "tau2_method", TAU2_METHODS)
+        check_choice(self.test, "test", BLUP_TESTS)
+        if self.test != "z" and self.method_ != "blup":
+            raise ArgumentError("test", f"applies to method='blup' only, not method={self.method_!r}")
         check_choice(self.outlying_group, "outlying_group", OUTLYING_GROUPS)
         if self.slab_scale is not None:
             check_number(self.slab_scale, "slab_scale", low=1, low_open=True)
@@ -349,7 +360,7 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
 
     def _fit_summary_method(self, theta_hat: np.ndarray) -> "LateFusion":
         rng = np.random.default_rng(self.random_state)
-        fit = fit_summary_method(self.method_, theta_hat, self.site_cov_, tau2_method=self.tau2_method,
+        fit = fit_summary_method(self.method_, theta_hat, self.site_cov_, tau2_method=self.tau2_method, test=self.test,
                                  outlying_group=self.outlying_group,
                                  slab_scale=None if self.slab_scale is None else float(self.slab_scale),
                                  spike=bool(self.spike),

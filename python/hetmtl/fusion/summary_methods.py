@@ -24,15 +24,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
 
-from .blup import random_effects
+from .blup import knapp_hartung, random_effects
 from .eb_calibration import LevelCalibration, calibrate_levels, halfwidths_at
 from .eb_intervals import EBErrors, robust_eb_errors
 from .eb_posterior import SitePosterior, model_blocker, site_posterior
 from .gmodel_eb import gmodel_eb
 from .gmodel_intervals import gmodel_errors
-from .inference import FusedInference
+from .inference import FusedInference, wald_quantile
 from .robust_eb import robust_eb
 
 SUMMARY_METHODS = ("robust_eb", "gmodel_eb", "blup", "fixed", "own")
@@ -68,11 +67,11 @@ class SummaryFit:
     details: dict = field(default_factory=dict)
 
 
-def _wald(theta, se, center, center_se, level: float) -> FusedInference:
-    zq = stats.norm.ppf(0.5 + level / 2)
+def _wald(theta, se, center, center_se, level: float, df: np.ndarray | None = None) -> FusedInference:
+    zq = wald_quantile(level, df)
     return FusedInference(se=se, lower=theta - zq * se, upper=theta + zq * se, center_se=center_se,
                           center_lower=center - zq * center_se, center_upper=center + zq * center_se,
-                          method="wald", level=level, theta=theta, center=center)
+                          method="wald", level=level, theta=theta, center=center, df=df)
 
 
 def _gls_pool(theta_hat: np.ndarray, covs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -144,7 +143,7 @@ def _fit_gmodel_eb(y, v, *, inference, n_boot, level, rng) -> SummaryFit:
 
 
 def fit_summary_method(method: str, theta_hat: np.ndarray, covs: np.ndarray, *, tau2_method: str,
-                       outlying_group: str = "t", slab_scale: float | None = None,
+                       test: str = "z", outlying_group: str = "t", slab_scale: float | None = None,
                        spike: bool = False, model_average: bool = False, inference: bool,
                        interval_calibration: str = "none", site_intervals: str = "bootstrap",
                        n_boot: int, level: float, rng: np.random.Generator) -> SummaryFit:
@@ -162,8 +161,11 @@ def fit_summary_method(method: str, theta_hat: np.ndarray, covs: np.ndarray, *, 
         return _fit_gmodel_eb(y, v, inference=inference, n_boot=n_boot, level=level, rng=rng)
     if method == "blup":
         re = random_effects(y, v, method=tau2_method)
+        df = None
+        if test == "knha":
+            re, df = knapp_hartung(re, y, v)
         theta = re.blup.T
-        inf = _wald(theta, np.sqrt(re.blup_var.T), re.mu, np.sqrt(re.mu_var), level) if inference else None
+        inf = _wald(theta, np.sqrt(re.blup_var.T), re.mu, np.sqrt(re.mu_var), level, df) if inference else None
         return SummaryFit(theta, re.mu, (re.shrinkage == 0).all(axis=0), inf, {"tau2": re.tau2})
     center, center_cov = _gls_pool(theta_hat, covs)
     center_se = np.sqrt(np.diag(center_cov))

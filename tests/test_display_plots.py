@@ -120,3 +120,10 @@ def test_path_plot_keeps_fused_sites_visible_over_the_center():
         assert np.allclose(site.get_ydata()[0], center.get_ydata()[0])
     assert len({tuple(site.get_color()) for site in sites}) == len(sites)
     assert "chosen lambda" in _legend_labels(ax)
+
+
+def test_path_plot_of_another_method_says_it_is_for_reference():
+    fit = _fit([0.3, 0.32, 0.28, 1.5], [300, 400, 500, 350], lam="cv")
+    assert "for reference" not in fit.plot_path().axes[0].get_title(loc="left")
+    fit.set_params(lam=None, method="robust_eb", n_boot=20).fit(fit.summaries_)
+    assert "this fit used method='robust_eb'" in fit.plot_path().axes[0].get_title(loc="left")

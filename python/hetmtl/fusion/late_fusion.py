@@ -557,11 +557,14 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
         return forest_plot(self, coef=coef, ax=ax, level=level, null=null)
 
     def plot_path(self, coef: int | str = 0, ax=None):
-        """Fusion path: each site's fused estimate against lambda, with the chosen lambda marked."""
+        """Fusion path: each site's fused estimate against lambda, with the chosen lambda marked.
+
+        The path is that of penalized fusion (``method="fusion"``) whatever the fit's method; for
+        another method the title says it is shown for reference."""
         from .plots import path_plot
 
         self._check_fitted()
         return path_plot(self, coef=coef, ax=ax)
 
 
-__all__ = ["LateFusion", "LambdaSelectionWarning", "FusedPath", "LambdaCV"]
+__all__ = ["LateFusion", "LambdaSelectionWarning", "SingleSiteWarning", "FusedPath", "LambdaCV"]

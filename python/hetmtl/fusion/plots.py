@@ -218,7 +218,10 @@ def path_plot(fit, coef: int | str = 0, ax=None):
     ax.set_xscale("log")
     ax.set_xlabel("lambda")
     ax.set_ylabel(fit.coef_names_[j])
-    ax.set_title("Fusion path: sites join the center as lambda grows", loc="left")
+    title = "Fusion path: sites join the center as lambda grows"
+    if fit.method_ != "fusion":  # the path is computed for every fit, but only drawn from here
+        title += f"\n(penalized fusion, for reference: this fit used method={fit.method_!r})"
+    ax.set_title(title, loc="left")
     ax.legend(fontsize="small", frameon=False, ncol=2 if K > 6 else 1, loc="best")
     fig.tight_layout()
     return fig

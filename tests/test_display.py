@@ -181,3 +181,13 @@ def test_late_fusion_report_names_where_site_intervals_come_from(summaries):
     boot = LateFusion(n_boot=30, random_state=0, site_intervals="bootstrap").fit(summaries)
     assert "site intervals: bootstrap" in str(boot)
     assert "site intervals" not in str(LateFusion(method="blup", random_state=0).fit(summaries))
+
+
+def test_robust_eb_report_with_few_sites_points_to_knapp_hartung():
+    sites = [SiteSummary.from_estimate(e, s, n=n, site=name) for name, e, s, n in
+             [("A", 0.5, 0.06, 300), ("B", 0.6, 0.09, 120), ("C", 0.55, 0.13, 60)]]
+    few = str(LateFusion(n_boot=50, random_state=0).fit(sites))
+    assert "With 3 sites robust EB" in few and "test='knha'" in few
+    assert "Knapp-Hartung" not in str(LateFusion(method="blup").fit(sites))
+    knha = str(LateFusion(method="blup", test="knha").fit(sites))
+    assert "knha (Knapp-Hartung, t on 2 df)" in knha

@@ -350,3 +350,15 @@ def test_every_learner_recovers_a_randomized_effect(tmp_path, learner):
     assert abs(s.theta[0] - 1.0) < 4 * s.se[0]
     assert 0.05 < s.se[0] < 0.25
     assert s.metadata["model"] == "irm"
+
+
+def test_fuse_blup_with_knapp_hartung_intervals(sites, tmp_path, capsys):
+    paths = [str(sites["json"][n]) for n in "ABC"]
+    out = tmp_path / "knha"
+    assert main(["fuse", *paths, "--method", "blup", "--test", "knha", "--out-dir", str(out)]) == 0
+    assert "knha (Knapp-Hartung, t on 2 df)" in capsys.readouterr().out
+    ref = LateFusion(method="blup", test="knha").fit([SiteSummary.from_json(p) for p in paths]).summary()
+    table = pd.read_csv(out / "fused.csv")
+    np.testing.assert_allclose(table["fused ci upper"], ref["fused ci upper"], rtol=1e-10)
+    assert main(["fuse", *paths, "--test", "knha"]) == 2
+    assert "--test: applies to method='blup' only" in capsys.readouterr().err

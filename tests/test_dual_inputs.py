@@ -135,3 +135,35 @@ def test_pooled_ignores_task_and_single_task_is_independent(data):
     keep = task != "west"
     np.testing.assert_array_equal(a.predict(X[keep], task[keep]), b.predict(X[keep], task[keep]))
     assert not np.array_equal(a.predict(X[~keep], task[~keep]), b.predict(X[~keep], task[~keep]))
+
+
+def test_numpy_string_labels_print_plainly(data, model):
+    # A label array of NumPy strings ('<U' dtype) must not print as np.str_('...').
+    X, y, task = data
+    labels = task.astype(str)
+    small = labels.copy()
+    small[:2] = "d"
+    with pytest.raises(ValueError, match=r"task: task 'd' has 2 row\(s\)"):
+        DualEncoderMTL(**FAST).fit(X, y, small)
+    fitted = DualEncoderMTL(random_state=0, **FAST).fit(X, y, labels)
+    unknown = labels.copy()
+    unknown[0] = "zz"
+    with pytest.raises(ValueError, match=r"unknown task label\(s\) \['zz'\]; fitted tasks are "
+                                         r"\['north', 'south', 'west'\]$"):
+        fitted.predict(X, unknown)
+
+
+def test_list_of_rows_is_one_table(data, model):
+    # X.tolist() is a list of rows with a label per row, not a list of per-task arrays.
+    X, y, task = data
+    from_lists = DualEncoderMTL(random_state=0, **FAST).fit(X.tolist(), y.tolist(), task.tolist())
+    pred = from_lists.predict(X.tolist(), task.tolist())
+    assert isinstance(pred, np.ndarray) and pred.shape == y.shape
+    np.testing.assert_allclose(pred, model.predict(X, task))
+
+
+def test_task_with_per_task_arrays_names_both_readings(data):
+    X, y, task = data
+    with pytest.raises(ValueError, match=r"task: must be None when X is a list of per-task arrays "
+                                         r".*pass X as a 2-D array or a list of rows"):
+        DualEncoderMTL(**FAST).fit([X[:40], X[40:]], [y[:40], y[40:]], task)

@@ -10,7 +10,8 @@ row-level data). The coordinating analyst then runs::
     hetmtl fuse A.json B.json C.json --out-dir fused
 
 which prints the per-site and fused estimates with the classic meta-analysis statistics and
-writes ``fused.csv``, ``fused.json``, ``heterogeneity.json``, ``forest.png`` and ``path.png``.
+writes ``fused.csv``, ``fused.json``, ``heterogeneity.json`` (with two or more sites),
+``forest.png`` and ``path.png``. ``python -m hetmtl`` runs the same command.
 ``hetmtl demo`` runs the whole workflow on the RAND Health Insurance Experiment.
 
 Nuisance fusion (low-dimensional covariates) adds one round trip::
@@ -45,10 +46,11 @@ from .fusion.kernel_grid_core import FITS, GRID_PENALTIES, KERNELS
 from .fusion.inference import INFERENCE
 from .fusion.kernel_grid import OUTSIDE, KernelGrid, NuisanceGridSpec
 from .fusion.learners import LEARNERS, make_learners
+from .fusion.site_inputs import check_numeric
 from .fusion.report import format_table, fusion_report, write_fusion_files
 from .fusion.fused import PENALTIES
 from .fusion.summary import WEIGHTS
-from .fusion.blup import TAU2_METHODS
+from .fusion.blup import BLUP_TESTS, TAU2_METHODS
 from .fusion.summary_methods import METHODS
 from .studies.command import add_study_parser
 
@@ -64,7 +66,7 @@ _SUMMARIZE_ARGS = {"y": "--y", "d": "--d", "x": "--x", "X": "--x", "cluster": "-
 _FUSE_ARGS = {"summaries": "SUMMARY", "summary": "SUMMARY", "lam": "--lam", "weight": "--weight",
               "penalty": "--penalty", "inference": "--inference", "n_boot": "--n-boot",
               "level": "--level", "random_state": "--seed", "method": "--method",
-              "tau2_method": "--tau2-method"}
+              "tau2_method": "--tau2-method", "test": "--test"}
 _GRID_ARGS = {"ranges": "--range", "n_points": "--n-points", "bandwidths": "--bandwidth",
               "threshold": "--threshold", "kernel": "--kernel", "fit": "--fit", "outside": "--outside"}
 _FUSE_NUISANCE_ARGS = {"summaries": "GRID_SUMMARY", "lam": "--lam", "penalty": "--penalty"}
@@ -108,9 +110,11 @@ def _check_columns(df: pd.DataFrame, cols: Sequence[str], arg: str, path: str,
         if col not in df.columns:
             known = ", ".join(map(str, df.columns[:12])) + (", ..." if df.shape[1] > 12 else "")
             raise CommandError(f"{arg}: column {col!r} not found in {path!r} (columns: {known})")
-        if numeric and not pd.api.types.is_numeric_dtype(df[col]):
-            raise CommandError(f"{arg}: column {col!r} is not numeric (dtype {df[col].dtype}); "
-                               "encode it as numbers first")
+        if numeric:
+            try:
+                check_numeric(df, [col], arg)
+            except ArgumentError as exc:
+                raise CommandError(str(exc)) from None
         n_missing = int(df[col].isna().sum())
         if n_missing:
             raise CommandError(f"{arg}: column {col!r} has {n_missing} missing value(s); drop or "
@@ -331,11 +335,17 @@ def _load_summaries(paths: Sequence[str]) -> list:
 def _cmd_fuse(args: argparse.Namespace) -> int:
     from .fusion.late_fusion import LateFusion
 
+    # LateFusion ignores tau2_method outside blup: refuse it, as --lam is refused outside fusion.
+    # The default method is never blup, so --method alone decides.
+    if args.tau2_method is not None and args.method != "blup":
+        raise CommandError("--tau2-method: applies to --method blup only (no other method uses "
+                           "it); add --method blup or drop --tau2-method")
     summaries = _load_summaries(args.summaries)
     try:
         fit = LateFusion(method=args.method, lam=args.lam, weight=args.weight, penalty=args.penalty,
                          inference=args.inference, n_boot=args.n_boot, level=args.level,
-                         random_state=args.seed, tau2_method=args.tau2_method)
+                         random_state=args.seed, test=args.test,
+                         **({} if args.tau2_method is None else {"tau2_method": args.tau2_method}))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             fit.fit(summaries)
@@ -401,6 +411,17 @@ def _level_arg(text: str) -> float:
     return value
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """The parser of a subcommand: it refuses unknown arguments itself, so that the error shows its
+    usage (argparse hands them to the top-level parser, whose usage does not list the options)."""
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> tuple:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``hetmtl`` command (subcommands summarize, fuse, demo)."""
     from . import __version__
@@ -409,7 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog=_PROG, description="Late fusion of per-site double machine learning estimates: "
         "each site summarizes its own rows, the center fuses the summaries.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                parser_class=_CommandParser)
 
     _add_summarize(sub)
     _add_fuse(sub)
@@ -466,15 +488,21 @@ def _add_fuse(sub: Any) -> None:
     f = sub.add_parser("fuse", help="fuse site summaries at the center",
                        description="Fuse site summaries with late fusion, print the per-site "
                        "table, the center and the meta-analysis statistics, and write fused.csv, "
-                       "fused.json, heterogeneity.json, forest.png and path.png.")
+                       "fused.json, heterogeneity.json (with two or more sites: the meta-analysis "
+                       "statistics need them), forest.png and path.png.")
     f.add_argument("summaries", nargs="+", metavar="SUMMARY", help="site summary JSON files")
     f.add_argument("--method", default=None, choices=METHODS,
                    help="robust_eb (the default, or fusion when --lam is given): random-effects "
                    "shrinkage that leaves outlying sites their own estimate; blup: random-effects "
                    "BLUP; fixed: fixed-effect pooling; own: no pooling; fusion: the penalized "
                    "late fusion (--lam, --weight, --penalty)")
-    f.add_argument("--tau2-method", default="REML", choices=TAU2_METHODS,
-                   help="between-site variance estimator of --method blup (default REML)")
+    f.add_argument("--tau2-method", default=None, choices=TAU2_METHODS,
+                   help="between-site variance estimator of --method blup (default REML); an "
+                   "error with the other methods, which do not use it")
+    f.add_argument("--test", default="z", choices=BLUP_TESTS,
+                   help="--method blup: intervals from normal quantiles (z, default) or "
+                   "Knapp-Hartung with t quantiles (knha), which holds its level with a handful "
+                   "of sites")
     f.add_argument("--lam", type=_lam_arg, default=None,
                    help="--method fusion: penalty level, or 'cv' for summary-level "
                    "cross-validation (default)")

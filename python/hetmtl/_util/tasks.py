@@ -6,6 +6,8 @@ estimators take both from this module.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .seeds import as_seed_sequence, child_seed  # noqa: F401  (re-exported for the estimators)
@@ -23,7 +25,7 @@ def split_rows(codes: np.ndarray, n_tasks: int, validation_fraction: float,
     if small.size:
         r = int(small[0])
         raise ValueError(
-            f"task: task {labels[r]!r} has {int(n[r])} row(s); validation_fraction={validation_fraction} needs "
+            f"task: task {_plain(labels[r])!r} has {int(n[r])} row(s); validation_fraction={validation_fraction} needs "
             f"at least {int(n_val[r]) + 2} rows per task ({int(n_val[r])} to validate, 2 to train)"
         )
     order, is_val = random_first_per_task(codes, n_val, seed)
@@ -41,3 +43,8 @@ def random_first_per_task(codes: np.ndarray, n_first: np.ndarray,
     start = np.concatenate([[0], np.cumsum(n)[:-1]])
     pos = np.arange(codes.size) - start[codes[order]]
     return order, pos < n_first[codes[order]]
+
+
+def _plain(label: Any) -> Any:
+    """A label as Python has it (``'d'``, not ``np.str_('d')``), for messages."""
+    return label.item() if isinstance(label, np.generic) else label

@@ -13,7 +13,7 @@ from .._util.tasks import child_seed
 from .._util.validation import check_choice, check_number
 from ..nn import MultiTaskRegressor, TaskLayout, torch_threads
 from ..nn.estimator import FIRST_METHOD_SEED, SEED_INIT, SEED_SPLIT
-from ._data import Prepared, Split, encode_tasks, prepare, stack_inputs
+from ._data import Prepared, Split, encode_tasks, is_task_list, prepare, stack_inputs
 
 TASK_WEIGHTS = ("equal", "size")
 # The stream of the single-task comparison fit (after the streams every estimator draws).
@@ -37,9 +37,11 @@ class TaskRegressor(MultiTaskRegressor):
         Parameters
         ----------
         X : array_like of shape (N, d), or a list of R per-task arrays (n_r, d)
+            A list whose entries are 1-D is a list of rows (one table), not per-task arrays.
         y : array_like of shape (N,), or a list of R per-task arrays (n_r,)
         task : array_like of shape (N,), optional
-            Task label of each row (any hashable values); must be None when X is a list.
+            Task label of each row (any hashable values); must be None when X is a list of
+            per-task arrays.
 
         Returns
         -------
@@ -54,7 +56,7 @@ class TaskRegressor(MultiTaskRegressor):
         ----------
         X : array_like of shape (N, d), or a list of R per-task arrays (fitted task order)
         task : array_like of shape (N,), optional
-            Labels among the fitted tasks (None when X is a list).
+            Labels among the fitted tasks (None when X is a list of per-task arrays).
 
         Returns
         -------
@@ -96,7 +98,7 @@ class TaskRegressor(MultiTaskRegressor):
         check_choice(self.task_weights, "task_weights", TASK_WEIGHTS)
 
     def _standardized_rows(self, X: Any, task: Any) -> tuple[np.ndarray, np.ndarray]:
-        as_list = isinstance(X, (list, tuple))
+        as_list = is_task_list(X)
         if as_list and len(X) != self.n_tasks_:
             raise ValueError(f"X: expected a list of {self.n_tasks_} per-task arrays, got {len(X)}")
         Xa, _, labels = stack_inputs(X, None, task)
@@ -109,7 +111,7 @@ class TaskRegressor(MultiTaskRegressor):
         return self._predict_std(self._tensor(Z), self._codes(codes))
 
     def _format_prediction(self, pred: np.ndarray, X: Any) -> Any:
-        if isinstance(X, (list, tuple)):
+        if is_task_list(X):
             return np.split(pred, np.cumsum([np.shape(x)[0] for x in X])[:-1])
         return pred
 

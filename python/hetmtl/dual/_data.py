@@ -16,15 +16,38 @@ from .._util.validation import as_float_array, check_choice
 STANDARDIZE = ("pooled", "task", "none")
 
 
+def is_task_list(X: Any) -> bool:
+    """Whether ``X`` is a list of per-task arrays rather than one table given as a list of rows.
+
+    Per-task arrays are 2-dimensional and rows are 1-dimensional, so the first entry decides (the
+    others are checked when they are converted).
+    """
+    if not isinstance(X, (list, tuple)):
+        return False
+    if len(X) == 0:
+        return True
+    try:
+        return np.ndim(X[0]) != 1
+    except ValueError:  # a ragged entry: not a row of numbers; the per-task checks name it
+        return True
+
+
+def plain_labels(labels: Any) -> list:
+    """Task labels as Python values, so that messages print ``'a'`` rather than ``np.str_('a')``."""
+    return [v.item() if isinstance(v, np.generic) else v for v in labels]
+
+
 def stack_inputs(X: Any, y: Any, task: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Turn (X, y, task) or lists of per-task arrays into one table, a response and labels.
 
-    With lists, ``task`` must be None and the labels are 0..R-1 in list order; ``y`` may be None
-    (prediction).
+    With lists of per-task arrays (see :func:`is_task_list`), ``task`` must be None and the labels
+    are 0..R-1 in list order; ``y`` may be None (prediction). A list of rows is one table.
     """
-    if isinstance(X, (list, tuple)):
+    if is_task_list(X):
         if task is not None:
-            raise ValueError("task: must be None when X is a list of per-task arrays")
+            raise ValueError("task: must be None when X is a list of per-task arrays (2-D, one per "
+                             "task); for one table with a task label per row, pass X as a 2-D array "
+                             "or a list of rows")
         if len(X) == 0:
             raise ValueError("X: the list of per-task arrays is empty")
         parts = [as_float_array(x, f"X[{r}]", ndim=2) for r, x in enumerate(X)]
@@ -79,7 +102,8 @@ def encode_tasks(labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
     codes = pd.Index(classes).get_indexer(pd.Index(labels))
     if np.any(codes < 0):
         unknown = pd.unique(np.asarray(labels)[codes < 0])[:5]
-        raise ValueError(f"task: unknown task label(s) {list(unknown)}; fitted tasks are {list(classes)}")
+        raise ValueError(f"task: unknown task label(s) {plain_labels(unknown)}; fitted tasks are "
+                         f"{plain_labels(classes)}")
     return codes.astype(np.int64)
 
 
@@ -162,7 +186,7 @@ def prepare(X: Any, y: Any, task: Any, validation_fraction: float, standardize: 
     classes = task_classes(labels)
     codes = encode_tasks(labels, classes)
     R = classes.size
-    tr, va = split_rows(codes, R, float(validation_fraction), seed, classes)
+    tr, va = split_rows(codes, R, float(validation_fraction), seed, plain_labels(classes))
     scaler = Standardizer.fit(Xa[tr], ya[tr], codes[tr], R, standardize)
 
     def part(idx: np.ndarray) -> Split:

@@ -626,7 +626,7 @@ class DualEncoderMTL(TaskRegressor):
             raise ValueError(f"X_new: has {Xa.shape[1]} columns but the model was fitted with {self.n_features_in_}")
         seed = as_seed_sequence(self.random_state if random_state is None else random_state)
         seed = child_seed(seed, 100)
-        tr, va = split_rows(codes, 1, float(self.validation_fraction), child_seed(seed, 0), np.array(["new"]))
+        tr, va = split_rows(codes, 1, float(self.validation_fraction), child_seed(seed, 0), ["new"])
         if self.standardize == "task":
             x_scaler = Standardizer.fit(Xa[tr], ya[tr], codes[tr], 1, "task")
             scaler = Standardizer(x_scaler.x_mean, x_scaler.x_scale, self.scaler_.y_mean, self.scaler_.y_scale)

@@ -214,8 +214,10 @@ def site_dml_report(est: "SiteDML") -> Report:
                               "repetitions": est.n_rep_}
     if getattr(est, "n_clusters_", None) is not None:
         values["clusters"] = est.n_clusters_
-    values["learners"] = ", ".join(f"{role}: {type(learner).__name__}"
-                                   for role, learner in est.learners_.items())
+    # Fits saved before nuisance_sources_ existed name their learners.
+    sources = getattr(est, "nuisance_sources_", None) or {
+        role: type(learner).__name__ for role, learner in est.learners_.items()}
+    values["nuisances"] = ", ".join(f"{role}: {source}" for role, source in sources.items())
     return Report(f"SiteDML of site {est.site!r} ({est.model})",
                   [Section(values=values), Section("Estimates (95% intervals)", table=est.summary())])
 

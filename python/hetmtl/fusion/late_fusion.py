@@ -272,6 +272,8 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
         if self.lam is not None and self.method_ != "fusion":
             raise ArgumentError("lam", f"applies to method='fusion' only, not method={self.method_!r}")
         check_choice(self.tau2_method, "tau2_method", TAU2_METHODS)
+        if self.tau2_method != "REML" and self.method_ != "blup":
+            raise ArgumentError("tau2_method", f"applies to method='blup' only, not method={self.method_!r}")
         check_choice(self.test, "test", BLUP_TESTS)
         if self.test != "z" and self.method_ != "blup":
             raise ArgumentError("test", f"applies to method='blup' only, not method={self.method_!r}")

@@ -127,7 +127,14 @@ class SiteDML(ReportDisplay, Persistable, BaseEstimator):
     folds_ : list of list of ndarray
         Test rows of every fold of every repetition.
     learners_ : dict
-        The (unfitted) learners used, by role.
+        The (unfitted) learners by role; a role whose predictions were all passed to :meth:`fit`
+        did not use its learner (see ``nuisance_sources_``).
+    nuisance_sources_ : dict of str
+        Where each role's out-of-fold predictions came from: ``"supplied predictions"`` (the
+        ``predictions`` argument of :meth:`fit`) or the class name of the learner cross-fitted
+        for it (for ``"irm"``'s ``"ml_g"`` with only one of ``"ml_g0"``, ``"ml_g1"`` supplied, both,
+        e.g. ``"supplied predictions (ml_g0) and RandomForestRegressor (ml_g1)"``). The summary's
+        ``metadata["learners"]`` says the same with ``"external"`` for supplied predictions.
     predictions_ : dict
         Cross-fitted nuisance predictions by role, each of shape (n_rep, n) (``"ml_m"`` of
         ``"plr"``: (n_rep, n, k) for k treatment columns). Propensities are stored as the learner
@@ -217,7 +224,7 @@ class SiteDML(ReportDisplay, Persistable, BaseEstimator):
         spec = get_model(check_choice(self.model, "model", MODELS))
         n_folds, n_rep, clip, site = self._check_params()
         inp = collect_inputs(data, y, d, x, cluster)
-        _check_treatment(spec, inp)
+        _check_treatment(spec, inp, site)
         phi, phi_names = make_basis(self.basis, data, inp) if spec.name == "cate_linear" else (None, None)
         if spec.name != "cate_linear" and self.basis is not None:
             raise ArgumentError("basis", f"only used by model 'cate_linear', not by {spec.name!r}")
@@ -238,11 +245,11 @@ class SiteDML(ReportDisplay, Persistable, BaseEstimator):
         specs = [sp for sp in spec.nuisances(inp, learners, proba) if sp.name not in external]
         reps = _fit_repetitions(spec, inp, specs, external, all_tests, phi, clip, site)
         names = list(phi_names) if spec.name == "cate_linear" else list(inp.d_names)
-        self._store(spec, inp, reps, learners, external, all_tests, names, clip, site)
+        self._store(spec, inp, reps, learners, set(external), all_tests, names, clip, site)
         return self
 
     def _store(self, spec: DMLModel, inp: SiteInputs, reps: _Repetitions, learners: dict[str, Any],
-               external: dict[str, np.ndarray], all_tests: list[list[np.ndarray]], names: list[str],
+               external: set[str], all_tests: list[list[np.ndarray]], names: list[str],
                clip: float, site: str) -> None:
         """Set the fitted attributes and the site summary."""
         n, n_rep = inp.y.shape[0], len(all_tests)
@@ -250,8 +257,7 @@ class SiteDML(ReportDisplay, Persistable, BaseEstimator):
         metadata = {
             "model": spec.name,
             "score": spec.score_name,
-            "learners": {role: ("external" if any(k.startswith(role) for k in external)
-                                else type(est).__name__) for role, est in learners.items()},
+            "learners": _nuisance_sources(spec, learners, external, supplied="external"),
             "n_folds": len(all_tests[0]),
             "n_rep": int(n_rep),
             "clip": float(clip),
@@ -272,6 +278,8 @@ class SiteDML(ReportDisplay, Persistable, BaseEstimator):
         self.all_coef_, self.all_se_ = reps.coef, reps.se
         self.folds_ = all_tests
         self.learners_ = learners
+        self.nuisance_sources_ = _nuisance_sources(spec, learners, external,
+                                                   supplied="supplied predictions")
         self.predictions_ = spec.stack_predictions(reps.predictions)
         self.linear_score_ = reps.first_score
 
@@ -404,7 +412,31 @@ def _is_clf(est: Any) -> bool:
     return bool(is_classifier(est) or (hasattr(est, "predict_proba") and not is_regressor(est)))
 
 
-def _check_treatment(spec: DMLModel, inp: SiteInputs) -> None:
+def _nuisance_sources(spec: DMLModel, learners: dict[str, Any], external: set[str],
+                      supplied: str) -> dict[str, str]:
+    """Where each learner role's predictions came from: ``supplied`` when they were passed to
+    ``fit``, the learner's class name when it was cross-fitted, both (by prediction) when mixed."""
+    out = {}
+    for role, est in learners.items():
+        # A role's predictions: its own name, or named after it ("ml_g" -> "ml_g0", "ml_g1").
+        keys = [k for k in spec.prediction_roles if k.startswith(role)]
+        given = [k for k in keys if k in external]
+        if len(given) in (0, len(keys)):
+            out[role] = supplied if given else type(est).__name__
+        else:
+            out[role] = " and ".join(f"{supplied if k in external else type(est).__name__} ({k})"
+                                     for k in keys)
+    return out
+
+
+def _check_treatment(spec: DMLModel, inp: SiteInputs, site: str) -> None:
+    for j, name in enumerate(inp.d_names):
+        if inp.d.shape[0] > 1 and np.ptp(inp.d[:, j]) == 0:
+            # Said here, before cross-fitting: the folds' message would suggest fewer folds.
+            raise ArgumentError("d", f"treatment {name!r} is constant over all {inp.d.shape[0]} rows "
+                                     f"of site {site!r} (every value is {inp.d[0, j]:g}), so its "
+                                     "effect cannot be estimated at this site with any number of "
+                                     "folds; check the column, or leave the site out")
     if not spec.binary_treatment:
         return
     if inp.d.shape[1] != 1:

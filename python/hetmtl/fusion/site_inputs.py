@@ -62,6 +62,37 @@ class _LazyFrame:
         return self.data[self.cols]
 
 
+def check_numeric(data: pd.DataFrame, cols: Sequence[str], arg: str) -> None:
+    """Raise an :class:`ArgumentError` under ``arg`` naming the columns of ``cols`` whose dtype is
+    not numeric (text, categories, dates); the ``hetmtl`` command checks its columns with it too."""
+    bad = [c for c in cols if not pd.api.types.is_numeric_dtype(data[c])]
+    if len(bad) == 1:
+        raise ArgumentError(arg, f"column {bad[0]!r} is not numeric (dtype {data[bad[0]].dtype}); "
+                                 "encode it as numbers first")
+    if bad:
+        named = ", ".join(f"{c!r} (dtype {data[c].dtype})" for c in bad)
+        raise ArgumentError(arg, f"columns {named} are not numeric; encode them as numbers first")
+
+
+def _converts(column: pd.Series) -> bool:
+    try:
+        column.to_numpy(dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def frame_floats(data: pd.DataFrame, cols: Sequence[str], arg: str) -> np.ndarray:
+    """The columns ``cols`` of ``data`` as a 2-D float array checked under ``arg``; a failed
+    conversion names the columns at fault."""
+    try:
+        return as_float_array(data[cols].to_numpy(), arg)
+    except ArgumentError:
+        # Object columns of numbers convert fine: name only those that do not.
+        check_numeric(data, [c for c in cols if not _converts(data[c])], arg)
+        raise
+
+
 def _frame_arrays(data: pd.DataFrame, groups: list[list[str]], args: list[str]) -> list[np.ndarray]:
     """Float arrays of several column groups of ``data``, each checked under its argument's name."""
     if data.columns.is_unique and all(dt.kind in "biuf" for dt in data.dtypes):
@@ -71,7 +102,7 @@ def _frame_arrays(data: pd.DataFrame, groups: list[list[str]], args: list[str]) 
         position = {c: j for j, c in enumerate(data.columns)}
         return [as_float_array(block[:, [position[c] for c in cols]], arg)
                 for cols, arg in zip(groups, args)]
-    return [as_float_array(data[cols].to_numpy(), arg).reshape(len(data), len(cols))
+    return [frame_floats(data, cols, arg).reshape(len(data), len(cols))
             for cols, arg in zip(groups, args)]
 
 
@@ -207,7 +238,7 @@ def make_basis(basis: Sequence[str] | Callable | None, data: pd.DataFrame | None
             raise ArgumentError("basis", "column names need data to be a DataFrame; pass a callable "
                                          "when the inputs are arrays")
         _check_columns(data, cols, "basis")
-        raw, names = as_float_array(data[cols].to_numpy(), "basis").reshape(n, -1), cols
+        raw, names = frame_floats(data, cols, "basis").reshape(n, -1), cols
     else:
         raise ArgumentError("basis", "expected None, a list of column names of data or a callable, "
                                      f"got {type(basis).__name__}")

@@ -1,0 +1,8 @@
+"""``python -m hetmtl``: the ``hetmtl`` command (see :mod:`hetmtl.cli`)."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

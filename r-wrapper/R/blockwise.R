@@ -40,10 +40,11 @@ block_inputs <- function(data, sources, task) {
   list(X = frame, task = reticulate::np_array(as.character(labels)))
 }
 
-# The Python layout inferred from the NA pattern of the training data.
+# The Python layout inferred from the NA pattern of the training data (the `data` argument: the
+# Python X is the source columns read from it, and its errors name `data`).
 block_layout <- function(inputs, sources, anchor) {
   py_call(py_torch_module("blockwise")$BlockLayout$from_data(
-    inputs$X, inputs$task, reticulate::r_to_py(lapply(sources, as.list)), anchor))
+    inputs$X, inputs$task, reticulate::r_to_py(lapply(sources, as.list)), anchor), x_arg = "data")
 }
 
 layout_frame <- function(layout) {
@@ -132,9 +133,9 @@ blockwise_mtl.default <- function(data, y, task, sources, anchor, imputer = "hbi
   model <- py_call({
     est <- do.call(py_torch_module("blockwise")$TwoPathwayMTL, c(list(layout), params))
     est$fit(inputs$X, reticulate::np_array(yv, dtype = "float64"), inputs$task)
-  })
+  }, x_arg = "data")
   best <- reticulate::py_to_r(model$best_params_)
-  fitted <- py_num(py_call(model$predict(inputs$X, inputs$task)))
+  fitted <- py_num(py_call(model$predict(inputs$X, inputs$task), x_arg = "data"))
   out <- new_neural_fit(
     list(py = model, call = call, y = y, task = task, sources = src$sources, anchor = src$anchor,
          layout = layout_frame(layout), tasks = layout_frame(layout)$task, best_params = best,
@@ -176,11 +177,11 @@ predict.hetmtl_blockwise <- function(object, newdata, ...) {
   newdata <- prepare_newdata(object, newdata, unlist(object$sources), object$task)
   object$py <- py_fit(object, "predict")
   inputs <- block_inputs(newdata, object$sources, object$task)
-  py_num(py_call(object$py$predict(inputs$X, inputs$task)))
+  py_num(py_call(object$py$predict(inputs$X, inputs$task), x_arg = "newdata"))
 }
 
 print.hetmtl_blockwise <- function(x, ...) {
-  cat("Two-pathway multi-task model: ", nrow(x$layout), " tasks, anchor source '", x$anchor, "'\n", sep = "")
+  cat("Two-pathway multi-task model: ", n_of(nrow(x$layout), "task"), ", anchor source '", x$anchor, "'\n", sep = "")
   print(x$layout, row.names = FALSE)
   cat("Selected:", paste(names(x$best_params), unlist(x$best_params), sep = " = ", collapse = ", "), "\n")
   invisible(x)
@@ -197,8 +198,8 @@ summary.hetmtl_blockwise <- function(object, ...) {
 
 print.summary.hetmtl_blockwise <- function(x, digits = max(3L, getOption("digits") - 3L), ...) {
   s <- x$settings
-  cat(sprintf("Two-pathway multi-task model: %d tasks, %d rows, anchor source '%s', imputer '%s'; seed %d; %d thread(s) on %s\n",
-              nrow(x$tasks), x$nobs, x$anchor, x$imputer, s$random_state, s$n_threads, s$device))
+  cat(sprintf("Two-pathway multi-task model: %s, %d rows, anchor source '%s', imputer '%s'; seed %d; %d thread(s) on %s\n",
+              n_of(nrow(x$tasks), "task"), x$nobs, x$anchor, x$imputer, s$random_state, s$n_threads, s$device))
   cat("Selected:", paste(names(x$best_params), unlist(x$best_params), sep = " = ", collapse = ", "), "\n")
   cat(sprintf("Root mean squared residual on the training rows: %s\n\n", format(x$rmse, digits = digits)))
   print(format(x$tasks, digits = digits), row.names = FALSE)
@@ -238,14 +239,13 @@ block_impute <- function(data, task, sources, anchor, method = "hbi", newdata = 
   layout <- block_layout(inputs, src$sources, src$anchor)
   new_inputs <- if (is.null(newdata)) inputs else block_inputs(newdata, src$sources, task)
   bw <- py_torch_module("blockwise")
-  completed <- py_call({
-    imp <- switch(method,
-                  hbi = do.call(bw$HBIImputer, c(list(layout), hbi_args)),
-                  mean = bw$MeanBlockImputer(layout),
-                  iterative = bw$IterativeBlockImputer(layout, random_state = seed))
-    imp$fit(inputs$X, inputs$task)
-    imp$transform(new_inputs$X, new_inputs$task)
-  })
+  imp <- py_call(switch(method,
+                        hbi = do.call(bw$HBIImputer, c(list(layout), hbi_args)),
+                        mean = bw$MeanBlockImputer(layout),
+                        iterative = bw$IterativeBlockImputer(layout, random_state = seed)))
+  py_call(imp$fit(inputs$X, inputs$task), x_arg = "data")
+  completed <- py_call(imp$transform(new_inputs$X, new_inputs$task),
+                       x_arg = if (is.null(newdata)) "data" else "newdata")
   filled <- py_mat(completed)
   cols <- unlist(src$sources, use.names = FALSE)
   out <- target

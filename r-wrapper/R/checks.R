@@ -9,6 +9,11 @@ fmt_values <- function(x) {
   paste0("'", x, "'", collapse = ", ")
 }
 
+# A count with its noun, singular for one: "1 site", "3 sites" (for printed output).
+n_of <- function(n, noun, plural = paste0(noun, "s")) {
+  sprintf("%d %s", as.integer(n), if (n == 1) noun else plural)
+}
+
 check_string <- function(x, arg, allow_null = FALSE) {
   if (is.null(x) && allow_null) {
     return(NULL)

@@ -129,11 +129,12 @@ predict.hetmtl_dual_encoder <- function(object, newdata, ...) {
   newdata <- prepare_newdata(object, newdata, object$x, object$task)
   object$py <- py_fit(object, "predict")
   inputs <- dual_inputs(newdata, object$x, object$task)
-  py_num(py_call(object$py$predict(inputs$X, inputs$task)))
+  py_num(py_call(object$py$predict(inputs$X, inputs$task), x_arg = "newdata"))
 }
 
 print.hetmtl_dual_encoder <- function(x, ...) {
-  cat("Dual-encoder multi-task regression:", length(x$tasks), "tasks,", length(x$x), "covariates\n")
+  cat("Dual-encoder multi-task regression: ", n_of(length(x$tasks), "task"), ", ",
+      n_of(length(x$x), "covariate"), "\n", sep = "")
   cat("Tasks fused with the center:", sum(x$fused), "of", length(x$fused), "\n")
   print(x$task_report[, c("task", "n_train", "n_val", "val_mse", "fused")], row.names = FALSE)
   invisible(x)
@@ -153,8 +154,8 @@ summary.hetmtl_dual_encoder <- function(object, ...) {
 
 print.summary.hetmtl_dual_encoder <- function(x, digits = max(3L, getOption("digits") - 3L), ...) {
   s <- x$settings
-  cat(sprintf("Dual-encoder multi-task regression: %d tasks, %d rows, %d covariates\n",
-              nrow(x$tasks), x$nobs, x$n_covariates))
+  cat(sprintf("Dual-encoder multi-task regression: %s, %d rows, %s\n",
+              n_of(nrow(x$tasks), "task"), x$nobs, n_of(x$n_covariates, "covariate")))
   cat(sprintf("Latent sizes: %d shared, %d task-specific; head penalty '%s' towards the %s; seed %d; %d thread(s) on %s\n",
               s$latent_shared, s$latent_specific, s$penalty, s$center, s$random_state, s$n_threads,
               s$device))

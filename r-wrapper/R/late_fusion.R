@@ -2,7 +2,7 @@
 
 LATE_FUSION_EXTRA <- c("cv_rule", "C", "n_lambda", "lambda_ratio", "tol", "max_iter", "n_threads",
                        "tau2_method", "slab_scale", "outlying_group", "spike", "model_average",
-                       "interval_calibration", "site_intervals")
+                       "interval_calibration", "site_intervals", "test")
 LATE_FUSION_INTEGER <- c("n_lambda", "max_iter", "n_threads")
 
 # Late fusion of per-site summaries (documented in man/).
@@ -44,6 +44,7 @@ late_fusion <- function(summaries, lam = NULL, weight = "precision", penalty = "
     if (!is.null(extra$lambda_ratio)) extra$lambda_ratio <- check_number(extra$lambda_ratio, "lambda_ratio", 0, TRUE)
     if (!is.null(extra$tol)) extra$tol <- check_number(extra$tol, "tol", 0, TRUE)
     if (!is.null(extra$tau2_method)) check_choice(extra$tau2_method, "tau2_method", py_choices("blup", "TAU2_METHODS"))
+    if (!is.null(extra$test)) check_choice(extra$test, "test", py_choices("blup", "BLUP_TESTS"))
     if (!is.null(extra$slab_scale)) extra$slab_scale <- check_number(extra$slab_scale, "slab_scale", 1, TRUE)
     if (!is.null(extra$outlying_group)) {
       check_choice(extra$outlying_group, "outlying_group", py_choices("outlying_groups", "OUTLYING_GROUPS"))
@@ -58,10 +59,7 @@ late_fusion <- function(summaries, lam = NULL, weight = "precision", penalty = "
     }
   }
 
-  if (length(items) == 1L) {
-    warning("summaries: a single site; late fusion has nothing to pool, so the fused estimate is ",
-            "the site's own", call. = FALSE)
-  }
+  # A single site: the Python package warns (SingleSiteWarning) and py_call() passes it on.
   mod <- py_module("late_fusion")
   args <- c(list(lam = lam, weight = weight, penalty = penalty, inference = inference,
                  n_boot = n_boot, level = level, random_state = seed, method = method), extra)
@@ -164,8 +162,40 @@ new_late_fusion <- function(fit, call, level) {
     }),
     tau2 = method_tau2(fit),
     inference = py_chr(fit$inference),
+    center_interval = center_interval(fit),
     level = level
   ), class = "hetmtl_late_fusion")
+}
+
+# Where the center's standard error and interval come from, for the heading of print(). Each
+# summary method has its own inference (`inference` only switches it off), so this follows the
+# inference the fit used, not the one asked for.
+center_interval <- function(fit) {
+  inf <- fit$inference_
+  if (is_py_none(inf)) {
+    return("no inference")
+  }
+  origin <- py_chr(inf$method)
+  if (origin == "wald") {
+    if (reticulate::py_len(fit$site_names_) == 1L) {
+      return("the site's own standard error")
+    }
+    return(switch(py_chr(fit$method_),
+                  blup = if (identical(py_chr(fit$test), "knha")) {
+                    sprintf("Knapp-Hartung %s random-effects standard error, t quantiles", py_chr(fit$tau2_method))
+                  } else {
+                    sprintf("analytic %s random-effects standard error", py_chr(fit$tau2_method))
+                  },
+                  "analytic fixed-effect standard error"))
+  }
+  switch(origin,
+         bootstrap = "bootstrap of the penalized fusion",
+         conditional = "standard error conditional on the fused groups",
+         eb_bootstrap = , eb_posterior = paste0(
+           "bootstrap of the whole procedure",
+           if (is_py_none(inf$calibration)) "" else " calibrated by a double bootstrap",
+           ", no standard error"),
+         paste(origin, "inference"))
 }
 
 # Names of the fused estimates: the site for one coefficient, "site:term" for several.
@@ -190,24 +220,29 @@ method_line <- function(x, digits) {
   K <- length(x$sites)
   tau <- if (is.null(x$tau2)) "" else sprintf("; tau^2 = %s", paste(format(x$tau2, digits = digits),
                                                                    collapse = ", "))
-  switch(x$method,
-         fusion = sprintf("Late fusion of %d sites (penalized fusion): lambda = %s (%s; lambda_max = %s), %d fused with the center",
-                          K, format(x$lambda, digits = digits), x$lambda_rule,
+  if (K == 1L) {
+    return("Late fusion of 1 site (nothing to pool: the fused estimate and the center are the site's own)")
+  }
+  paste0("Late fusion of ", n_of(K, "site"), switch(x$method,
+         fusion = sprintf(" (penalized fusion): lambda = %s (%s; lambda_max = %s), %d fused with the center",
+                          format(x$lambda, digits = digits), x$lambda_rule,
                           format(x$lambda_max, digits = digits), sum(x$fused)),
-         robust_eb = sprintf("Late fusion of %d sites (robust empirical Bayes): %d shrunk towards the center, %d kept on their own%s",
-                             K, sum(x$fused), K - sum(x$fused), tau),
-         blup = sprintf("Late fusion of %d sites (random-effects BLUP)%s", K, tau),
-         fixed = sprintf("Late fusion of %d sites (fixed-effect pooling: every site gets the pooled estimate)", K),
-         own = sprintf("Late fusion of %d sites (no pooling: every site keeps its own estimate)", K),
-         sprintf("Late fusion of %d sites (method '%s')", K, x$method))
+         robust_eb = sprintf(" (robust empirical Bayes): %d shrunk towards the center, %d kept on their own%s",
+                             sum(x$fused), K - sum(x$fused), tau),
+         blup = sprintf(" (random-effects BLUP)%s", tau),
+         fixed = " (fixed-effect pooling: every site gets the pooled estimate)",
+         own = " (no pooling: every site keeps its own estimate)",
+         sprintf(" (method '%s')", x$method)))
 }
 
 print.hetmtl_late_fusion <- function(x, digits = max(3L, getOption("digits") - 3L), ...) {
   cat(method_line(x, digits), "\n", sep = "")
+  # Fits saved by an earlier version hold only the inference asked for.
+  origin <- if (is.null(x$center_interval)) paste(x$inference, "inference") else x$center_interval
   if (x$inference == "none") {
     cat("\nCenter (no inference):\n")
   } else {
-    cat(sprintf("\nCenter (%s inference, %g%% intervals):\n", x$inference, 100 * x$level))
+    cat(sprintf("\nCenter (%s; %g%% intervals):\n", origin, 100 * x$level))
   }
   ct <- x$center_table[, -1, drop = FALSE]
   print(format(ct, digits = digits), quote = FALSE)
@@ -312,7 +347,7 @@ heterogeneity.hetmtl_late_fusion <- function(fit, term = 1, level = NULL, ...) {
 
 print.hetmtl_heterogeneity <- function(x, digits = max(3L, getOption("digits") - 3L), ...) {
   tab <- x$table
-  cat(sprintf("Meta-analysis of '%s' over %d sites (%g%% intervals)\n\n", x$term, length(x$sites),
+  cat(sprintf("Meta-analysis of '%s' over %s (%g%% intervals)\n\n", x$term, n_of(length(x$sites), "site"),
               100 * x$level))
   est <- tab[, c("estimate", "std_err", "z", "p_value", "ci_lower", "ci_upper")]
   names(est) <- c("Estimate", "Std. Error", "z value", "Pr(>|z|)", "CI lower", "CI upper")
@@ -411,9 +446,10 @@ vcov.hetmtl_late_fusion <- function(object, type = c("fused", "center", "site"),
   draws_name <- if (type == "fused") "theta_draws" else "center_draws"
   draws <- if (is_py_none(inf)) NULL else reticulate::py_get_attr(inf, draws_name)
   if (is.null(draws) || is_py_none(draws)) {
-    stop("vcov: the ", type, " estimates of this fit (method '", object$method, "', inference '",
-         object$inference, "') have standard errors but no joint covariance; use ",
-         "inference = \"bootstrap\" with method = \"fusion\", or vcov(type = \"site\")",
+    stop("vcov: this fit has no covariance matrix of the ",
+         if (type == "fused") "fused estimates" else "center", ": ", no_vcov_reason(object),
+         ". A covariance matrix comes from the bootstrap draws of method = \"fusion\" with ",
+         "inference = \"bootstrap\"; vcov(type = \"site\") gives that of the sites' own estimates",
          call. = FALSE)
   }
   arr <- reticulate::py_to_r(draws)
@@ -423,6 +459,20 @@ vcov.hetmtl_late_fusion <- function(object, type = c("fused", "center", "site"),
   nm <- if (type == "fused") fused_names(object) else object$terms
   dimnames(out) <- list(nm, nm)
   out
+}
+
+# Why a late fusion fit has no bootstrap draws to take a covariance from, for vcov()'s error.
+no_vcov_reason <- function(object) {
+  if (object$inference == "none") {
+    return("it was fitted with inference = \"none\"")
+  }
+  switch(object$method,
+         robust_eb = , gmodel_eb = paste0("method '", object$method, "' gives intervals from a bootstrap ",
+                                          "of the whole procedure, without standard errors"),
+         fusion = paste0("inference '", object$inference, "' gives standard errors (see summary()) ",
+                         "but no joint covariance"),
+         paste0("method '", object$method, "' gives each estimate an analytic standard error (see ",
+                "summary()) but no joint covariance"))
 }
 
 # Estimates for sites: the fused estimate of each named site of the fit, and the center for a site

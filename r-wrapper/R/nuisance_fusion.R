@@ -140,7 +140,7 @@ nuisance_fusion <- function(summaries, lam = "cv", penalty = "function", out_dir
 }
 
 print.hetmtl_nuisance_fusion <- function(x, ...) {
-  cat(sprintf("Nuisance fusion of %d sites ('%s' penalty)\n", length(x$sites), x$penalty))
+  cat(sprintf("Nuisance fusion of %s ('%s' penalty)\n", n_of(length(x$sites), "site"), x$penalty))
   for (r in names(x$lambda)) {
     cat(sprintf("  %s: bandwidth %s, lambda %.4g\n", r, paste(format(x$bandwidth[[r]], digits = 4),
                                                              collapse = ", "), x$lambda[[r]]))

@@ -135,25 +135,28 @@ py_builtin_module <- function(name) {
 # Strip reticulate's decoration from a Python exception and say it in R's terms: ValueErrors (and
 # the package's ArgumentError) already name the argument; Python's 0-based row, fold and
 # repetition numbers become 1-based, list syntax and Python-only names become R's, and other
-# exceptions (a scikit-learn parameter error, say) lose their Python class name.
-clean_python_error <- function(e) {
+# exceptions (a scikit-learn parameter error, say) lose their Python class name. `x_arg`: see
+# r_language().
+clean_python_error <- function(e, x_arg = "x") {
   msg <- conditionMessage(e)
   msg <- sub("\n*Run `reticulate::py_last_error\\(\\)` for details\\.?\\s*$", "", msg)
   msg <- trimws(msg)
   msg <- sub("^([A-Za-z_][A-Za-z0-9_]*\\.)*[A-Za-z_]*(Error|Exception|Warning): ", "", msg)
-  r_language(msg)
+  r_language(msg, x_arg)
 }
 
-# Python spellings in a message from the Python package, rewritten for R users.
-r_language <- function(msg) {
+# Python spellings in a message from the Python package, rewritten for R users. `x_arg` is the R
+# argument the Python covariate matrix X came in by: `x` where the R function has one, else the
+# data frame its columns were read from (blockwise_mtl(): `data`; predict(): `newdata`).
+r_language <- function(msg, x_arg = "x") {
   msg <- one_based(msg, "(\\b(?:row|rows|fold|repetition|index|indices) )(\\d+)")
   msg <- gsub("outside 0\\.\\.(\\d+)", "outside 1..<n>\\1", msg, perl = TRUE)
   msg <- one_based(msg, "(outside 1\\.\\.<n>)(\\d+)")
   msg <- gsub("outside 1\\.\\.<n>", "outside 1..", msg, fixed = FALSE)
   msg <- gsub("\\bindices\\b", "row numbers", msg)
-  # The covariate matrix is the `x` argument (or the sources) in R; y[r] and X[r] are per-task lists.
-  msg <- gsub("(^|[ (])X(\\[[0-9]+\\])?:", "\\1x:", msg)
-  msg <- gsub("\\bof X\\b", "of x", msg)
+  # The covariate matrix X is `x_arg` in R; y[r] and X[r] are per-task lists.
+  msg <- gsub("(^|[ (])X(\\[[0-9]+\\])?:", paste0("\\1", x_arg, ":"), msg)
+  msg <- gsub("\\b(of|but) X\\b", paste0("\\1 ", x_arg), msg)
   msg <- gsub("\\btask_report_\\b", "the fit's task_report", msg)
   msg <- gsub("\\b([a-z_]+)_\\b(?=[ ),.;])", "\\1", msg, perl = TRUE)
   # Python lists of strings or numbers, and tuples of strings: ['a', 'b'] -> 'a', 'b'.
@@ -183,7 +186,8 @@ one_based <- function(msg, pattern) {
 
 # Evaluate `expr` (which calls into Python) with Python warnings recorded and re-signalled as R
 # warnings after the call, and Python exceptions turned into R errors with a clean message.
-py_call <- function(expr) {
+# `x_arg`: the R argument that the Python X of `expr` came in by, named in its messages.
+py_call <- function(expr, x_arg = "x") {
   warnings_mod <- py_builtin_module("warnings")
   ctx <- warnings_mod$catch_warnings(record = TRUE)
   recorded <- NULL
@@ -192,7 +196,7 @@ py_call <- function(expr) {
       recorded <- rec
       expr
     }),
-    error = function(e) stop(clean_python_error(e), call. = FALSE)
+    error = function(e) stop(clean_python_error(e, x_arg), call. = FALSE)
   )
   if (!is.null(recorded)) {
     messages <- character(0)
@@ -202,7 +206,7 @@ py_call <- function(expr) {
     }
     # A learner may warn once per fold; one R warning per distinct message is enough.
     for (m in unique(messages)) {
-      warning(r_language(m), call. = FALSE)
+      warning(r_language(m, x_arg), call. = FALSE)
     }
   }
   value

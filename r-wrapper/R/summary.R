@@ -107,8 +107,8 @@ read_site_summary <- function(path) {
 }
 
 print.hetmtl_site_summary <- function(x, digits = max(3L, getOption("digits") - 3L), ...) {
-  cat(sprintf("Site summary '%s' (model '%s', n = %s, %d fold summaries)\n",
-              x$site, x$model, format(x$n, digits = digits), x$n_folds))
+  cat(sprintf("Site summary '%s' (model '%s', n = %s, %s)\n",
+              x$site, x$model, format(x$n, digits = digits), n_of(x$n_folds, "fold summary", "fold summaries")))
   tab <- cbind(Estimate = x$estimate, `Std. Error` = x$se)
   print(signif(tab, digits))
   invisible(x)

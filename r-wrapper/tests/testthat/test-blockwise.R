@@ -31,6 +31,10 @@ test_that("blockwise_mtl matches the Python class for a seed", {
   pred <- predict(fit, df)
   expect_length(pred, nrow(df))
   expect_true(all(is.finite(pred)))
+  # Python's X is the R argument the rows came in by: newdata for predict().
+  gap <- df[1:5, ]
+  gap$p1[2] <- NA
+  expect_error(predict(fit, gap), "^newdata: source 's1' is observed by task 'a' but row 2 has NaN")
   bw <- reticulate::import("hetmtl.blockwise", convert = FALSE)
   np <- reticulate::import("numpy", convert = FALSE)
   X <- py_df(df[, unlist(SOURCES)])
@@ -84,12 +88,17 @@ test_that("blockwise functions report bad input clearly", {
                              jobs = 0), "jobs: must be a whole number >= 1")
   bad <- df
   bad$p2[1] <- NA  # a partly observed block
+  # Python's X is named as the R argument the rows came in by (blockwise_mtl() has no `x`).
   expect_error(blockwise_mtl(bad, y = "y", task = "cohort", sources = SOURCES, anchor = "base"),
-               "partly observed")
+               "^data: source 's1' is partly observed for task 'a'")
   bad <- df
   bad$x1[5] <- NA  # the anchor must be observed everywhere
   expect_error(block_impute(bad, task = "cohort", sources = SOURCES, anchor = "base", method = "mean"),
-               "source 'base' is partly observed")
+               "^data: source 'base' is partly observed")
+  gap <- df[1:5, ]
+  gap$p1[2] <- NA
+  expect_error(block_impute(df, task = "cohort", sources = SOURCES, anchor = "base", method = "mean",
+                            newdata = gap), "^newdata: source 's1' is observed by task 'a' but row 2")
   expect_error(block_impute(df, task = "cohort", sources = SOURCES, anchor = "base", method = "zero"),
                "method: must be one of")
 })

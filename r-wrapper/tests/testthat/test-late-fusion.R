@@ -223,3 +223,80 @@ test_that("the default is robust empirical Bayes; method and its options reach P
   expect_equal(unname(coef(averaged)), py_vec(ref_averaged$theta_), tolerance = 1e-13)
   expect_error(late_fusion(sums, method = "blup", lam = 1), "lam")
 })
+
+test_that("vcov() says which fits have no covariance matrix and which do", {
+  skip_if_no_hetmtl()
+  sums <- list(A = site_summary_from_estimate(0.3, 0.05, n = 400),
+               B = site_summary_from_estimate(0.35, 0.05, n = 300),
+               C = site_summary_from_estimate(0.5, 0.08, n = 100))
+  eb <- late_fusion(sums, n_boot = 50, seed = 1)
+  expect_identical(eb$inference, "bootstrap")
+  for (type in c("fused", "center")) {
+    err <- tryCatch(vcov(eb, type = type), error = conditionMessage)
+    expect_match(err, "^vcov: this fit has no covariance matrix of the", info = type)
+    expect_match(err, "method 'robust_eb' gives intervals from a bootstrap of the whole procedure, without standard errors",
+                 fixed = TRUE, info = type)
+    expect_match(err, "method = \"fusion\" with inference = \"bootstrap\"", fixed = TRUE, info = type)
+    # The old message claimed standard errors the fit does not have.
+    expect_false(grepl("have standard errors", err), info = type)
+  }
+  for (m in c("blup", "fixed", "own")) {
+    expect_error(vcov(late_fusion(sums, method = m, seed = 1), type = "center"),
+                 paste0("method '", m, "' gives each estimate an analytic standard error"), info = m)
+  }
+  expect_error(vcov(late_fusion(sums, lam = 0.1, inference = "none")), "fitted with inference = \"none\"",
+               fixed = TRUE)
+  # What the message recommends does give one.
+  pen <- late_fusion(sums, method = "fusion", lam = 0.1, n_boot = 50, seed = 1)
+  expect_identical(dim(vcov(pen)), c(3L, 3L))
+  expect_identical(dim(vcov(pen, type = "center")), c(1L, 1L))
+  expect_identical(dim(vcov(eb, type = "site")), c(3L, 3L))
+})
+
+test_that("print() says where the center's interval comes from, and counts one site as one", {
+  skip_if_no_hetmtl()
+  sums <- list(A = site_summary_from_estimate(0.3, 0.05, n = 400),
+               B = site_summary_from_estimate(0.35, 0.05, n = 300),
+               C = site_summary_from_estimate(0.5, 0.08, n = 100))
+  heading <- function(...) {
+    out <- capture.output(print(late_fusion(sums, ...)))
+    out[startsWith(out, "Center (")]
+  }
+  expect_identical(heading(method = "blup", seed = 1),
+                   "Center (analytic REML random-effects standard error; 95% intervals):")
+  expect_identical(heading(method = "blup", tau2_method = "DL", level = 0.9, seed = 1),
+                   "Center (analytic DL random-effects standard error; 90% intervals):")
+  expect_identical(heading(method = "blup", test = "knha", seed = 1),
+                   "Center (Knapp-Hartung REML random-effects standard error, t quantiles; 95% intervals):")
+  expect_identical(heading(method = "fixed", seed = 1),
+                   "Center (analytic fixed-effect standard error; 95% intervals):")
+  expect_identical(heading(n_boot = 50, seed = 1),
+                   "Center (bootstrap of the whole procedure, no standard error; 95% intervals):")
+  expect_identical(heading(lam = 0.1, n_boot = 50, seed = 1),
+                   "Center (bootstrap of the penalized fusion; 95% intervals):")
+  expect_identical(heading(lam = 0.1, inference = "conditional"),
+                   "Center (standard error conditional on the fused groups; 95% intervals):")
+  expect_identical(heading(method = "blup", inference = "none"), "Center (no inference):")
+  one <- suppressWarnings(late_fusion(sums["A"], n_boot = 50, seed = 1))
+  out <- capture.output(print(one))
+  expect_match(out[1], "^Late fusion of 1 site \\(")
+  expect_false(any(grepl("1 sites", out)))
+})
+
+test_that("late_fusion(test = \"knha\") gives the Knapp-Hartung intervals of Python's LateFusion", {
+  skip_if_no_hetmtl()
+  sums <- list(A = site_summary_from_estimate(0.3, 0.05, n = 400),
+               B = site_summary_from_estimate(0.35, 0.05, n = 300),
+               C = site_summary_from_estimate(0.5, 0.08, n = 100))
+  z <- late_fusion(sums, method = "blup", seed = 1)
+  knha <- late_fusion(sums, method = "blup", test = "knha", seed = 1)
+  width <- function(fit) unname(confint(fit)[, 2] - confint(fit)[, 1])
+  expect_true(all(width(knha) > width(z)))
+  ref <- reticulate::import("hetmtl.fusion")$LateFusion(method = "blup", test = "knha")$fit(
+    reticulate::py_dict(names(sums), unname(lapply(sums, site_summary_py)), convert = FALSE))$summary()
+  expect_equal(unname(confint(knha)[, 1]), as.numeric(ref[["fused ci lower"]]$to_numpy()),
+               tolerance = 1e-12)
+  expect_error(late_fusion(sums, method = "blup", test = "t"), "^test: ")
+  expect_error(late_fusion(sums, test = "knha"), "test: applies to method='blup' only")
+})
+

@@ -78,6 +78,13 @@ test_that("whole numbers need no L suffix; Python's wording is translated", {
   expect_identical(tr("task: label 'z' (row 0) is not one of the layout's tasks ['a', 'b']"),
                    "task: label 'z' (row 1) is not one of the layout's tasks 'a', 'b'")
   expect_identical(tr("X: expected a 2-dimensional array"), "x: expected a 2-dimensional array")
+  # A function without `x` names the argument its rows came in by.
+  expect_identical(tr("X[1]: source 'mri' is partly observed", x_arg = "data"),
+                   "data: source 'mri' is partly observed")
+  expect_identical(tr("task: has 3 labels but X has 4 rows", x_arg = "newdata"),
+                   "task: has 3 labels but newdata has 4 rows")
+  expect_identical(vapply(c(0, 1, 2), hetmtl:::n_of, "", "site"), c("0 sites", "1 site", "2 sites"))
+  expect_identical(hetmtl:::n_of(1, "fold summary", "fold summaries"), "1 fold summary")
   expect_match(tr("fit (see task_report_; negative_transfer='fallback')"), "see the fit's task_report;")
 })
 

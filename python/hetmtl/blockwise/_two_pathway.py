@@ -247,7 +247,7 @@ class TwoPathwayNet(torch.nn.Module):
     def encode(self, x_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Codes of per-task blocks ``x_t`` (T, p_in, m): shared codes in the shared layout
         (G, D, T m) (rows task by task) and task codes in the task layout (G T, D, m)."""
-        G, (T, p, m) = self.n_configs, x_t.shape
+        G, (T, _, m) = self.n_configs, x_t.shape
         act = ACTIVATIONS[self.spec.activation]
         if self.reads_row:
             x0 = self._completed_input(x_t)

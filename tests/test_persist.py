@@ -81,6 +81,25 @@ def _site_frame(seed=0, n=200):
     return pd.DataFrame({"y": y, "d": d, "x1": x[:, 0], "x2": x[:, 1]})
 
 
+def _row_level_arrays(obj, n: int, path: str = "fit", seen=None) -> list[str]:
+    """Where in ``obj`` (attributes, dicts, lists, dataclasses) an array has an axis of length n."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen or isinstance(obj, (str, bytes, int, float, type(None))):
+        return []
+    seen.add(id(obj))
+    if isinstance(obj, np.ndarray):
+        return [path] if n in obj.shape else []
+    if isinstance(obj, dict):
+        items = obj.items()
+    elif isinstance(obj, (list, tuple)):
+        items = enumerate(obj)
+    elif hasattr(obj, "__dict__"):
+        items = vars(obj).items()
+    else:
+        return []
+    return [hit for k, v in items for hit in _row_level_arrays(v, n, f"{path}.{k}", seen)]
+
+
 def test_site_dml_round_trip_keeps_results_and_leaves_row_level_data_out(tmp_path):
     fit = SiteDML(ml_l="linear", ml_m=LinearRegression(), n_folds=3, n_rep=2, site="north",
                   random_state=3).fit(_site_frame(), y="y", d="d", x=["x1", "x2"])
@@ -92,6 +111,10 @@ def test_site_dml_round_trip_keeps_results_and_leaves_row_level_data_out(tmp_pat
         assert back.get_params()["ml_m"].get_params() == LinearRegression().get_params()
         assert back.get_params()["ml_l"] == "linear"
         assert not hasattr(back, "predictions_") and not hasattr(back, "folds_")
+        assert not hasattr(back, "linear_score_")
+        assert _row_level_arrays(back, len(_site_frame())) == []
+    with pytest.raises(RuntimeError, match="loaded from a file"):
+        hetmtl.loads(hetmtl.dumps(fit)).private_summary(None)
     # The loaded summary fuses as the original does.
     other = SiteDML(ml_l="linear", ml_m="linear", n_folds=3, site="south",
                     random_state=4).fit(_site_frame(1), y="y", d="d", x=["x1", "x2"])

@@ -164,7 +164,9 @@ class SiteDML(ReportDisplay, Persistable, BaseEstimator):
     """
 
     # Row-level results stay at the site: a saved fit keeps its summary, estimates and tables.
-    _persist_exclude = ("predictions_", "folds_")
+    # linear_score_ holds every row's residuals and raw treatment (under "cate_linear" the treated
+    # rows' basis covariates): a loaded fit cannot make a private summary, refit for that.
+    _persist_exclude = ("predictions_", "folds_", "linear_score_")
 
     def __init__(self, model: str = "plr", ml_l: Any = None, ml_m: Any = None, ml_g: Any = None,
                  n_folds: int = 5, n_rep: int = 1, basis: Sequence[str] | Callable | None = None,
@@ -347,6 +349,9 @@ class SiteDML(ReportDisplay, Persistable, BaseEstimator):
             and no fold summaries.
         """
         check_is_fitted(self, "coef_")
+        if not hasattr(self, "linear_score_"):
+            raise RuntimeError("private_summary: this fit was loaded from a file, which keeps no "
+                               "row-level scores; fit the site's data again to release a private summary")
         if self.n_rep_ != 1:
             raise ArgumentError("n_rep", "a private summary is released from one sample split; fit "
                                          f"with n_rep=1 (got {self.n_rep_})")

@@ -36,7 +36,7 @@ hetmtl, scikit-learn estimators and torch modules: a file carries data, never co
 another format, of a newer format version than this release reads (the message names both), of an
 unknown object type, or a damaged file raises :class:`FormatError`.
 
-Not saved: ``SiteDML``'s row-level attributes (``predictions_``, ``folds_``), and functions
+Not saved: ``SiteDML``'s row-level attributes (``predictions_``, ``folds_``, ``linear_score_``), and functions
 (a callable ``basis``, for instance), which raise an error naming the attribute.
 """
 

@@ -61,11 +61,11 @@ def test_attack_a_fold_with_p_rows_gives_its_rows_back_and_such_folds_are_withhe
     good = [FoldSummary(49, *_exact_fold(big[i::4][:49], rng.normal(size=49), rng.normal(size=49)))
             for i in range(3)]
     folds = (*good, FoldSummary(p, theta_f, J_f, O_f))
-    with pytest.warns(DisclosureWarning, match=r"fold summary 3 withheld .*4 rows, fewer than the 12"):
+    with pytest.warns(DisclosureWarning, match=r"fold summary 3 must be withheld .*4 rows, fewer than the 12"):
         s = SiteSummary(theta, J, O, 151, folds=folds, coef_names=["a", "b", "c", "d"])
-    assert len(s.folds) == 3 and s.withheld_fold_rows == (4,)
-    assert all(f.n > p for f in s.folds)
-    assert s.to_dict()["withheld_fold_rows"] == [4]
+    # All folds go: the site's totals minus three released folds would give the fourth back.
+    assert s.folds == () and s.withheld_fold_rows == (49, 49, 49, 4)
+    assert s.to_dict()["withheld_fold_rows"] == [49, 49, 49, 4]
 
 
 def test_attack_a_degenerate_fold_omega_is_withheld_whatever_its_size():
@@ -76,7 +76,7 @@ def test_attack_a_degenerate_fold_omega_is_withheld_whatever_its_size():
     fine = FoldSummary(200, *_exact_fold(big[:200], rng.normal(size=200), rng.normal(size=200)))
     with pytest.warns(DisclosureWarning, match="score covariance is degenerate"):
         s = SiteSummary(theta, J, O, 400, folds=(fine, noise))
-    assert len(s.folds) == 1 and s.withheld_fold_rows == (200,)
+    assert s.folds == () and s.withheld_fold_rows == (200, 200)
 
 
 def test_attack_a_site_dml_with_folds_of_p_rows_sends_none_and_cv_says_so():
@@ -88,7 +88,7 @@ def test_attack_a_site_dml_with_folds_of_p_rows_sends_none_and_cv_says_so():
                       basis=["x1", "x2", "x3"], random_state=0, site=f"s{k}")
         with pytest.warns(DisclosureWarning, match="withheld by the disclosure policy") as caught:
             est.fit(_cate_site(20, data_seed), y="y", d="d", x=["x1", "x2", "x3"])
-        assert len(caught) == 5 and all(w.category is DisclosureWarning for w in caught)
+        assert len(caught) == 1 and "and so all 5 are" in str(caught[0].message)
         s = est.summary_
         assert s.folds == () and s.withheld_fold_rows == (4,) * 5
         assert json.loads(json.dumps(s.to_dict()))["folds"] == []
@@ -96,6 +96,21 @@ def test_attack_a_site_dml_with_folds_of_p_rows_sends_none_and_cv_says_so():
     # No silent lambda_max: the center is told that cross-validation had no fold summaries.
     with pytest.warns(LambdaSelectionWarning, match="fold summaries"):
         LateFusion(lam="cv", inference="none").fit(summaries)
+
+
+def test_attack_a_withheld_fold_cannot_be_had_from_the_totals_minus_the_others():
+    # Were the other folds released, the site's J and theta times n minus their sums would give
+    # the small fold's moments exactly (the totals are sums over the folds).
+    rng = np.random.default_rng(4)
+    rows = np.column_stack([np.ones(102), rng.normal(size=102)])
+    rd, ry = rng.normal(size=102), rng.normal(size=102)
+    parts = [slice(0, 50), slice(50, 100), slice(100, 104)]
+    rows, rd, ry = np.vstack([rows, rows[:2] + 0.5]), np.r_[rd, 0.3, -0.7], np.r_[ry, 1.1, 0.2]
+    theta, J, O = _exact_fold(rows, rd, ry)
+    folds = tuple(FoldSummary(sl.stop - sl.start, *_exact_fold(rows[sl], rd[sl], ry[sl])) for sl in parts)
+    with pytest.warns(DisclosureWarning, match="and so all 3 are"):
+        s = SiteSummary(theta, J, O, 104, folds=folds)
+    assert s.folds == () and s.withheld_fold_rows == (50, 50, 4)
 
 
 def test_a_site_policy_withholds_more_but_never_less():

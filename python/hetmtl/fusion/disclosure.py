@@ -261,18 +261,20 @@ class DisclosurePolicy:
                       site: str) -> tuple[list, list[int]]:
         """Split fold summaries into those released and the row counts of those withheld.
 
-        Each withheld fold is announced with a :class:`DisclosureWarning`.
+        When one fold must be withheld, every fold is: the site's totals are sums over its folds,
+        so the totals minus the released folds would give the withheld fold's moments back. The
+        withholding is announced with a :class:`DisclosureWarning`.
         """
-        kept, withheld = [], []
-        for i, f in enumerate(folds):
-            why = self.fold_problem(int(f.n), f.J, f.Omega, J, Omega)
-            if why is None:
-                kept.append(f)
-                continue
-            withheld.append(int(f.n))
-            warnings.warn(f"site {site!r}: fold summary {i} withheld by the disclosure policy ({why}); "
-                          "the center cross-validates without it", DisclosureWarning, stacklevel=4)
-        return kept, withheld
+        problems = [(i, why) for i, f in enumerate(folds)
+                    if (why := self.fold_problem(int(f.n), f.J, f.Omega, J, Omega)) is not None]
+        if not problems:
+            return list(folds), []
+        i, why = problems[0]
+        warnings.warn(f"site {site!r}: fold summary {i} must be withheld by the disclosure policy ({why}), "
+                      f"and so all {len(folds)} are (the site's totals minus the others would give it "
+                      "back); the center chooses lambda without this site's folds",
+                      DisclosureWarning, stacklevel=4)
+        return [], [int(f.n) for f in folds]
 
 
 def _number(value: Any, name: str) -> float:

@@ -17,7 +17,7 @@ import pytest
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from hetmtl.cli import main
-from hetmtl.fusion import GridSummary, KernelGrid, LateFusion, SiteDML, nuisance_targets
+from hetmtl.fusion import FusedNuisance, GridSummary, KernelGrid, LateFusion, SiteDML, nuisance_targets
 from hetmtl.fusion.crossfit import make_folds
 from hetmtl.fusion.disclosure import DisclosurePolicy, DisclosureWarning
 from hetmtl.fusion.late_fusion import LambdaSelectionWarning
@@ -290,3 +290,44 @@ def test_attack_rows_smuggled_in_metadata_are_refused(tmp_path):
     with pytest.raises(ValueError, match="grid summary: metadata: unknown field"):
         GridSummary.compute(GRID, x[:, None], nuisance_targets("plr", y, dd),
                             make_folds(200, 5, 1, np.random.SeedSequence(0))[0], H, metadata={"rows": rows})
+
+
+# ---------------------------------------------------------------- crafted nuisances
+def _plr_site(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-2, 2, n)
+    d = np.sin(x) + rng.normal(size=n)
+    return pd.DataFrame({"x": x, "d": d, "y": 0.5 * d + np.cos(x) + rng.normal(size=n)})
+
+
+def test_attack_a_crafted_fused_nuisance_no_longer_gives_a_row_back():
+    # A hostile center sends m(x) = -M on a window around one person and 0 elsewhere: that
+    # person's residual d_t + M would dominate J and theta, which gave d_t and y_t back to 1e-7.
+    df = _plr_site(500, 1)
+    t, M = 123, 2e9
+    a, b, eps = df.x[t] - 1e-4, df.x[t] + 1e-4, 1e-7
+    grid = KernelGrid((np.array([-3, a - eps, a, b, b + eps, 3]),), outside="clip")
+    crafted = FusedNuisance(site="A", grid=grid, values={"ml_l": np.zeros((5, 6)),
+                                                         "ml_m": np.tile([0, 0, -M, -M, 0, 0.], (5, 1))})
+    est = SiteDML("plr", n_folds=5, random_state=0, site="A")
+    folds = est.split(df, y="y", d="d", x=["x"])[0]
+    with pytest.warns(DisclosureWarning, match="supplied prediction.*of ml_m.*clipped"):
+        est.fit(df, y="y", d="d", x=["x"], folds=[folds],
+                predictions=crafted.predictions(df[["x"]].to_numpy(), folds))
+    s = est.summary_
+    S = -s.n * s.J[0, 0]
+    d_t = (S - M**2) / (2 * M)                     # the attack's read-out
+    assert abs(d_t - df.d[t]) > 1e6 and S < 100 * len(df)
+
+
+def test_a_summary_dominated_by_one_row_is_refused():
+    # Predictions inside the clipping range that explain every treatment but two exactly, one of
+    # them almost: the other row is left nearly alone in the residualized treatment.
+    df = _plr_site(60, 2)
+    est = SiteDML("plr", n_folds=3, random_state=0, site="B")
+    folds = est.split(df, y="y", d="d", x=["x"])[0]
+    m = df.d.to_numpy().copy()
+    m[7] -= 1.0
+    m[8] -= 0.05
+    with pytest.raises(ValueError, match="one row carries 100% of the information"):
+        est.fit(df, y="y", d="d", x=["x"], folds=[folds], predictions={"ml_l": np.zeros(60), "ml_m": m})

@@ -28,6 +28,7 @@ from .crossfit import check_folds, crossfit_predict
 from .display import site_dml_report
 from .dml_models import MODELS, DMLModel, get_model
 from .learners import LEARNERS, role_learners
+from .row_guards import check_row_leverage, clip_to_targets
 from .scores import LinearScore, sandwich
 from .site_inputs import SiteInputs, collect_inputs, draw_folds, is_binary01, make_basis
 from .summary import FoldSummary, SiteSummary
@@ -244,8 +245,11 @@ class SiteDML(ReportDisplay, Persistable, BaseEstimator):
                                                    "were made with; pass folds")
             external = spec.check_predictions(predictions, inp.y.shape[0], n_rep, inp.d.shape[1])
         proba = {role: _is_clf(est) for role, est in learners.items()}
-        specs = [sp for sp in spec.nuisances(inp, learners, proba) if sp.name not in external]
+        nuisances = spec.nuisances(inp, learners, proba)
+        external = clip_to_targets(external, {sp.name: sp.target for sp in nuisances}, site)
+        specs = [sp for sp in nuisances if sp.name not in external]
         reps = _fit_repetitions(spec, inp, specs, external, all_tests, phi, clip, site)
+        check_row_leverage(reps.first_score, site)
         names = list(phi_names) if spec.name == "cate_linear" else list(inp.d_names)
         self._store(spec, inp, reps, learners, set(external), all_tests, names, clip, site)
         return self

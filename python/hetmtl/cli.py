@@ -272,7 +272,7 @@ def _cmd_nuisance_grid(args: argparse.Namespace) -> int:
                                       kernel=args.kernel, fit=args.fit, outside=args.outside)
         spec = NuisanceGridSpec(grid, np.asarray(args.bandwidth, float), args.threshold)
         # A specification every site with the default disclosure policy answers.
-        DEFAULT_POLICY.check_grid_request(spec.threshold, spec.bandwidths, grid.n_points)
+        DEFAULT_POLICY.check_grid_request(spec.threshold, spec.bandwidths, grid)
     except ValueError as exc:
         raise _flagged(exc, _GRID_ARGS) from None
     try:

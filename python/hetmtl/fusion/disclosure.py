@@ -153,8 +153,10 @@ class DisclosurePolicy:
         return cls.from_dict(d)
 
     # ------------------------------------------------------------ grid requests
-    def check_grid_request(self, threshold: Any, bandwidths: np.ndarray, n_points: int) -> float:
-        """Refuse a grid request below this policy's floors; return the threshold as a float."""
+    def check_grid_request(self, threshold: Any, bandwidths: np.ndarray, grid: Any) -> float:
+        """Refuse a grid request (a :class:`~hetmtl.fusion.kernel_grid.KernelGrid` and candidate
+        bandwidths) below this policy's floors; return the threshold as a float."""
+        n_points = grid.n_points
         thr = _number(threshold, "threshold")
         if not np.isfinite(thr):
             raise ArgumentError("threshold", f"must be a finite number, got {threshold!r}")
@@ -171,6 +173,7 @@ class DisclosurePolicy:
         if n_points > self.max_grid_points:
             raise ArgumentError("grid", f"{n_points} grid points requested; the site answers at most "
                                 f"max_grid_points = {self.max_grid_points}")
+        _check_compact_spacing(grid, H)
         return thr
 
     def check_grid_rows(self, role: str, n_rows: np.ndarray) -> None:
@@ -275,6 +278,25 @@ class DisclosurePolicy:
                       "back); the center chooses lambda without this site's folds",
                       DisclosureWarning, stacklevel=4)
         return [], [int(f.n) for f in folds]
+
+
+# A compact kernel's sums are piecewise quadratic in the grid coordinate, with a kink where a row
+# enters or leaves the window: on a grid much finer than the bandwidth the jumps across the kinks
+# give the rows' covariates and targets back exactly. Grid spacing of at least this share of the
+# bandwidth leaves fewer grid points between kinks than a quadratic piece needs.
+COMPACT_MIN_SPACING = 0.25
+
+
+def _check_compact_spacing(grid: Any, bandwidths: np.ndarray) -> None:
+    if grid.kernel != "epanechnikov":
+        return
+    for j, axis in enumerate(grid.axes):
+        step = float(np.min(np.diff(axis))) if len(axis) > 1 else np.inf
+        h = float(np.min(bandwidths[:, j]))
+        if step < COMPACT_MIN_SPACING * h:
+            raise ArgumentError("grid", f"axis {j}: grid spacing {step:.3g} is below a quarter of the "
+                                f"bandwidth {h:.3g}; with the compact {grid.kernel!r} kernel so fine a grid "
+                                "gives rows back (use fewer grid points, or the gaussian kernel)")
 
 
 def _number(value: Any, name: str) -> float:

@@ -172,7 +172,7 @@ class GridSummary(ReportDisplay, SchemaPersistable):
         n = x.shape[0]
         labels, F = single_split_labels(folds, n)
         H = _check_bandwidths(bandwidths, grid.dim)
-        thr = pol.check_grid_request(threshold, H, grid.n_points)
+        thr = pol.check_grid_request(threshold, H, grid)
         if not isinstance(targets, dict) or not targets:
             raise ValueError("targets: expected a non-empty dict role -> (target, subset)")
         budget = pol.privacy

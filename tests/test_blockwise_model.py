@@ -487,3 +487,16 @@ def test_diverged_fit_raises_its_own_error():
                           n_threads=1, random_state=0)
     with pytest.raises(FloatingPointError, match="every configuration diverged"):
         model.fit(d.X, d.y, d.task)
+
+
+def test_a_frame_with_the_response_and_task_columns_fits_and_new_rows_predict_without_them(small):
+    # The layout reads its columns by name: the others (y, the task label) are not features.
+    df = pd.DataFrame(small.X).assign(y=small.y, cohort=small.task)
+    m = quick(small.layout, max_epochs=3).fit(df, df.y, df.cohort)
+    assert list(m.feature_names_in_) == list(small.layout.all_columns)
+    new = pd.DataFrame(small.X_test)
+    expected = m.predict(small.X_test, small.task_test)
+    np.testing.assert_array_equal(m.predict(new, small.task_test), expected)
+    np.testing.assert_array_equal(m.predict(new[new.columns[::-1]], small.task_test), expected)
+    with pytest.raises(ValueError, match="missing column"):
+        m.predict(new.drop(columns=[0]), small.task_test)

@@ -57,7 +57,14 @@ class BlockRegressor(MultiTaskRegressor):
         -------
         self
         """
-        return super().fit(X, y, task)
+        super().fit(X, y, task)
+        if hasattr(self, "feature_names_in_"):  # the layout's columns: the others are never read
+            self.feature_names_in_ = np.asarray(self.layout.all_columns, dtype=object)
+        return self
+
+    def _check_feature_names(self, X: Any) -> None:
+        """Columns are found by the layout's names (a missing one is named there): a frame may
+        carry others, such as the response or the task label, and in any order."""
 
     def predict(self, X: Any, task: Any = None) -> np.ndarray:
         """Predicted responses (N,) of rows ``X`` of tasks ``task``, in the units of ``y``."""

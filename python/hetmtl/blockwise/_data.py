@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from .._util.validation import as_float_array
 from .._util.tasks import child_seed, split_rows
@@ -150,6 +151,13 @@ class BlockData:
     n_tasks: int
 
 
+def layout_columns(layout: BlockLayout, X: Any) -> Any:
+    """``X`` with only the layout's columns, source by source (what an imputer is given): a frame
+    may also hold the response, the task label or anything else."""
+    positions = np.concatenate([np.asarray(p, dtype=int) for p in layout.source_positions(X).values()])
+    return X.iloc[:, positions] if isinstance(X, pd.DataFrame) else np.asarray(X)[:, positions]
+
+
 def prepare_fit(layout: BlockLayout, X: Any, y: Any, task: Any, imputer_spec: Any, validation_fraction: float,
                 seed: np.random.SeedSequence, split_key: int, imputer_key: int, verbose: bool = False,
                 device: Any = "cpu") -> BlockData:
@@ -157,6 +165,7 @@ def prepare_fit(layout: BlockLayout, X: Any, y: Any, task: Any, imputer_spec: An
     from a name trains on ``device``), complete, split per task and standardize with training
     statistics (``validation_fraction`` already checked)."""
     blocks, codes = layout.split(X, task)
+    X = layout_columns(layout, X)
     ya = as_float_array(y, "y")
     if ya.ndim == 2 and ya.shape[1] == 1:
         ya = ya[:, 0]
@@ -183,4 +192,5 @@ def prepare_fit(layout: BlockLayout, X: Any, y: Any, task: Any, imputer_spec: An
 def prepare_predict(layout: BlockLayout, X: Any, task: Any, imputer: Any, scaler: Scaler) -> tuple[np.ndarray, np.ndarray]:
     """Standardized completed rows of new data and their task codes."""
     blocks, codes = layout.split(X, task)
+    X = layout_columns(layout, X)
     return scaler.x(_completed(layout, imputer, X, task, blocks, codes)), codes

@@ -500,3 +500,12 @@ def test_a_frame_with_the_response_and_task_columns_fits_and_new_rows_predict_wi
     np.testing.assert_array_equal(m.predict(new[new.columns[::-1]], small.task_test), expected)
     with pytest.raises(ValueError, match="missing column"):
         m.predict(new.drop(columns=[0]), small.task_test)
+
+
+def test_n_jobs_minus_one_means_one_stack_per_cpu(small):
+    grid = {"hidden": [4, 6], "n_layers": [1, 2]}
+    one = quick(small.layout, grid=grid, max_epochs=2).fit(small.X, small.y, small.task)
+    every = quick(small.layout, grid=grid, max_epochs=2, n_jobs=-1).fit(small.X, small.y, small.task)
+    pd.testing.assert_frame_equal(one.cv_results_, every.cv_results_)
+    with pytest.raises(ValueError, match="n_jobs: must be a whole number from 1 to .*or -1"):
+        quick(small.layout, n_jobs=-2).fit(small.X, small.y, small.task)

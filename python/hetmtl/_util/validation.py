@@ -8,6 +8,7 @@ library's argument without parsing the message.
 from __future__ import annotations
 
 import numbers
+import os
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -176,6 +177,17 @@ MAX_THREADS = 1024
 def check_threads(value: Any, name: str = "n_threads") -> int:
     """A thread count from 1 to :data:`MAX_THREADS`."""
     return check_int(value, name, minimum=1, maximum=MAX_THREADS)
+
+
+def check_jobs(value: Any, name: str = "n_jobs") -> int:
+    """A worker count: 1 to :data:`MAX_THREADS`, or -1 for one per CPU (as joblib reads it)."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value == -1:
+        return max(1, min(os.cpu_count() or 1, MAX_THREADS))
+    try:
+        return check_threads(value, name)
+    except ValueError:
+        raise ArgumentError(name, f"must be a whole number from 1 to {MAX_THREADS}, or -1 for one per "
+                                  f"CPU, got {value!r}") from None
 
 
 def check_array(value: Any, name: str, *, shape: tuple[int | None, ...] | None = None,

@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 from sklearn.utils.validation import check_is_fitted
 
-from .._util.validation import check_choice, check_threads
+from .._util.validation import check_choice, check_jobs
 from ..nn import DEPRECATED, EarlyStopping, train_epochs
 from ._base import BlockRegressor, TrainRows, init_generator, restore
 from ._data import BlockData, anchor_columns, column_mask
@@ -131,7 +131,7 @@ class TwoPathwayMTL(BlockRegressor):
     n_threads : int or None
         torch threads during fit and predict (None leaves torch's setting).
     n_jobs : int
-        Stacks of the grid trained at once, each in a thread of its own running torch on
+        Stacks of the grid trained at once (-1: one per CPU), each in a thread of its own running torch on
         ``n_threads`` threads (torch releases the interpreter lock inside its operations). Results
         do not depend on it: every stack trains as it would alone. Worth it with a grid of several
         stacks (``grid="paper"``: nine) and a core per stack; the default grid is one stack.
@@ -232,7 +232,7 @@ class TwoPathwayMTL(BlockRegressor):
         if self.task_inputs is not None:
             check_choice(self.task_inputs, "task_inputs", TASK_INPUTS)
         check_positive_int(self.head_layers, "head_layers")
-        check_threads(self.n_jobs, "n_jobs")
+        check_jobs(self.n_jobs, "n_jobs")
         self._configs()
 
     # -- fitting ----------------------------------------------------------------------------------------
@@ -247,7 +247,8 @@ class TwoPathwayMTL(BlockRegressor):
         def train(members: list[int]):
             return self._train_stack(data, rows, [configs[i] for i in members], seed)
 
-        trained = run_stacks(train, groups, [stack_cost(configs, g) for g in groups], int(self.n_jobs))
+        trained = run_stacks(train, groups, [stack_cost(configs, g) for g in groups],
+                             check_jobs(self.n_jobs, "n_jobs"))
         stacks = []  # (members, net, training record) of every stack
         for members, (net, res, val) in zip(groups, trained):
             loss[members], best_epoch[members], val_mse[members] = res.stopper.best_loss, res.stopper.best_epoch, val

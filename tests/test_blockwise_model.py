@@ -509,3 +509,13 @@ def test_n_jobs_minus_one_means_one_stack_per_cpu(small):
     pd.testing.assert_frame_equal(one.cv_results_, every.cv_results_)
     with pytest.raises(ValueError, match="n_jobs: must be a whole number from 1 to .*or -1"):
         quick(small.layout, n_jobs=-2).fit(small.X, small.y, small.task)
+
+
+def test_values_in_a_block_the_layout_declares_missing_are_ignored_with_a_warning(small):
+    from hetmtl.blockwise import MissingBlockValuesWarning
+
+    m = quick(small.layout, max_epochs=2).fit(small.X, small.y, small.task)
+    expected = m.predict(small.X_test, small.task_test)
+    with pytest.warns(MissingBlockValuesWarning, match=r"row\(s\) hold values in source .* ignored"):
+        got = m.predict(small.X_test_full, small.task_test)
+    np.testing.assert_array_equal(got, expected)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .layout import BlockLayout
+from .layout import BlockLayout, MissingBlockValuesWarning
 
 # Public name -> submodule; imported on first access so that the layout works without torch.
 _LAZY: dict[str, str] = {
@@ -38,7 +38,7 @@ _LAZY: dict[str, str] = {
 
 _TORCH_FREE = {"_grid", "simple_imputers"}
 
-__all__ = ["BlockLayout", *_LAZY]
+__all__ = ["BlockLayout", "MissingBlockValuesWarning", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

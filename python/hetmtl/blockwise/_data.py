@@ -67,6 +67,14 @@ def _reads_split(imputer: Any, layout: BlockLayout) -> bool:
             and type(imputer).transform is BlockImputer.transform and imputer.layout == layout)
 
 
+def _as_given(X: Any, observed: np.ndarray) -> Any:
+    """The layout's rows ``observed`` (NaN in every missing block) in the form ``X`` came in, for
+    an imputer of the user's: values the layout declares missing never reach it."""
+    if isinstance(X, pd.DataFrame):
+        return pd.DataFrame(observed, index=X.index, columns=X.columns)
+    return observed
+
+
 def _completed(layout: BlockLayout, imputer: Any, X: Any, task: Any, blocks: dict[str, np.ndarray],
                codes: np.ndarray) -> np.ndarray:
     """Rows in ``layout.all_columns`` order with missing blocks filled by ``imputer`` (NaN when
@@ -74,7 +82,8 @@ def _completed(layout: BlockLayout, imputer: Any, X: Any, task: Any, blocks: dic
     observed = np.hstack([blocks[s] for s in layout.sources])
     if imputer is None:
         return observed
-    filled = imputer.transform_split(blocks, codes) if _reads_split(imputer, layout) else imputer.transform(X, task)
+    filled = imputer.transform_split(blocks, codes) if _reads_split(imputer, layout) else \
+        imputer.transform(_as_given(X, observed), task)
     filled = np.asarray(filled, dtype=np.float64)
     if filled.shape != observed.shape:
         raise ValueError(f"imputer: transform returned shape {filled.shape}, expected {observed.shape} "
@@ -164,7 +173,7 @@ def prepare_fit(layout: BlockLayout, X: Any, y: Any, task: Any, imputer_spec: An
     """Check rows against ``layout``, fit the imputer (on all rows given: it never sees y; one made
     from a name trains on ``device``), complete, split per task and standardize with training
     statistics (``validation_fraction`` already checked)."""
-    blocks, codes = layout.split(X, task)
+    blocks, codes = layout.split(X, task, warn_ignored=True)
     X = layout_columns(layout, X)
     ya = as_float_array(y, "y")
     if ya.ndim == 2 and ya.shape[1] == 1:
@@ -181,7 +190,7 @@ def prepare_fit(layout: BlockLayout, X: Any, y: Any, task: Any, imputer_spec: An
     if _reads_split(imputer, layout):
         imputer.fit_split(layout, blocks, codes)
     elif imputer is not None:
-        imputer.fit(X, task)
+        imputer.fit(_as_given(X, np.hstack([blocks[s] for s in layout.sources])), task)
     Z = _completed(layout, imputer, X, task, blocks, codes)
     seen = column_mask(layout, "observed")[codes]
     scaler = Scaler.fit(Z[tr], ya[tr], codes[tr], seen[tr], T)
@@ -191,6 +200,6 @@ def prepare_fit(layout: BlockLayout, X: Any, y: Any, task: Any, imputer_spec: An
 
 def prepare_predict(layout: BlockLayout, X: Any, task: Any, imputer: Any, scaler: Scaler) -> tuple[np.ndarray, np.ndarray]:
     """Standardized completed rows of new data and their task codes."""
-    blocks, codes = layout.split(X, task)
+    blocks, codes = layout.split(X, task, warn_ignored=True)
     X = layout_columns(layout, X)
     return scaler.x(_completed(layout, imputer, X, task, blocks, codes)), codes

@@ -3,12 +3,17 @@ sources each task observes. NumPy and pandas only (no torch)."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Hashable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from .._util.validation import check_labels, check_no_bool_mix
+
+
+class MissingBlockValuesWarning(UserWarning):
+    """Rows hold values in a source their task misses in the layout; the values are ignored."""
 
 
 class BlockLayout:
@@ -207,11 +212,13 @@ class BlockLayout:
             out[s] = pos
         return out
 
-    def split(self, X: Any, task: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    def split(self, X: Any, task: Any, warn_ignored: bool = False) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Per-source float blocks of ``X`` and the rows' task codes, with the layout checked.
 
         Observed blocks must be finite; missing blocks are returned as NaN whatever ``X`` holds
-        there (so a placeholder such as 0 cannot leak in as data).
+        there (so a placeholder such as 0 cannot leak in as data); with ``warn_ignored`` a
+        :class:`MissingBlockValuesWarning` says when it holds numbers (the models' rows; an
+        imputer may be given the complete rows of a simulation to score against).
         """
         codes = self.task_codes(task)
         positions = self.source_positions(X)
@@ -235,6 +242,14 @@ class BlockLayout:
                     f"X: source {s!r} is observed by task {self.tasks[codes[r]]!r} but row {r} has NaN or "
                     "infinite values in it (block-wise missing data has whole blocks missing per task)"
                 )
+            filled = ~rows_seen & np.isfinite(block).any(axis=1)
+            if warn_ignored and filled.any():
+                r = int(np.flatnonzero(filled)[0])
+                warnings.warn(f"X: {int(filled.sum())} row(s) hold values in source {s!r}, which the layout "
+                              f"declares missing for their task (first: row {r}, task "
+                              f"{self.tasks[codes[r]]!r}); those values are ignored and the block is "
+                              "treated as missing (relabel the rows' task if they observe it)",
+                              MissingBlockValuesWarning, stacklevel=5)
             block = block.copy()
             block[~rows_seen] = np.nan
             blocks[s] = block

@@ -117,3 +117,15 @@ def test_releases_count_against_the_sites_budget(tmp_path):
     with pytest.raises(ArgumentError, match="n_rep: a private summary is released from one"):
         SiteDML(ml_l="linear", ml_m="linear", n_folds=2, n_rep=2, random_state=0).fit(
             y=np.arange(40.0) % 7, d=np.arange(40.0) % 3, x=np.sin(np.arange(40.0))).private_summary(priv)
+
+
+def test_a_private_release_leaves_the_exact_number_of_clusters_out():
+    rng = np.random.default_rng(5)
+    n = 120
+    df = pd.DataFrame({"x1": rng.normal(size=n), "d": rng.normal(size=n), "person": np.repeat(np.arange(40), 3)})
+    df["y"] = 0.5 * df.d + df.x1 + rng.normal(size=n)
+    fit = SiteDML(ml_l="linear", ml_m="linear", n_folds=3, random_state=0).fit(df, y="y", d="d", x=["x1"],
+                                                                                cluster="person")
+    assert fit.summary_.metadata["n_clusters"] == 40
+    priv = SummaryPrivacy(epsilon=5.0, regressor_bound=4.0, outcome_bound=5.0, random_state=1)
+    assert fit.private_summary(priv).metadata["n_clusters"] is None

@@ -170,7 +170,10 @@ def private_summary(score: LinearScore, privacy: SummaryPrivacy, *, site: str, m
     V_noise = Ginv @ (sigma_sums**2 * np.eye(p) + _g_noise_cov(theta, sigma_sums)) @ Ginv
     J = -G / n
     Omega = S / n + n * J @ V_noise @ J.T
+    # The exact number of clusters would change with one added row in a new cluster: not released.
     meta = {**(metadata or {}), "privacy": privacy.to_metadata((sigma_sums, sigma_cov))}
+    if meta.get("n_clusters") is not None:
+        meta["n_clusters"] = None
     meta.pop("n_folds", None)
     out = SiteSummary(theta=theta, J=J, Omega=0.5 * (Omega + Omega.T), n=n, site=site, model=model,
                       coef_names=coef_names, metadata=meta)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import pandas as pd
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -167,3 +168,10 @@ def test_task_with_per_task_arrays_names_both_readings(data):
     with pytest.raises(ValueError, match=r"task: must be None when X is a list of per-task arrays "
                                          r".*pass X as a 2-D array or a list of rows"):
         DualEncoderMTL(**FAST).fit([X[:40], X[40:]], [y[:40], y[40:]], task)
+
+
+def test_a_text_column_is_named():
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.normal(size=40), "grp": list("ab") * 20, "b": rng.normal(size=40)})
+    with pytest.raises(ValueError, match=r"X: column\(s\) \['grp'\] are not numeric; encode them"):
+        DualEncoderMTL().fit(df, rng.normal(size=40), ["t1", "t2"] * 20)

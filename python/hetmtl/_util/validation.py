@@ -36,11 +36,29 @@ class ArgumentError(ValueError):
         return (type(self), (self.argument, self.problem))
 
 
+def _text_columns(value: Any) -> list:
+    """The columns of a data frame that do not convert to numbers (empty for anything else)."""
+    columns = getattr(value, "columns", None)
+    if columns is None or not hasattr(value, "__getitem__"):
+        return []
+    bad = []
+    for c in columns:
+        try:
+            np.asarray(value[c], dtype=np.float64)
+        except (TypeError, ValueError):
+            bad.append(c)
+    return bad
+
+
 def as_float_array(value: Any, name: str, ndim: int | None = None) -> np.ndarray:
     """Convert ``value`` to a finite float64 array, raising a ValueError that names ``name``."""
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
+        columns = _text_columns(value)
+        if columns:
+            raise ArgumentError(name, f"column(s) {columns[:10]} are not numeric; encode them as numbers "
+                                      "first (one-hot, for instance)") from None
         raise ArgumentError(name, f"cannot be converted to a float array ({exc})") from None
     if ndim is not None and arr.ndim != ndim:
         raise ArgumentError(name, f"expected a {ndim}-dimensional array, got shape {arr.shape}")

@@ -193,7 +193,7 @@ class DualEncoderMTL(TaskRegressor):
     n_threads : int or None
         torch threads during fit/predict (None leaves torch's setting).
     verbose : bool
-        Show a progress bar.
+        Show a progress bar during fit, and print :meth:`report` when it ends.
     random_state : None, int or SeedSequence
 
     Attributes

@@ -71,13 +71,17 @@ def test_feature_names_recorded_and_checked_for_both_methods():
     dual = DualEncoderMTL(**DUAL_FAST).fit(X, y, task)
     layout, Xb, yb, tb = block_data()
     block = TwoPathwayMTL(layout, **BLOCK_FAST).fit(Xb, yb, tb)
-    for model, frame, labels in [(dual, X, task), (block, Xb, tb)]:
-        np.testing.assert_array_equal(model.feature_names_in_, frame.columns)
-        model.predict(frame, labels)
-        with pytest.raises(ValueError, match="X: the columns are in another order than at fit"):
-            model.predict(frame[frame.columns[::-1]], labels)
-        with pytest.raises(ValueError, match=r"X: the column names differ .*missing: \['a'\]; not seen at fit: \['z'\]"):
-            model.predict(frame.rename(columns={"a": "z"}), labels)
+    np.testing.assert_array_equal(dual.feature_names_in_, X.columns)
+    dual.predict(X, task)
+    with pytest.raises(ValueError, match="X: the columns are in another order than at fit"):
+        dual.predict(X[X.columns[::-1]], task)
+    with pytest.raises(ValueError, match=r"X: the column names differ .*missing: \['a'\]; not seen at fit: \['z'\]"):
+        dual.predict(X.rename(columns={"a": "z"}), task)
+    # The block-wise model reads the layout's columns by name: any order, others ignored.
+    np.testing.assert_array_equal(block.feature_names_in_, list(layout.all_columns))
+    np.testing.assert_array_equal(block.predict(Xb[Xb.columns[::-1]], tb), block.predict(Xb, tb))
+    with pytest.raises(ValueError, match=r"X: missing column\(s\) \['a'\]"):
+        block.predict(Xb.rename(columns={"a": "z"}), tb)
     # an array carries no names: the dual encoder reads columns by position
     np.testing.assert_array_equal(dual.predict(X.to_numpy(), task), dual.predict(X, task))
     refit = DualEncoderMTL(**DUAL_FAST).fit(X, y, task).fit(X.to_numpy(), y, task)

@@ -37,7 +37,7 @@ block_inputs <- function(data, sources, task) {
   pandas <- py_builtin_module("pandas")
   frame <- pandas$DataFrame(reticulate::np_array(X, dtype = "float64", order = "C"),
                             columns = reticulate::r_to_py(as.list(cols)))
-  list(X = frame, task = reticulate::np_array(as.character(labels)))
+  list(X = frame, task = reticulate::np_array(task_text(labels)))
 }
 
 # The Python layout inferred from the NA pattern of the training data (the `data` argument: the

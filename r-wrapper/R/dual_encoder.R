@@ -1,11 +1,12 @@
 # Dual-encoder multi-task regression: dual_encoder_mtl() and its methods.
 
-# The covariate matrix (doubles) and the task labels (strings) of `data`.
-dual_inputs <- function(data, x, task) {
+# The covariate matrix (doubles) and the task labels (see py_task_labels()) of `data`; `arg`: the
+# argument the covariates came in by, named in errors (`newdata` for prediction).
+dual_inputs <- function(data, x, task, numeric_task, arg = "x") {
   labels <- task_labels(data, task)
-  X <- column_matrix(data, x, numeric_column, "x")
+  X <- column_matrix(data, x, numeric_column, arg)
   list(X = reticulate::np_array(X, dtype = "float64", order = "C"),
-       task = reticulate::np_array(as.character(labels)))
+       task = py_task_labels(labels, numeric_task))
 }
 
 # Dual-encoder multi-task regression (documented in man/): a generic over a data frame or a
@@ -84,18 +85,14 @@ dual_encoder_mtl.default <- function(data, y, task, x, latent_shared = 12, laten
     random_state = resolve_seed(seed)
   )
   warn_single_task(data[[task]])
-  inputs <- dual_inputs(data, x, task)
+  numeric_task <- is.numeric(data[[task]])
+  inputs <- dual_inputs(data, x, task, numeric_task)
   yv <- numeric_column(data, y, "y")
   model <- py_call({
     est <- do.call(py_torch_module("dual")$DualEncoderMTL, params)
     est$fit(inputs$X, reticulate::np_array(yv, dtype = "float64"), inputs$task)
   })
-  frame <- model$task_report_$reset_index()
-  cols <- c("task", "n_train", "n_val", "val_mse", "val_mse_single_task", "negative_transfer",
-            "fallback", "fused", "distance_to_center", "specific_off", "orthogonality")
-  report <- as.data.frame(stats::setNames(lapply(cols, function(col) py_column(frame, col)), cols),
-                          stringsAsFactors = FALSE)
-  report$task <- as.character(report$task)
+  report <- dual_task_report(model)
   distances <- py_mat(model$head_distances_$to_numpy())
   dimnames(distances) <- list(report$task, report$task)
   fitted <- py_num(py_call(model$predict(inputs$X, inputs$task)))
@@ -107,10 +104,20 @@ dual_encoder_mtl.default <- function(data, y, task, x, latent_shared = 12, laten
                              "device", "random_state")]),
     data, yv, fitted, "hetmtl_dual_encoder")
   out$seed <- params$random_state
+  out$numeric_task <- numeric_task
   out$x_given <- x_given
   out$factor_levels <- expanded$levels
   if (!is.null(na.action)) out$na.action <- kept$na.action
   out
+}
+
+# Every column of the Python task_report_, one row per task in the fitted order; names with
+# characters other than letters, digits, '_' and '.' get '_' in their place.
+dual_task_report <- function(model) {
+  report <- r_frame(model$task_report_$reset_index())
+  names(report) <- gsub("[^A-Za-z0-9_.]+", "_", names(report))
+  report$task <- task_text(report$task)
+  report
 }
 
 # Positive whole numbers as a Python tuple of ints.
@@ -128,25 +135,39 @@ predict.hetmtl_dual_encoder <- function(object, newdata, ...) {
   }
   newdata <- prepare_newdata(object, newdata, object$x, object$task)
   object$py <- py_fit(object, "predict")
-  inputs <- dual_inputs(newdata, object$x, object$task)
+  inputs <- dual_inputs(newdata, object$x, object$task, isTRUE(object$numeric_task), "newdata")
   py_num(py_call(object$py$predict(inputs$X, inputs$task), x_arg = "newdata"))
 }
 
 print.hetmtl_dual_encoder <- function(x, ...) {
+  rep <- x$task_report
   cat("Dual-encoder multi-task regression: ", n_of(length(x$tasks), "task"), ", ",
       n_of(length(x$x), "covariate"), "\n", sep = "")
   cat("Tasks fused with the center:", sum(x$fused), "of", length(x$fused), "\n")
-  print(x$task_report[, c("task", "n_train", "n_val", "val_mse", "fused")], row.names = FALSE)
+  dual_report_lines(rep)
+  # In the fitted order: the order of the Python fit's tasks (numbers by value).
+  print(rep[, intersect(c("task", "n_train", "n_val", "val_mse", "specific_used", "fused"),
+                        names(rep))], row.names = FALSE)
   invisible(x)
 }
 
+# What the report says about the specific encoders and negative transfer (printed); `legend`:
+# say what specific_gain is (where it is printed).
+dual_report_lines <- function(rep, legend = FALSE) {
+  if (!is.null(rep$specific_used)) {
+    cat("Tasks using their specific encoder: ", sum(rep$specific_used), " of ", nrow(rep),
+        if (legend) " (specific_gain: validation MSE without it minus with it)", "\n", sep = "")
+  }
+  flagged <- rep$task[rep$negative_transfer %in% TRUE]
+  if (length(flagged)) {
+    cat("Tasks flagged for negative transfer (worse than a single-task fit; see ",
+        "transfer_p_adjusted): ", fmt_values(flagged), "\n", sep = "")
+  }
+}
+
 summary.hetmtl_dual_encoder <- function(object, ...) {
-  rep <- object$task_report
-  tab <- data.frame(task = rep$task, n_train = rep$n_train, n_val = rep$n_val,
-                    val_mse = rep$val_mse, val_mse_single_task = rep$val_mse_single_task,
-                    negative_transfer = rep$negative_transfer, fused = rep$fused,
-                    distance_to_center = rep$distance_to_center,
-                    train_mse = per_task_mse(object), stringsAsFactors = FALSE)
+  tab <- object$task_report
+  tab$train_mse <- per_task_mse(object)
   structure(list(tasks = tab, settings = object$settings, nobs = stats::nobs(object),
                  n_covariates = length(object$x), rmse = sqrt(mean(object$residuals^2))),
             class = "summary.hetmtl_dual_encoder")
@@ -159,7 +180,11 @@ print.summary.hetmtl_dual_encoder <- function(x, digits = max(3L, getOption("dig
   cat(sprintf("Latent sizes: %d shared, %d task-specific; head penalty '%s' towards the %s; seed %d; %d thread(s) on %s\n",
               s$latent_shared, s$latent_specific, s$penalty, s$center, s$random_state, s$n_threads,
               s$device))
-  cat(sprintf("Root mean squared residual on the training rows: %s\n\n", format(x$rmse, digits = digits)))
-  print(format(x$tasks, digits = digits), row.names = FALSE)
+  cat(sprintf("Root mean squared residual on the training rows: %s\n", format(x$rmse, digits = digits)))
+  dual_report_lines(x$tasks, legend = TRUE)
+  cat("\n")
+  # Columns without a value for any task (the negative-transfer test when it is off) are left out.
+  shown <- x$tasks[, !vapply(x$tasks, function(v) all(is.na(v)), logical(1)), drop = FALSE]
+  print(format(shown, digits = digits), row.names = FALSE)
   invisible(x)
 }

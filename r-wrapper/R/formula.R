@@ -61,8 +61,9 @@ apply_na_action <- function(data, cols, na.action) {
 }
 
 # The model matrix of one formula part, without its intercept (factors get treatment contrasts:
-# one 0/1 column per level but the first). Its terms and factor levels ride along as attributes,
-# so that new rows can be expanded the same way (new_design_matrix()).
+# one 0/1 column per level but the first). Its terms (those of the model frame: with the class of
+# every variable and what poly() or scale() learned from the data) and factor levels ride along
+# as attributes, so that new rows can be expanded the same way (new_design_matrix()).
 design_matrix <- function(expr, data, what, env = globalenv()) {
   # The formula's own environment (not this function's, which holds the data) finds functions
   # used in its terms.
@@ -70,6 +71,7 @@ design_matrix <- function(expr, data, what, env = globalenv()) {
   attr(tt, "intercept") <- 1L
   mm <- tryCatch({
     mf <- stats::model.frame(tt, data = data, na.action = stats::na.pass)
+    tt <- attr(mf, "terms")
     xlev <- stats::.getXlevels(tt, mf)
     stats::model.matrix(tt, mf)
   }, error = function(e) arg_error("formula", what, ": ", conditionMessage(e)))
@@ -78,12 +80,29 @@ design_matrix <- function(expr, data, what, env = globalenv()) {
 
 # New rows expanded with the terms and factor levels (`design`, a list) of a design_matrix().
 new_design_matrix <- function(design, newdata) {
+  newdata <- new_numeric_columns(design$terms, newdata)
   mm <- tryCatch({
     mf <- stats::model.frame(design$terms, data = newdata, xlev = design$xlevels,
                              na.action = stats::na.pass)
     stats::model.matrix(design$terms, mf)
   }, error = function(e) arg_error("newdata", conditionMessage(e)))
   strip_intercept(mm, design$terms, design$xlevels)
+}
+
+# The columns of new rows that the fit read as numbers, read by numeric_column(): a missing value
+# or a factor or character column is an error naming the column (model.matrix() would expand a
+# logical or character column into other columns, and the column would seem absent), and a
+# logical column (transform(df, x = NA) makes one) becomes numbers.
+new_numeric_columns <- function(tt, newdata) {
+  classes <- attr(tt, "dataClasses")
+  vars <- as.list(attr(tt, "variables"))[-1L]
+  for (i in seq_along(classes)) {
+    col <- if (is.name(vars[[i]])) as.character(vars[[i]]) else ""
+    if (classes[[i]] == "numeric" && col %in% names(newdata)) {
+      newdata[[col]] <- numeric_column(newdata, col, "newdata")
+    }
+  }
+  newdata
 }
 
 strip_intercept <- function(mm, tt, xlev) {

@@ -3,7 +3,7 @@
 
 # A neural fit: `fields` plus the training rows' response, fitted values and residuals.
 new_neural_fit <- function(fields, data, y, fitted, class) {
-  labels <- as.character(data[[fields$task]])
+  labels <- task_text(data[[fields$task]])
   fields$fitted.values <- fitted
   fields$residuals <- y - fitted
   fields$response <- y
@@ -11,6 +11,35 @@ new_neural_fit <- function(fields, data, y, fitted, class) {
   fields$nobs <- length(y)
   fields$serialized <- py_serialize(fields$py)
   structure(fields, class = c(class, "hetmtl_neural"))
+}
+
+# Task labels as R text: numbers written in full ("100000", not "1e+05"), so that the labels of
+# the rows and those that come back from Python (as numbers) read the same.
+task_text <- function(labels) {
+  if (is.numeric(labels)) {
+    return(trimws(formatC(as.double(labels), format = "fg", digits = 15)))
+  }
+  as.character(labels)
+}
+
+# Task labels as Python receives them. Numbers stay numbers, so that Python orders the tasks 1, 2,
+# ..., 10 as it does for the same column given in Python (as strings they would sort "1", "10",
+# "2"); other labels go as strings. `numeric`: whether the fit's labels were numbers; new rows'
+# labels are then read as numbers too ("3" is task 3), and one that is no number goes as a string
+# (Python names it among the unknown tasks).
+py_task_labels <- function(labels, numeric) {
+  if (!numeric) {
+    return(reticulate::np_array(task_text(labels)))
+  }
+  values <- if (is.numeric(labels)) as.double(labels) else
+    suppressWarnings(as.double(as.character(labels)))
+  if (anyNA(values)) {
+    mixed <- as.list(values)
+    mixed[is.na(values)] <- as.list(as.character(labels)[is.na(values)])
+    return(py_builtin_module("numpy")$array(reticulate::r_to_py(mixed), dtype = "object"))
+  }
+  whole <- all(values == round(values)) && all(abs(values) < 2^53)
+  reticulate::np_array(values, dtype = if (whole) "int64" else "float64")
 }
 
 # One column name from a formula part (a bare name).

@@ -125,3 +125,33 @@ test_that("the device reaches the HBI imputer", {
                  "device: 'cuda' was asked for")
   }
 })
+
+test_that("hetmtl_data('mini_acc') gives the Python loader's table and the sources of blockwise_mtl()", {
+  skip_if_not_installed("MultiAssayExperiment")
+  acc <- hetmtl_data("mini_acc")
+  sources <- attr(acc, "sources")
+  # the counts of the Python loader's test (tests/test_datasets_mini_acc.py)
+  expect_identical(nrow(acc), 92L)
+  expect_identical(lengths(sources), c(RNASeq2GeneNorm = 198L, gistict = 198L, RPPAArray = 33L,
+                                       Mutations = 97L, miRNASeqGene = 471L))
+  complete <- vapply(sources, function(cols) rowSums(!is.finite(as.matrix(acc[cols]))) == 0,
+                     logical(nrow(acc)))
+  expect_identical(colSums(complete), c(RNASeq2GeneNorm = 79, gistict = 90, RPPAArray = 46,
+                                        Mutations = 90, miRNASeqGene = 80))
+  for (cols in sources) {  # whole blocks: a patient has all of an assay or none of it
+    seen <- rowSums(is.finite(as.matrix(acc[cols])))
+    expect_true(all(seen %in% c(0L, length(cols))))
+  }
+  counts <- table(acc$pattern)
+  expect_identical(counts[["RNASeq2GeneNorm+gistict+RPPAArray+Mutations+miRNASeqGene"]], 43L)
+  expect_identical(counts[["RNASeq2GeneNorm+gistict+Mutations+miRNASeqGene"]], 32L)
+  expect_match(rownames(acc)[1], "^TCGA-")
+  skip_if_no_hetmtl()
+  rows <- acc[acc$pattern %in% names(counts)[counts %in% c(43L, 32L)] & !is.na(acc$purity), ]
+  fit <- blockwise_mtl(rows, y = "purity", task = "pattern", anchor = "copy number",
+                       sources = list(`copy number` = sources$gistict, protein = sources$RPPAArray),
+                       imputer = "mean", hidden = 4, n_layers = 1, max_epochs = 3, patience = 2,
+                       seed = 1)
+  expect_identical(fit$layout$`protein (33)`[fit$layout$task == "RNASeq2GeneNorm+gistict+Mutations+miRNASeqGene"],
+                   "missing")
+})

@@ -41,6 +41,9 @@ fit <- site_dml(y ~ d | x1 + x2, data = plr, learner = "gbm", n_folds = 3, seed 
 res$site_summary_estimate <- unname(coef(site_summary(fit)))
 res$tidy_site <- tidy(fit, conf.int = TRUE)$conf.high
 res$glance_nobs <- glance(fit)$nobs
+priv <- site_summary_private(fit, epsilon = 20, regressor_bound = 4, outcome_bound = 6, seed = 9)
+res$private_estimate <- unname(coef(priv))
+res$private_se <- unname(sqrt(diag(vcov(priv))))
 lf <- late_fusion(list(A = fit, pub = site_summary_from_estimate(c(d = 0.9), se = 0.1, n = 300)),
                   n_boot = 40, seed = 2)
 res$tidy_fused <- tidy(lf)$estimate
@@ -96,6 +99,7 @@ COVERED = {
     "site_summary_from_estimate": ["pub_estimate"], "write_site_summary": ["pub_estimate"],
     "read_site_summary": ["pub_estimate"], "site_summary": ["site_summary_estimate"],
     "site_dml": ["site_summary_estimate", "nf_coef"], "late_fusion": ["tidy_fused"],
+    "site_summary_private": ["private_estimate", "private_se"],
     "heterogeneity": ["het_tidy"], "tidy": ["tidy_site", "tidy_fused", "het_tidy"],
     "glance": ["glance_nobs", "glance_method", "het_glance_q"], "augment": ["augment_resid"],
     "dml_learner": ["learner_repr"], "nuisance_grid": ["nf_coef"], "grid_summary": ["nf_coef"],
@@ -172,6 +176,7 @@ def test_summaries_and_site_dml(r_json, inputs):
     from hetmtl.fusion.late_fusion import LateFusion
     from hetmtl.fusion.site_dml import SiteDML
     from hetmtl.fusion.summary import SiteSummary
+    from hetmtl.fusion.summary_privacy import SummaryPrivacy
 
     assert r_json["available"] is True
     pub = SiteSummary.from_estimate(np.array([0.4, -0.2]), cov=np.array([[0.04, 0.01], [0.01, 0.09]]),
@@ -183,6 +188,10 @@ def test_summaries_and_site_dml(r_json, inputs):
     _close(r_json["site_summary_estimate"], fit.summary_.theta)
     _close(r_json["tidy_site"], fit.confint(level=0.95).iloc[:, 1])
     assert r_json["glance_nobs"] == 150
+    priv = fit.private_summary(SummaryPrivacy(epsilon=20.0, regressor_bound=4.0, outcome_bound=6.0,
+                                              random_state=9))
+    _close(r_json["private_estimate"], priv.theta)
+    _close(r_json["private_se"], priv.se)
     lf = LateFusion(n_boot=40, random_state=2).fit(
         {"A": fit.summary_, "pub": SiteSummary.from_estimate(np.array([0.9]), se=np.array([0.1]), n=300,
                                                              coef_names=["d"])})

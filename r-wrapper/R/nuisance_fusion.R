@@ -54,7 +54,7 @@ grid_summary_py <- function(x) {
 
 # A site's grid summary (documented in man/).
 grid_summary <- function(data, y, d, x, grid, model = "plr", n_folds = 5, seed = NULL, site = "site",
-                         path = NULL) {
+                         path = NULL, policy = NULL) {
   if (!is.data.frame(data) || nrow(data) == 0L) {
     arg_error("data", "must be a data frame with rows")
   }
@@ -79,7 +79,8 @@ grid_summary <- function(data, y, d, x, grid, model = "plr", n_folds = 5, seed =
   out <- py_call(mod$site_grid_summary(
     py_frame(columns), y = y, d = d, x = as.list(x), grid = grid$py,
     bandwidths = reticulate::np_array(grid$bandwidths, dtype = "float64"),
-    threshold = grid$threshold, model = model, n_folds = n_folds, random_state = seed, site = site))
+    threshold = grid$threshold, model = model, n_folds = n_folds, random_state = seed, site = site,
+    policy = policy_py(policy)))
   gs <- new_grid_summary(reticulate::py_get_item(out, 0L))
   # The sample split the site's later site_dml(fused_nuisance = ...) must reuse.
   gs$split <- list(seed = seed, n_folds = n_folds, model = model)

@@ -49,7 +49,7 @@ site_dml.formula <- function(formula, data, ..., na.action = getOption("na.actio
 site_dml.default <- function(data, y, d, x, cluster = NULL, model = "plr", learner = "rf",
                              n_folds = 5, n_rep = 1, site = "site", seed = NULL,
                              learner_args = list(), basis = NULL, clip = 0.01, folds = NULL,
-                             fused_nuisance = NULL, na.action = NULL, ...) {
+                             fused_nuisance = NULL, policy = NULL, na.action = NULL, ...) {
   call <- match.call()
   check_no_dots(list(...), "site_dml")
   if (!is.data.frame(data)) {
@@ -143,6 +143,11 @@ site_dml.default <- function(data, y, d, x, cluster = NULL, model = "plr", learn
     }
     est$fit(frame, y = y, d = as.list(d), x = as.list(x),
             cluster = cluster, folds = py_folds, predictions = predictions)
+    if (!is.null(policy)) {
+      # The site's own floors on top of the package's: fold summaries it does not release.
+      reticulate::py_set_attr(est, "summary_", est$summary_$released(policy_py(policy)))
+    }
+    est
   })
   out <- new_site_dml(fit, call, if (is.null(fused)) learner_label(learner) else "fused nuisances")
   out$seed <- seed
@@ -375,4 +380,35 @@ select_parm <- function(parm, names) {
     return(as.integer(parm))
   }
   arg_error("parm", "must be names or positions (1..", length(names), ")")
+}
+
+# A site's disclosure policy for Python: NULL, a JSON file or a named list of its settings.
+policy_py <- function(policy) {
+  if (is.null(policy)) {
+    return(NULL)
+  }
+  if (is.character(policy) && length(policy) == 1L && !is.na(policy)) {
+    return(path.expand(policy))
+  }
+  if (!is.list(policy) || is.null(names(policy)) || any(!nzchar(names(policy)))) {
+    arg_error("policy", "must be a named list of disclosure settings or the path of a policy JSON file")
+  }
+  py_module("disclosure")$DisclosurePolicy$from_dict(reticulate::r_to_py(policy))
+}
+
+# A differentially private release of a fitted site's summary (documented in man/).
+site_summary_private <- function(fit, epsilon, regressor_bound, outcome_bound, delta = 1e-6,
+                                 seed = NULL, policy = NULL) {
+  if (!inherits(fit, "hetmtl_site_dml")) {
+    arg_error("fit", "expected a site_dml() fit, got ", class(fit)[1])
+  }
+  epsilon <- check_number(epsilon, "epsilon", 0, TRUE)
+  regressor_bound <- check_number(regressor_bound, "regressor_bound", 0, TRUE)
+  outcome_bound <- check_number(outcome_bound, "outcome_bound", 0, TRUE)
+  delta <- check_number(delta, "delta", 0, TRUE)
+  seed <- resolve_seed(seed)
+  privacy <- py_module("summary_privacy")$SummaryPrivacy(
+    epsilon = epsilon, regressor_bound = regressor_bound, outcome_bound = outcome_bound,
+    delta = delta, random_state = seed)
+  new_site_summary(py_call(fit$py$private_summary(privacy, policy = policy_py(policy))))
 }

@@ -67,3 +67,33 @@ test_that("bad input is reported with the argument's name", {
                "^fused_nuisance: ")
   expect_error(nuisance_fusion(list()), "^summaries: ")
 })
+
+test_that("a site's own disclosure policy and privacy budget reach Python from R", {
+  skip_if_no_hetmtl()
+  site <- sim_sites(1)[[1]]
+  grid <- nuisance_grid(rbind(c(0, 10)), bandwidths = 1, n_points = 15)
+  # A floor above the request's threshold: refused with the setting named.
+  expect_error(grid_summary(site, y = "y", d = "d", x = "x", grid = grid, policy = list(min_count = 10)),
+               "threshold: 5(\\.0)? is below the site.s disclosure floor min_count = 10")
+  expect_error(grid_summary(site, y = "y", d = "d", x = "x", grid = grid, policy = list(min_rows = 2)),
+               "policy: unknown setting")
+  expect_error(grid_summary(site, y = "y", d = "d", x = "x", grid = grid, policy = 3), "^policy: ")
+  budget <- list(privacy = list(epsilon = 1, delta = 1e-6, bounds = list(ml_l = c(-5, 5), ml_m = c(-4, 4)),
+                                random_state = 1L))
+  private <- grid_summary(site, y = "y", d = "d", x = "x", grid = grid, seed = 7, policy = budget)
+  expect_equal(reticulate::py_to_r(private$py$privacy)$epsilon, 1)
+  # A ledger allows one release, then refuses the next.
+  ledger <- tempfile(fileext = ".json")
+  on.exit(unlink(ledger))
+  once <- list(ledger = ledger, max_releases = 1L)
+  grid_summary(site, y = "y", d = "d", x = "x", grid = grid, policy = once)
+  expect_error(grid_summary(site, y = "y", d = "d", x = "x", grid = grid, policy = once), "max_releases")
+  # site_dml(): fold summaries the site's floors do not release are left out, with a warning.
+  expect_warning(fit <- site_dml(site, y = "y", d = "d", x = "x", learner = "linear", n_folds = 3, seed = 1,
+                                 policy = list(min_fold_rows = 1000)), "must be withheld")
+  expect_identical(reticulate::py_len(fit$summary$py$folds), 0L)
+  released <- site_summary_private(fit, epsilon = 2, regressor_bound = 4, outcome_bound = 6, seed = 1)
+  expect_s3_class(released, "hetmtl_site_summary")
+  expect_gt(sqrt(diag(vcov(released)))[[1]], fit$se[[1]])
+  expect_error(site_summary_private(fit, epsilon = 0, regressor_bound = 4, outcome_bound = 6), "^epsilon: ")
+})

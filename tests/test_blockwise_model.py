@@ -519,3 +519,36 @@ def test_values_in_a_block_the_layout_declares_missing_are_ignored_with_a_warnin
     with pytest.warns(MissingBlockValuesWarning, match=r"row\(s\) hold values in source .* ignored"):
         got = m.predict(small.X_test_full, small.task_test)
     np.testing.assert_array_equal(got, expected)
+
+
+def test_a_users_imputer_on_arrays_gets_every_column_with_the_missing_blocks_as_nan():
+    # The layout names an array's columns by position, so the imputer is given the array's own
+    # width (here a source listed second lies first, and a column outside the layout is kept).
+    from hetmtl.blockwise import BlockLayout
+    from hetmtl.blockwise.simple_imputers import MeanBlockImputer
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 5))
+    X[:, 2:4] += 100.0
+    task = np.array(["t1"] * 30 + ["t2"] * 30)
+    X[30:, 0:2] = 7.0                                  # a placeholder in t2's missing block
+    lay = BlockLayout({"a": [2, 3], "b": [0, 1]}, anchor="a", observed={"t1": ["b"], "t2": []})
+    seen = []
+
+    class Delegating:
+        def __init__(self):
+            self.inner = MeanBlockImputer(lay)
+
+        def fit(self, X, task):
+            seen.append(np.array(X))
+            self.inner.fit(X, task)
+            return self
+
+        def transform(self, X, task):
+            return self.inner.transform(X, task)
+
+    with pytest.warns(UserWarning, match="ignored"):
+        TwoPathwayMTL(lay, imputer=Delegating(), hidden=4, max_epochs=2, grid=None, n_threads=1,
+                          random_state=0).fit(X, rng.normal(size=60), task)
+    assert seen[0].shape == (60, 5) and np.isnan(seen[0][30:, 0:2]).all()
+    np.testing.assert_array_equal(seen[0][:, 2:5], X[:, 2:5])

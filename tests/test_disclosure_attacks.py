@@ -331,6 +331,10 @@ def test_a_summary_dominated_by_one_row_is_refused():
     m[8] -= 0.05
     with pytest.raises(ValueError, match="one row carries 100% of the information"):
         est.fit(df, y="y", d="d", x=["x"], folds=[folds], predictions={"ml_l": np.zeros(60), "ml_m": m})
+    # Every repetition enters the released summary, so every one is checked.
+    with pytest.raises(ValueError, match="one row carries 100% of the information"):
+        est.fit(df, y="y", d="d", x=["x"], folds=[folds, folds],
+                predictions={"ml_l": np.zeros((2, 60)), "ml_m": np.stack([np.zeros(60), m])})
 
 
 def test_attack_a_compact_kernel_on_a_fine_grid_is_refused(tmp_path, capsys):
@@ -347,6 +351,9 @@ def test_attack_a_compact_kernel_on_a_fine_grid_is_refused(tmp_path, capsys):
     assert main(["nuisance-grid", "--range", "-4.5", "4.5", "--n-points", "10000", "--kernel",
                  "epanechnikov", "--bandwidth", "2", "-o", str(spec)]) == 2
     assert "below a quarter of the bandwidth" in capsys.readouterr().err and not spec.exists()
+    # The widest window decides: a narrow bandwidth beside it does not let the request through.
+    with pytest.raises(ValueError, match="below a quarter of the bandwidth 2"):
+        GridSummary.compute(fine, x[:, None], nuisance_targets("plr", y, d), folds, [[0.003], [2.0]])
     # A grid of spacing at least h / 4 is answered, and the gaussian kernel is not restricted.
     coarse = KernelGrid.from_ranges([[-4.5, 4.5]], 19, kernel="epanechnikov")
     GridSummary.compute(coarse, x[:, None], nuisance_targets("plr", y, d), folds, [2.0])

@@ -190,4 +190,4 @@ def test_robust_eb_report_with_few_sites_points_to_knapp_hartung():
     assert "With 3 sites robust EB" in few and "test='knha'" in few
     assert "Knapp-Hartung" not in str(LateFusion(method="blup").fit(sites))
     knha = str(LateFusion(method="blup", test="knha").fit(sites))
-    assert "knha (Knapp-Hartung, t on 2 df)" in knha
+    assert "knha (Knapp-Hartung, t on 2 df)" in knha and "t quantiles (Knapp-Hartung)" in knha

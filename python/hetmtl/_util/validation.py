@@ -198,9 +198,10 @@ def check_threads(value: Any, name: str = "n_threads") -> int:
 
 
 def check_jobs(value: Any, name: str = "n_jobs") -> int:
-    """A worker count: 1 to :data:`MAX_THREADS`, or -1 for one per CPU (as joblib reads it)."""
+    """A worker count: 1 to :data:`MAX_THREADS`, or -1 for one per CPU this process may use."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value == -1:
-        return max(1, min(os.cpu_count() or 1, MAX_THREADS))
+        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        return max(1, min(usable or 1, MAX_THREADS))
     try:
         return check_threads(value, name)
     except ValueError:

@@ -67,12 +67,17 @@ def _reads_split(imputer: Any, layout: BlockLayout) -> bool:
             and type(imputer).transform is BlockImputer.transform and imputer.layout == layout)
 
 
-def _as_given(X: Any, observed: np.ndarray) -> Any:
-    """The layout's rows ``observed`` (NaN in every missing block) in the form ``X`` came in, for
-    an imputer of the user's: values the layout declares missing never reach it."""
+def _as_given(layout: BlockLayout, X: Any, blocks: dict[str, np.ndarray]) -> Any:
+    """``X`` as it came in (a frame: its layout columns; an array: every column, since the layout
+    names columns by position) with every block the layout declares missing set to NaN, for an
+    imputer of the user's: values the layout declares missing never reach it."""
     if isinstance(X, pd.DataFrame):
+        observed = np.hstack([blocks[s] for s in layout.sources])
         return pd.DataFrame(observed, index=X.index, columns=X.columns)
-    return observed
+    out = np.array(X, dtype=np.float64)
+    for s, pos in layout.source_positions(X).items():
+        out[:, pos] = blocks[s]
+    return out
 
 
 def _completed(layout: BlockLayout, imputer: Any, X: Any, task: Any, blocks: dict[str, np.ndarray],
@@ -83,7 +88,7 @@ def _completed(layout: BlockLayout, imputer: Any, X: Any, task: Any, blocks: dic
     if imputer is None:
         return observed
     filled = imputer.transform_split(blocks, codes) if _reads_split(imputer, layout) else \
-        imputer.transform(_as_given(X, observed), task)
+        imputer.transform(_as_given(layout, X, blocks), task)
     filled = np.asarray(filled, dtype=np.float64)
     if filled.shape != observed.shape:
         raise ValueError(f"imputer: transform returned shape {filled.shape}, expected {observed.shape} "
@@ -161,10 +166,13 @@ class BlockData:
 
 
 def layout_columns(layout: BlockLayout, X: Any) -> Any:
-    """``X`` with only the layout's columns, source by source (what an imputer is given): a frame
-    may also hold the response, the task label or anything else."""
+    """A frame ``X`` with only the layout's columns, source by source (what an imputer is given):
+    it may also hold the response, the task label or anything else. An array, whose columns the
+    layout names by position, is returned as it is."""
+    if not isinstance(X, pd.DataFrame):
+        return X
     positions = np.concatenate([np.asarray(p, dtype=int) for p in layout.source_positions(X).values()])
-    return X.iloc[:, positions] if isinstance(X, pd.DataFrame) else np.asarray(X)[:, positions]
+    return X.iloc[:, positions]
 
 
 def prepare_fit(layout: BlockLayout, X: Any, y: Any, task: Any, imputer_spec: Any, validation_fraction: float,
@@ -190,7 +198,7 @@ def prepare_fit(layout: BlockLayout, X: Any, y: Any, task: Any, imputer_spec: An
     if _reads_split(imputer, layout):
         imputer.fit_split(layout, blocks, codes)
     elif imputer is not None:
-        imputer.fit(_as_given(X, np.hstack([blocks[s] for s in layout.sources])), task)
+        imputer.fit(_as_given(layout, X, blocks), task)
     Z = _completed(layout, imputer, X, task, blocks, codes)
     seen = column_mask(layout, "observed")[codes]
     scaler = Scaler.fit(Z[tr], ya[tr], codes[tr], seen[tr], T)

@@ -292,7 +292,7 @@ def _check_compact_spacing(grid: Any, bandwidths: np.ndarray) -> None:
         return
     for j, axis in enumerate(grid.axes):
         step = float(np.min(np.diff(axis))) if len(axis) > 1 else np.inf
-        h = float(np.min(bandwidths[:, j]))
+        h = float(np.max(bandwidths[:, j]))  # the widest window holds the most grid points
         if step < COMPACT_MIN_SPACING * h:
             raise ArgumentError("grid", f"axis {j}: grid spacing {step:.3g} is below a quarter of the "
                                 f"bandwidth {h:.3g}; with the compact {grid.kernel!r} kernel so fine a grid "

@@ -129,6 +129,8 @@ def late_fusion_report(fit: "LateFusion") -> Report:
     method = fit.method_ if K > 1 else f"{fit.method_} (a single site: nothing to fuse)"
     inference = "none" if fit.inference_ is None else \
         _INTERVAL_SOURCES.get(fit.inference_.method, fit.inference_.method)
+    if getattr(fit.inference_, "df", None) is not None:
+        inference = "analytic standard errors, t quantiles (Knapp-Hartung)"
     settings: dict[str, Any] = {"method": method, "sites fused with the center":
                                 f"{int(fit.fused_mask_.sum())} of {K}", "inference": inference}
     if fit.method_ == "fusion":

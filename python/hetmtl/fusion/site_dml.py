@@ -249,7 +249,6 @@ class SiteDML(ReportDisplay, Persistable, BaseEstimator):
         external = clip_to_targets(external, {sp.name: sp.target for sp in nuisances}, site)
         specs = [sp for sp in nuisances if sp.name not in external]
         reps = _fit_repetitions(spec, inp, specs, external, all_tests, phi, clip, site)
-        check_row_leverage(reps.first_score, site)
         names = list(phi_names) if spec.name == "cate_linear" else list(inp.d_names)
         self._store(spec, inp, reps, learners, set(external), all_tests, names, clip, site)
         return self
@@ -494,6 +493,7 @@ def _fit_repetitions(spec: DMLModel, inp: SiteInputs, specs: list, external: dic
         preds.update({name: arr[r] for name, arr in external.items()})
         preds_by_rep.append(preds)
         score = spec.score(inp, preds, phi, clip)
+        check_row_leverage(score, site)  # every repetition enters the released summary
         theta = score.solve(site=site)
         J, Omega = score.moments(theta, groups=inp.groups)
         _check_omega(Omega, site, "")

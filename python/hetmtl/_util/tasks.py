@@ -25,7 +25,7 @@ def split_rows(codes: np.ndarray, n_tasks: int, validation_fraction: float,
     if small.size:
         r = int(small[0])
         raise ValueError(
-            f"task: task {_plain(labels[r])!r} has {int(n[r])} row(s); validation_fraction={validation_fraction} needs "
+            f"task: task {plain_label(labels[r])!r} has {int(n[r])} row(s); validation_fraction={validation_fraction} needs "
             f"at least {int(n_val[r]) + 2} rows per task ({int(n_val[r])} to validate, 2 to train)"
         )
     order, is_val = random_first_per_task(codes, n_val, seed)
@@ -45,6 +45,6 @@ def random_first_per_task(codes: np.ndarray, n_first: np.ndarray,
     return order, pos < n_first[codes[order]]
 
 
-def _plain(label: Any) -> Any:
+def plain_label(label: Any) -> Any:
     """A label as Python has it (``'d'``, not ``np.str_('d')``), for messages."""
     return label.item() if isinstance(label, np.generic) else label

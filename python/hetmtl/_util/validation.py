@@ -36,7 +36,7 @@ class ArgumentError(ValueError):
         return (type(self), (self.argument, self.problem))
 
 
-def _text_columns(value: Any) -> list:
+def non_numeric_columns(value: Any) -> list:
     """The columns of a data frame that do not convert to numbers (empty for anything else)."""
     columns = getattr(value, "columns", None)
     if columns is None or not hasattr(value, "__getitem__"):
@@ -55,7 +55,7 @@ def as_float_array(value: Any, name: str, ndim: int | None = None) -> np.ndarray
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        columns = _text_columns(value)
+        columns = non_numeric_columns(value)
         if columns:
             raise ArgumentError(name, f"column(s) {columns[:10]} are not numeric; encode them as numbers "
                                       "first (one-hot, for instance)") from None

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._util.tasks import split_rows
+from .._util.tasks import plain_label, split_rows
 from .._util.validation import as_float_array, check_choice
 
 STANDARDIZE = ("pooled", "task", "none")
@@ -34,7 +34,7 @@ def is_task_list(X: Any) -> bool:
 
 def plain_labels(labels: Any) -> list:
     """Task labels as Python values, so that messages print ``'a'`` rather than ``np.str_('a')``."""
-    return [v.item() if isinstance(v, np.generic) else v for v in labels]
+    return [plain_label(v) for v in labels]
 
 
 def stack_inputs(X: Any, y: Any, task: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:

@@ -11,7 +11,7 @@ import pandas as pd
 
 from .._util.seeds import child_seed
 from .._util.validation import (ArgumentError, as_float_array, check_columns_exist, check_disjoint,
-                                check_names)
+                                check_names, non_numeric_columns)
 from .crossfit import make_folds
 
 # Child stream of a fit's random_state that draws its folds (stream 1 seeds the learners).
@@ -74,14 +74,6 @@ def check_numeric(data: pd.DataFrame, cols: Sequence[str], arg: str) -> None:
         raise ArgumentError(arg, f"columns {named} are not numeric; encode them as numbers first")
 
 
-def _converts(column: pd.Series) -> bool:
-    try:
-        column.to_numpy(dtype=np.float64)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
 def frame_floats(data: pd.DataFrame, cols: Sequence[str], arg: str) -> np.ndarray:
     """The columns ``cols`` of ``data`` as a 2-D float array checked under ``arg``; a failed
     conversion names the columns at fault."""
@@ -89,7 +81,7 @@ def frame_floats(data: pd.DataFrame, cols: Sequence[str], arg: str) -> np.ndarra
         return as_float_array(data[cols].to_numpy(), arg)
     except ArgumentError:
         # Object columns of numbers convert fine: name only those that do not.
-        check_numeric(data, [c for c in cols if not _converts(data[c])], arg)
+        check_numeric(data, non_numeric_columns(data[cols]), arg)
         raise
 
 

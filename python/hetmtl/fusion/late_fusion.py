@@ -269,14 +269,11 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
         if self.method is not None:
             check_choice(self.method, "method", METHODS)
         self.method_ = self.method or ("robust_eb" if self.lam is None else "fusion")
-        if self.lam is not None and self.method_ != "fusion":
-            raise ArgumentError("lam", f"applies to method='fusion' only, not method={self.method_!r}")
+        self._only_with("lam", self.lam is not None, "fusion")
         check_choice(self.tau2_method, "tau2_method", TAU2_METHODS)
-        if self.tau2_method != "REML" and self.method_ != "blup":
-            raise ArgumentError("tau2_method", f"applies to method='blup' only, not method={self.method_!r}")
+        self._only_with("tau2_method", self.tau2_method != "REML", "blup")
         check_choice(self.test, "test", BLUP_TESTS)
-        if self.test != "z" and self.method_ != "blup":
-            raise ArgumentError("test", f"applies to method='blup' only, not method={self.method_!r}")
+        self._only_with("test", self.test != "z", "blup")
         check_choice(self.outlying_group, "outlying_group", OUTLYING_GROUPS)
         if self.slab_scale is not None:
             check_number(self.slab_scale, "slab_scale", low=1, low_open=True)
@@ -286,9 +283,7 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
             raise ArgumentError("model_average",
                                 f"must be True or False, got {self.model_average!r}")
         check_choice(self.interval_calibration, "interval_calibration", INTERVAL_CALIBRATIONS)
-        if self.interval_calibration != "none" and self.method_ != "robust_eb":
-            raise ArgumentError("interval_calibration",
-                                f"applies to method='robust_eb' only, not method={self.method_!r}")
+        self._only_with("interval_calibration", self.interval_calibration != "none", "robust_eb")
         if self.model_average and self.spike:
             raise ArgumentError("model_average", "cannot be combined with spike=True")
         site_intervals = self._resolve_site_intervals()
@@ -304,12 +299,15 @@ class LateFusion(ReportDisplay, Persistable, BaseEstimator):
         check_fraction(self.level, "level")
         self.site_intervals_ = site_intervals
 
+    def _only_with(self, name: str, given: bool, method: str) -> None:
+        """Refuse option ``name``, set away from its default (``given``), with another method."""
+        if given and self.method_ != method:
+            raise ArgumentError(name, f"applies to method={method!r} only, not method={self.method_!r}")
+
     def _resolve_site_intervals(self) -> str | None:
         if self.site_intervals is not None:
             check_choice(self.site_intervals, "site_intervals", SITE_INTERVALS)
-            if self.method_ != "robust_eb":
-                raise ArgumentError("site_intervals",
-                                    f"applies to method='robust_eb' only, not method={self.method_!r}")
+            self._only_with("site_intervals", True, "robust_eb")
         blocker = posterior_sites_blocker(self.outlying_group, bool(self.spike),
                                           bool(self.model_average), self.interval_calibration)
         if self.site_intervals == "posterior" and blocker is not None:
